@@ -1,0 +1,94 @@
+"""create_app(): routers, middleware, exception handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import leadflow.models  # noqa: F401  (registers every model)
+from leadflow import __version__
+from leadflow.audit.endpoints import router as audit_router
+from leadflow.auth.api_key_endpoints import router as api_keys_router
+from leadflow.auth.endpoints import router as auth_router
+from leadflow.config import Settings, get_settings
+from leadflow.db.engine import Database
+from leadflow.health.endpoints import router as health_router
+from leadflow.kit.jsonlog import configure_logging
+from leadflow.kit.middleware import RequestContextMiddleware
+from leadflow.kit.problems import install_handlers
+from leadflow.kit.ratelimit import FailureLimiter, build_storage
+from leadflow.organizations.endpoints import roles_router, teams_router
+from leadflow.users.endpoints import router as users_router
+
+API = "/api/v1"
+
+# (router, canonical prefix, hidden alias prefixes)
+ROUTES: list[tuple[APIRouter, str, tuple[str, ...]]] = [
+    (auth_router, f"{API}/auth", ("/api/auth",)),
+    (users_router, f"{API}/users", (f"{API}/admin/users", "/api/users")),
+    (roles_router, f"{API}/admin/roles", ()),
+    (teams_router, f"{API}/teams", ()),
+    (api_keys_router, f"{API}/admin/api-keys", (f"{API}/admin/integrations/api-keys",)),
+    (audit_router, f"{API}/admin/audit-logs", ("/api/audit-logs",)),
+]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the Leadflow ASGI application."""
+    settings = settings or get_settings()
+    settings.resolved_secret_key()  # fail fast in production without a key
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Leadflow",
+        version=__version__,
+        description="Lead management and sales CRM API. Errors are application/problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database or Database(
+        settings.database_url, echo=settings.db_echo, pool_size=settings.db_pool_size
+    )
+    app.state.login_limiter = FailureLimiter(
+        build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
+    )
+
+    install_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health_router)
+    for router, prefix, aliases in ROUTES:
+        app.include_router(router, prefix=prefix)
+        for alias in aliases:
+            app.include_router(router, prefix=alias, include_in_schema=False)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory leadflow.app:app_factory`."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Audit trail: writing rows in the caller's transaction and reading them back."""

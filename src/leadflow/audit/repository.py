@@ -1,0 +1,77 @@
+"""Queries of the audit trail, always inside the actor's organisation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.authz.actor import Actor
+from leadflow.kit.pagination import PageParams
+from leadflow.models.audit_log import AuditLog
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Filters of the audit-log list."""
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    user_id: uuid.UUID | None = None
+    action: str | None = None
+    resource: str | None = None
+    resource_id: str | None = None
+    search: str | None = None
+
+
+def _filtered(actor: Actor, f: AuditFilter) -> Select[AuditLog]:
+    stmt = select(AuditLog).where(AuditLog.organization_id == actor.organization_id)
+    if f.date_from:
+        stmt = stmt.where(AuditLog.created_at >= f.date_from)
+    if f.date_to:
+        stmt = stmt.where(AuditLog.created_at <= f.date_to)
+    if f.user_id:
+        stmt = stmt.where(AuditLog.actor_user_id == f.user_id)
+    if f.action:
+        stmt = stmt.where(AuditLog.action == f.action)
+    if f.resource:
+        stmt = stmt.where(AuditLog.resource_type == f.resource)
+    if f.resource_id:
+        stmt = stmt.where(AuditLog.resource_id == f.resource_id)
+    if f.search:
+        like = f"%{f.search.lower()}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(AuditLog.action).like(like),
+                func.lower(AuditLog.actor_label).like(like),
+                func.lower(AuditLog.resource_type).like(like),
+                AuditLog.resource_id.like(like),
+            )
+        )
+    return stmt
+
+
+async def list_logs(
+    session: AsyncSession, actor: Actor, f: AuditFilter, page: PageParams
+) -> tuple[list[AuditLog], int]:
+    """A page of audit rows, newest first, and the total."""
+    stmt = _filtered(actor, f)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await session.scalars(
+        stmt.order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> AuditLog | None:
+    """One audit row of the actor's organisation."""
+    return await session.scalar(
+        select(AuditLog).where(
+            AuditLog.id == log_id, AuditLog.organization_id == actor.organization_id
+        )
+    )

@@ -1,0 +1,96 @@
+"""Write audit rows in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit import repository
+from leadflow.audit.repository import AuditFilter
+from leadflow.authz.actor import Actor
+from leadflow.exceptions import NotFound
+from leadflow.kit.context import current_request
+from leadflow.kit.pagination import PageParams
+from leadflow.kit.security import redact
+from leadflow.models.audit_log import AuditLog
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def snapshot(obj: Any, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The column values of a model instance, JSON-ready and with secrets redacted."""
+    mapper = sa_inspect(obj).mapper
+    data = {
+        attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs if attr.key not in exclude
+    }
+    return redact(_jsonable(data))
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the keys that changed, on both sides."""
+    keys = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    keys -= {"updated_at"}
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    organization_id: uuid.UUID,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Add an audit row to the session (flushed with the caller's change)."""
+    ctx = current_request()
+    row = AuditLog(
+        organization_id=organization_id,
+        actor_user_id=actor.user_id if actor else None,
+        actor_api_key_id=actor.api_key_id if actor else None,
+        actor_label=actor.label if actor else "system",
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id) if resource_id is not None else None,
+        before=redact(_jsonable(before)) if before is not None else None,
+        after=redact(_jsonable(after)) if after is not None else None,
+        ip=ctx.ip,
+        request_id=ctx.request_id,
+    )
+    session.add(row)
+    return row
+
+
+async def list_logs(
+    session: AsyncSession, actor: Actor, f: AuditFilter, page: PageParams
+) -> tuple[list[AuditLog], int]:
+    """A page of the organisation's audit entries."""
+    return await repository.list_logs(session, actor, f, page)
+
+
+async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> AuditLog:
+    """One audit entry of the organisation, or 404."""
+    row = await repository.get_log(session, actor, log_id)
+    if row is None:
+        raise NotFound("Audit log entry not found")
+    return row

@@ -1,0 +1,1 @@
+"""Authentication: passwords, tokens, sessions, API keys, the current actor."""

@@ -1,0 +1,52 @@
+"""FastAPI dependencies: the current actor and permission guards."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from leadflow.auth import service
+from leadflow.authz.actor import Actor
+from leadflow.db.session import SessionDep
+from leadflow.exceptions import Forbidden, Unauthorized
+
+# OAuth2 password flow so /docs can authorize; the bearer value may also be an API key.
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+async def current_actor(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> Actor:
+    """The authenticated caller, or 401."""
+    credential = bearer or api_key
+    if not credential:
+        raise Unauthorized("Authentication required", code="not_authenticated")
+    actor = await service.authenticate(session, request.app.state.settings, credential)
+    request.state.actor = actor
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require_permission(permission: str) -> Callable[[Actor], Awaitable[Actor]]:
+    """Dependency factory: the current actor if it holds `permission`, else 403."""
+
+    async def guard(actor: CurrentActor) -> Actor:
+        if not actor.can(permission):
+            raise Forbidden(
+                f"Missing permission '{permission}'",
+                code="missing_permission",
+                permission=permission,
+            )
+        return actor
+
+    guard.__name__ = f"require_{permission.replace(':', '_')}"
+    return guard

@@ -1,0 +1,234 @@
+"""Sign-up, login, token rotation, logout and resolving credentials to an Actor."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import record
+from leadflow.auth import repository
+from leadflow.auth.passwords import hash_password, verify_password
+from leadflow.auth.schemas import RegisterIn, TokenPair
+from leadflow.auth.tokens import decode_access_token, decode_supabase_token, issue_access_token
+from leadflow.authz.actor import Actor
+from leadflow.authz.permissions import RowScope
+from leadflow.config import Settings
+from leadflow.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized
+from leadflow.kit.clock import utcnow
+from leadflow.kit.context import current_request
+from leadflow.kit.ratelimit import FailureLimiter
+from leadflow.kit.security import new_token, token_digest
+from leadflow.models.auth_session import AuthSession, RefreshToken
+from leadflow.models.organization import Organization
+from leadflow.models.user import User
+from leadflow.organizations import service as orgs
+from leadflow.users import repository as users
+
+API_KEY_PREFIX = "lf_"
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+def actor_for_user(user: User, session_id: object = None) -> Actor:
+    """The Actor of a signed-in user (role must be loaded)."""
+    return Actor(
+        organization_id=user.organization_id,
+        user_id=user.id,
+        role=user.role.name,
+        permissions=frozenset(user.role.permissions),
+        row_scope=RowScope(user.role.row_scope),
+        team_id=user.team_id,
+        session_id=session_id,  # type: ignore[arg-type]
+        email=user.email,
+    )
+
+
+async def start_session(session: AsyncSession, settings: Settings, user: User) -> TokenPair:
+    """Open a login session and issue its first token pair."""
+    ctx = current_request()
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        organization_id=user.organization_id,
+        expires_at=now + timedelta(days=settings.refresh_token_days),
+        ip=ctx.ip,
+        user_agent=(ctx.user_agent or "")[:300] or None,
+    )
+    session.add(auth_session)
+    await session.flush()
+    return await _issue_pair(session, settings, user, auth_session)
+
+
+async def _issue_pair(
+    session: AsyncSession, settings: Settings, user: User, auth_session: AuthSession
+) -> TokenPair:
+    refresh = new_token()
+    session.add(RefreshToken(session_id=auth_session.id, token_hash=token_digest(refresh)))
+    access, ttl = issue_access_token(
+        settings, user_id=user.id, organization_id=user.organization_id, session_id=auth_session.id
+    )
+    await session.flush()
+    return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl)
+
+
+async def register(
+    session: AsyncSession, settings: Settings, data: RegisterIn
+) -> tuple[User, Organization, TokenPair]:
+    """Create an organisation with its first admin and sign them in."""
+    if not settings.allow_signup:
+        raise Forbidden("Sign-up is disabled on this server", code="signup_disabled")
+    if await users.get_by_email(session, data.email):
+        raise Conflict("A user with this email already exists", code="email_taken")
+    org = await orgs.create_organization(session, name=data.organization_name)
+    admin_role = await orgs.role_by_name(session, org.id, "admin")
+    user = User(
+        organization_id=org.id,
+        email=data.email,
+        full_name=data.full_name,
+        password_hash=hash_password(data.password),
+        role_id=admin_role.id,
+        status="active",
+        last_login_at=utcnow(),
+    )
+    user.role = admin_role
+    session.add(user)
+    await session.flush()
+    actor = actor_for_user(user)
+    await record(
+        session,
+        actor=actor,
+        organization_id=org.id,
+        action="organization.create",
+        resource_type="organization",
+        resource_id=org.id,
+        after={"name": org.name},
+    )
+    await record(
+        session,
+        actor=actor,
+        organization_id=org.id,
+        action="user.register",
+        resource_type="user",
+        resource_id=user.id,
+        after={"email": user.email, "full_name": user.full_name, "role": "admin"},
+    )
+    pair = await start_session(session, settings, user)
+    return user, org, pair
+
+
+async def login(
+    session: AsyncSession, settings: Settings, limiter: FailureLimiter, email: str, password: str
+) -> TokenPair:
+    """Exchange email and password for tokens; throttled per email and per IP."""
+    email = email.strip().lower()
+    keys = [f"email:{email}", f"ip:{current_request().ip or 'unknown'}"]
+    wait = await limiter.blocked_for(*keys)
+    if wait:
+        raise TooManyRequests("Too many failed logins; try again later", retry_after=wait)
+    user = await users.get_by_email(session, email)
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or user.status != "active":
+        await limiter.record_failure(*keys)
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    await limiter.reset(f"email:{email}")
+    user.last_login_at = utcnow()
+    pair = await start_session(session, settings, user)
+    await record(
+        session,
+        actor=actor_for_user(user),
+        organization_id=user.organization_id,
+        action="auth.login",
+        resource_type="user",
+        resource_id=user.id,
+    )
+    return pair
+
+
+async def refresh(session: AsyncSession, settings: Settings, token: str) -> TokenPair:
+    """Rotate a refresh token. Replaying a spent one revokes the whole session."""
+    row = await repository.get_refresh_token(session, token_digest(token))
+    if row is None:
+        raise Unauthorized("Invalid refresh token", code="invalid_refresh_token")
+    auth_session = await repository.get_session_row(session, row.session_id)
+    now = utcnow()
+    if (
+        auth_session is None
+        or auth_session.revoked_at is not None
+        or auth_session.expires_at <= now
+    ):
+        raise Unauthorized("Session has ended", code="session_ended")
+    if row.used_at is not None:
+        auth_session.revoked_at = now
+        auth_session.revoked_reason = "refresh_token_reuse"
+        # The revocation must persist although the request fails: reuse signals theft.
+        raise Unauthorized(
+            "Refresh token was already used; session revoked",
+            code="refresh_token_reused",
+            keep_changes=True,
+        )
+    user = await users.get_with_role(session, auth_session.user_id)
+    if user is None or user.status != "active":
+        raise Unauthorized("Session has ended", code="session_ended")
+    row.used_at = now
+    return await _issue_pair(session, settings, user, auth_session)
+
+
+async def logout(session: AsyncSession, actor: Actor) -> None:
+    """End the actor's login session."""
+    if actor.session_id is None:
+        return
+    row = await repository.get_session_row(session, actor.session_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        row.revoked_reason = "logout"
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action="auth.logout",
+            resource_type="user",
+            resource_id=actor.user_id,
+        )
+
+
+async def authenticate(session: AsyncSession, settings: Settings, credential: str) -> Actor:
+    """Resolve a bearer credential (API key, Leadflow JWT or Supabase JWT) to an Actor."""
+    if credential.startswith(API_KEY_PREFIX):
+        return await _authenticate_api_key(session, credential)
+    claims = decode_access_token(settings, credential)
+    if claims is not None:
+        auth_session = await repository.get_session_row(session, claims.session_id)
+        if (
+            auth_session is None
+            or auth_session.revoked_at is not None
+            or auth_session.user_id != claims.user_id
+        ):
+            raise Unauthorized("Session has ended", code="session_ended")
+        user = await users.get_with_role(session, claims.user_id)
+        if user is None or user.status != "active":
+            raise Unauthorized("Session has ended", code="session_ended")
+        return actor_for_user(user, auth_session.id)
+    email = decode_supabase_token(settings, credential)
+    if email is not None:
+        user = await users.get_by_email(session, email)
+        if user is not None and user.status == "active":
+            return actor_for_user(user)
+    raise Unauthorized("Invalid or expired token", code="invalid_token")
+
+
+async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
+    row = await repository.get_api_key_by_hash(session, token_digest(key))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("Invalid API key", code="invalid_api_key")
+    now = utcnow()
+    # Avoid a write per request: last-used is accurate to the minute.
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+    return Actor(
+        organization_id=row.organization_id,
+        user_id=row.created_by,
+        role="api_key",
+        permissions=frozenset(row.scopes),
+        row_scope=RowScope.ORG,
+        api_key_id=row.id,
+    )

@@ -1,0 +1,101 @@
+"""JWT access tokens (PyJWT, HS256 pinned, exp/iat/aud/iss required)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jwt
+
+from leadflow.config import Settings
+from leadflow.kit.clock import utcnow
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What an access token asserts."""
+
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+def issue_access_token(
+    settings: Settings, *, user_id: uuid.UUID, organization_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds."""
+    now = utcnow()
+    ttl = timedelta(minutes=settings.access_token_minutes)
+    claims = {
+        "sub": str(user_id),
+        "org": str(organization_id),
+        "sid": str(session_id),
+        "typ": "access",
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, settings.resolved_secret_key(), algorithm=ALGORITHM)
+    return token, int(ttl.total_seconds())
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
+    """Verified claims, or None when the token is invalid, expired or not ours."""
+    try:
+        data: dict[str, Any] = jwt.decode(
+            token,
+            settings.resolved_secret_key(),
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            # Time claims are required but checked below against the injectable clock.
+            options={
+                "require": ["exp", "iat", "aud", "iss", "sub"],
+                "verify_exp": False,
+                "verify_iat": False,
+            },
+        )
+        if data.get("typ") != "access" or not _fresh(data):
+            return None
+        return AccessClaims(uuid.UUID(data["sub"]), uuid.UUID(data["org"]), uuid.UUID(data["sid"]))
+    except (jwt.PyJWTError, KeyError, ValueError):
+        return None
+
+
+def decode_supabase_token(settings: Settings, token: str) -> str | None:
+    """The email of a valid Supabase access token (HS256, aud "authenticated"), else None."""
+    if not settings.supabase_jwt_secret:
+        return None
+    try:
+        data: dict[str, Any] = jwt.decode(
+            token,
+            settings.supabase_jwt_secret,
+            algorithms=[ALGORITHM],
+            audience="authenticated",
+            options={"require": ["exp", "sub", "aud"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError:
+        return None
+    if not _fresh(data):
+        return None
+    email = data.get("email")
+    return email.lower() if isinstance(email, str) and email else None
+
+
+def _fresh(claims: dict[str, Any]) -> bool:
+    now = utcnow().timestamp()
+    try:
+        exp = float(claims["exp"])
+        iat = float(claims.get("iat", now))
+    except (TypeError, ValueError, KeyError):
+        return False
+    return iat <= now + _SKEW_SECONDS and now < exp
+
+
+_SKEW_SECONDS = 30

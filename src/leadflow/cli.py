@@ -1,0 +1,102 @@
+"""The `leadflow` command: serve, db upgrade, users create-admin, demo."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from leadflow.config import get_settings
+from leadflow.db import migrate
+from leadflow.db.engine import Database, session_scope
+from leadflow.kit.jsonlog import configure_logging
+
+app = typer.Typer(help="Leadflow lead-management and sales CRM backend.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (LEADFLOW_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (LEADFLOW_PORT)")] = None,
+    workers: Annotated[int, typer.Option(help="API processes")] = 1,
+) -> None:
+    """Serve the API."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    settings.resolved_secret_key()
+    uvicorn.run(
+        "leadflow.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    settings = get_settings()
+    migrate.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@users_app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="Admin email")],
+    password: Annotated[
+        str, typer.Option(help="At least 10 characters", prompt=True, hide_input=True)
+    ],
+    org: Annotated[str, typer.Option(help="Organisation name (created if new)")],
+    full_name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+) -> None:
+    """Create an organisation (if new) and an admin user in it."""
+    from leadflow.seed import create_admin as _create
+
+    try:
+        asyncio.run(
+            _with_db(
+                lambda db: _create(db, email=email, password=password, org=org, full_name=full_name)
+            )
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"admin {email} ready in organisation '{org}'")
+
+
+@app.command()
+def demo() -> None:
+    """Create (or show) the demo organisation and print its sign-in credentials."""
+    from leadflow.seed import create_demo
+
+    creds = asyncio.run(_with_db(create_demo))
+    typer.echo("Demo organisation 'Demo Vertrieb GmbH' — sign in with:")
+    for role, email, password in creds:
+        typer.echo(f"  {role:<10} {email:<32} {password}")
+
+
+async def _with_db(fn):  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+__all__ = ["app", "session_scope"]

@@ -1,0 +1,72 @@
+"""Typed settings, read from `LEADFLOW_*` environment variables and an optional `.env`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("leadflow.config")
+
+
+class Settings(BaseSettings):
+    """All configuration of a Leadflow process."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    allow_signup: bool = True
+    jwt_issuer: str = "leadflow"
+    jwt_audience: str = "leadflow-api"
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    supabase_jwt_secret: str = ""
+    login_attempts_per_minute: int = 10
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    db_echo: bool = False
+    db_pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'leadflow.db'}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is a SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; generated once into the data directory outside production."""
+        if self.secret_key:
+            return self.secret_key
+        if self.env == "production":
+            raise RuntimeError("LEADFLOW_SECRET_KEY must be set when LEADFLOW_ENV=production")
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        log.warning("LEADFLOW_SECRET_KEY is not set; generated one into %s", path)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache)."""
+    return Settings()

@@ -1,0 +1,22 @@
+"""The request-scoped session: one per request, committed at the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.db.engine import Database, unit_of_work
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield the request's session inside a unit of work."""
+    db: Database = request.app.state.database
+    async with db.sessionmaker() as session, unit_of_work(session):
+        yield session
+
+
+# "function" scope: commit happens before the response is sent, so a failed commit is a 500.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

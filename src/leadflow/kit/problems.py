@@ -1,0 +1,118 @@
+"""RFC 9457 problem+json responses and the exception handlers that produce them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from leadflow.exceptions import LeadflowError, TooManyRequests
+from leadflow.kit.context import current_request
+
+log = logging.getLogger("leadflow.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TITLES = {
+    400: ("Bad request", "bad_request"),
+    401: ("Not authenticated", "unauthorized"),
+    403: ("Permission denied", "forbidden"),
+    404: ("Not found", "not_found"),
+    405: ("Method not allowed", "method_not_allowed"),
+    409: ("Conflict", "conflict"),
+    413: ("Payload too large", "payload_too_large"),
+    415: ("Unsupported media type", "unsupported_media_type"),
+    422: ("Validation failed", "validation_error"),
+    429: ("Too many requests", "rate_limited"),
+}
+
+
+def problem(
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response with `type, title, status, detail, code` and extras."""
+    body = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    rid = current_request().request_id
+    if rid:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _loc_msg(errors: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        msg = str(e.get("msg", "invalid"))
+        ctx = e.get("ctx") or {}
+        if "error" in ctx and msg.startswith("Value error"):
+            msg = str(ctx["error"])
+        out.append({"loc": [str(p) for p in e.get("loc", [])], "msg": msg})
+    return out
+
+
+async def _leadflow_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LeadflowError)
+    headers = None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return problem(
+        exc.status, title=exc.title, detail=exc.detail, code=exc.code, headers=headers, **exc.extra
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _loc_msg(list(exc.errors()))
+    fields = ", ".join(".".join(e["loc"][1:]) or e["loc"][0] for e in errors if e["loc"])
+    detail = f"Invalid input: {fields}" if fields else "Invalid input"
+    return problem(
+        422, title="Validation failed", detail=detail, code="validation_error", errors=errors
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title, code = _TITLES.get(exc.status_code, ("Error", "error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such route"
+    return problem(
+        exc.status_code,
+        title=title,
+        detail=detail,
+        code=code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return problem(
+        500,
+        title="Internal server error",
+        detail="An unexpected error occurred; quote the request id when reporting it.",
+        code="internal_error",
+    )
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register every exception handler on `app`."""
+    app.add_exception_handler(LeadflowError, _leadflow_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,20 @@
+"""SQLAlchemy models, one file per entity. Importing this package registers them all."""
+
+from leadflow.models.api_key import ApiKey
+from leadflow.models.audit_log import AuditLog
+from leadflow.models.auth_session import AuthSession, RefreshToken
+from leadflow.models.organization import Organization
+from leadflow.models.role import Role
+from leadflow.models.team import Team
+from leadflow.models.user import User
+
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "AuthSession",
+    "Organization",
+    "RefreshToken",
+    "Role",
+    "Team",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Organisations, their roles and teams."""

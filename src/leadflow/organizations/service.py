@@ -1,0 +1,214 @@
+"""Organisations, roles and teams: creation and the rules around them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.authz.actor import Actor
+from leadflow.authz.permissions import SYSTEM_ROLES
+from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.models.organization import Organization
+from leadflow.models.role import Role
+from leadflow.models.team import Team
+from leadflow.organizations import repository
+from leadflow.organizations.schemas import RoleCreate, RoleUpdate, TeamIn
+
+
+async def create_organization(session: AsyncSession, *, name: str) -> Organization:
+    """A new organisation with its four system roles."""
+    org = Organization(name=name, settings={})
+    session.add(org)
+    await session.flush()
+    for spec in SYSTEM_ROLES.values():
+        session.add(
+            Role(
+                organization_id=org.id,
+                name=spec.name,
+                description=spec.description,
+                permissions=list(spec.permissions),
+                row_scope=spec.row_scope.value,
+                is_system=True,
+            )
+        )
+    await session.flush()
+    return org
+
+
+async def get_organization(session: AsyncSession, org_id: uuid.UUID) -> Organization:
+    """The organisation, or 404."""
+    org = await repository.get_organization(session, org_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    return org
+
+
+async def role_by_name(session: AsyncSession, org_id: uuid.UUID, name: str) -> Role:
+    """A role of the organisation by name, or a 422 naming the field."""
+    role = await repository.get_role_by_name(session, org_id, name)
+    if role is None:
+        raise ValidationFailed(f"Unknown role '{name}'", field="role")
+    return role
+
+
+async def list_roles(session: AsyncSession, actor: Actor) -> list[Role]:
+    """Roles of the actor's organisation."""
+    return await repository.list_roles(session, actor.organization_id)
+
+
+async def get_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -> Role:
+    """A role of the actor's organisation, or 404."""
+    role = await repository.get_role(session, actor.organization_id, role_id)
+    if role is None:
+        raise NotFound("Role not found")
+    return role
+
+
+async def create_role(session: AsyncSession, actor: Actor, data: RoleCreate) -> Role:
+    """A custom role; names are unique per organisation."""
+    if await repository.get_role_by_name(session, actor.organization_id, data.name):
+        raise Conflict(f"A role named '{data.name}' already exists", code="role_exists")
+    role = Role(
+        organization_id=actor.organization_id,
+        name=data.name,
+        description=data.description,
+        permissions=data.permissions,
+        row_scope=data.row_scope.value,
+        is_system=False,
+    )
+    session.add(role)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="role.create",
+        resource_type="role",
+        resource_id=role.id,
+        after=snapshot(role),
+    )
+    return role
+
+
+async def update_role(
+    session: AsyncSession, actor: Actor, role_id: uuid.UUID, data: RoleUpdate
+) -> Role:
+    """Change a custom role; system roles are fixed."""
+    role = await get_role(session, actor, role_id)
+    if role.is_system:
+        raise Conflict("System roles cannot be changed", code="system_role")
+    before = snapshot(role)
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "row_scope" in changes:
+        changes["row_scope"] = str(changes["row_scope"])
+    for key, value in changes.items():
+        setattr(role, key, value)
+    await session.flush()
+    b, a = diff(before, snapshot(role))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="role.update",
+        resource_type="role",
+        resource_id=role.id,
+        before=b,
+        after=a,
+    )
+    return role
+
+
+async def delete_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -> None:
+    """Delete a custom role nobody holds."""
+    role = await get_role(session, actor, role_id)
+    if role.is_system:
+        raise Conflict("System roles cannot be deleted", code="system_role")
+    if await repository.count_role_users(session, role.id):
+        raise Conflict("The role is still assigned to users", code="role_in_use")
+    before = snapshot(role)
+    await session.delete(role)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="role.delete",
+        resource_type="role",
+        resource_id=role_id,
+        before=before,
+    )
+
+
+async def list_teams(session: AsyncSession, actor: Actor) -> list[Team]:
+    """Teams of the actor's organisation."""
+    return await repository.list_teams(session, actor.organization_id)
+
+
+async def get_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> Team:
+    """A team of the actor's organisation, or 404."""
+    team = await repository.get_team(session, actor.organization_id, team_id)
+    if team is None:
+        raise NotFound("Team not found")
+    return team
+
+
+async def create_team(session: AsyncSession, actor: Actor, data: TeamIn) -> Team:
+    """A new team; names are unique per organisation."""
+    if await repository.get_team_by_name(session, actor.organization_id, data.name):
+        raise Conflict(f"A team named '{data.name}' already exists", code="team_exists")
+    team = Team(organization_id=actor.organization_id, name=data.name)
+    session.add(team)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="team.create",
+        resource_type="team",
+        resource_id=team.id,
+        after=snapshot(team),
+    )
+    return team
+
+
+async def rename_team(
+    session: AsyncSession, actor: Actor, team_id: uuid.UUID, data: TeamIn
+) -> Team:
+    """Rename a team."""
+    team = await get_team(session, actor, team_id)
+    other = await repository.get_team_by_name(session, actor.organization_id, data.name)
+    if other is not None and other.id != team.id:
+        raise Conflict(f"A team named '{data.name}' already exists", code="team_exists")
+    before = snapshot(team)
+    team.name = data.name
+    await session.flush()
+    b, a = diff(before, snapshot(team))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="team.update",
+        resource_type="team",
+        resource_id=team.id,
+        before=b,
+        after=a,
+    )
+    return team
+
+
+async def delete_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> None:
+    """Delete a team; its members keep their accounts without a team."""
+    team = await get_team(session, actor, team_id)
+    before = snapshot(team)
+    await session.delete(team)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="team.delete",
+        resource_type="team",
+        resource_id=team_id,
+        before=before,
+    )

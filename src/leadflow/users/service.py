@@ -1,0 +1,151 @@
+"""User management inside one organisation."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.auth.passwords import hash_password
+from leadflow.authz.actor import Actor
+from leadflow.exceptions import Conflict, NotFound
+from leadflow.kit.pagination import PageParams
+from leadflow.models.user import User
+from leadflow.organizations import service as orgs
+from leadflow.users import repository
+from leadflow.users.repository import UserFilter
+from leadflow.users.schemas import UserCreate, UserRead, UserStatus, UserUpdate
+
+_HIDDEN = frozenset({"password_hash"})
+
+
+def to_read(user: User) -> UserRead:
+    """Response shape of a user (role loaded)."""
+    return UserRead(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role.name,
+        status=user.status,
+        team_id=user.team_id,
+        last_login_at=user.last_login_at,
+        created_at=user.created_at,
+    )
+
+
+def _audit_view(user: User) -> dict[str, object]:
+    data = snapshot(user, exclude=_HIDDEN)
+    data["role"] = user.role.name
+    return data
+
+
+async def get_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    """A user of the actor's organisation, or 404."""
+    user = await repository.get(session, actor, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def list_users(
+    session: AsyncSession, actor: Actor, f: UserFilter, page: PageParams
+) -> tuple[list[User], int]:
+    """Users of the actor's organisation."""
+    return await repository.list_users(session, actor, f, page)
+
+
+async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
+    """Add a member; the email must be new to Leadflow."""
+    if await repository.get_by_email(session, data.email):
+        raise Conflict("A user with this email already exists", code="email_taken")
+    role = await orgs.role_by_name(session, actor.organization_id, data.role)
+    if data.team_id is not None:
+        await orgs.get_team(session, actor, data.team_id)
+    user = User(
+        organization_id=actor.organization_id,
+        email=data.email,
+        full_name=data.full_name,
+        password_hash=hash_password(data.password) if data.password else None,
+        role_id=role.id,
+        team_id=data.team_id,
+        status=UserStatus.ACTIVE.value,
+    )
+    user.role = role
+    session.add(user)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="user.create",
+        resource_type="user",
+        resource_id=user.id,
+        after=_audit_view(user),
+    )
+    return user
+
+
+async def update_user(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    """Change name, role, status or team; deactivation ends the user's sessions at once."""
+    user = await get_user(session, actor, user_id)
+    before = _audit_view(user)
+    fields = data.model_dump(exclude_unset=True)
+    if fields.get("full_name"):
+        user.full_name = fields["full_name"]
+    if fields.get("role"):
+        role = await orgs.role_by_name(session, actor.organization_id, fields["role"])
+        if user.id == actor.user_id and role.name != "admin" and user.role.name == "admin":
+            raise Conflict("You cannot remove your own admin role", code="self_demotion")
+        user.role_id = role.id
+        user.role = role
+    if "team_id" in fields:
+        if fields["team_id"] is not None:
+            await orgs.get_team(session, actor, fields["team_id"])
+        user.team_id = fields["team_id"]
+    if fields.get("status"):
+        await _set_status(session, actor, user, UserStatus(fields["status"]))
+    await session.flush()
+    b, a = diff(before, _audit_view(user))
+    if a:
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action="user.update",
+            resource_type="user",
+            resource_id=user.id,
+            before=b,
+            after=a,
+        )
+    return user
+
+
+async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    """Deactivate (never hard-delete: history points at users)."""
+    user = await get_user(session, actor, user_id)
+    before = _audit_view(user)
+    await _set_status(session, actor, user, UserStatus.INACTIVE)
+    await session.flush()
+    b, a = diff(before, _audit_view(user))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="user.deactivate",
+        resource_type="user",
+        resource_id=user.id,
+        before=b,
+        after=a,
+    )
+    return user
+
+
+async def _set_status(session: AsyncSession, actor: Actor, user: User, status: UserStatus) -> None:
+    if status is UserStatus.INACTIVE:
+        if user.id == actor.user_id:
+            raise Conflict("You cannot deactivate yourself", code="self_deactivation")
+        await repository.revoke_sessions(session, user.id, "user_deactivated")
+    user.status = status.value

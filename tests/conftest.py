@@ -1,0 +1,167 @@
+"""Fixtures: every DB test runs on SQLite and on PostgreSQL, schema from migrations,
+each test inside a transaction that is rolled back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from leadflow.app import create_app
+from leadflow.config import Settings
+from leadflow.db import migrate
+from leadflow.db.engine import Database, unit_of_work
+from leadflow.db.session import get_session
+from leadflow.kit.clock import clock
+from tests.fixtures.factories import Factory
+from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI, PostgreSQL and Redis are required: fail the run instead of skipping."""
+    if IN_CI:
+        missing = [n for n, up in (("PostgreSQL", POSTGRES_UP), ("Redis", REDIS_UP)) if not up]
+        if missing:
+            raise pytest.UsageError(f"CI=true but unreachable: {', '.join(missing)}")
+
+
+async def _create_pg_database(name: str) -> str:
+    base = POSTGRES_URL.replace("+asyncpg", "")
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    root = POSTGRES_URL.rsplit("/", 1)[0]
+    return f"{root}/{name}"
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary folder for the whole run."""
+    return tmp_path_factory.mktemp("leadflow")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[Database]:
+    """A migrated database per engine for the whole run."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
+        pg_name = None
+    else:
+        if not POSTGRES_UP:
+            if IN_CI:
+                pytest.fail("PostgreSQL is required in CI")
+            pytest.skip("PostgreSQL not reachable (set LEADFLOW_TEST_POSTGRES_URL)")
+        pg_name = f"leadflow_test_{os.getpid()}"
+        url = await _create_pg_database(pg_name)
+    # Alembic's env runs its own event loop, so migrate from a worker thread.
+    await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url, pool_size=5)
+    yield db
+    await db.dispose()
+    if pg_name:
+        await _drop_pg_database(pg_name)
+
+
+@pytest.fixture
+def dialect(database: Database) -> str:
+    """`sqlite` or `postgresql`."""
+    return database.dialect
+
+
+@pytest.fixture
+def settings(tmp_root: Path, database: Database) -> Settings:
+    """Settings for the app under test."""
+    return Settings(
+        env="test",
+        database_url=database.url,
+        secret_key="test-secret-key-" + "x" * 32,
+        data_dir=tmp_root / "data",
+        redis_url="",
+    )
+
+
+@pytest.fixture
+async def conn(database: Database) -> AsyncIterator[AsyncConnection]:
+    """One connection per test inside a transaction rolled back at the end."""
+    async with database.engine.connect() as connection:
+        trans = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await trans.rollback()
+
+
+def _session(conn: AsyncConnection) -> AsyncSession:
+    # Commits inside the test become SAVEPOINT releases; the outer rollback discards all.
+    return AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+async def session(conn: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session on the test transaction (for factories and service tests)."""
+    s = _session(conn)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def factory(session: AsyncSession, settings: Settings) -> Factory:
+    """Row factories."""
+    return Factory(session, settings)
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database, conn: AsyncConnection) -> FastAPI:
+    """The application, with request sessions bound to the test transaction."""
+    application = create_app(settings, database=database)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        async with _session(conn) as s, unit_of_work(s):
+            yield s
+
+    application.dependency_overrides[get_session] = test_session
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP client speaking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _real_clock() -> Iterator[None]:
+    """Every test starts and ends with an unfrozen clock."""
+    clock.unfreeze()
+    yield
+    clock.unfreeze()
+
+
+def new_uuid() -> str:
+    """A random id that exists nowhere."""
+    return str(uuid.uuid4())
