@@ -100,3 +100,6 @@ async def _with_db(fn):  # type: ignore[no-untyped-def]
 
 
 __all__ = ["app", "session_scope"]
+
+if __name__ == "__main__":
+    app()
