@@ -19,7 +19,7 @@ from leadflow.app import create_app
 from leadflow.config import Settings
 from leadflow.db import migrate
 from leadflow.db.engine import Database, unit_of_work
-from leadflow.db.session import get_session
+from leadflow.db.session import get_session, get_session_factory
 from leadflow.kit.clock import clock
 from tests.fixtures.factories import Factory
 from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP
@@ -143,6 +143,8 @@ def app(settings: Settings, database: Database, conn: AsyncConnection) -> FastAP
             yield s
 
     application.dependency_overrides[get_session] = test_session
+    # Streamed responses (exports) open their own sessions: keep them on the test transaction.
+    application.dependency_overrides[get_session_factory] = lambda: lambda: _session(conn)
     return application
 
 

@@ -15,13 +15,17 @@ from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
 from leadflow.auth.endpoints import router as auth_router
 from leadflow.config import Settings, get_settings
+from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
 from leadflow.health.endpoints import router as health_router
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.middleware import RequestContextMiddleware
 from leadflow.kit.problems import install_handlers
 from leadflow.kit.ratelimit import FailureLimiter, build_storage
+from leadflow.leads.endpoints import router as leads_router
+from leadflow.leads.endpoints import tags_router
 from leadflow.organizations.endpoints import roles_router, teams_router
+from leadflow.pipeline.endpoints import router as pipeline_router
 from leadflow.users.endpoints import router as users_router
 
 API = "/api/v1"
@@ -34,6 +38,10 @@ ROUTES: list[tuple[APIRouter, str, tuple[str, ...]]] = [
     (teams_router, f"{API}/teams", ()),
     (api_keys_router, f"{API}/admin/api-keys", (f"{API}/admin/integrations/api-keys",)),
     (audit_router, f"{API}/admin/audit-logs", ("/api/audit-logs",)),
+    (leads_router, f"{API}/leads", ("/leads", "/api/leads")),
+    (tags_router, f"{API}/tags", ()),
+    (pipeline_router, f"{API}/pipeline", ()),
+    (custom_fields_router, f"{API}/custom-fields", ()),
 ]
 
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     supabase_jwt_secret: str = ""
     login_attempts_per_minute: int = 10
     cors_origins: list[str] = Field(default_factory=list)
+    default_phone_region: str = "DE"
+    list_count_cap: int = 10_000
+    bulk_max_leads: int = 10_000
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

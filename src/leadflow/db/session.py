@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +17,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with db.sessionmaker() as session, unit_of_work(session):
         yield session
 
+
+def get_session_factory(request: Request) -> Callable[[], AsyncSession]:
+    """A factory for sessions that outlive the request's (streamed responses)."""
+    db: Database = request.app.state.database
+    return db.sessionmaker
+
+
+SessionFactoryDep = Annotated[Callable[[], AsyncSession], Depends(get_session_factory)]
 
 # "function" scope: commit happens before the response is sent, so a failed commit is a 500.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

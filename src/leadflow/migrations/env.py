@@ -21,12 +21,18 @@ def _url() -> str:
     return to_async_url(url)
 
 
+def _include_object(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
+    # PostgreSQL-only indexes (trigram, GIN) are created by hand in migrations as pgx_*.
+    return not (type_ == "index" and (name or "").startswith("pgx_"))
+
+
 def _configure(connection: Connection | None = None) -> None:
     is_sqlite = _url().startswith("sqlite")
     kwargs = dict(
         target_metadata=target_metadata,
         render_as_batch=is_sqlite,
         compare_type=True,
+        include_object=_include_object,
     )
     if connection is None:
         context.configure(url=_url(), literal_binds=True, **kwargs)  # type: ignore[arg-type]

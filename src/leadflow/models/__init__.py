@@ -3,7 +3,11 @@
 from leadflow.models.api_key import ApiKey
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
+from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.organization import Organization
+from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
 from leadflow.models.team import Team
 from leadflow.models.user import User
@@ -12,7 +16,14 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "AuthSession",
+    "Consent",
+    "CustomFieldDefinition",
+    "Lead",
+    "LeadAssignment",
+    "LeadNoteEdit",
+    "LeadStatusChange",
     "Organization",
+    "PipelineStage",
     "RefreshToken",
     "Role",
     "Team",

@@ -12,14 +12,25 @@ from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import SYSTEM_ROLES
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.models.organization import Organization
+from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
 from leadflow.models.team import Team
 from leadflow.organizations import repository
 from leadflow.organizations.schemas import RoleCreate, RoleUpdate, TeamIn
 
+# key, name, category, probability
+DEFAULT_STAGES: tuple[tuple[str, str, str, int], ...] = (
+    ("new", "New", "open", 10),
+    ("contacted", "Contacted", "open", 20),
+    ("qualified", "Qualified", "open", 40),
+    ("proposal", "Proposal", "open", 60),
+    ("won", "Won", "won", 100),
+    ("lost", "Lost", "lost", 0),
+)
+
 
 async def create_organization(session: AsyncSession, *, name: str) -> Organization:
-    """A new organisation with its four system roles."""
+    """A new organisation with its four system roles and the default pipeline."""
     org = Organization(name=name, settings={})
     session.add(org)
     await session.flush()
@@ -32,6 +43,17 @@ async def create_organization(session: AsyncSession, *, name: str) -> Organizati
                 permissions=list(spec.permissions),
                 row_scope=spec.row_scope.value,
                 is_system=True,
+            )
+        )
+    for position, (key, stage_name, category, probability) in enumerate(DEFAULT_STAGES):
+        session.add(
+            PipelineStage(
+                organization_id=org.id,
+                key=key,
+                name=stage_name,
+                position=position,
+                category=category,
+                probability=probability,
             )
         )
     await session.flush()

@@ -1,0 +1,1 @@
+"""Custom field definitions and validation of lead values."""

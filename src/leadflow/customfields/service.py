@@ -1,0 +1,180 @@
+"""Custom fields: definitions and validation of a lead's `custom` values against them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.authz.actor import Actor
+from leadflow.customfields.schemas import FieldCreate, FieldType, FieldUpdate
+from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.models.custom_field import CustomFieldDefinition
+
+
+async def list_fields(session: AsyncSession, org_id: uuid.UUID) -> list[CustomFieldDefinition]:
+    """Definitions of the organisation, in display order."""
+    rows = await session.scalars(
+        select(CustomFieldDefinition)
+        .where(CustomFieldDefinition.organization_id == org_id)
+        .order_by(CustomFieldDefinition.position, CustomFieldDefinition.key)
+    )
+    return list(rows)
+
+
+async def _get(session: AsyncSession, actor: Actor, field_id: uuid.UUID) -> CustomFieldDefinition:
+    row = await session.scalar(
+        select(CustomFieldDefinition).where(
+            CustomFieldDefinition.id == field_id,
+            CustomFieldDefinition.organization_id == actor.organization_id,
+        )
+    )
+    if row is None:
+        raise NotFound("Custom field not found")
+    return row
+
+
+async def create_field(
+    session: AsyncSession, actor: Actor, data: FieldCreate
+) -> CustomFieldDefinition:
+    """Define a new field; keys are unique per organisation."""
+    existing = await list_fields(session, actor.organization_id)
+    if any(f.key == data.key for f in existing):
+        raise Conflict(f"A custom field '{data.key}' exists", code="field_exists")
+    row = CustomFieldDefinition(
+        organization_id=actor.organization_id,
+        key=data.key,
+        label=data.label,
+        type=data.type.value,
+        options=data.options,
+        required=data.required,
+        position=len(existing),
+    )
+    session.add(row)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="custom_field.create",
+        resource_type="custom_field",
+        resource_id=row.id,
+        after=snapshot(row),
+    )
+    return row
+
+
+async def update_field(
+    session: AsyncSession, actor: Actor, field_id: uuid.UUID, data: FieldUpdate
+) -> CustomFieldDefinition:
+    """Relabel a field, change its options or whether it is required."""
+    row = await _get(session, actor, field_id)
+    before = snapshot(row)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "options" in changes and row.type not in (FieldType.SELECT, FieldType.MULTISELECT):
+        raise ValidationFailed("only select and multiselect fields take options", field="options")
+    for key, value in changes.items():
+        setattr(row, key, value)
+    await session.flush()
+    b, a = diff(before, snapshot(row))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="custom_field.update",
+        resource_type="custom_field",
+        resource_id=row.id,
+        before=b,
+        after=a,
+    )
+    return row
+
+
+async def delete_field(session: AsyncSession, actor: Actor, field_id: uuid.UUID) -> None:
+    """Remove a definition (values already on leads are kept but no longer validated)."""
+    row = await _get(session, actor, field_id)
+    before = snapshot(row)
+    await session.delete(row)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="custom_field.delete",
+        resource_type="custom_field",
+        resource_id=field_id,
+        before=before,
+    )
+
+
+def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:
+    t = defn.type
+    if value is None or value == "":
+        return None
+    if t == FieldType.TEXT:
+        if not isinstance(value, str | int | float):
+            raise ValueError("must be text")
+        return str(value)[:2000]
+    if t == FieldType.NUMBER:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            num = float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a number") from None
+        return int(num) if num.is_integer() else num
+    if t == FieldType.DATE:
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise ValueError("must be a date (YYYY-MM-DD)") from None
+    if t == FieldType.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "ja"):
+            return True
+        if text in ("false", "0", "no", "nein"):
+            return False
+        raise ValueError("must be true or false")
+    if t == FieldType.SELECT:
+        if str(value) not in defn.options:
+            raise ValueError(f"must be one of {', '.join(map(str, defn.options))}")
+        return str(value)
+    values = value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
+    bad = [v for v in values if str(v) not in defn.options]
+    if bad:
+        raise ValueError(f"unknown options {bad}; allowed: {', '.join(map(str, defn.options))}")
+    return [str(v) for v in values]
+
+
+def validate_values(
+    defs: Sequence[CustomFieldDefinition], values: Mapping[str, Any], *, require_all: bool
+) -> dict[str, Any]:
+    """Coerced values, or ValidationFailed listing every problem under `custom.<key>`."""
+    by_key = {d.key: d for d in defs}
+    errors: list[dict[str, Any]] = []
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        defn = by_key.get(key)
+        if defn is None:
+            errors.append({"loc": ["body", "custom", key], "msg": "unknown custom field"})
+            continue
+        try:
+            coerced = _coerce(defn, value)
+        except ValueError as exc:
+            errors.append({"loc": ["body", "custom", key], "msg": str(exc)})
+            continue
+        if coerced is not None:
+            out[key] = coerced
+    if require_all:
+        for d in defs:
+            if d.required and out.get(d.key) in (None, [], ""):
+                errors.append({"loc": ["body", "custom", d.key], "msg": "required"})
+    if errors:
+        raise ValidationFailed("Invalid custom field values", errors=errors)
+    return out

@@ -1,0 +1,83 @@
+"""Lead: the core record — a person or company a sales team works on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadflow.db.base import Base, IdMixin, TimestampMixin
+from leadflow.db.types import JSONType, UTCDateTime
+
+_LIVE = text("deleted_at IS NULL")
+
+
+def _live_index(name: str, *cols: Any) -> Index:
+    # Partial indexes: soft-deleted leads never appear in lists, so they need no index entries.
+    return Index(name, *cols, postgresql_where=_LIVE, sqlite_where=_LIVE)
+
+
+class Lead(IdMixin, TimestampMixin, Base):
+    """A lead. `status` is the key of a pipeline stage; `version` guards concurrent edits."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        _live_index("ix_leads_org_created", "organization_id", "created_at", "id"),
+        _live_index("ix_leads_org_status_created", "organization_id", "status", "created_at"),
+        _live_index(
+            "ix_leads_org_assignee_created", "organization_id", "assignee_id", "created_at"
+        ),
+        _live_index("ix_leads_org_email", "organization_id", "email"),
+        _live_index("ix_leads_org_phone", "organization_id", "phone"),
+        _live_index("ix_leads_org_last_name", "organization_id", "last_name"),
+        _live_index(
+            "ix_leads_org_needs_action", "organization_id", "needs_action", "next_action_at"
+        ),
+        _live_index("ix_leads_org_last_contacted", "organization_id", "last_contacted_at"),
+        _live_index("ix_leads_org_next_action", "organization_id", "next_action_at"),
+        _live_index("ix_leads_org_score", "organization_id", "score"),
+        _live_index("ix_leads_org_name", "organization_id", "full_name", "id"),
+        Index("ix_leads_import_batch", "import_batch_id"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+    first_name: Mapped[str | None] = mapped_column(String(120))
+    last_name: Mapped[str | None] = mapped_column(String(120))
+    full_name: Mapped[str] = mapped_column(String(250), nullable=False, default="")
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    company: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(120))
+    utm_source: Mapped[str | None] = mapped_column(String(200))
+    utm_medium: Mapped[str | None] = mapped_column(String(200))
+    utm_campaign: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(40), nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    disg_type: Mapped[str | None] = mapped_column(String(1))
+    notes: Mapped[str | None] = mapped_column(Text)
+    custom: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    score: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    needs_action: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_action_description: Mapped[str | None] = mapped_column(String(500))
+    last_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    import_batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Lower-cased "name email phone company", the one column `q` searches (trigram on PostgreSQL).
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
