@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
+from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.jsonarray import json_array_contains, json_array_elements
 from leadflow.leads.schemas import LeadFilter
@@ -135,7 +136,7 @@ def _decode_cursor(cursor: str, sort: str, col: Any) -> tuple[Any, uuid.UUID]:
         if data["s"] != sort:
             raise ValueError("cursor belongs to another sort")
         value = data["v"]
-        if col.type.python_type is datetime:
+        if isinstance(col.type, UTCDateTime):
             value = datetime.fromisoformat(value)
         return value, uuid.UUID(data["id"])
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
@@ -195,7 +196,9 @@ async def list_leads(
             )
         value, last_id = _decode_cursor(cursor, sort, col)
         pair = tuple_(col, Lead.id)
-        stmt = stmt.where(pair < tuple_(value, last_id) if desc else pair > tuple_(value, last_id))
+        # Typed literals: the values must be bound exactly as the columns store them.
+        bound = tuple_(literal(value, col.type), literal(last_id, Lead.id.type))
+        stmt = stmt.where(pair < bound if desc else pair > bound)
         offset = 0
     ordering = col.desc() if desc else col.asc()
     if nullable:

@@ -1,0 +1,216 @@
+"""Lead list: filters, sorting, offset and keyset paging, row scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.fixtures.factories import Factory
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+async def _ids(client: httpx.AsyncClient, headers: dict[str, str], **params: object) -> list[str]:
+    r = await client.get("/api/v1/leads", headers=headers, params=params)  # type: ignore[arg-type]
+    assert r.status_code == 200, r.text
+    return [i["id"] for i in r.json()["items"]]
+
+
+async def test_filters(client: httpx.AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    rep = await factory.user(org, "counselor")
+    a = await factory.lead(
+        org,
+        first_name="Anna",
+        last_name="Schmidt",
+        email="anna@firma.de",
+        company="Firma AG",
+        status="new",
+        tags=["vip", "demo"],
+        source="website",
+        created_at=T0,
+        assignee_id=rep.id,
+        custom={"branche": "IT"},
+        needs_action=True,
+    )
+    b = await factory.lead(
+        org,
+        first_name="Bernd",
+        last_name="Meyer",
+        phone="+4930123456",
+        status="won",
+        tags=["vip"],
+        source="messe",
+        created_at=T0 + timedelta(days=2),
+        custom={"branche": "Bau"},
+    )
+    c = await factory.lead(
+        org,
+        first_name="Clara",
+        last_name="Schmidt-Ott",
+        status="lost",
+        source="website",
+        created_at=T0 + timedelta(days=4),
+    )
+    h = admin.headers
+    assert set(await _ids(client, h, q="SCHMIDT")) == {str(a.id), str(c.id)}
+    assert await _ids(client, h, q="firma ag") == [str(a.id)]
+    assert await _ids(client, h, q="30123") == [str(b.id)]
+    assert await _ids(client, h, q="100%") == []
+    assert set(await _ids(client, h, status=["new", "won"])) == {str(a.id), str(b.id)}
+    assert set(await _ids(client, h, tag="vip")) == {str(a.id), str(b.id)}
+    assert await _ids(client, h, tag=["vip", "demo"]) == [str(a.id)]
+    assert set(await _ids(client, h, source="website")) == {str(a.id), str(c.id)}
+    assert await _ids(client, h, assigned_to=str(rep.id)) == [str(a.id)]
+    assert set(await _ids(client, h, assigned_to="none")) == {str(b.id), str(c.id)}
+    assert await _ids(client, h, assigned_to="me") == []
+    window = {
+        "date_from": (T0 + timedelta(days=1)).isoformat(),
+        "date_to": (T0 + timedelta(days=3)).isoformat(),
+    }
+    assert await _ids(client, h, **window) == [str(b.id)]
+    assert await _ids(client, h, needs_action="true") == [str(a.id)]
+    assert await _ids(client, h, **{"cf.branche": "Bau"}) == [str(b.id)]
+    bad = await client.get("/api/v1/leads", headers=h, params={"assigned_to": "someone"})
+    assert bad.status_code == 422
+    bad = await client.get("/api/v1/leads", headers=h, params={"sort": "colour"})
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+    bad = await client.get("/api/v1/leads", headers=h, params={"limit": 501})
+    assert bad.status_code == 422
+
+
+async def test_sorting_and_offset_paging(client: httpx.AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    leads = [
+        await factory.lead(
+            org,
+            first_name=n,
+            last_name="X",
+            score=s,
+            created_at=T0 + timedelta(hours=i),
+            last_contacted_at=(T0 + timedelta(days=i)) if i % 2 else None,
+        )
+        for i, (n, s) in enumerate([("Dora", 10), ("Anton", 90), ("Carl", 50), ("Bea", 70)])
+    ]
+    ids = [str(x.id) for x in leads]
+    h = admin.headers
+    assert await _ids(client, h) == ids[::-1]
+    assert await _ids(client, h, sort="created_at") == ids
+    assert await _ids(client, h, sort="name") == [ids[1], ids[3], ids[2], ids[0]]
+    assert await _ids(client, h, sort="-score") == [ids[1], ids[3], ids[2], ids[0]]
+    # Nulls last in both directions.
+    assert await _ids(client, h, sort="-last_contacted_at") == [ids[3], ids[1], ids[2], ids[0]]
+    assert await _ids(client, h, sort="last_contacted_at") == [ids[1], ids[3], ids[0], ids[2]]
+    page = (await client.get("/api/v1/leads", headers=h, params={"limit": 2, "offset": 1})).json()
+    assert page["total"] == 4 and page["limit"] == 2 and page["offset"] == 1
+    assert [i["id"] for i in page["items"]] == ids[::-1][1:3]
+
+
+async def test_keyset_cursor_walks_every_row_once(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    created = [
+        await factory.lead(org, created_at=T0 + timedelta(minutes=i // 2)) for i in range(7)
+    ]  # pairs share created_at: ties broken by id
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, object] = {"limit": 3, "sort": "-created_at"}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/api/v1/leads", headers=admin.headers, params=params)).json()  # type: ignore[arg-type]
+        seen += [i["id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(str(x.id) for x in created)
+    assert len(seen) == len(set(seen)) == 7
+    bad = await client.get("/api/v1/leads", headers=admin.headers, params={"cursor": "garbage"})
+    assert bad.status_code == 422
+    nullable = await client.get(
+        "/api/v1/leads",
+        headers=admin.headers,
+        params={"cursor": cursor or "x", "sort": "next_action_at"},
+    )
+    assert nullable.status_code == 422
+
+
+async def test_total_is_capped_and_flagged(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory
+) -> None:
+    app.state.settings.list_count_cap = 3
+    org = await factory.org()
+    admin = await factory.member(org)
+    for _ in range(5):
+        await factory.lead(org)
+    body = (await client.get("/api/v1/leads", headers=admin.headers)).json()
+    assert body["total_is_estimate"] is True
+    assert body["total"] >= 3
+    assert len(body["items"]) == 5
+    exact = (await client.get("/api/v1/leads", headers=admin.headers, params={"q": "lead"})).json()
+    assert exact["total_is_estimate"] is True
+    small = (
+        await client.get(
+            "/api/v1/leads", headers=admin.headers, params={"limit": 1, "status": "won"}
+        )
+    ).json()
+    assert small["total"] == 0 and small["total_is_estimate"] is False
+
+
+@pytest.mark.parametrize("alias", ["/leads", "/api/leads"])
+async def test_aliases_list(client: httpx.AsyncClient, factory: Factory, alias: str) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    await factory.lead(org)
+    body = (await client.get(alias, headers=admin.headers)).json()
+    assert set(body) >= {"items", "total", "limit", "offset"} and body["total"] == 1
+
+
+async def test_row_scope_applies_to_list_get_update_and_export(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    north, south = await factory.team(org), await factory.team(org)
+    manager = await factory.member(org, "manager", team=north)
+    rep_n = await factory.member(org, "counselor", team=north)
+    rep_s = await factory.member(org, "counselor", team=south)
+    viewer = await factory.member(org, "viewer")
+    mine = await factory.lead(org, assignee_id=rep_n.user.id)
+    created = await factory.lead(org, created_by=rep_n.user.id)
+    theirs = await factory.lead(org, assignee_id=rep_s.user.id)
+    nobody = await factory.lead(org)
+    everything = {str(x.id) for x in (mine, created, theirs, nobody)}
+    assert set(await _ids(client, rep_n.headers)) == {str(mine.id), str(created.id)}
+    assert set(await _ids(client, rep_s.headers)) == {str(theirs.id)}
+    assert set(await _ids(client, manager.headers)) == {str(mine.id), str(created.id)}
+    assert set(await _ids(client, viewer.headers)) == everything
+    assert (
+        await client.get(f"/api/v1/leads/{theirs.id}", headers=rep_n.headers)
+    ).status_code == 404
+    assert (
+        await client.patch(
+            f"/api/v1/leads/{theirs.id}", headers=rep_n.headers, json={"company": "x"}
+        )
+    ).status_code == 404
+    assert (
+        await client.patch(
+            f"/api/v1/leads/{theirs.id}", headers=manager.headers, json={"company": "x"}
+        )
+    ).status_code == 404
+    bulk = await client.post(
+        "/api/v1/leads/bulk",
+        headers=rep_n.headers,
+        json={"ids": [str(theirs.id), str(mine.id)], "action": "tag_add", "value": "hot"},
+    )
+    assert bulk.json() == {"matched": 1, "updated": 1}
+    export = await client.post("/api/v1/leads/export", headers=manager.headers, json={})
+    lines = export.text.strip().splitlines()
+    assert len(lines) == 3  # header + the two team leads
+    assert str(theirs.id) not in export.text
