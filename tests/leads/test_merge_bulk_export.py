@@ -137,13 +137,14 @@ async def test_bulk_actions(client: httpx.AsyncClient, factory: Factory) -> None
     assert r.json() == {"matched": 1, "updated": 1}
     listing = (await client.get("/api/v1/leads", headers=h, params={"status": "contacted"})).json()
     assert listing["total"] == 4
-    for bad in (
+    bad_bodies: list[dict[str, object]] = [
         {"ids": ids, "action": "status", "value": "nope"},
         {"ids": ids, "action": "explode"},
         {"action": "delete"},
         {"ids": ids, "filter": {}, "action": "delete"},
         {"ids": ids, "action": "assign", "value": str(uuid.uuid4())},
-    ):
+    ]
+    for bad in bad_bodies:
         assert (await bulk(bad)).status_code == 422, bad
     audit = (
         await client.get(
