@@ -118,7 +118,7 @@ async def test_custom_fields_validate_lead_values(
     locs = [e["loc"][-1] for e in bad.json()["errors"]]
     assert bad.status_code == 422 and set(locs) == {"branche", "mitarbeiter", "gruendung"}
     listed = (await client.get("/api/v1/custom-fields", headers=rep.headers)).json()
-    assert [d["key"] for d in listed] == [d["key"] for d in defs]
+    assert [x["key"] for x in listed] == [x["key"] for x in defs]
 
 
 async def test_tags_with_counts(client: httpx.AsyncClient, factory: Factory) -> None:
