@@ -47,7 +47,7 @@ async def test_custom_fields_validate_lead_values(
     org = await factory.org()
     admin = await factory.member(org)
     rep = await factory.member(org, "counselor")
-    defs = [
+    defs: list[dict[str, object]] = [
         {
             "key": "branche",
             "label": "Branche",
@@ -117,8 +117,10 @@ async def test_custom_fields_validate_lead_values(
     )
     locs = [e["loc"][-1] for e in bad.json()["errors"]]
     assert bad.status_code == 422 and set(locs) == {"branche", "mitarbeiter", "gruendung"}
-    listed = (await client.get("/api/v1/custom-fields", headers=rep.headers)).json()
-    assert [x["key"] for x in listed] == [x["key"] for x in defs]
+    listed: list[dict[str, object]] = (
+        await client.get("/api/v1/custom-fields", headers=rep.headers)
+    ).json()
+    assert [item["key"] for item in listed] == [spec["key"] for spec in defs]
 
 
 async def test_tags_with_counts(client: httpx.AsyncClient, factory: Factory) -> None:
