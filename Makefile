@@ -41,7 +41,7 @@ migrations-check: $(VENV)/.installed-dev
 	status=$$?; rm -rf $$tmp; exit $$status
 
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 test: lint typecheck migrations-check pytest
 

@@ -19,7 +19,7 @@ from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
 from leadflow.health.endpoints import router as health_router
 from leadflow.kit.jsonlog import configure_logging
-from leadflow.kit.middleware import RequestContextMiddleware
+from leadflow.kit.middleware import AliasMiddleware, RequestContextMiddleware
 from leadflow.kit.problems import install_handlers
 from leadflow.kit.ratelimit import FailureLimiter, build_storage
 from leadflow.leads.endpoints import router as leads_router
@@ -30,19 +30,29 @@ from leadflow.users.endpoints import router as users_router
 
 API = "/api/v1"
 
-# (router, canonical prefix, hidden alias prefixes)
-ROUTES: list[tuple[APIRouter, str, tuple[str, ...]]] = [
-    (auth_router, f"{API}/auth", ("/api/auth",)),
-    (users_router, f"{API}/users", (f"{API}/admin/users", "/api/users")),
-    (roles_router, f"{API}/admin/roles", ()),
-    (teams_router, f"{API}/teams", ()),
-    (api_keys_router, f"{API}/admin/api-keys", (f"{API}/admin/integrations/api-keys",)),
-    (audit_router, f"{API}/admin/audit-logs", ("/api/audit-logs",)),
-    (leads_router, f"{API}/leads", ("/leads", "/api/leads")),
-    (tags_router, f"{API}/tags", ()),
-    (pipeline_router, f"{API}/pipeline", ()),
-    (custom_fields_router, f"{API}/custom-fields", ()),
+ROUTES: list[tuple[APIRouter, str]] = [
+    (auth_router, f"{API}/auth"),
+    (users_router, f"{API}/users"),
+    (roles_router, f"{API}/admin/roles"),
+    (teams_router, f"{API}/teams"),
+    (api_keys_router, f"{API}/admin/api-keys"),
+    (audit_router, f"{API}/admin/audit-logs"),
+    (leads_router, f"{API}/leads"),
+    (tags_router, f"{API}/tags"),
+    (pipeline_router, f"{API}/pipeline"),
+    (custom_fields_router, f"{API}/custom-fields"),
 ]
+
+# The seeds' own paths, served by the canonical endpoints and hidden from the schema.
+ALIASES: dict[str, str] = {
+    "/api/auth": f"{API}/auth",
+    "/api/users": f"{API}/users",
+    f"{API}/admin/users": f"{API}/users",
+    f"{API}/admin/integrations/api-keys": f"{API}/admin/api-keys",
+    "/api/audit-logs": f"{API}/admin/audit-logs",
+    "/api/leads": f"{API}/leads",
+    "/leads": f"{API}/leads",
+}
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -64,7 +74,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database or Database(
-        settings.database_url, echo=settings.db_echo, pool_size=settings.db_pool_size
+        settings.database_url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pre_ping,
     )
     app.state.login_limiter = FailureLimiter(
         build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
@@ -80,13 +93,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_headers=["*"],
             expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(AliasMiddleware, aliases=ALIASES)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
-    for router, prefix, aliases in ROUTES:
+    for router, prefix in ROUTES:
         app.include_router(router, prefix=prefix)
-        for alias in aliases:
-            app.include_router(router, prefix=alias, include_in_schema=False)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

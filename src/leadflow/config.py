@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10
+    db_pre_ping: bool = False
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import random
+from datetime import timedelta
+
+from sqlalchemy import func, select
 
 from leadflow.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from leadflow.db.engine import Database, session_scope
+from leadflow.kit.clock import utcnow
+from leadflow.leads.service import derive
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import Consent, LeadStatusChange
 from leadflow.models.organization import Organization
 from leadflow.models.team import Team
 from leadflow.models.user import User
@@ -80,4 +87,151 @@ async def create_demo(db: Database) -> list[tuple[str, str, str]]:
                     team_id=None if role_name == "admin" else team.id,
                 )
             )
+    await _demo_leads(db, organization)
     return [(r, e, DEMO_PASSWORD) for r, e, _ in DEMO_USERS]
+
+
+FIRST = (
+    "Lea",
+    "Jonas",
+    "Mia",
+    "Felix",
+    "Hannah",
+    "Lukas",
+    "Emma",
+    "Paul",
+    "Sophie",
+    "Leon",
+    "Anna",
+    "Max",
+    "Laura",
+    "Tim",
+    "Julia",
+    "Olivia",
+    "James",
+    "Emily",
+    "Oliver",
+    "Grace",
+)
+LAST = (
+    "Kramer",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Hoffmann",
+    "Schäfer",
+    "Koch",
+    "Smith",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Evans",
+)
+COMPANIES = (
+    "Kramer Consulting",
+    "Nordlicht GmbH",
+    "Bergmann & Söhne",
+    "Alpen Solar AG",
+    "Hafenblick KG",
+    "Brightside Ltd",
+    "Greenfield Partners",
+    None,
+    None,
+    None,
+)
+SOURCES = ("website", "messe", "empfehlung", "linkedin", "google_ads", "newsletter")
+CHANNELS = ("WhatsApp", "email", "phone", "sms")
+TAGS = ("vip", "b2b", "b2c", "messe-2026", "newsletter", "rückruf", "hot", "cold")
+NOTES = (
+    "Hat Demo gesehen, wartet auf Angebot",
+    "Bitte im Januar zurückrufen",
+    "Interested in the premium plan, call back next week",
+    "Kein Interesse mehr",
+    "Budget bestätigt, Entscheidung Ende des Monats",
+    "Asked for a case study",
+    None,
+    None,
+)
+STAGES = ("new", "new", "contacted", "contacted", "qualified", "proposal", "won", "lost")
+
+
+async def _demo_leads(db: Database, organization: Organization, count: int = 500) -> None:
+    """About 500 varied leads across the demo users (only once)."""
+    async with session_scope(db) as session:
+        existing = await session.scalar(
+            select(func.count()).select_from(Lead).where(Lead.organization_id == organization.id)
+        )
+        if existing:
+            return
+        members = list(
+            await session.scalars(select(User).where(User.organization_id == organization.id))
+        )
+        owners = [u for u in members if not u.email.startswith("admin@")]
+        rng = random.Random(2026)  # same demo on every machine
+        now = utcnow()
+        for i in range(count):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            created = now - timedelta(days=rng.randint(0, 180), minutes=rng.randint(0, 1440))
+            owner = rng.choice(owners)
+            status = rng.choice(STAGES)
+            contacted = created + timedelta(days=rng.randint(0, 20)) if rng.random() < 0.8 else None
+            lead = Lead(
+                organization_id=organization.id,
+                first_name=first,
+                last_name=last,
+                email=f"{first}.{last}.{i}@example.com".lower()
+                .replace("ü", "ue")
+                .replace("ä", "ae")
+                .replace("ö", "oe"),
+                phone=f"+49151{rng.randint(1000000, 9999999)}" if rng.random() < 0.7 else None,
+                company=rng.choice(COMPANIES),
+                channel=rng.choice(CHANNELS),
+                source=rng.choice(SOURCES),
+                utm_source=rng.choice(("google", "linkedin", None)),
+                status=status,
+                tags=sorted(set(rng.sample(TAGS, rng.randint(0, 3)))),
+                assignee_id=owner.id if rng.random() < 0.85 else None,
+                created_by=owner.id,
+                disg_type=rng.choice(("D", "I", "S", "G", None)),
+                notes=rng.choice(NOTES),
+                custom={},
+                score=rng.randint(0, 100),
+                needs_action=status not in ("won", "lost") and rng.random() < 0.4,
+                next_action_at=now + timedelta(days=rng.randint(-3, 14))
+                if status not in ("won", "lost")
+                else None,
+                last_contacted_at=contacted if contacted and contacted < now else None,
+                created_at=created,
+                updated_at=created,
+            )
+            derive(lead)
+            session.add(lead)
+            await session.flush()
+            session.add(
+                LeadStatusChange(
+                    organization_id=organization.id,
+                    lead_id=lead.id,
+                    actor_user_id=owner.id,
+                    from_status=None,
+                    to_status=status,
+                    reason="demo",
+                    created_at=created,
+                )
+            )
+            if rng.random() < 0.5:
+                session.add(
+                    Consent(
+                        organization_id=organization.id,
+                        lead_id=lead.id,
+                        actor_user_id=owner.id,
+                        channel=rng.choice(("email", "whatsapp", "sms", "phone")),
+                        granted=rng.random() < 0.85,
+                        source="demo import",
+                        created_at=created,
+                    )
+                )

@@ -6,9 +6,11 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from leadflow.models.api_key import ApiKey
 from leadflow.models.auth_session import AuthSession, RefreshToken
+from leadflow.models.user import User
 
 
 async def get_session_row(session: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
@@ -41,3 +43,18 @@ async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUI
     return await session.scalar(
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.organization_id == org_id)
     )
+
+
+async def get_session_with_user(
+    session: AsyncSession, session_id: uuid.UUID
+) -> tuple[AuthSession, User] | None:
+    """A login session with its user and role, in one query (runs on every request)."""
+    row = (
+        await session.execute(
+            select(AuthSession, User)
+            .join(User, User.id == AuthSession.user_id)
+            .options(joinedload(User.role))
+            .where(AuthSession.id == session_id)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None

@@ -197,17 +197,17 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
         return await _authenticate_api_key(session, credential)
     claims = decode_access_token(settings, credential)
     if claims is not None:
-        auth_session = await repository.get_session_row(session, claims.session_id)
+        found = await repository.get_session_with_user(session, claims.session_id)
+        if found is None:
+            raise Unauthorized("Session has ended", code="session_ended")
+        auth_session, member = found
         if (
-            auth_session is None
-            or auth_session.revoked_at is not None
+            auth_session.revoked_at is not None
             or auth_session.user_id != claims.user_id
+            or member.status != "active"
         ):
             raise Unauthorized("Session has ended", code="session_ended")
-        user = await users.get_with_role(session, claims.user_id)
-        if user is None or user.status != "active":
-            raise Unauthorized("Session has ended", code="session_ended")
-        return actor_for_user(user, auth_session.id)
+        return actor_for_user(member, auth_session.id)
     email = decode_supabase_token(settings, credential)
     if email is not None:
         user = await users.get_by_email(session, email)

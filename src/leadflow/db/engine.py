@@ -35,7 +35,9 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def build_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+def build_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, pre_ping: bool = False
+) -> AsyncEngine:
     """Create an async engine configured for the URL's backend."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -46,7 +48,17 @@ def build_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncE
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        pool_recycle=1800,
+        # asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
+        # plan that ignores the actual filter values (e.g. a selective trigram search) and
+        # walks a sort index instead. Lists filter on very different values, so always plan
+        # with the real parameters.
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
     )
 
 
@@ -62,9 +74,11 @@ def to_async_url(url: str) -> str:
 class Database:
     """An engine plus its session factory."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, pre_ping: bool = False
+    ) -> None:
         self.url = to_async_url(url)
-        self.engine = build_engine(self.url, echo=echo, pool_size=pool_size)
+        self.engine = build_engine(self.url, echo=echo, pool_size=pool_size, pre_ping=pre_ping)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -85,7 +99,9 @@ def get_database(settings: Settings | None = None) -> Database:
     global _database
     if _database is None:
         s = settings or get_settings()
-        _database = Database(s.database_url, echo=s.db_echo, pool_size=s.db_pool_size)
+        _database = Database(
+            s.database_url, echo=s.db_echo, pool_size=s.db_pool_size, pre_ping=s.db_pre_ping
+        )
     return _database
 
 

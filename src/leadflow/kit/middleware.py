@@ -95,3 +95,28 @@ class RequestContextMiddleware:
             REQUESTS.labels(method, path, str(status_holder["status"])).inc()
             LATENCY.labels(method, path).observe(time.perf_counter() - started)
             reset_request(token)
+
+
+class AliasMiddleware:
+    """Serve the seeds' paths (`/leads…`, `/api/auth/…`) by rewriting them to canonical ones.
+
+    Rewriting before routing keeps one route per endpoint: the aliases stay out of the
+    OpenAPI schema and do not lengthen the route table every request is matched against.
+    """
+
+    def __init__(self, app: ASGIApp, aliases: dict[str, str]) -> None:
+        self.app = app
+        # Longest prefix first so "/api/v1/admin/users" wins over shorter overlaps.
+        self.aliases = sorted(aliases.items(), key=lambda kv: len(kv[0]), reverse=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the path of a matching request, then pass it on."""
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            for alias, target in self.aliases:
+                if path == alias or path.startswith(alias + "/"):
+                    scope = dict(scope)
+                    scope["path"] = target + path[len(alias) :]
+                    scope["raw_path"] = scope["path"].encode()
+                    break
+        await self.app(scope, receive, send)

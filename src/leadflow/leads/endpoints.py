@@ -95,7 +95,7 @@ async def list_leads(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     cursor: str | None = None,
-) -> LeadPage:
+) -> Response:
     """Leads in your scope: filters, sort, offset or keyset (`cursor`) paging."""
     res = await service.list_leads(
         session,
@@ -107,7 +107,7 @@ async def list_leads(
         offset=offset,
         cursor=cursor,
     )
-    return LeadPage(
+    page = LeadPage(
         items=[LeadRead.model_validate(x) for x in res.items],
         total=res.total,
         limit=limit,
@@ -115,6 +115,8 @@ async def list_leads(
         total_is_estimate=res.total_is_estimate,
         next_cursor=res.next_cursor,
     )
+    # Already validated: serialise once instead of letting FastAPI validate the page again.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.post("", response_model=LeadDetail, status_code=status.HTTP_201_CREATED)
@@ -231,7 +233,8 @@ async def update_notes(
     return await service.detail_of(session, lead)
 
 
-@router.api_route("/{lead_id}/status", methods=["PATCH", "POST"], response_model=LeadDetail)
+@router.patch("/{lead_id}/status", response_model=LeadDetail)
+@router.post("/{lead_id}/status", response_model=LeadDetail, include_in_schema=False)
 async def change_status(
     session: SessionDep, actor: Writer, lead_id: uuid.UUID, body: StatusChange
 ) -> LeadDetail:
@@ -240,7 +243,8 @@ async def change_status(
     return await service.detail_of(session, lead)
 
 
-@router.api_route("/{lead_id}/assign", methods=["POST", "PATCH"], response_model=LeadDetail)
+@router.post("/{lead_id}/assign", response_model=LeadDetail)
+@router.patch("/{lead_id}/assign", response_model=LeadDetail, include_in_schema=False)
 async def assign_lead(
     session: SessionDep, actor: Assigner, lead_id: uuid.UUID, body: AssignIn
 ) -> LeadDetail:

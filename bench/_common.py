@@ -1,0 +1,54 @@
+"""Shared benchmark helpers: a scratch PostgreSQL database and latency statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from leadflow.db import migrate
+
+PG_ADMIN_URL = os.environ.get(
+    "LEADFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+async def fresh_database(name: str) -> str:
+    """Drop and recreate database `name`, migrate it, return its asyncpg SQLAlchemy URL."""
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    await asyncio.to_thread(migrate.upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
+    return url
+
+
+async def timed(fn: Callable[[], Awaitable[object]], *, runs: int, warmup: int = 10) -> list[float]:
+    """Milliseconds of `runs` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        await fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        await fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def pct(samples: list[float], p: float) -> float:
+    """The p-th percentile (0–100) of `samples`."""
+    ordered = sorted(samples)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(samples: list[float]) -> str:
+    """ "p50 x ms, p95 y ms"."""
+    return f"p50 {statistics.median(samples):6.2f} ms  p95 {pct(samples, 95):6.2f} ms"

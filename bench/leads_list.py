@@ -1,0 +1,269 @@
+"""Lead list at 1M leads on PostgreSQL: the API endpoint vs the same SQL through asyncpg.
+
+    make bench                    # all benchmarks
+    .venv/bin/python -m bench leads_list
+    LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench leads_list   # smaller run
+
+Loads LEADFLOW_BENCH_ROWS leads (default 1,000,000) into a scratch database with COPY,
+runs ANALYZE (as the import path does; no VACUUM), then measures p50/p95 of
+(a) a status filter, (b) a `q` search, (c) both plus sort=name, each at limit=50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+from uuid_utils.compat import uuid7
+
+from bench._common import fresh_database, summary, timed
+from leadflow.app import create_app
+from leadflow.auth.service import start_session
+from leadflow.config import Settings
+from leadflow.db.engine import Database, session_scope
+from leadflow.models.user import User
+from leadflow.organizations import repository as org_repo
+from leadflow.organizations.service import create_organization
+
+ROWS = int(os.environ.get("LEADFLOW_BENCH_ROWS", "1000000"))
+RUNS = int(os.environ.get("LEADFLOW_BENCH_RUNS", "200"))
+STATUSES = ("new", "contacted", "qualified", "proposal", "won", "lost")
+FIRST = (
+    "Lea",
+    "Jonas",
+    "Mia",
+    "Felix",
+    "Hannah",
+    "Lukas",
+    "Emma",
+    "Paul",
+    "Sophie",
+    "Leon",
+    "Anna",
+    "Max",
+    "Laura",
+    "Tim",
+    "Julia",
+    "Olivia",
+    "James",
+    "Emily",
+    "Oliver",
+    "Grace",
+)
+PRE = (
+    "Kra",
+    "Mül",
+    "Schm",
+    "Wag",
+    "Beck",
+    "Hoff",
+    "Rich",
+    "Klein",
+    "Wolf",
+    "Neu",
+    "Zimm",
+    "Braun",
+    "Krü",
+    "Hof",
+    "Hart",
+    "Lang",
+    "Wer",
+    "Sto",
+    "Fran",
+    "Bau",
+)
+SUF = (
+    "mer",
+    "ler",
+    "idt",
+    "ner",
+    "er",
+    "mann",
+    "ke",
+    "berg",
+    "ter",
+    "hardt",
+    "inger",
+    "stein",
+    "feld",
+    "haus",
+    "bach",
+)
+COLUMNS = (
+    "id",
+    "organization_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "channel",
+    "source",
+    "status",
+    "tags",
+    "custom",
+    "score",
+    "needs_action",
+    "search_text",
+    "version",
+    "created_at",
+    "updated_at",
+    "assignee_id",
+    "created_by",
+)
+
+
+def _rows(org_id: object, user_id: object, n: int) -> list[tuple[object, ...]]:
+    rng = random.Random(7)
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    out: list[tuple[object, ...]] = []
+    for i in range(n):
+        first = rng.choice(FIRST)
+        last = rng.choice(PRE) + rng.choice(SUF)
+        full = f"{first} {last}"
+        email = f"{first}.{last}.{i}@example.com".lower()
+        phone = f"+49151{i:08d}"
+        company = f"{last} {rng.choice(('GmbH', 'AG', 'KG'))}" if i % 3 else None
+        created = start + timedelta(seconds=i * 90 + rng.randint(0, 60))
+        search = " ".join(p for p in (full, email, phone, company) if p).lower()
+        out.append(
+            (
+                uuid7(),
+                org_id,
+                first,
+                last,
+                full,
+                email,
+                phone,
+                company,
+                "email",
+                rng.choice(("web", "messe", "ads")),
+                rng.choice(STATUSES),
+                json.dumps(rng.sample(["vip", "b2b", "hot", "cold"], rng.randint(0, 2))),
+                "{}",
+                rng.randint(0, 100),
+                rng.random() < 0.2,
+                search,
+                1,
+                created,
+                created,
+                user_id,
+                user_id,
+            )
+        )
+    return out
+
+
+async def _load(url: str) -> tuple[Database, str]:
+    db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
+    async with session_scope(db) as session:
+        org = await create_organization(session, name="Bench GmbH")
+        role = await org_repo.get_role_by_name(session, org.id, "admin")
+        assert role is not None
+        user = User(
+            organization_id=org.id,
+            email="bench@example.com",
+            full_name="Bench",
+            role_id=role.id,
+            status="active",
+        )
+        user.role = role
+        session.add(user)
+        await session.flush()
+        settings = Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
+        pair = await start_session(session, settings, user)
+        org_id, user_id = org.id, user.id
+    conn = await asyncpg.connect(url)
+    t = time.perf_counter()
+    batch = 100_000
+    for offset in range(0, ROWS, batch):
+        rows = _rows(org_id, user_id, min(batch, ROWS - offset))
+        await conn.copy_records_to_table("leads", records=rows, columns=COLUMNS)
+    await conn.execute("ANALYZE leads")
+    print(f"loaded {ROWS:,} leads in {time.perf_counter() - t:.1f} s (COPY + ANALYZE)")
+    await conn.close()
+    return db, pair.access_token
+
+
+RAW = {
+    "status": (
+        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
+        "AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
+    ),
+    "q": (
+        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
+        "AND search_text LIKE $2 ORDER BY created_at DESC, id DESC LIMIT 50"
+    ),
+    "status+q+sort": (
+        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
+        "AND status = $2 AND search_text LIKE $3 ORDER BY full_name, id LIMIT 50"
+    ),
+}
+COUNT = (
+    "SELECT count(*) FROM (SELECT id FROM leads WHERE organization_id = $1 AND "
+    "deleted_at IS NULL {cond} LIMIT 10001) AS c"
+)
+
+
+async def run() -> None:
+    """Load, then measure the three queries through the API and raw."""
+    url = await fresh_database("leadflow_bench_leads")
+    db, token = await _load(url)
+    settings = Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
+    app = create_app(settings, database=db)
+    headers = {"Authorization": f"Bearer {token}"}
+    # Same planner setting as the application's pool, so both run the same plans.
+    raw = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
+    org_id = await raw.fetchval("SELECT id FROM organizations")
+    cases = {
+        "status": ({"status": "contacted"}, RAW["status"], ["contacted"], "AND status = $2"),
+        "q": ({"q": "kramer"}, RAW["q"], ["%kramer%"], "AND search_text LIKE $2"),
+        "status+q+sort": (
+            {"status": "won", "q": "kramer", "sort": "name"},
+            RAW["status+q+sort"],
+            ["won", "%kramer%"],
+            "AND status = $2 AND search_text LIKE $3",
+        ),
+    }
+    transport = httpx.ASGITransport(app=app)
+    print(
+        f"{'case':<15} {'API (HTTP in-process)':<30} {'raw page':<30} {'raw page+count':<30}"
+        " ratio p95"
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for name, (params, sql, args, cond) in cases.items():
+
+            async def api(params: dict[str, str] = params) -> None:
+                r = await client.get("/api/v1/leads", params=params, headers=headers)
+                assert r.status_code == 200, r.text
+
+            async def page(sql: str = sql, args: list[str] = args) -> None:
+                await raw.fetch(sql, org_id, *args)
+
+            async def page_count(sql: str = sql, args: list[str] = args, cond: str = cond) -> None:
+                await raw.fetch(sql, org_id, *args)
+                await raw.fetchval(COUNT.format(cond=cond), org_id, *args)
+
+            a = await timed(api, runs=RUNS)
+            p = await timed(page, runs=RUNS)
+            pc = await timed(page_count, runs=RUNS)
+            from bench._common import pct
+
+            print(
+                f"{name:<15} {summary(a):<30} {summary(p):<30} {summary(pc):<30}"
+                f" {pct(a, 95) / pct(pc, 95):.2f}x"
+            )
+    await raw.close()
+    await db.dispose()
+
+
+def main() -> None:
+    """Entry point for `python -m bench leads_list`."""
+    asyncio.run(run())
