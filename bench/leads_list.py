@@ -16,13 +16,15 @@ import json
 import os
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+from sqlalchemy import event
 from uuid_utils.compat import uuid7
 
-from bench._common import fresh_database, summary, timed
+from bench._common import fresh_database, pct, summary, timed
 from leadflow.app import create_app
 from leadflow.auth.service import start_session
 from leadflow.config import Settings
@@ -192,28 +194,30 @@ async def _load(url: str) -> tuple[Database, str]:
     return db, pair.access_token
 
 
-RAW = {
-    "status": (
-        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
-        "AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50"
-    ),
-    "q": (
-        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
-        "AND search_text LIKE $2 ORDER BY created_at DESC, id DESC LIMIT 50"
-    ),
-    "status+q+sort": (
-        "SELECT * FROM leads WHERE organization_id = $1 AND deleted_at IS NULL "
-        "AND status = $2 AND search_text LIKE $3 ORDER BY full_name, id LIMIT 50"
-    ),
+async def _capture(db: Database, call: Callable[[], Awaitable[None]]) -> list[tuple[str, tuple]]:
+    """The SQL statements (with bound parameters) one API call sends to PostgreSQL."""
+    seen: list[tuple[str, tuple]] = []
+
+    def listen(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        seen.append((statement, tuple(params) if params else ()))  # type: ignore[arg-type]
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        await call()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
+    return seen
+
+
+CASES: dict[str, dict[str, str]] = {
+    "status": {"status": "contacted"},
+    "q": {"q": "kramer"},
+    "status+q+sort": {"status": "won", "q": "kramer", "sort": "name"},
 }
-COUNT = (
-    "SELECT count(*) FROM (SELECT id FROM leads WHERE organization_id = $1 AND "
-    "deleted_at IS NULL {cond} LIMIT 10001) AS c"
-)
 
 
 async def run() -> None:
-    """Load, then measure the three queries through the API and raw."""
+    """Load, then measure each list query through the API and as the same SQL via asyncpg."""
     url = await fresh_database("leadflow_bench_leads")
     db, token = await _load(url)
     settings = Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
@@ -221,44 +225,37 @@ async def run() -> None:
     headers = {"Authorization": f"Bearer {token}"}
     # Same planner setting as the application's pool, so both run the same plans.
     raw = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
-    org_id = await raw.fetchval("SELECT id FROM organizations")
-    cases = {
-        "status": ({"status": "contacted"}, RAW["status"], ["contacted"], "AND status = $2"),
-        "q": ({"q": "kramer"}, RAW["q"], ["%kramer%"], "AND search_text LIKE $2"),
-        "status+q+sort": (
-            {"status": "won", "q": "kramer", "sort": "name"},
-            RAW["status+q+sort"],
-            ["won", "%kramer%"],
-            "AND status = $2 AND search_text LIKE $3",
-        ),
-    }
     transport = httpx.ASGITransport(app=app)
+    print(f"{RUNS} runs each after 10 warm-up runs; limit=50")
     print(
-        f"{'case':<15} {'API (HTTP in-process)':<30} {'raw page':<30} {'raw page+count':<30}"
-        " ratio p95"
+        f"{'case':<15} {'API (in-process HTTP)':<28} {'same SQL via asyncpg':<28}"
+        f" {'page query alone':<28} API/SQL p95"
     )
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for name, (params, sql, args, cond) in cases.items():
+        for name, params in CASES.items():
 
             async def api(params: dict[str, str] = params) -> None:
                 r = await client.get("/api/v1/leads", params=params, headers=headers)
                 assert r.status_code == 200, r.text
 
-            async def page(sql: str = sql, args: list[str] = args) -> None:
-                await raw.fetch(sql, org_id, *args)
+            statements = await _capture(db, api)
 
-            async def page_count(sql: str = sql, args: list[str] = args, cond: str = cond) -> None:
-                await raw.fetch(sql, org_id, *args)
-                await raw.fetchval(COUNT.format(cond=cond), org_id, *args)
+            async def same_sql(statements: list[tuple[str, tuple]] = statements) -> None:
+                async with raw.transaction():
+                    for sql, args in statements:
+                        await raw.fetch(sql, *args)
+
+            page_sql = statements[-1]
+
+            async def page(page_sql: tuple[str, tuple] = page_sql) -> None:
+                await raw.fetch(page_sql[0], *page_sql[1])
 
             a = await timed(api, runs=RUNS)
+            r = await timed(same_sql, runs=RUNS)
             p = await timed(page, runs=RUNS)
-            pc = await timed(page_count, runs=RUNS)
-            from bench._common import pct
-
             print(
-                f"{name:<15} {summary(a):<30} {summary(p):<30} {summary(pc):<30}"
-                f" {pct(a, 95) / pct(pc, 95):.2f}x"
+                f"{name:<15} {summary(a):<28} {summary(r):<28} {summary(p):<28}"
+                f" {pct(a, 95) / pct(r, 95):.2f}x   ({len(statements)} statements)"
             )
     await raw.close()
     await db.dispose()
