@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import leadflow.models  # noqa: F401  (registers every model)
 from leadflow import __version__
+from leadflow.activities.endpoints import router as activities_router
 from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
 from leadflow.auth.endpoints import router as auth_router
@@ -24,8 +25,10 @@ from leadflow.kit.problems import install_handlers
 from leadflow.kit.ratelimit import FailureLimiter, build_storage
 from leadflow.leads.endpoints import router as leads_router
 from leadflow.leads.endpoints import tags_router
-from leadflow.organizations.endpoints import roles_router, teams_router
+from leadflow.organizations.endpoints import roles_router, settings_router, teams_router
 from leadflow.pipeline.endpoints import router as pipeline_router
+from leadflow.tasks.endpoints import router as tasks_router
+from leadflow.timeline.endpoints import router as timeline_router
 from leadflow.users.endpoints import router as users_router
 
 API = "/api/v1"
@@ -41,6 +44,10 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (tags_router, f"{API}/tags"),
     (pipeline_router, f"{API}/pipeline"),
     (custom_fields_router, f"{API}/custom-fields"),
+    (activities_router, f"{API}/leads"),
+    (timeline_router, f"{API}/leads"),
+    (tasks_router, f"{API}/tasks"),
+    (settings_router, f"{API}/admin/settings"),
 ]
 
 # The seeds' own paths, served by the canonical endpoints and hidden from the schema.

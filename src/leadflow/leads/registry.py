@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from leadflow.models.activity import Interaction, MessageEvent
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
+from leadflow.models.task import Task
 
-LEAD_CHILD_MODELS: list[Any] = [LeadStatusChange, LeadAssignment, LeadNoteEdit, Consent]
+LEAD_CHILD_MODELS: list[Any] = [
+    LeadStatusChange,
+    LeadAssignment,
+    LeadNoteEdit,
+    Consent,
+    Interaction,
+    MessageEvent,
+    Task,
+]
 
 
 def register_lead_child(model: Any) -> None:

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one file per entity. Importing this package registers them all."""
 
+from leadflow.models.activity import Interaction, MessageEvent
 from leadflow.models.api_key import ApiKey
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
@@ -9,6 +10,7 @@ from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, 
 from leadflow.models.organization import Organization
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
+from leadflow.models.task import Task
 from leadflow.models.team import Team
 from leadflow.models.user import User
 
@@ -18,14 +20,17 @@ __all__ = [
     "AuthSession",
     "Consent",
     "CustomFieldDefinition",
+    "Interaction",
     "Lead",
     "LeadAssignment",
     "LeadNoteEdit",
     "LeadStatusChange",
+    "MessageEvent",
     "Organization",
     "PipelineStage",
     "RefreshToken",
     "Role",
+    "Task",
     "Team",
     "User",
 ]

@@ -11,9 +11,19 @@ from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
 from leadflow.organizations import service
-from leadflow.organizations.schemas import RoleCreate, RoleRead, RoleUpdate, TeamIn, TeamRead
+from leadflow.organizations.schemas import (
+    OrgSettings,
+    OrgSettingsUpdate,
+    RoleCreate,
+    RoleRead,
+    RoleUpdate,
+    TeamIn,
+    TeamRead,
+)
 
 roles_router = APIRouter(tags=["roles"])
+settings_router = APIRouter(tags=["organization"])
+SettingsAdmin = Annotated[Actor, Depends(require_permission("admin:settings"))]
 teams_router = APIRouter(tags=["teams"])
 RoleAdmin = Annotated[Actor, Depends(require_permission("admin:roles"))]
 UserAdmin = Annotated[Actor, Depends(require_permission("admin:users"))]
@@ -72,3 +82,17 @@ async def delete_team(session: SessionDep, actor: UserAdmin, team_id: uuid.UUID)
     """Delete a team."""
     await service.delete_team(session, actor, team_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@settings_router.get("", response_model=OrgSettings)
+async def get_settings(session: SessionDep, actor: Reader) -> OrgSettings:
+    """Organisation settings (any member may read them)."""
+    return await service.org_settings(session, actor.organization_id)
+
+
+@settings_router.patch("", response_model=OrgSettings)
+async def update_settings(
+    session: SessionDep, actor: SettingsAdmin, body: OrgSettingsUpdate
+) -> OrgSettings:
+    """Change organisation settings (admins)."""
+    return await service.update_org_settings(session, actor, body)

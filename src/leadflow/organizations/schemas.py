@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -77,3 +78,23 @@ class TeamRead(BaseModel):
     id: uuid.UUID
     name: str
     created_at: datetime
+
+
+class OrgSettings(BaseModel):
+    """Organisation-wide preferences (stored in `organizations.settings`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clear_needs_action_on_interaction: bool = True
+    default_language: str = Field(default="de", pattern=r"^(de|en)$")
+    calendar: dict[str, Any] | None = None
+
+
+class OrgSettingsUpdate(BaseModel):
+    """Changes to the organisation settings (only the keys sent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clear_needs_action_on_interaction: bool | None = None
+    default_language: str | None = Field(default=None, pattern=r"^(de|en)$")
+    calendar: dict[str, Any] | None = None

@@ -10,13 +10,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import diff, record, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import SYSTEM_ROLES
+from leadflow.calendar import BusinessCalendar
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.models.organization import Organization
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
 from leadflow.models.team import Team
 from leadflow.organizations import repository
-from leadflow.organizations.schemas import RoleCreate, RoleUpdate, TeamIn
+from leadflow.organizations.schemas import (
+    OrgSettings,
+    OrgSettingsUpdate,
+    RoleCreate,
+    RoleUpdate,
+    TeamIn,
+)
 
 # key, name, category, probability
 DEFAULT_STAGES: tuple[tuple[str, str, str, int], ...] = (
@@ -234,3 +241,38 @@ async def delete_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -
         resource_id=team_id,
         before=before,
     )
+
+
+async def org_settings(session: AsyncSession, org_id: uuid.UUID) -> OrgSettings:
+    """The organisation's settings with defaults filled in."""
+    org = await get_organization(session, org_id)
+    known = {k: v for k, v in (org.settings or {}).items() if k in OrgSettings.model_fields}
+    return OrgSettings(**known)
+
+
+async def update_org_settings(
+    session: AsyncSession, actor: Actor, data: OrgSettingsUpdate
+) -> OrgSettings:
+    """Change organisation settings; the business calendar is validated before it is stored."""
+    org = await get_organization(session, actor.organization_id)
+    before = dict(org.settings or {})
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("calendar") is not None:
+        try:
+            changes["calendar"] = BusinessCalendar.from_dict(changes["calendar"]).to_dict()
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="calendar") from None
+    org.settings = {**before, **changes}
+    await session.flush()
+    b, a = diff(before, org.settings)
+    await record(
+        session,
+        actor=actor,
+        organization_id=org.id,
+        action="organization.settings",
+        resource_type="organization",
+        resource_id=org.id,
+        before=b,
+        after=a,
+    )
+    return await org_settings(session, org.id)

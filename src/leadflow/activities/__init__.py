@@ -1,0 +1,1 @@
+"""Work on a lead: interactions and message events."""

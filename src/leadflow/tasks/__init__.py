@@ -1,0 +1,1 @@
+"""Tasks: to-dos for users, optionally about a lead."""

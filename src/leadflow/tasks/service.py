@@ -1,0 +1,163 @@
+"""Task rules: scope, assignment to active members, completion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.authz.actor import Actor
+from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit.clock import utcnow
+from leadflow.kit.pagination import PageParams
+from leadflow.leads import service as leads
+from leadflow.models.task import Task
+from leadflow.tasks import repository
+from leadflow.tasks.repository import TaskFilter
+from leadflow.tasks.schemas import TaskCreate, TaskRead, TaskStatus, TaskUpdate
+from leadflow.users import repository as users
+
+
+def to_read(task: Task) -> TaskRead:
+    """Response shape, with `overdue` computed from the clock."""
+    out = TaskRead.model_validate(task)
+    out.overdue = task.status == "open" and task.due_at is not None and task.due_at < utcnow()
+    return out
+
+
+async def get_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Task:
+    """A task in scope, or 404."""
+    task = await repository.get(session, actor, task_id)
+    if task is None:
+        raise NotFound("Task not found")
+    return task
+
+
+async def _check_assignee(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> None:
+    if not await users.is_active_member(session, actor.organization_id, user_id):
+        raise ValidationFailed(
+            "The assignee must be an active user of this organisation", field="assignee_id"
+        )
+
+
+async def create_task(session: AsyncSession, actor: Actor, data: TaskCreate) -> Task:
+    """A new task; a lead must be in the actor's scope."""
+    if data.lead_id is not None:
+        await leads.get_lead(session, actor, data.lead_id)
+    assignee = data.assignee_id or actor.user_id
+    if assignee is not None:
+        await _check_assignee(session, actor, assignee)
+    task = Task(
+        organization_id=actor.organization_id,
+        lead_id=data.lead_id,
+        title=data.title,
+        description=data.description,
+        due_at=data.due_at,
+        priority=data.priority.value,
+        status="open",
+        assignee_id=assignee,
+        created_by=actor.user_id,
+    )
+    session.add(task)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="task.create",
+        resource_type="task",
+        resource_id=task.id,
+        after=snapshot(task),
+    )
+    return task
+
+
+def _set_status(task: Task, actor: Actor, status: TaskStatus) -> None:
+    task.status = status.value
+    if status is TaskStatus.DONE:
+        task.completed_at = utcnow()
+        task.completed_by = actor.user_id
+    else:
+        task.completed_at = None
+        task.completed_by = None
+
+
+async def update_task(
+    session: AsyncSession, actor: Actor, task_id: uuid.UUID, data: TaskUpdate
+) -> Task:
+    """Change a task."""
+    task = await get_task(session, actor, task_id)
+    before = snapshot(task)
+    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "title" in fields and fields["title"] is None:
+        raise ValidationFailed("title cannot be empty", field="title")
+    if fields.get("assignee_id") is not None:
+        await _check_assignee(session, actor, fields["assignee_id"])
+    status = fields.pop("status", None)
+    for key, value in fields.items():
+        setattr(task, key, value.value if key == "priority" and value is not None else value)
+    if task.priority is None:
+        task.priority = "normal"
+    if status is not None and status != task.status:
+        _set_status(task, actor, TaskStatus(status))
+    await session.flush()
+    b, a = diff(before, snapshot(task))
+    if a:
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action="task.update",
+            resource_type="task",
+            resource_id=task.id,
+            before=b,
+            after=a,
+        )
+    return task
+
+
+async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Task:
+    """Mark a task done (idempotent)."""
+    task = await get_task(session, actor, task_id)
+    if task.status == "done":
+        return task
+    before = snapshot(task)
+    _set_status(task, actor, TaskStatus.DONE)
+    await session.flush()
+    b, a = diff(before, snapshot(task))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="task.complete",
+        resource_type="task",
+        resource_id=task.id,
+        before=b,
+        after=a,
+    )
+    return task
+
+
+async def delete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> None:
+    """Delete a task."""
+    task = await get_task(session, actor, task_id)
+    before = snapshot(task)
+    await session.delete(task)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="task.delete",
+        resource_type="task",
+        resource_id=task_id,
+        before=before,
+    )
+
+
+async def list_tasks(
+    session: AsyncSession, actor: Actor, f: TaskFilter, page: PageParams
+) -> tuple[list[Task], int]:
+    """Tasks in the actor's scope."""
+    return await repository.list_tasks(session, actor, f, page)

@@ -1,0 +1,1 @@
+"""One newest-first stream of everything that happened to a lead."""

@@ -1,0 +1,75 @@
+"""Merge every registered source into one newest-first page."""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import leadflow.timeline.sources  # noqa: F401  (registers the built-in kinds)
+from leadflow.authz.actor import Actor
+from leadflow.exceptions import ValidationFailed
+from leadflow.kit.pagination import PageParams
+from leadflow.leads import service as leads
+from leadflow.models.user import User
+from leadflow.timeline.registry import TimelineEntry, sources
+from leadflow.timeline.schemas import ActorRef, TimelineItem
+
+MAX_DEPTH = 10_000
+
+
+async def timeline(
+    session: AsyncSession,
+    actor: Actor,
+    lead_id: uuid.UUID,
+    page: PageParams,
+    kinds: list[str] | None = None,
+) -> tuple[list[TimelineItem], int]:
+    """A page of the lead's timeline, optionally only some kinds."""
+    lead = await leads.get_lead(session, actor, lead_id)
+    registered = sources()
+    wanted = kinds or list(registered)
+    unknown = sorted(set(wanted) - set(registered))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown kind(s): {', '.join(unknown)}",
+            errors=[{"loc": ["query", "kind"], "msg": f"one of {', '.join(sorted(registered))}"}],
+        )
+    if page.offset + page.limit > MAX_DEPTH:
+        raise ValidationFailed(
+            f"The timeline pages up to {MAX_DEPTH} entries deep",
+            errors=[{"loc": ["query", "offset"], "msg": "too deep"}],
+        )
+    n = page.offset + page.limit
+    per_source: list[list[TimelineEntry]] = []
+    total = 0
+    for kind in wanted:
+        src = registered[kind]
+        per_source.append(await src.fetch(session, lead.id, n))
+        total += await src.count(session, lead.id)
+    merged = heapq.merge(*per_source, key=lambda e: (e.occurred_at, e.id), reverse=True)
+    window = list(merged)[page.offset : n]
+    names = await _names(session, {e.actor_user_id for e in window if e.actor_user_id})
+    items = [
+        TimelineItem(
+            id=e.id,
+            kind=e.kind,
+            occurred_at=e.occurred_at,
+            summary=e.summary,
+            data=e.data,
+            actor=ActorRef(id=e.actor_user_id, name=names.get(e.actor_user_id, "unknown"))
+            if e.actor_user_id
+            else None,
+        )
+        for e in window
+    ]
+    return items, total
+
+
+async def _names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return {i: n for i, n in rows.all()}
