@@ -2,12 +2,14 @@
 
 from leadflow.models.activity import Interaction, MessageEvent
 from leadflow.models.api_key import ApiKey
+from leadflow.models.assignment_rule import AssignmentRule, SlaPolicy
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.organization import Organization
+from leadflow.models.outbox import Notification, OutboxMessage, PeriodicRun
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
 from leadflow.models.task import Task
@@ -16,6 +18,7 @@ from leadflow.models.user import User
 
 __all__ = [
     "ApiKey",
+    "AssignmentRule",
     "AuditLog",
     "AuthSession",
     "Consent",
@@ -25,11 +28,15 @@ __all__ = [
     "LeadAssignment",
     "LeadNoteEdit",
     "LeadStatusChange",
+    "Notification",
     "MessageEvent",
     "Organization",
+    "OutboxMessage",
+    "PeriodicRun",
     "PipelineStage",
     "RefreshToken",
     "Role",
+    "SlaPolicy",
     "Task",
     "Team",
     "User",

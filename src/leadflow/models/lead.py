@@ -13,6 +13,14 @@ from leadflow.db.base import Base, IdMixin, TimestampMixin
 from leadflow.db.types import JSONType, UTCDateTime
 
 _LIVE = text("deleted_at IS NULL")
+_SLA_OPEN = text(
+    "sla_deadline IS NOT NULL AND sla_met_at IS NULL AND sla_breached_at IS NULL "
+    "AND deleted_at IS NULL"
+)
+_SLA_REMIND = text(
+    "sla_reminder_at IS NOT NULL AND sla_reminded_at IS NULL "
+    "AND sla_met_at IS NULL AND sla_breached_at IS NULL AND deleted_at IS NULL"
+)
 
 
 def _live_index(name: str, *cols: Any) -> Index:
@@ -41,6 +49,19 @@ class Lead(IdMixin, TimestampMixin, Base):
         _live_index("ix_leads_org_score", "organization_id", "score"),
         _live_index("ix_leads_org_name", "organization_id", "full_name", "id"),
         Index("ix_leads_import_batch", "import_batch_id"),
+        # The periodic SLA check reads only running clocks: tiny partial indexes at any size.
+        Index(
+            "ix_leads_sla_reminder_due",
+            "sla_reminder_at",
+            postgresql_where=_SLA_REMIND,
+            sqlite_where=_SLA_REMIND,
+        ),
+        Index(
+            "ix_leads_sla_deadline_open",
+            "sla_deadline",
+            postgresql_where=_SLA_OPEN,
+            sqlite_where=_SLA_OPEN,
+        ),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -77,6 +98,12 @@ class Lead(IdMixin, TimestampMixin, Base):
     # Lower-cased "name email phone company", the one column `q` searches (trigram on PostgreSQL).
     search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    sla_policy_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    sla_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 

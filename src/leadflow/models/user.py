@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from leadflow.db.base import Base, IdMixin, TimestampMixin
@@ -30,5 +30,10 @@ class User(IdMixin, TimestampMixin, Base):
     )
     status: Mapped[str] = mapped_column(String(20), default="active", nullable=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    language: Mapped[str] = mapped_column(
+        String(5), nullable=False, default="de", server_default="de"
+    )
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    out_of_office_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     role: Mapped[Role] = relationship(lazy="raise")
