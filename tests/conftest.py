@@ -21,6 +21,7 @@ from leadflow.db import migrate
 from leadflow.db.engine import Database, unit_of_work
 from leadflow.db.session import get_session, get_session_factory
 from leadflow.kit.clock import clock
+from leadflow.worker.jobs import JobContext, RecordingQueue, set_queue
 from tests.fixtures.factories import Factory
 from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP
 
@@ -154,6 +155,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def queue() -> Iterator[RecordingQueue]:
+    """Jobs enqueued after commit land here; tests run them with `jobs`."""
+    q = RecordingQueue()
+    set_queue(q)
+    yield q
+    set_queue(RecordingQueue())
+
+
+@pytest.fixture
+def jobs(conn: AsyncConnection, app: FastAPI) -> JobContext:
+    """Job context whose sessions join the test transaction (run jobs in-process)."""
+    return JobContext(settings=app.state.settings, session_factory=lambda: _session(conn))
 
 
 @pytest.fixture(autouse=True)

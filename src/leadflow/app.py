@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import leadflow.models  # noqa: F401  (registers every model)
 from leadflow import __version__
 from leadflow.activities.endpoints import router as activities_router
+from leadflow.assignment.endpoints import router as assignment_router
 from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
 from leadflow.auth.endpoints import router as auth_router
@@ -25,11 +26,16 @@ from leadflow.kit.problems import install_handlers
 from leadflow.kit.ratelimit import FailureLimiter, build_storage
 from leadflow.leads.endpoints import router as leads_router
 from leadflow.leads.endpoints import tags_router
+from leadflow.notifications.endpoints import router as notifications_router
 from leadflow.organizations.endpoints import roles_router, settings_router, teams_router
 from leadflow.pipeline.endpoints import router as pipeline_router
+from leadflow.sla.endpoints import router as sla_router
 from leadflow.tasks.endpoints import router as tasks_router
 from leadflow.timeline.endpoints import router as timeline_router
 from leadflow.users.endpoints import router as users_router
+from leadflow.worker.admin import emails_router, jobs_router
+from leadflow.worker.jobs import set_queue
+from leadflow.worker.runtime import HueyQueue, Worker, build_huey
 
 API = "/api/v1"
 
@@ -48,6 +54,11 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (timeline_router, f"{API}/leads"),
     (tasks_router, f"{API}/tasks"),
     (settings_router, f"{API}/admin/settings"),
+    (assignment_router, f"{API}/assignment/rules"),
+    (sla_router, f"{API}/sla"),
+    (notifications_router, f"{API}/notifications"),
+    (jobs_router, f"{API}/admin/jobs"),
+    (emails_router, f"{API}/admin/emails"),
 ]
 
 # The seeds' own paths, served by the canonical endpoints and hidden from the schema.
@@ -69,9 +80,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if database is None:
-            await app.state.database.dispose()
+        # Runs under a server only (not in in-process test clients).
+        worker: Worker | None = None
+        if settings.embedded_worker:
+            worker = Worker(settings, embedded=True)
+            worker.start()
+        else:
+            set_queue(HueyQueue(build_huey(settings), settings))
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if database is None:
+                await app.state.database.dispose()
 
     app = FastAPI(
         title="Leadflow",

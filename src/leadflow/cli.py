@@ -41,6 +41,16 @@ def serve(
     )
 
 
+@app.command()
+def worker() -> None:
+    """Run a standalone job worker (Huey consumer + periodic jobs)."""
+    from leadflow.worker.runtime import Worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    Worker(settings, embedded=False).run_forever()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""

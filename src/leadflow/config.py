@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("leadflow.config")
@@ -37,6 +37,38 @@ class Settings(BaseSettings):
     default_phone_region: str = "DE"
     list_count_cap: int = 10_000
     bulk_max_leads: int = 10_000
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Leadflow <noreply@localhost>"
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    public_url: str = "http://127.0.0.1:8000"
+    worker_threads: int = 2
+    embedded_worker: bool = True
+    outbox_relay_seconds: int = 10
+    outbox_lock_seconds: int = 300
+    outbox_max_attempts: int = 3
+    outbox_backoff_seconds: int = 30
+    sla_check_seconds: int = 300
+    default_sla_duration_minutes: int = 120
+    default_sla_reminder_minutes: int = 30
+    ai_provider: Literal["local", "openai"] = "local"
+    # The OpenAI SDK's own variable names work too (the seed documents OPENAI_API_KEY etc.).
+    openai_api_key: str = Field(
+        default="", validation_alias=AliasChoices("LEADFLOW_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini",
+        validation_alias=AliasChoices("LEADFLOW_OPENAI_MODEL", "OPENAI_MODEL"),
+    )
+    openai_base_url: str = Field(
+        default="", validation_alias=AliasChoices("LEADFLOW_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    ai_timeout_seconds: float = 20
+    ai_max_retries: int = 2
+    ai_rate_limit_per_minute: int = 60
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

@@ -17,6 +17,7 @@ from leadflow.leads import service as leads
 from leadflow.leads.schemas import ConsentChannel, ConsentIn
 from leadflow.models.activity import Interaction, MessageEvent
 from leadflow.organizations import service as orgs
+from leadflow.sla import service as sla
 
 # Internal notes are not contact with the lead.
 _CONTACT_TYPES = frozenset({"call", "email", "meeting", "sms", "whatsapp"})
@@ -46,6 +47,8 @@ async def log_interaction(
         if lead.last_contacted_at is None or occurred > lead.last_contacted_at:
             lead.last_contacted_at = occurred
             lead_changes["last_contacted_at"] = occurred
+        if row.direction == "outbound":
+            sla.mark_met(lead, utcnow())  # the first outbound contact answers the lead
         settings = await orgs.org_settings(session, lead.organization_id)
         if settings.clear_needs_action_on_interaction and lead.needs_action:
             lead.needs_action = False

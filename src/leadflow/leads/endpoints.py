@@ -246,10 +246,12 @@ async def change_status(
 @router.post("/{lead_id}/assign", response_model=LeadDetail)
 @router.patch("/{lead_id}/assign", response_model=LeadDetail, include_in_schema=False)
 async def assign_lead(
-    session: SessionDep, actor: Assigner, lead_id: uuid.UUID, body: AssignIn
+    request: Request, session: SessionDep, actor: Assigner, lead_id: uuid.UUID, body: AssignIn
 ) -> LeadDetail:
     """Assign to an active member (null unassigns)."""
-    lead = await service.assign(session, actor, lead_id, body.assignee_id, body.reason)
+    lead = await service.assign(
+        session, actor, request.app.state.settings, lead_id, body.assignee_id, body.reason
+    )
     return await service.detail_of(session, lead)
 
 
@@ -290,3 +292,12 @@ async def merge_leads(
 async def list_tags(session: SessionDep, actor: Reader) -> list[TagCount]:
     """Tags in use with their lead counts."""
     return [TagCount(tag=t, count=c) for t, c in await service.tags(session, actor)]
+
+
+@router.post("/{lead_id}/resend-email", status_code=status.HTTP_202_ACCEPTED)
+async def resend_email(
+    request: Request, session: SessionDep, actor: Writer, lead_id: uuid.UUID
+) -> dict[str, str]:
+    """Send the assignment notification email to the assignee again."""
+    key = await service.resend_assignment_email(session, actor, request.app.state.settings, lead_id)
+    return {"status": "queued", "delivery_key": key}

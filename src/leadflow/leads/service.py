@@ -10,6 +10,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.assignment import service as assignment
 from leadflow.audit.service import diff, record, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
@@ -35,9 +36,15 @@ from leadflow.leads.schemas import (
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.pipeline import service as pipeline
+from leadflow.sla import service as sla
 from leadflow.users import repository as users
 
 _AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
+
+
+def touch(lead: Lead) -> None:
+    """Count a user-visible edit (the optimistic-concurrency version)."""
+    lead.version = (lead.version or 1) + 1
 
 
 def derive(lead: Lead) -> None:
@@ -206,16 +213,9 @@ async def create_lead(
         )
     )
     if lead.assignee_id is not None:
-        session.add(
-            LeadAssignment(
-                organization_id=lead.organization_id,
-                lead_id=lead.id,
-                actor_user_id=actor.user_id,
-                from_user_id=None,
-                to_user_id=lead.assignee_id,
-                reason="created",
-            )
-        )
+        await _record_assignment(session, settings, actor, lead, None, "created")
+    else:
+        await apply_rules(session, settings, actor, lead)
     await record(
         session,
         actor=actor,
@@ -311,10 +311,11 @@ async def update_lead(
             value = value or {}
         setattr(lead, key, value)
     if status and status != lead.status:
-        _move(session, actor, lead, status, None)
+        await _move(session, actor, lead, status, None)
     if assignee_present and assignee != lead.assignee_id:
-        _assign(session, actor, lead, assignee, None)
+        await _assign(session, settings, actor, lead, assignee, None)
     derive(lead)
+    touch(lead)
     await session.flush()
     b, a = diff(before, _audit_view(lead))
     if a:
@@ -355,6 +356,7 @@ async def update_notes(
     )
     before = lead.notes
     lead.notes = notes
+    touch(lead)
     await session.flush()
     await record(
         session,
@@ -369,7 +371,9 @@ async def update_notes(
     return lead
 
 
-def _move(session: AsyncSession, actor: Actor, lead: Lead, status: str, reason: str | None) -> None:
+async def _move(
+    session: AsyncSession, actor: Actor, lead: Lead, status: str, reason: str | None
+) -> None:
     session.add(
         LeadStatusChange(
             organization_id=lead.organization_id,
@@ -380,29 +384,61 @@ def _move(session: AsyncSession, actor: Actor, lead: Lead, status: str, reason: 
             reason=reason,
         )
     )
+    first = await pipeline.first_stage(session, lead.organization_id)
+    if lead.status == first.key and status != first.key:
+        sla.mark_met(lead, utcnow())  # leaving the first stage counts as the response
     lead.status = status
 
 
-def _assign(
+async def _assign(
     session: AsyncSession,
-    actor: Actor,
+    settings: Settings,
+    actor: Actor | None,
     lead: Lead,
     assignee: uuid.UUID | None,
     reason: str | None,
     rule_id: uuid.UUID | None = None,
 ) -> None:
-    session.add(
-        LeadAssignment(
-            organization_id=lead.organization_id,
-            lead_id=lead.id,
-            actor_user_id=actor.user_id,
-            from_user_id=lead.assignee_id,
-            to_user_id=assignee,
-            reason=reason,
-            rule_id=rule_id,
-        )
-    )
+    previous = lead.assignee_id
     lead.assignee_id = assignee
+    await _record_assignment(session, settings, actor, lead, previous, reason, rule_id)
+
+
+async def _record_assignment(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor | None,
+    lead: Lead,
+    previous: uuid.UUID | None,
+    reason: str | None,
+    rule_id: uuid.UUID | None = None,
+) -> None:
+    row = LeadAssignment(
+        organization_id=lead.organization_id,
+        lead_id=lead.id,
+        actor_user_id=actor.user_id if actor else None,
+        from_user_id=previous,
+        to_user_id=lead.assignee_id,
+        reason=reason,
+        rule_id=rule_id,
+    )
+    session.add(row)
+    await session.flush()
+    await assignment.on_assigned(session, settings, actor, lead, row)
+
+
+async def apply_rules(
+    session: AsyncSession, settings: Settings, actor: Actor | None, lead: Lead
+) -> bool:
+    """Give an unassigned lead to whoever the first matching assignment rule picks."""
+    if lead.assignee_id is not None:
+        return False
+    picked = await assignment.auto_assign(session, lead)
+    if picked is None:
+        return False
+    user, rule, reason = picked
+    await _assign(session, settings, actor, lead, user.id, reason, rule.id)
+    return True
 
 
 async def change_status(
@@ -414,7 +450,8 @@ async def change_status(
     if status == lead.status:
         return lead
     before = lead.status
-    _move(session, actor, lead, status, reason)
+    await _move(session, actor, lead, status, reason)
+    touch(lead)
     await session.flush()
     await record(
         session,
@@ -432,6 +469,7 @@ async def change_status(
 async def assign(
     session: AsyncSession,
     actor: Actor,
+    settings: Settings,
     lead_id: uuid.UUID,
     assignee_id: uuid.UUID | None,
     reason: str | None,
@@ -447,7 +485,8 @@ async def assign(
     if assignee_id == lead.assignee_id:
         return lead
     before = lead.assignee_id
-    _assign(session, actor, lead, assignee_id, reason)
+    await _assign(session, settings, actor, lead, assignee_id, reason)
+    touch(lead)
     await session.flush()
     await record(
         session,
@@ -466,6 +505,7 @@ async def delete_lead(session: AsyncSession, actor: Actor, lead_id: uuid.UUID) -
     """Soft-delete: gone from lists and exports, kept for audit."""
     lead = await get_lead(session, actor, lead_id, for_update=True)
     lead.deleted_at = utcnow()
+    touch(lead)
     await session.flush()
     await record(
         session,
@@ -604,6 +644,7 @@ async def merge(
             .execution_options(synchronize_session=False)
         )
     derive(lead)
+    touch(lead)
     await session.flush()
     b, a = diff(before, _audit_view(lead))
     await record(
@@ -655,7 +696,7 @@ async def bulk(session: AsyncSession, actor: Actor, settings: Settings, data: Bu
     value = await _bulk_value(session, actor, data)
     updated = 0
     for lead in leads:
-        if await _bulk_apply(session, actor, lead, data.action, value):
+        if await _bulk_apply(session, settings, actor, lead, data.action, value):
             updated += 1
     await session.flush()
     return BulkOut(matched=len(leads), updated=updated)
@@ -688,17 +729,17 @@ async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
 
 
 async def _bulk_apply(
-    session: AsyncSession, actor: Actor, lead: Lead, action: str, value: Any
+    session: AsyncSession, settings: Settings, actor: Actor, lead: Lead, action: str, value: Any
 ) -> bool:
     before = _audit_view(lead)
     if action == "assign":
         if lead.assignee_id == value:
             return False
-        _assign(session, actor, lead, value, "bulk")
+        await _assign(session, settings, actor, lead, value, "bulk")
     elif action == "status":
         if lead.status == value:
             return False
-        _move(session, actor, lead, value, "bulk")
+        await _move(session, actor, lead, value, "bulk")
     elif action == "tag_add":
         if value in lead.tags:
             return False
@@ -709,6 +750,7 @@ async def _bulk_apply(
         lead.tags = [t for t in lead.tags if t != value]
     elif action == "delete":
         lead.deleted_at = utcnow()
+    touch(lead)
     b, a = diff(before, _audit_view(lead))
     await record(
         session,
@@ -750,3 +792,29 @@ async def list_leads(
 async def tags(session: AsyncSession, actor: Actor) -> list[tuple[str, int]]:
     """Tags with counts in the actor's scope."""
     return await repository.tag_counts(session, actor)
+
+
+async def resend_assignment_email(
+    session: AsyncSession, actor: Actor, settings: Settings, lead_id: uuid.UUID
+) -> str:
+    """Queue the "lead assigned" email to the current assignee again; returns the delivery key."""
+    lead = await get_lead(session, actor, lead_id)
+    if lead.assignee_id is None:
+        raise Conflict("The lead has no assignee to notify", code="not_assigned")
+    assignee = await users.get(session, actor, lead.assignee_id)
+    if assignee is None or assignee.status != "active":
+        raise Conflict("The assignee is not an active user", code="assignee_inactive")
+    key = f"lead-assigned-resend:{lead.id}:{uuid.uuid4().hex}"
+    await assignment.queue_assignment_email(
+        session, settings, lead, assignee, by=actor.label, reason="resent", delivery_key=key
+    )
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="lead.resend_email",
+        resource_type="lead",
+        resource_id=lead.id,
+        after={"to": assignee.email, "delivery_key": key},
+    )
+    return key

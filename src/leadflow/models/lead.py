@@ -107,4 +107,7 @@ class Lead(IdMixin, TimestampMixin, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    __mapper_args__ = {"version_id_col": version}
+    # The version counts user-visible edits (services bump it); system updates such as SLA
+    # bookkeeping keep it, so a client's If-Match is not invalidated behind its back. The
+    # column still guards every UPDATE against concurrent writers.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}

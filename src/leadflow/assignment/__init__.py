@@ -1,0 +1,1 @@
+"""Automatic assignment: ordered rules, round robin, least loaded, fixed user or team."""

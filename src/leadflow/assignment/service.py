@@ -1,0 +1,302 @@
+"""Assignment rules (CRUD and evaluation) and what happens when a lead gets an assignee."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.assignment.schemas import RuleCreate, RuleUpdate, Strategy
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.authz.actor import Actor
+from leadflow.config import Settings
+from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit.clock import utcnow
+from leadflow.kit.conditions import lead_matches
+from leadflow.models.assignment_rule import AssignmentRule
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import LeadAssignment
+from leadflow.models.pipeline_stage import PipelineStage
+from leadflow.models.user import User
+from leadflow.notifications import service as notifications
+from leadflow.organizations import service as orgs
+from leadflow.sla import service as sla
+
+
+async def list_rules(session: AsyncSession, org_id: uuid.UUID) -> list[AssignmentRule]:
+    """Rules in evaluation order."""
+    rows = await session.scalars(
+        select(AssignmentRule)
+        .where(AssignmentRule.organization_id == org_id)
+        .order_by(AssignmentRule.position, AssignmentRule.created_at)
+    )
+    return list(rows)
+
+
+async def get_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> AssignmentRule:
+    """A rule of the actor's organisation, or 404."""
+    row = await session.scalar(
+        select(AssignmentRule).where(
+            AssignmentRule.id == rule_id, AssignmentRule.organization_id == actor.organization_id
+        )
+    )
+    if row is None:
+        raise NotFound("Assignment rule not found")
+    return row
+
+
+async def _check_targets(
+    session: AsyncSession,
+    actor: Actor,
+    user_ids: list[uuid.UUID],
+    team_id: uuid.UUID | None,
+    fixed: uuid.UUID | None,
+) -> None:
+    ids = [*user_ids, *([fixed] if fixed else [])]
+    if ids:
+        found = set(
+            await session.scalars(
+                select(User.id).where(
+                    User.id.in_(ids), User.organization_id == actor.organization_id
+                )
+            )
+        )
+        missing = [str(i) for i in ids if i not in found]
+        if missing:
+            raise ValidationFailed(f"Unknown users: {', '.join(missing)}", field="user_ids")
+    if team_id is not None:
+        await orgs.get_team(session, actor, team_id)
+
+
+async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> AssignmentRule:
+    """Add a rule (at the end unless `position` is given)."""
+    await _check_targets(session, actor, data.user_ids, data.team_id, data.fixed_user_id)
+    rules = await list_rules(session, actor.organization_id)
+    row = AssignmentRule(
+        organization_id=actor.organization_id,
+        name=data.name,
+        is_active=data.is_active,
+        conditions=data.conditions,
+        strategy=data.strategy.value,
+        user_ids=[str(u) for u in data.user_ids],
+        team_id=data.team_id,
+        fixed_user_id=data.fixed_user_id,
+        position=len(rules) if data.position is None else data.position,
+        rr_counter=0,
+    )
+    session.add(row)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="assignment_rule.create",
+        resource_type="assignment_rule",
+        resource_id=row.id,
+        after=snapshot(row),
+    )
+    return row
+
+
+async def update_rule(
+    session: AsyncSession, actor: Actor, rule_id: uuid.UUID, data: RuleUpdate
+) -> AssignmentRule:
+    """Change a rule."""
+    row = await get_rule(session, actor, rule_id)
+    before = snapshot(row)
+    fields: dict[str, Any] = data.model_dump(exclude_unset=True)
+    await _check_targets(
+        session,
+        actor,
+        fields.get("user_ids") or [],
+        fields.get("team_id"),
+        fields.get("fixed_user_id"),
+    )
+    for key, value in fields.items():
+        if key == "user_ids":
+            value = [str(u) for u in value or []]
+        if value is not None or key in ("team_id", "fixed_user_id"):
+            setattr(row, key, value)
+    await session.flush()
+    b, a = diff(before, snapshot(row))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="assignment_rule.update",
+        resource_type="assignment_rule",
+        resource_id=row.id,
+        before=b,
+        after=a,
+    )
+    return row
+
+
+async def delete_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> None:
+    """Remove a rule."""
+    row = await get_rule(session, actor, rule_id)
+    before = snapshot(row)
+    await session.delete(row)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="assignment_rule.delete",
+        resource_type="assignment_rule",
+        resource_id=rule_id,
+        before=before,
+    )
+
+
+async def _members(session: AsyncSession, rule: AssignmentRule) -> list[User]:
+    stmt = select(User).where(User.organization_id == rule.organization_id, User.status == "active")
+    if rule.strategy == Strategy.FIXED_USER:
+        stmt = stmt.where(User.id == rule.fixed_user_id)
+    elif rule.user_ids:
+        stmt = stmt.where(User.id.in_([uuid.UUID(u) for u in rule.user_ids]))
+    elif rule.team_id is not None:
+        stmt = stmt.where(User.team_id == rule.team_id)
+    else:
+        return []
+    now = utcnow()
+    users = [
+        u
+        for u in await session.scalars(stmt.order_by(User.id))
+        if u.out_of_office_until is None or u.out_of_office_until <= now
+    ]
+    return users
+
+
+async def _open_loads(
+    session: AsyncSession, org_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    open_keys = select(PipelineStage.key).where(
+        PipelineStage.organization_id == org_id, PipelineStage.category == "open"
+    )
+    rows = await session.execute(
+        select(Lead.assignee_id, func.count())
+        .where(
+            Lead.organization_id == org_id,
+            Lead.assignee_id.in_(ids),
+            Lead.deleted_at.is_(None),
+            Lead.status.in_(open_keys),
+        )
+        .group_by(Lead.assignee_id)
+    )
+    loads = {i: 0 for i in ids}
+    loads.update({uid: int(n) for uid, n in rows.all() if uid is not None})
+    return loads
+
+
+async def _pick(session: AsyncSession, rule: AssignmentRule) -> tuple[User, str] | None:
+    members = await _members(session, rule)
+    if not members:
+        return None
+    loads = await _open_loads(session, rule.organization_id, [m.id for m in members])
+    available = [m for m in members if m.capacity is None or loads[m.id] < m.capacity]
+    if not available:
+        return None
+    if rule.strategy == Strategy.LEAST_LOADED:
+        chosen = min(available, key=lambda m: (loads[m.id], str(m.id)))
+        return chosen, f"least loaded ({loads[chosen.id]} open leads)"
+    if rule.strategy == Strategy.FIXED_USER:
+        return available[0], "fixed user"
+    # Round robin (also for teams): the counter was read under a row lock and is bumped here,
+    # so concurrent creations take distinct slots.
+    chosen = available[rule.rr_counter % len(available)]
+    slot = rule.rr_counter
+    rule.rr_counter = rule.rr_counter + 1
+    return chosen, f"round robin slot {slot}"
+
+
+async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[User, AssignmentRule, str] | None:
+    """The assignee the first matching active rule gives `lead`, if any."""
+    ids = list(
+        await session.scalars(
+            select(AssignmentRule.id)
+            .where(
+                AssignmentRule.organization_id == lead.organization_id,
+                AssignmentRule.is_active.is_(True),
+            )
+            .order_by(AssignmentRule.position, AssignmentRule.created_at)
+        )
+    )
+    for rule_id in ids:
+        rule = await session.scalar(
+            select(AssignmentRule).where(AssignmentRule.id == rule_id).with_for_update()
+        )
+        if rule is None or not lead_matches(rule.conditions, lead):
+            continue
+        picked = await _pick(session, rule)
+        if picked is not None:
+            user, why = picked
+            return user, rule, f"rule '{rule.name}': {why}"
+    return None
+
+
+async def on_assigned(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor | None,
+    lead: Lead,
+    assignment: LeadAssignment,
+) -> None:
+    """A lead got an assignee: start its SLA clock, notify the assignee in-app and by email."""
+    if lead.assignee_id is None:
+        return
+    now = utcnow()
+    await sla.start_clock(session, settings, lead, now)
+    assignee = await session.get(User, lead.assignee_id)
+    if assignee is None:
+        return
+    by = actor.label if actor else "Leadflow"
+    key = f"lead-assigned:{assignment.id}"
+    await notifications.notify(
+        session,
+        organization_id=lead.organization_id,
+        user_id=assignee.id,
+        kind="lead_assigned",
+        title=f"New lead assigned: {lead.full_name or lead.email or ''}",
+        body=assignment.reason,
+        lead_id=lead.id,
+        delivery_key=key,
+        data={
+            "assignment_id": str(assignment.id),
+            "sla_deadline": lead.sla_deadline.isoformat() if lead.sla_deadline else None,
+        },
+    )
+    await queue_assignment_email(
+        session, settings, lead, assignee, by=by, reason=assignment.reason, delivery_key=key
+    )
+
+
+async def queue_assignment_email(
+    session: AsyncSession,
+    settings: Settings,
+    lead: Lead,
+    assignee: User,
+    *,
+    by: str | None,
+    reason: str | None,
+    delivery_key: str,
+) -> None:
+    """The "lead assigned" email to the assignee, through the outbox."""
+    await notifications.queue_email(
+        session,
+        organization_id=lead.organization_id,
+        to=assignee.email,
+        template="lead_assigned",
+        language=assignee.language,
+        context={
+            "recipient_name": assignee.full_name,
+            "lead_name": lead.full_name or lead.email or lead.phone or "Lead",
+            "lead_company": lead.company,
+            "assigned_by": by,
+            "reason": reason,
+            "lead_url": f"{settings.public_url.rstrip('/')}/leads/{lead.id}",
+        },
+        delivery_key=delivery_key,
+        max_attempts=settings.outbox_max_attempts,
+    )

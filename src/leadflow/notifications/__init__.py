@@ -1,0 +1,1 @@
+"""Notifications: in-app notifications and email (`notifications.email`: rendering, SMTP)."""

@@ -1,0 +1,109 @@
+"""/api/v1/notifications: list, read, read-all, unread-count, and a server-sent event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.dependencies import CurrentActor
+from leadflow.db.session import SessionDep, SessionFactoryDep
+from leadflow.kit.pagination import Page, PageParams, page_params
+from leadflow.notifications import service
+from leadflow.notifications.schemas import NotificationRead, ReadAllOut, UnreadCount
+
+router = APIRouter(tags=["notifications"])
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+@router.get("", response_model=Page[NotificationRead])
+async def list_notifications(
+    session: SessionDep, actor: CurrentActor, page: Paging, unread: bool | None = None
+) -> Page[NotificationRead]:
+    """Your notifications, newest first (`unread=true` for unread only)."""
+    rows, total = await service.list_for(session, actor, page, unread=unread)
+    return Page(
+        items=[NotificationRead.model_validate(r) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/unread-count", response_model=UnreadCount)
+async def unread_count(session: SessionDep, actor: CurrentActor) -> UnreadCount:
+    """How many notifications you have not read."""
+    return UnreadCount(unread=await service.unread_count(session, actor))
+
+
+@router.post("/read-all", response_model=ReadAllOut)
+async def read_all(session: SessionDep, actor: CurrentActor) -> ReadAllOut:
+    """Mark all your notifications read."""
+    return ReadAllOut(updated=await service.mark_all_read(session, actor))
+
+
+@router.post("/{notification_id}/read", response_model=NotificationRead)
+async def read_one(
+    session: SessionDep, actor: CurrentActor, notification_id: uuid.UUID
+) -> NotificationRead:
+    """Mark one notification read."""
+    return NotificationRead.model_validate(await service.mark_read(session, actor, notification_id))
+
+
+async def _events(
+    request: Request,
+    factory: Callable[[], AsyncSession],
+    user_id: uuid.UUID,
+    after: uuid.UUID | None,
+    max_events: int | None,
+    max_seconds: float,
+    poll: float,
+) -> AsyncIterator[bytes]:
+    # Polling the table keeps the stream correct across any number of API processes.
+    sent = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max_seconds
+    yield b"retry: 3000\n\n"
+    while loop.time() < deadline:
+        async with factory() as session:
+            rows = await service.newer_than(session, user_id, after)
+        for row in rows:
+            after = row.id
+            data = NotificationRead.model_validate(row).model_dump_json()
+            yield f"id: {row.id}\nevent: notification\ndata: {data}\n\n".encode()
+            sent += 1
+            if max_events is not None and sent >= max_events:
+                return
+        if await request.is_disconnected():
+            return
+        yield b": keep-alive\n\n"
+        await asyncio.sleep(poll)
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    factory: SessionFactoryDep,
+    actor: CurrentActor,
+    last_event_id: Annotated[uuid.UUID | None, Query(alias="after")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300,
+) -> StreamingResponse:
+    """Server-sent events: one `notification` event per new notification.
+
+    Resume with `?after=<last id>` (or the `Last-Event-ID` header); the stream ends after
+    `max_seconds` (the browser reconnects by itself) or `max_events`.
+    """
+    header = request.headers.get("last-event-id")
+    after = last_event_id or (uuid.UUID(header) if header else None)
+    assert actor.user_id is not None
+    return StreamingResponse(
+        _events(request, factory, actor.user_id, after, max_events, max_seconds, 1.0),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,223 @@
+"""In-app notifications and notification emails (through the outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.authz.actor import Actor
+from leadflow.exceptions import NotFound
+from leadflow.kit.clock import utcnow
+from leadflow.kit.pagination import PageParams
+from leadflow.models.outbox import Notification, OutboxMessage
+from leadflow.models.role import Role
+from leadflow.models.user import User
+from leadflow.notifications.email import (
+    DELIVERY_KEY_HEADER,
+    EmailDeliveryError,
+    RenderedEmail,
+    SmtpConfig,
+    render,
+    send,
+)
+from leadflow.worker import outbox
+from leadflow.worker.jobs import JobContext
+
+
+async def notify(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    kind: str,
+    title: str,
+    body: str | None = None,
+    lead_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+    delivery_key: str | None = None,
+) -> Notification | None:
+    """An in-app notification (once per `delivery_key`)."""
+    if delivery_key is not None and await session.scalar(
+        select(Notification.id).where(Notification.delivery_key == delivery_key)
+    ):
+        return None
+    row = Notification(
+        organization_id=organization_id,
+        user_id=user_id,
+        kind=kind,
+        title=title[:300],
+        body=body,
+        lead_id=lead_id,
+        data=data or {},
+        delivery_key=delivery_key,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def queue_email(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID | None,
+    to: str,
+    template: str,
+    language: str,
+    context: dict[str, Any],
+    delivery_key: str,
+    max_attempts: int = 3,
+) -> OutboxMessage:
+    """Render a templated email now and put it in the outbox (sent after commit)."""
+    email = render(template, language, context, to=to)
+    payload = {
+        "to": email.to,
+        "subject": email.subject,
+        "text": email.text,
+        "html": email.html,
+        "template": template,
+        "language": language,
+        "headers": {**email.headers, DELIVERY_KEY_HEADER: delivery_key},
+    }
+    return await outbox.add(
+        session,
+        organization_id=organization_id,
+        kind="email",
+        delivery_key=delivery_key,
+        payload=payload,
+        max_attempts=max_attempts,
+    )
+
+
+async def _deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
+    s = ctx.settings
+    if not s.smtp_host:
+        # No SMTP configured: keep the email readable at /admin/emails instead of sending it.
+        return {"status": "logged"}
+    p = row.payload
+    config = SmtpConfig(
+        host=s.smtp_host,
+        port=s.smtp_port,
+        username=s.smtp_username or None,
+        password=s.smtp_password or None,
+        sender=s.smtp_from,
+        starttls=s.smtp_starttls,
+        use_tls=s.smtp_tls,
+    )
+    message_id = await send(
+        config,
+        RenderedEmail(
+            to=p["to"],
+            subject=p["subject"],
+            text=p["text"],
+            html=p.get("html"),
+            headers=p.get("headers") or {},
+        ),
+    )
+    return {"status": "sent", "message_id": message_id}
+
+
+async def _email_failed(session: AsyncSession, row: OutboxMessage) -> None:
+    if row.organization_id is None:
+        return
+    admins = await session.scalars(
+        select(User.id)
+        .join(Role, Role.id == User.role_id)
+        .where(
+            User.organization_id == row.organization_id,
+            Role.name == "admin",
+            User.status == "active",
+        )
+    )
+    for admin_id in admins:
+        await notify(
+            session,
+            organization_id=row.organization_id,
+            user_id=admin_id,
+            kind="email_failed",
+            title=f"Email could not be sent: {row.payload.get('subject', '')}",
+            body=f"To {row.payload.get('to')}: {row.last_error}",
+            data={"outbox_id": str(row.id)},
+            delivery_key=f"email-failed:{row.id}:{admin_id}",
+        )
+
+
+outbox.register_handler("email", _deliver_email, _email_failed)
+_ = EmailDeliveryError  # failures carry `permanent`, read by the outbox
+
+
+async def list_for(
+    session: AsyncSession, actor: Actor, page: PageParams, *, unread: bool | None
+) -> tuple[list[Notification], int]:
+    """The actor's notifications, newest first."""
+    conds = [
+        Notification.user_id == actor.user_id,
+        Notification.organization_id == actor.organization_id,
+    ]
+    if unread is True:
+        conds.append(Notification.read_at.is_(None))
+    elif unread is False:
+        conds.append(Notification.read_at.is_not(None))
+    total = await session.scalar(select(func.count()).select_from(Notification).where(*conds))
+    rows = await session.scalars(
+        select(Notification)
+        .where(*conds)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def unread_count(session: AsyncSession, actor: Actor) -> int:
+    """How many of the actor's notifications are unread."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+async def mark_read(
+    session: AsyncSession, actor: Actor, notification_id: uuid.UUID
+) -> Notification:
+    """Mark one of the actor's notifications read."""
+    row = await session.scalar(
+        select(Notification).where(
+            Notification.id == notification_id,
+            Notification.user_id == actor.user_id,
+            Notification.organization_id == actor.organization_id,
+        )
+    )
+    if row is None:
+        raise NotFound("Notification not found")
+    if row.read_at is None:
+        row.read_at = utcnow()
+    await session.flush()
+    return row
+
+
+async def mark_all_read(session: AsyncSession, actor: Actor) -> int:
+    """Mark every unread notification of the actor read; returns how many."""
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def newer_than(
+    session: AsyncSession, user_id: uuid.UUID, after: uuid.UUID | None, limit: int = 50
+) -> list[Notification]:
+    """Notifications of a user created after the one with id `after` (UUIDv7: time-ordered)."""
+    stmt = select(Notification).where(Notification.user_id == user_id)
+    if after is not None:
+        stmt = stmt.where(Notification.id > after)
+    return list(await session.scalars(stmt.order_by(Notification.id).limit(limit)))

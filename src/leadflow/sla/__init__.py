@@ -1,0 +1,1 @@
+"""Response-time SLAs on business hours: deadlines, reminders, breaches."""

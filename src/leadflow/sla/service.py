@@ -1,0 +1,423 @@
+"""SLA clocks in business time, the periodic reminder/breach check, and policies."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.audit.service import diff, record, snapshot
+from leadflow.authz.actor import Actor
+from leadflow.calendar import BusinessCalendar
+from leadflow.config import Settings
+from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit.clock import utcnow
+from leadflow.kit.conditions import lead_matches
+from leadflow.kit.pagination import PageParams
+from leadflow.leads.repository import scope_conditions
+from leadflow.models.assignment_rule import SlaPolicy
+from leadflow.models.lead import Lead
+from leadflow.models.organization import Organization
+from leadflow.models.role import Role
+from leadflow.models.user import User
+from leadflow.notifications import service as notifications
+from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
+from leadflow.worker.jobs import JobContext, job
+
+log = logging.getLogger("leadflow.sla")
+BATCH = 500
+
+
+async def _calendar(
+    session: AsyncSession, org_id: uuid.UUID, policy: SlaPolicy | None
+) -> BusinessCalendar:
+    if policy is not None and policy.calendar:
+        return BusinessCalendar.from_dict(policy.calendar)
+    org = await session.get(Organization, org_id)
+    return BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
+
+
+async def policy_for(session: AsyncSession, lead: Lead) -> SlaPolicy | None:
+    """The first active policy whose conditions the lead meets."""
+    policies = await session.scalars(
+        select(SlaPolicy)
+        .where(SlaPolicy.organization_id == lead.organization_id, SlaPolicy.is_active.is_(True))
+        .order_by(SlaPolicy.position, SlaPolicy.created_at)
+    )
+    return next((p for p in policies if lead_matches(p.conditions, lead)), None)
+
+
+async def start_clock(session: AsyncSession, settings: Settings, lead: Lead, now: datetime) -> None:
+    """Set the lead's SLA deadline (and reminder time) in business minutes from `now`."""
+    policy = await policy_for(session, lead)
+    duration = policy.duration_minutes if policy else settings.default_sla_duration_minutes
+    remind = policy.reminder_minutes_before if policy else settings.default_sla_reminder_minutes
+    cal = await _calendar(session, lead.organization_id, policy)
+    lead.sla_policy_id = policy.id if policy else None
+    lead.sla_deadline = cal.add_business_minutes(now, duration)
+    lead.sla_reminder_at = (
+        cal.add_business_minutes(now, duration - remind) if 0 < remind < duration else None
+    )
+    lead.sla_reminded_at = None
+    lead.sla_met_at = None
+    lead.sla_breached_at = None
+
+
+def mark_met(lead: Lead, now: datetime) -> bool:
+    """Stop a running clock: the lead got its first response in time or late."""
+    if lead.sla_deadline is None or lead.sla_met_at is not None:
+        return False
+    lead.sla_met_at = now
+    return True
+
+
+def _local(dt: datetime, tz: str) -> str:
+    return dt.astimezone(ZoneInfo(tz)).strftime("%d.%m.%Y %H:%M")
+
+
+async def _escalation_targets(session: AsyncSession, lead: Lead) -> list[User]:
+    """The lead's creator, or (if none) the managers of the assignee's team."""
+    users: list[User] = []
+    if lead.created_by is not None and lead.created_by != lead.assignee_id:
+        creator = await session.get(User, lead.created_by)
+        if creator is not None and creator.status == "active":
+            users.append(creator)
+    if not users and lead.assignee_id is not None:
+        assignee = await session.get(User, lead.assignee_id)
+        if assignee is not None and assignee.team_id is not None:
+            users.extend(
+                await session.scalars(
+                    select(User)
+                    .join(Role, Role.id == User.role_id)
+                    .where(
+                        User.team_id == assignee.team_id,
+                        Role.name == "manager",
+                        User.status == "active",
+                        User.id != assignee.id,
+                    )
+                )
+            )
+    return users
+
+
+async def _remind(session: AsyncSession, settings: Settings, lead: Lead, now: datetime) -> None:
+    assignee = await session.get(User, lead.assignee_id) if lead.assignee_id else None
+    if assignee is None or lead.sla_deadline is None:
+        return
+    cal = await _calendar(session, lead.organization_id, None)
+    key = f"sla-reminder:{lead.id}:{lead.sla_deadline.isoformat()}"
+    minutes_left = max(0, int((lead.sla_deadline - now).total_seconds() // 60))
+    await notifications.notify(
+        session,
+        organization_id=lead.organization_id,
+        user_id=assignee.id,
+        kind="sla_reminder",
+        title=f"SLA due soon: {lead.full_name}",
+        lead_id=lead.id,
+        data={"deadline": lead.sla_deadline.isoformat(), "minutes_left": minutes_left},
+        delivery_key=key,
+    )
+    await notifications.queue_email(
+        session,
+        organization_id=lead.organization_id,
+        to=assignee.email,
+        template="sla_reminder",
+        language=assignee.language,
+        context={
+            "recipient_name": assignee.full_name,
+            "lead_name": lead.full_name or "Lead",
+            "deadline_local": _local(lead.sla_deadline, cal.timezone),
+            "minutes_left": minutes_left,
+            "lead_url": f"{settings.public_url.rstrip('/')}/leads/{lead.id}",
+        },
+        delivery_key=key,
+        max_attempts=settings.outbox_max_attempts,
+    )
+    await record(
+        session,
+        actor=None,
+        organization_id=lead.organization_id,
+        action="lead.sla_reminder",
+        resource_type="lead",
+        resource_id=lead.id,
+        after={"sla_deadline": lead.sla_deadline, "assignee_id": assignee.id},
+    )
+
+
+async def _breach(session: AsyncSession, settings: Settings, lead: Lead, now: datetime) -> None:
+    assert lead.sla_deadline is not None
+    cal = await _calendar(session, lead.organization_id, None)
+    assignee = await session.get(User, lead.assignee_id) if lead.assignee_id else None
+    recipients = ([assignee] if assignee else []) + await _escalation_targets(session, lead)
+    for user in recipients:
+        key = f"sla-breached:{lead.id}:{lead.sla_deadline.isoformat()}:{user.id}"
+        await notifications.notify(
+            session,
+            organization_id=lead.organization_id,
+            user_id=user.id,
+            kind="sla_breached",
+            title=f"SLA breached: {lead.full_name}",
+            lead_id=lead.id,
+            data={"deadline": lead.sla_deadline.isoformat()},
+            delivery_key=key,
+        )
+        await notifications.queue_email(
+            session,
+            organization_id=lead.organization_id,
+            to=user.email,
+            template="sla_breached",
+            language=user.language,
+            context={
+                "recipient_name": user.full_name,
+                "lead_name": lead.full_name or "Lead",
+                "deadline_local": _local(lead.sla_deadline, cal.timezone),
+                "assignee_name": assignee.full_name if assignee else "-",
+                "lead_url": f"{settings.public_url.rstrip('/')}/leads/{lead.id}",
+            },
+            delivery_key=key,
+            max_attempts=settings.outbox_max_attempts,
+        )
+    await record(
+        session,
+        actor=None,
+        organization_id=lead.organization_id,
+        action="lead.sla_breached",
+        resource_type="lead",
+        resource_id=lead.id,
+        after={
+            "sla_deadline": lead.sla_deadline,
+            "sla_breached_at": now,
+            "notified": [str(u.id) for u in recipients],
+        },
+    )
+
+
+_OPEN = and_(Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.deleted_at.is_(None))
+
+
+async def check(session: AsyncSession, settings: Settings, now: datetime) -> dict[str, int]:
+    """Send due reminders and mark breaches, each exactly once per lead and deadline.
+
+    Each lead is claimed with a conditional UPDATE (`… IS NULL`), so concurrent checks never
+    notify twice; the partial indexes keep both scans proportional to the leads that are due.
+    """
+    reminded = breached = 0
+    due = list(
+        await session.scalars(
+            select(Lead.id)
+            .where(
+                Lead.sla_reminder_at.is_not(None),
+                Lead.sla_reminder_at <= now,
+                Lead.sla_reminded_at.is_(None),
+                Lead.sla_deadline > now,
+                _OPEN,
+            )
+            .limit(BATCH)
+        )
+    )
+    for lead_id in due:
+        claimed = await session.execute(
+            update(Lead)
+            .where(Lead.id == lead_id, Lead.sla_reminded_at.is_(None), _OPEN)
+            .values(sla_reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) == 1:
+            lead = await session.get(Lead, lead_id, populate_existing=True)
+            assert lead is not None
+            await _remind(session, settings, lead, now)
+            reminded += 1
+    late = list(
+        await session.scalars(
+            select(Lead.id)
+            .where(Lead.sla_deadline.is_not(None), Lead.sla_deadline <= now, _OPEN)
+            .limit(BATCH)
+        )
+    )
+    for lead_id in late:
+        claimed = await session.execute(
+            update(Lead)
+            .where(Lead.id == lead_id, _OPEN, Lead.sla_deadline <= now)
+            .values(sla_breached_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(claimed, "rowcount", 0) == 1:
+            lead = await session.get(Lead, lead_id, populate_existing=True)
+            assert lead is not None
+            await _breach(session, settings, lead, now)
+            breached += 1
+    return {"reminded": reminded, "breached": breached}
+
+
+@job("sla.check")
+async def check_job(ctx: JobContext) -> dict[str, int]:
+    """The periodic SLA check (every LEADFLOW_SLA_CHECK_SECONDS, once across all workers)."""
+    totals = {"reminded": 0, "breached": 0}
+    while True:
+        async with ctx.session_factory() as session:
+            result = await check(session, ctx.settings, utcnow())
+            await session.commit()
+        totals = {k: totals[k] + result[k] for k in totals}
+        if result["reminded"] < BATCH and result["breached"] < BATCH:
+            break
+    if totals["reminded"] or totals["breached"]:
+        log.info("sla check", extra=totals)
+    return totals
+
+
+def state_of(lead: Lead, now: datetime) -> str:
+    """`met`, `breached`, `at_risk` (past the reminder time) or `running`."""
+    if lead.sla_met_at is not None:
+        return "met"
+    if lead.sla_breached_at is not None or (lead.sla_deadline and lead.sla_deadline <= now):
+        return "breached"
+    if lead.sla_reminder_at is not None and lead.sla_reminder_at <= now:
+        return "at_risk"
+    return "running"
+
+
+async def leads_in_state(
+    session: AsyncSession, actor: Actor, state: str, page: PageParams
+) -> tuple[list[Lead], int]:
+    """Leads in the actor's scope whose SLA is in `state`, most urgent first."""
+    now = utcnow()
+    conds: list[Any] = [*scope_conditions(actor), Lead.sla_deadline.is_not(None)]
+    if state == "met":
+        conds.append(Lead.sla_met_at.is_not(None))
+    elif state == "breached":
+        conds.extend(
+            [
+                Lead.sla_met_at.is_(None),
+                (Lead.sla_breached_at.is_not(None)) | (Lead.sla_deadline <= now),
+            ]
+        )
+    elif state == "at_risk":
+        conds.extend(
+            [
+                Lead.sla_met_at.is_(None),
+                Lead.sla_breached_at.is_(None),
+                Lead.sla_deadline > now,
+                Lead.sla_reminder_at <= now,
+            ]
+        )
+    else:
+        conds.extend(
+            [Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.sla_deadline > now]
+        )
+    total = await session.scalar(select(func.count()).select_from(Lead).where(*conds))
+    rows = await session.scalars(
+        select(Lead)
+        .where(*conds)
+        .order_by(Lead.sla_deadline, Lead.id)
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def list_policies(session: AsyncSession, actor: Actor) -> list[SlaPolicy]:
+    """Policies in evaluation order."""
+    rows = await session.scalars(
+        select(SlaPolicy)
+        .where(SlaPolicy.organization_id == actor.organization_id)
+        .order_by(SlaPolicy.position, SlaPolicy.created_at)
+    )
+    return list(rows)
+
+
+async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy:
+    """A policy of the actor's organisation, or 404."""
+    row = await session.scalar(
+        select(SlaPolicy).where(
+            SlaPolicy.id == policy_id, SlaPolicy.organization_id == actor.organization_id
+        )
+    )
+    if row is None:
+        raise NotFound("SLA policy not found")
+    return row
+
+
+def _valid_calendar(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        return BusinessCalendar.from_dict(data).to_dict()
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="calendar") from None
+
+
+async def create_policy(
+    session: AsyncSession, actor: Actor, settings: Settings, data: PolicyCreate
+) -> SlaPolicy:
+    """Add a policy."""
+    existing = await list_policies(session, actor)
+    row = SlaPolicy(
+        organization_id=actor.organization_id,
+        name=data.name,
+        duration_minutes=data.duration_minutes or settings.default_sla_duration_minutes,
+        reminder_minutes_before=data.reminder_minutes_before,
+        conditions=data.conditions,
+        calendar=_valid_calendar(data.calendar),
+        position=len(existing) if data.position is None else data.position,
+        is_active=data.is_active,
+    )
+    session.add(row)
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="sla_policy.create",
+        resource_type="sla_policy",
+        resource_id=row.id,
+        after=snapshot(row),
+    )
+    return row
+
+
+async def update_policy(
+    session: AsyncSession, actor: Actor, policy_id: uuid.UUID, data: PolicyUpdate
+) -> SlaPolicy:
+    """Change a policy (running clocks keep their deadlines)."""
+    row = await get_policy(session, actor, policy_id)
+    before = snapshot(row)
+    fields = data.model_dump(exclude_unset=True)
+    if "calendar" in fields:
+        fields["calendar"] = _valid_calendar(fields["calendar"])
+    for key, value in fields.items():
+        if value is not None or key == "calendar":
+            setattr(row, key, value)
+    await session.flush()
+    b, a = diff(before, snapshot(row))
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="sla_policy.update",
+        resource_type="sla_policy",
+        resource_id=row.id,
+        before=b,
+        after=a,
+    )
+    return row
+
+
+async def delete_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> None:
+    """Remove a policy."""
+    row = await get_policy(session, actor, policy_id)
+    before = snapshot(row)
+    await session.delete(row)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="sla_policy.delete",
+        resource_type="sla_policy",
+        resource_id=policy_id,
+        before=before,
+    )

@@ -1,0 +1,106 @@
+"""Job registry and enqueue-after-commit.
+
+Services call `enqueue_job(session, name, *args)`: the job is buffered on the session and handed
+to the queue only after the transaction commits (a rollback drops it). Jobs are async functions
+registered with `@job("name")`; they receive a `JobContext` and must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from leadflow.config import Settings
+
+log = logging.getLogger("leadflow.worker")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job needs: settings and a factory for its own sessions."""
+
+    settings: Settings
+    session_factory: Callable[[], AsyncSession]
+
+
+JobFn = Callable[..., Awaitable[Any]]
+JOBS: dict[str, JobFn] = {}
+
+
+def job(name: str) -> Callable[[JobFn], JobFn]:
+    """Register an async job function under `name`."""
+
+    def register(fn: JobFn) -> JobFn:
+        JOBS[name] = fn
+        return fn
+
+    return register
+
+
+class JobQueue(Protocol):
+    """Where committed jobs go (Huey in production, a list in tests)."""
+
+    def enqueue(self, name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
+        """Queue job `name` with `args`, now or at `eta`."""
+
+
+@dataclass
+class RecordingQueue:
+    """Keeps enqueued jobs in memory; tests run them explicitly."""
+
+    items: list[tuple[str, tuple[Any, ...], datetime | None]] = field(default_factory=list)
+
+    def enqueue(self, name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
+        """Remember the job."""
+        self.items.append((name, args, eta))
+
+
+_queue: JobQueue = RecordingQueue()
+
+
+def set_queue(queue: JobQueue) -> None:
+    """Install the process-wide queue."""
+    global _queue
+    _queue = queue
+
+
+def get_queue() -> JobQueue:
+    """The process-wide queue."""
+    return _queue
+
+
+_KEY = "leadflow_jobs"
+
+
+def enqueue_job(session: AsyncSession, name: str, *args: Any, eta: datetime | None = None) -> None:
+    """Queue a job once the session's transaction commits."""
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}")
+    session.sync_session.info.setdefault(_KEY, []).append((name, args, eta))
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_KEY, [])
+    for name, args, eta in pending:
+        try:
+            _queue.enqueue(name, args, eta)
+        except Exception:  # the outbox relay picks up anything not handed over
+            log.exception("could not enqueue job", extra={"job": name})
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_KEY, None)
+
+
+async def run_job(ctx: JobContext, name: str, *args: Any) -> Any:
+    """Run a registered job in the current event loop."""
+    return await JOBS[name](ctx, *args)

@@ -1,0 +1,5 @@
+"""Imports every module that registers jobs or delivery handlers (the worker's entry list)."""
+
+import leadflow.notifications.service
+import leadflow.sla.service
+import leadflow.worker.outbox  # noqa: F401

@@ -1,0 +1,164 @@
+"""Huey wiring: the queue (SqliteHuey embedded, RedisHuey distributed), the consumer, and the
+ticker that starts periodic jobs once per interval across all workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+from sqlalchemy.exc import IntegrityError
+
+from leadflow.config import Settings
+from leadflow.db.engine import Database
+from leadflow.models.outbox import PeriodicRun
+from leadflow.worker.jobs import JobContext, run_job, set_queue
+
+log = logging.getLogger("leadflow.worker")
+_local = threading.local()
+
+
+def build_huey(settings: Settings) -> Huey:
+    """RedisHuey when `LEADFLOW_REDIS_URL` is set, else SqliteHuey in the data directory."""
+    if settings.redis_url:
+        return RedisHuey("leadflow", url=settings.redis_url, utc=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("leadflow", filename=str(settings.data_dir / "queue.db"), utc=True)
+
+
+def _thread_runtime(settings: Settings) -> tuple[asyncio.Runner, JobContext]:
+    # One event loop and one engine per worker thread: asyncpg pools belong to a loop.
+    rt = getattr(_local, "rt", None)
+    if rt is None:
+        runner = asyncio.Runner()
+        db = Database(settings.database_url, pool_size=2)
+        rt = (runner, JobContext(settings=settings, session_factory=db.sessionmaker))
+        _local.rt = rt
+    return rt
+
+
+class HueyQueue:
+    """Hands committed jobs to Huey."""
+
+    def __init__(self, huey: Huey, settings: Settings) -> None:
+        self.huey = huey
+
+        def leadflow_job(name: str, *args: Any) -> Any:
+            runner, ctx = _thread_runtime(settings)
+            return runner.run(run_job(ctx, name, *args))
+
+        self.task = huey.task(name="leadflow_job")(leadflow_job)
+
+    def enqueue(self, name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
+        """Queue now, or durably at `eta`."""
+        if eta is None:
+            self.task(name, *args)
+        else:
+            self.task.schedule(args=(name, *args), eta=eta.astimezone(UTC).replace(tzinfo=None))
+
+
+class _QuietConsumer(Consumer):
+    """Consumer that leaves signal handling to its host (uvicorn in embedded mode)."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+class Ticker(threading.Thread):
+    """Claims each interval of each periodic job in the database and enqueues the winner's run.
+
+    The claim is an INSERT into `periodic_runs` keyed by (job, interval start): however many
+    workers tick, exactly one insert succeeds per interval.
+    """
+
+    def __init__(self, settings: Settings, queue: HueyQueue) -> None:
+        super().__init__(name="leadflow-ticker", daemon=True)
+        self.settings = settings
+        self.queue = queue
+        self.stop_event = threading.Event()
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.specs = [
+            ("outbox.relay", settings.outbox_relay_seconds),
+            ("sla.check", settings.sla_check_seconds),
+        ]
+
+    def run(self) -> None:
+        """Tick once a second until stopped."""
+        runner = asyncio.Runner()
+        db = Database(self.settings.database_url, pool_size=1)
+        last: dict[str, int] = {}
+        try:
+            while not self.stop_event.is_set():
+                now = time.time()
+                for name, interval in self.specs:
+                    slot = int(now // interval) * interval
+                    if last.get(name) == slot:
+                        continue
+                    last[name] = slot
+                    try:
+                        if runner.run(self._claim(db, name, slot)):
+                            self.queue.enqueue(name, (), None)
+                    except Exception:
+                        log.exception("periodic claim failed", extra={"job": name})
+                self.stop_event.wait(1.0)
+        finally:
+            runner.run(db.dispose())
+            runner.close()
+
+    async def _claim(self, db: Database, name: str, slot: int) -> bool:
+        async with db.sessionmaker() as session:
+            session.add(
+                PeriodicRun(
+                    name=name, slot=datetime.fromtimestamp(slot, UTC), worker=self.worker_name
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                return False
+            return True
+
+
+class Worker:
+    """A Huey consumer plus the periodic ticker."""
+
+    def __init__(self, settings: Settings, *, embedded: bool) -> None:
+        self.settings = settings
+        self.huey = build_huey(settings)
+        self.queue = HueyQueue(self.huey, settings)
+        set_queue(self.queue)
+        consumer_cls = _QuietConsumer if embedded else Consumer
+        self.consumer = consumer_cls(
+            self.huey, workers=settings.worker_threads, worker_type="thread", periodic=False
+        )
+        self.ticker = Ticker(settings, self.queue)
+
+    def start(self) -> None:
+        """Start consuming in background threads."""
+        import leadflow.worker.registry  # noqa: F401  (registers every job)
+
+        self.consumer.start()
+        self.ticker.start()
+
+    def stop(self) -> None:
+        """Stop ticking and let running jobs finish."""
+        self.ticker.stop_event.set()
+        self.consumer.stop(graceful=True)
+
+    def run_forever(self) -> None:
+        """Standalone `leadflow worker`: block until SIGINT/SIGTERM."""
+        import leadflow.worker.registry  # noqa: F401
+
+        self.ticker.start()
+        try:
+            self.consumer.run()
+        finally:
+            self.ticker.stop_event.set()
