@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from leadflow.config import Settings
+from leadflow.kit.clock import utcnow
+from leadflow.models.outbox import PeriodicRun
 
 log = logging.getLogger("leadflow.worker")
 
@@ -104,3 +106,16 @@ def _after_rollback(session: Session) -> None:
 async def run_job(ctx: JobContext, name: str, *args: Any) -> Any:
     """Run a registered job in the current event loop."""
     return await JOBS[name](ctx, *args)
+
+
+@job("periodic.run")
+async def run_periodic(ctx: JobContext, name: str, slot: str) -> Any:
+    """Run periodic job `name` for the interval starting at `slot`, and record the outcome."""
+    result = await JOBS[name](ctx)
+    async with ctx.session_factory() as session:
+        row = await session.get(PeriodicRun, (name, datetime.fromisoformat(slot)))
+        if row is not None:
+            row.finished_at = utcnow()
+            row.result = result if isinstance(result, dict) else {"value": result}
+            await session.commit()
+    return result

@@ -105,7 +105,8 @@ class Ticker(threading.Thread):
                     last[name] = slot
                     try:
                         if runner.run(self._claim(db, name, slot)):
-                            self.queue.enqueue(name, (), None)
+                            stamp = datetime.fromtimestamp(slot, UTC).isoformat()
+                            self.queue.enqueue("periodic.run", (name, stamp), None)
                     except Exception:
                         log.exception("periodic claim failed", extra={"job": name})
                 self.stop_event.wait(1.0)
