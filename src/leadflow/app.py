@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import leadflow.models  # noqa: F401  (registers every model)
 from leadflow import __version__
 from leadflow.activities.endpoints import router as activities_router
+from leadflow.ai.endpoints import router as ai_router
 from leadflow.assignment.endpoints import router as assignment_router
 from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
@@ -54,6 +55,7 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (timeline_router, f"{API}/leads"),
     (tasks_router, f"{API}/tasks"),
     (settings_router, f"{API}/admin/settings"),
+    (ai_router, f"{API}/ai"),
     (assignment_router, f"{API}/assignment/rules"),
     (sla_router, f"{API}/sla"),
     (notifications_router, f"{API}/notifications"),
@@ -70,6 +72,7 @@ ALIASES: dict[str, str] = {
     "/api/audit-logs": f"{API}/admin/audit-logs",
     "/api/leads": f"{API}/leads",
     "/leads": f"{API}/leads",
+    "/ai": f"{API}/ai",
 }
 
 
@@ -92,6 +95,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             if worker is not None:
                 worker.stop()
+            ai_runtime = getattr(app.state, "ai_runtime", None)
+            if ai_runtime is not None:
+                await ai_runtime.aclose()
             if database is None:
                 await app.state.database.dispose()
 

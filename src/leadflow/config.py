@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     ai_timeout_seconds: float = 20
     ai_max_retries: int = 2
     ai_rate_limit_per_minute: int = 60
+    import_sync_max_rows: int = 5_000
+    import_max_bytes: int = 100 * 1024 * 1024
+    import_resume_seconds: int = 60
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

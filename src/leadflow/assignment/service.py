@@ -300,3 +300,56 @@ async def queue_assignment_email(
         delivery_key=delivery_key,
         max_attempts=settings.outbox_max_attempts,
     )
+
+
+class RulePicker:
+    """Evaluates the rules for many leads in memory (imports): one load, one save.
+
+    Round-robin counters and least-loaded counts advance in memory and the counters are written
+    back under the same row locks, so a concurrent import or creation never reuses a slot.
+    """
+
+    def __init__(self, rules: list[tuple[AssignmentRule, list[User], dict[uuid.UUID, int]]]):
+        self.rules = rules
+
+    @classmethod
+    async def load(cls, session: AsyncSession, org_id: uuid.UUID) -> RulePicker:
+        """Lock and load the organisation's active rules with their members and loads."""
+        rows = list(
+            await session.scalars(
+                select(AssignmentRule)
+                .where(AssignmentRule.organization_id == org_id, AssignmentRule.is_active.is_(True))
+                .order_by(AssignmentRule.position, AssignmentRule.created_at)
+                .with_for_update()
+            )
+        )
+        loaded = []
+        for rule in rows:
+            members = await _members(session, rule)
+            loads = await _open_loads(session, org_id, [m.id for m in members]) if members else {}
+            loaded.append((rule, members, loads))
+        return cls(loaded)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def pick(self, lead: Any) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+        """(user id, rule id, reason) for a lead-like object, or None."""
+        for rule, members, loads in self.rules:
+            if not members or not lead_matches(rule.conditions, lead):
+                continue
+            available = [m for m in members if m.capacity is None or loads[m.id] < m.capacity]
+            if not available:
+                continue
+            if rule.strategy == Strategy.LEAST_LOADED:
+                chosen = min(available, key=lambda m: (loads[m.id], str(m.id)))
+                why = "least loaded"
+            elif rule.strategy == Strategy.FIXED_USER:
+                chosen, why = available[0], "fixed user"
+            else:
+                chosen = available[rule.rr_counter % len(available)]
+                why = f"round robin slot {rule.rr_counter}"
+                rule.rr_counter += 1
+            loads[chosen.id] = loads.get(chosen.id, 0) + 1
+            return chosen.id, rule.id, f"rule '{rule.name}': {why}"
+        return None

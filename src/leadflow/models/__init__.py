@@ -1,6 +1,7 @@
 """SQLAlchemy models, one file per entity. Importing this package registers them all."""
 
 from leadflow.models.activity import Interaction, MessageEvent
+from leadflow.models.ai_generation import AiGeneration
 from leadflow.models.api_key import ApiKey
 from leadflow.models.assignment_rule import AssignmentRule, SlaPolicy
 from leadflow.models.audit_log import AuditLog
@@ -17,6 +18,7 @@ from leadflow.models.team import Team
 from leadflow.models.user import User
 
 __all__ = [
+    "AiGeneration",
     "ApiKey",
     "AssignmentRule",
     "AuditLog",
@@ -28,8 +30,8 @@ __all__ = [
     "LeadAssignment",
     "LeadNoteEdit",
     "LeadStatusChange",
-    "Notification",
     "MessageEvent",
+    "Notification",
     "Organization",
     "OutboxMessage",
     "PeriodicRun",

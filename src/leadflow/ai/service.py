@@ -1,0 +1,822 @@
+"""The AI bridge: resolve the lead, pick the provider, fall back, rate-limit, record, apply.
+
+Every call is stored in `ai_generations` (and shows up in the lead's timeline as
+`ai_generation`). The configured provider answers first; when it fails (error, timeout,
+invalid output) the local rule-based provider answers and the response says `fallback: true`.
+Imports analyse leads through `analyze_leads`, which is always the local batch (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
+
+from limits import RateLimitItemPerMinute
+from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.ai import local, prompts, repository
+from leadflow.ai.local_rules import (
+    STAGE_NAMES,
+    detect_language,
+    format_date,
+    normalize_channel,
+    normalize_status,
+)
+from leadflow.ai.openai_provider import OpenAIProvider
+from leadflow.ai.providers import (
+    AnalyzeTask,
+    ChatTask,
+    ChatTurn,
+    LocalProvider,
+    MessageTask,
+    PipelineContext,
+    Provider,
+    ProviderError,
+    Result,
+    StageCount,
+    SummaryTask,
+    TimelineEvent,
+)
+from leadflow.ai.schemas import (
+    AiWarning,
+    AnalysisResponse,
+    AnalyzeData,
+    AnalyzeRequest,
+    Channel,
+    ChatData,
+    ChatMessageIn,
+    ChatRequest,
+    ChatResponse,
+    GenerateMessageData,
+    GenerateMessageRequest,
+    Language,
+    LeadIn,
+    MessageResponse,
+    SummarizeData,
+    SummarizeRequest,
+    SummaryResponse,
+)
+from leadflow.ai.types import Analysis, LeadContext
+from leadflow.audit.service import diff, record
+from leadflow.authz.actor import Actor
+from leadflow.config import Settings
+from leadflow.db.types import new_id
+from leadflow.exceptions import Forbidden, ServiceUnavailable, TooManyRequests
+from leadflow.kit.clock import utcnow
+from leadflow.kit.pagination import PageParams
+from leadflow.kit.ratelimit import build_storage
+from leadflow.leads import repository as leads_repo
+from leadflow.leads import service as leads
+from leadflow.leads.registry import register_lead_child
+from leadflow.models.ai_generation import AiGeneration
+from leadflow.models.lead import Lead
+from leadflow.organizations.service import org_settings
+from leadflow.pipeline import repository as pipeline_repo
+from leadflow.pipeline import service as pipeline
+from leadflow.timeline import service as timeline
+from leadflow.timeline.registry import model_source, register_source, sources
+
+log = logging.getLogger("leadflow.ai")
+
+T = TypeVar("T")
+
+TIMELINE_KIND = "ai_generation"
+_SUMMARY_EVENTS = 100
+# Above this many leads the local batch runs in a worker thread so the event loop keeps
+# serving requests; below it the thread hand-off costs more than the analysis.
+_THREAD_BATCH = 5_000
+
+# --------------------------------------------------------------------------- runtime
+
+
+class CallLimiter:
+    """AI calls per organisation in a moving one-minute window (memory, or Redis when set)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.per_minute = settings.ai_rate_limit_per_minute
+        self._limiter = MovingWindowRateLimiter(build_storage(settings.redis_url))
+        self._item = RateLimitItemPerMinute(self.per_minute, namespace="ai-calls")
+
+    async def acquire(self, organization_id: uuid.UUID) -> None:
+        """Count one call, or raise 429 with the seconds until the window frees up."""
+        key = str(organization_id)
+        if await self._limiter.hit(self._item, key):
+            return
+        stats = await self._limiter.get_window_stats(self._item, key)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise TooManyRequests(
+            f"This organisation made {self.per_minute} AI calls in the last minute; "
+            f"try again in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+
+def _runtime_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.ai_provider,
+        settings.openai_api_key,
+        settings.openai_model,
+        settings.openai_base_url,
+        settings.ai_timeout_seconds,
+        settings.ai_max_retries,
+        settings.ai_rate_limit_per_minute,
+        settings.redis_url,
+    )
+
+
+@dataclass
+class AiRuntime:
+    """The configured provider, the local fallback and the rate limiter of one app."""
+
+    provider: Provider
+    fallback: LocalProvider
+    limiter: CallLimiter
+    key: tuple[Any, ...]
+
+    def matches(self, settings: Settings) -> bool:
+        """Whether this runtime was built from these AI settings."""
+        return self.key == _runtime_key(settings)
+
+    async def aclose(self) -> None:
+        """Release the provider's connections."""
+        await self.provider.aclose()
+
+
+def build_runtime(settings: Settings) -> AiRuntime:
+    """Provider, fallback and limiter from the settings (`LEADFLOW_AI_PROVIDER`)."""
+    fallback = LocalProvider()
+    provider: Provider = fallback
+    if settings.ai_provider == "openai":
+        provider = OpenAIProvider(
+            api_key=settings.openai_api_key,
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            timeout=settings.ai_timeout_seconds,
+            max_retries=settings.ai_max_retries,
+        )
+    return AiRuntime(provider, fallback, CallLimiter(settings), _runtime_key(settings))
+
+
+# --------------------------------------------------------------------------- batch analysis
+
+
+async def analyze_leads(contexts: Sequence[LeadContext], *, now: datetime) -> list[Analysis]:
+    """Analyses of many leads (imports), in input order, always by the local rules.
+
+    One in-process batch call: no network and no per-lead round trip. This holds even when
+    `LEADFLOW_AI_PROVIDER=openai`: a language-model call per row would cost money and seconds
+    per lead — days and a large bill for a million-row import — while the rules answer a
+    million leads in seconds. Single leads can be re-analysed with the configured provider
+    through `analyze_lead` later.
+    """
+    if len(contexts) > _THREAD_BATCH:
+        return await asyncio.to_thread(local.analyze_batch, contexts, now=now)
+    return local.analyze_batch(contexts, now=now)
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+_ACTION_LABELS = {
+    "generate_message": "message draft",
+    "chat": "chat answer",
+    "analyze_lead": "lead analysis",
+    "summarize_lead": "summary",
+}
+
+
+def _timeline_entry(row: AiGeneration) -> tuple[str, dict[str, Any]]:
+    label = _ACTION_LABELS.get(row.action, row.action)
+    via = row.provider + (", fallback" if row.fallback else "")
+    reply = str((row.output or {}).get("reply") or "")
+    return f"AI {label} ({via})", {
+        "generation_id": str(row.id),
+        "action": row.action,
+        "provider": row.provider,
+        "model": row.model,
+        "outcome": row.outcome,
+        "fallback": row.fallback,
+        "reply": _short(reply) if reply else None,
+    }
+
+
+register_source(model_source(TIMELINE_KIND, AiGeneration, AiGeneration.created_at, _timeline_entry))
+register_lead_child(AiGeneration)  # merging leads moves their AI history with them
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _user_texts(messages: Sequence[ChatMessageIn]) -> list[str]:
+    return [m.content for m in messages if m.role != "assistant"]
+
+
+def _turns(messages: Sequence[ChatMessageIn]) -> list[ChatTurn]:
+    return [ChatTurn(m.role, m.content) for m in messages]
+
+
+async def _context_of(
+    session: AsyncSession, lead: Lead, *, now: datetime, default_language: str
+) -> LeadContext:
+    """A stored lead as plain provider data (with its open and overdue tasks)."""
+    open_tasks, overdue = await repository.task_counts(session, lead.id, now)
+    return LeadContext(
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        company=lead.company,
+        email=lead.email,
+        phone=lead.phone,
+        channel=lead.channel,
+        status=lead.status,
+        notes=lead.notes,
+        disg_type=lead.disg_type,
+        last_contacted_at=lead.last_contacted_at,
+        created_at=lead.created_at,
+        open_tasks=open_tasks,
+        overdue_tasks=overdue,
+        language=detect_language(lead.notes) or default_language,
+    )
+
+
+def _context_from(data: LeadIn, *, default_language: str) -> LeadContext:
+    """An inline lead (seed 000's object) as provider data."""
+    first, last = data.first_name, data.last_name
+    if data.name and not (first or last):
+        first, last = leads.split_name(data.name)
+    return LeadContext(
+        first_name=first,
+        last_name=last,
+        company=data.company,
+        email=data.email,
+        phone=data.phone,
+        channel=data.channel,
+        status=data.status,
+        notes=data.notes,
+        disg_type=data.disg_type,
+        last_contacted_at=data.last_contact,
+        language=data.language or detect_language(data.notes) or default_language,
+    )
+
+
+@dataclass
+class _Subject:
+    """The lead a call is about: the stored row (if any) and its provider context."""
+
+    row: Lead | None
+    context: LeadContext
+
+
+async def _resolve(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    lead: LeadIn | None,
+    lead_id: uuid.UUID | None,
+    now: datetime,
+    default_language: str,
+) -> _Subject | None:
+    """The stored lead in scope (404 otherwise; reading it needs `leads:read`) or the inline one."""
+    if lead_id is not None:
+        row = await leads.get_lead(session, actor, lead_id)
+        if not actor.can("leads:read"):
+            raise Forbidden(
+                "Missing permission 'leads:read'",
+                code="missing_permission",
+                permission="leads:read",
+            )
+        ctx = await _context_of(session, row, now=now, default_language=default_language)
+        return _Subject(row, ctx)
+    if lead is not None:
+        return _Subject(None, _context_from(lead, default_language=default_language))
+    return None
+
+
+# --------------------------------------------------------------------------- calling
+
+
+@dataclass
+class _Answer(Generic[T]):
+    """What answered, with what, and how long it took."""
+
+    value: T
+    provider: Provider
+    fallback: bool
+    error: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_ms: int
+
+
+async def _ask(
+    session: AsyncSession,
+    actor: Actor,
+    rt: AiRuntime,
+    *,
+    action: str,
+    lead_id: uuid.UUID | None,
+    input: dict[str, Any],
+    call: Callable[[Provider], Awaitable[Result[T]]],
+) -> _Answer[T]:
+    """Rate-limit, call the provider, fall back to the local one when it fails.
+
+    When nothing can answer, the failed call is still stored (`outcome: error`) and kept
+    although the request fails with 503.
+    """
+    await rt.limiter.acquire(actor.organization_id)
+    start = time.perf_counter()
+    remote: Provider | None = rt.provider if rt.provider is not rt.fallback else None
+    error: str | None = None
+    tokens: tuple[int | None, int | None] = (None, None)
+    if remote is not None:
+        try:
+            res = await call(remote)
+            return _Answer(
+                res.value, remote, False, None, res.input_tokens, res.output_tokens, _ms(start)
+            )
+        except ProviderError as exc:
+            error = f"{remote.name}/{remote.model}: {exc}"[:500]
+            tokens = (exc.input_tokens, exc.output_tokens)
+            log.warning("AI provider failed, local fallback answers", extra={"error": error})
+        except Exception as exc:
+            # A bug on our side of the vendor boundary must not cost the user the answer.
+            error = f"{remote.name}/{remote.model}: {type(exc).__name__}"
+            log.exception("AI provider raised unexpectedly, local fallback answers")
+    try:
+        res = await call(rt.fallback)
+    except Exception as exc:
+        # The rules are pure functions; reaching this is a bug. Keep the evidence.
+        log.exception("local AI provider failed")
+        failed = remote or rt.fallback
+        await repository.add_generation(
+            session,
+            AiGeneration(
+                organization_id=actor.organization_id,
+                actor_user_id=actor.user_id,
+                lead_id=lead_id,
+                action=action,
+                provider=failed.name,
+                model=failed.model,
+                prompt_version=failed.prompt_version,
+                input=input,
+                output=None,
+                input_tokens=tokens[0],
+                output_tokens=tokens[1],
+                latency_ms=_ms(start),
+                outcome="error",
+                fallback=remote is not None,
+                error=(error or f"{failed.name}: {type(exc).__name__}")[:500],
+            ),
+        )
+        raise ServiceUnavailable(
+            "The AI bridge could not answer", code="ai_unavailable", keep_changes=True
+        ) from exc
+    fell_back = remote is not None
+    return _Answer(res.value, rt.fallback, fell_back, error, tokens[0], tokens[1], _ms(start))
+
+
+def _ms(start: float) -> int:
+    return max(0, round((time.perf_counter() - start) * 1000))
+
+
+async def _store(
+    session: AsyncSession,
+    actor: Actor,
+    answer: _Answer[Any],
+    *,
+    action: str,
+    lead_id: uuid.UUID | None,
+    input: dict[str, Any],
+    output: dict[str, Any],
+) -> AiGeneration:
+    p = answer.provider
+    return await repository.add_generation(
+        session,
+        AiGeneration(
+            id=new_id(),
+            organization_id=actor.organization_id,
+            actor_user_id=actor.user_id,
+            lead_id=lead_id,
+            action=action,
+            provider=p.name,
+            model=p.model,
+            prompt_version=p.prompt_version,
+            input=input,
+            output=output,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            latency_ms=answer.latency_ms,
+            outcome="fallback" if answer.fallback else "ok",
+            fallback=answer.fallback,
+            error=answer.error,
+        ),
+    )
+
+
+def _warnings(answer: _Answer[Any], rt: AiRuntime) -> list[AiWarning]:
+    if not answer.fallback:
+        return []
+    return [
+        AiWarning(
+            code="provider_fallback",
+            message=f"The {rt.provider.name} provider failed ({answer.error}); the rule-based "
+            "local provider answered instead.",
+        )
+    ]
+
+
+def _meta(answer: _Answer[Any], gen: AiGeneration, warnings: list[AiWarning]) -> dict[str, Any]:
+    return {
+        "provider": answer.provider.name,
+        "model": answer.provider.model,
+        "prompt_version": answer.provider.prompt_version,
+        "generation_id": gen.id,
+        "fallback": answer.fallback,
+        "warnings": warnings,
+    }
+
+
+def _input(data: Any, ctx: LeadContext | None, **extra: Any) -> dict[str, Any]:
+    """What is stored as the call's input: the request and the lead data the provider saw."""
+    out: dict[str, Any] = {"data": data.model_dump(mode="json", exclude_none=True)}
+    if ctx is not None:
+        out["lead"] = prompts.lead_payload(ctx)
+    out.update(extra)
+    return out
+
+
+# --------------------------------------------------------------------------- actions
+
+
+async def _consent_warnings(
+    session: AsyncSession, subject: _Subject, channel: str
+) -> list[AiWarning]:
+    """No consent, or a revoked one, for the draft's channel (stored leads only)."""
+    if subject.row is None:
+        return [
+            AiWarning(
+                code="consent_unchecked",
+                message="Consent could not be checked for an inline lead; send a lead_id.",
+            )
+        ]
+    latest = (await leads_repo.latest_consents(session, subject.row.id)).get(channel)
+    if latest is None:
+        return [
+            AiWarning(
+                code="no_consent",
+                message=f"The lead has no recorded consent for {channel}; check before sending.",
+            )
+        ]
+    if not latest.granted:
+        return [
+            AiWarning(
+                code="consent_revoked",
+                message=f"The lead revoked consent for {channel}; do not send this message.",
+            )
+        ]
+    return []
+
+
+_SUBJECT_LABEL = {"de": "Betreff", "en": "Subject"}
+
+
+async def generate_message(
+    session: AsyncSession, actor: Actor, rt: AiRuntime, data: GenerateMessageData
+) -> MessageResponse:
+    """A follow-up draft: first name, channel, DISG style, notes, last contact, language."""
+    now = utcnow()
+    default = (await org_settings(session, actor.organization_id)).default_language
+    subject = await _resolve(
+        session, actor, lead=data.lead, lead_id=data.lead_id, now=now, default_language=default
+    )
+    assert subject is not None  # the schema requires lead or lead_id
+    ctx = subject.context
+    # Language: as asked, else the language the salesperson writes in, else the lead's (its
+    # own field or its notes), else the organisation's default (already in ctx.language).
+    language = data.language or detect_language(*_user_texts(data.messages)) or ctx.language
+    language = "en" if language == "en" else "de"
+    channel = data.channel or normalize_channel(ctx.channel)
+    task = MessageTask(ctx, _turns(data.messages), channel, language, now)
+    lead_id = subject.row.id if subject.row else None
+    stored_input = _input(data, ctx, channel=channel, language=language)
+    answer = await _ask(
+        session,
+        actor,
+        rt,
+        action="generate_message",
+        lead_id=lead_id,
+        input=stored_input,
+        call=lambda p: p.draft(task),
+    )
+    draft = answer.value
+    reply = draft.body
+    if draft.subject:
+        reply = f"{_SUBJECT_LABEL[language]}: {draft.subject}\n\n{draft.body}"
+    warnings = _warnings(answer, rt) + await _consent_warnings(session, subject, draft.channel)
+    output = {"reply": reply, "channel": draft.channel, "subject": draft.subject}
+    gen = await _store(
+        session,
+        actor,
+        answer,
+        action="generate_message",
+        lead_id=lead_id,
+        input=stored_input,
+        output=output,
+    )
+    return MessageResponse(
+        reply=reply,
+        lead_id=lead_id,
+        channel=cast(Channel, draft.channel),
+        language=cast(Language, language),
+        subject=draft.subject,
+        body=draft.body,
+        **_meta(answer, gen, warnings),
+    )
+
+
+async def _pipeline_context(session: AsyncSession, actor: Actor) -> PipelineContext:
+    summary = await pipeline.summary(session, actor)
+    return PipelineContext(
+        total=summary.total,
+        needs_action=await repository.count_needing_action(session, actor),
+        stages=[StageCount(s.key, s.name, s.count) for s in summary.stages],
+    )
+
+
+async def chat(session: AsyncSession, actor: Actor, rt: AiRuntime, data: ChatData) -> ChatResponse:
+    """An answer to the conversation, about the lead or, without one, the pipeline."""
+    now = utcnow()
+    default = (await org_settings(session, actor.organization_id)).default_language
+    subject = await _resolve(
+        session, actor, lead=data.lead, lead_id=data.lead_id, now=now, default_language=default
+    )
+    ctx = subject.context if subject else None
+    pipeline_ctx = None if subject else await _pipeline_context(session, actor)
+    language = (
+        data.language
+        or detect_language(_user_texts(data.messages)[-1])
+        or (ctx.language if ctx else None)
+        or default
+    )
+    task = ChatTask(_turns(data.messages), language, now, lead=ctx, pipeline=pipeline_ctx)
+    lead_id = subject.row.id if subject and subject.row else None
+    extra: dict[str, Any] = {}
+    if pipeline_ctx is not None:
+        extra["pipeline"] = {
+            "total": pipeline_ctx.total,
+            "needs_action": pipeline_ctx.needs_action,
+            "stages": {s.key: s.count for s in pipeline_ctx.stages},
+        }
+    stored_input = _input(data, ctx, **extra)
+    answer = await _ask(
+        session,
+        actor,
+        rt,
+        action="chat",
+        lead_id=lead_id,
+        input=stored_input,
+        call=lambda p: p.chat(task),
+    )
+    gen = await _store(
+        session,
+        actor,
+        answer,
+        action="chat",
+        lead_id=lead_id,
+        input=stored_input,
+        output={"reply": answer.value},
+    )
+    return ChatResponse(
+        reply=answer.value, lead_id=lead_id, **_meta(answer, gen, _warnings(answer, rt))
+    )
+
+
+_ANALYSIS_TEXT = {
+    "de": {
+        "closed": "Abgeschlossen ({stage}) – keine Aktion nötig.",
+        "due": "Nächster Schritt: {action} – jetzt fällig.",
+        "planned": "Nächster Schritt: {action} am {date}.",
+        "score": "Score {score}/100.",
+    },
+    "en": {
+        "closed": "Closed ({stage}) – no action needed.",
+        "due": "Next step: {action} – due now.",
+        "planned": "Next step: {action} on {date}.",
+        "score": "Score {score}/100.",
+    },
+}
+
+
+def _analysis_reply(analysis: Analysis, language: str, now: datetime) -> str:
+    t = _ANALYSIS_TEXT["en" if language == "en" else "de"]
+    names = STAGE_NAMES["en" if language == "en" else "de"]
+    if analysis.next_action_description is None:
+        line = t["closed"].format(stage=names.get(analysis.status, analysis.status))
+    elif analysis.needs_action or analysis.next_action_at is None:
+        line = t["due"].format(action=analysis.next_action_description)
+    else:
+        when = format_date(analysis.next_action_at, language, now=now)
+        line = t["planned"].format(action=analysis.next_action_description, date=when)
+    return f"{line} {t['score'].format(score=analysis.score)}"
+
+
+async def _apply(
+    session: AsyncSession, actor: Actor, lead: Lead, analysis: Analysis, generation_id: uuid.UUID
+) -> None:
+    """Write the analysis to the lead; audited as `lead.ai_analysis`.
+
+    The stage moves only to a stage the organisation's pipeline has (otherwise it stays), and
+    through the leads service, so a move gets the same history, SLA handling and audit as a
+    manual one.
+    """
+    # Lock and reload only now: holding the row during a model call would block editors.
+    await session.refresh(lead, with_for_update=True)
+    fields = ("status", "needs_action", "next_action_at", "next_action_description", "score")
+    before = {f: getattr(lead, f) for f in fields}
+    target = normalize_status(analysis.status)
+    moved = False
+    if (
+        target
+        and target != lead.status
+        and await pipeline_repo.get_stage_by_key(session, lead.organization_id, target)
+    ):
+        await leads.change_status(session, actor, lead.id, target, "AI analysis")
+        moved = True
+    desc = analysis.next_action_description
+    values = {
+        "needs_action": analysis.needs_action,
+        "next_action_at": analysis.next_action_at,
+        "next_action_description": desc[:500] if desc else None,
+        "score": analysis.score,
+    }
+    changed = any(getattr(lead, k) != v for k, v in values.items())
+    for key, value in values.items():
+        setattr(lead, key, value)
+    if changed and not moved:
+        leads.touch(lead)  # one apply is one edit: the stage move already counted it
+    await session.flush()
+    b, a = diff(before, {f: getattr(lead, f) for f in fields})
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="lead.ai_analysis",
+        resource_type="lead",
+        resource_id=lead.id,
+        before=b,
+        after={**a, "generation_id": str(generation_id), "reasons": analysis.reasons},
+    )
+
+
+async def analyze_lead(
+    session: AsyncSession, actor: Actor, rt: AiRuntime, data: AnalyzeData
+) -> AnalysisResponse:
+    """Stage, urgency, next step, score and reasons; `apply` writes them to the lead."""
+    now = utcnow()
+    default = (await org_settings(session, actor.organization_id)).default_language
+    subject = await _resolve(
+        session, actor, lead=data.lead, lead_id=data.lead_id, now=now, default_language=default
+    )
+    assert subject is not None  # the schema requires lead or lead_id
+    if data.apply and not actor.can("leads:write"):
+        raise Forbidden(
+            "Missing permission 'leads:write'", code="missing_permission", permission="leads:write"
+        )
+    ctx = subject.context
+    language = "en" if ctx.language == "en" else "de"
+    task = AnalyzeTask(ctx, language, now)
+    lead_id = subject.row.id if subject.row else None
+    stored_input = _input(data, ctx)
+    answer = await _ask(
+        session,
+        actor,
+        rt,
+        action="analyze_lead",
+        lead_id=lead_id,
+        input=stored_input,
+        call=lambda p: p.analyze(task),
+    )
+    analysis = answer.value
+    reply = _analysis_reply(analysis, language, now)
+    output = {
+        "reply": reply,
+        "status": analysis.status,
+        "needs_action": analysis.needs_action,
+        "next_action_at": analysis.next_action_at.isoformat() if analysis.next_action_at else None,
+        "next_action_description": analysis.next_action_description,
+        "score": analysis.score,
+        "reasons": analysis.reasons,
+        "applied": bool(data.apply),
+    }
+    gen = await _store(
+        session,
+        actor,
+        answer,
+        action="analyze_lead",
+        lead_id=lead_id,
+        input=stored_input,
+        output=output,
+    )
+    if data.apply and subject.row is not None:
+        await _apply(session, actor, subject.row, analysis, gen.id)
+    return AnalysisResponse(
+        reply=reply,
+        lead_id=lead_id,
+        status=analysis.status,
+        needs_action=analysis.needs_action,
+        next_action_at=analysis.next_action_at,
+        next_action_description=analysis.next_action_description,
+        score=analysis.score,
+        reasons=analysis.reasons,
+        applied=bool(data.apply),
+        **_meta(answer, gen, _warnings(answer, rt)),
+    )
+
+
+async def summarize_lead(
+    session: AsyncSession, actor: Actor, rt: AiRuntime, data: SummarizeData
+) -> SummaryResponse:
+    """A short summary of the lead and its timeline (AI entries themselves left out)."""
+    now = utcnow()
+    default = (await org_settings(session, actor.organization_id)).default_language
+    subject = await _resolve(
+        session, actor, lead=None, lead_id=data.lead_id, now=now, default_language=default
+    )
+    assert subject is not None and subject.row is not None
+    ctx = subject.context
+    language = data.language or ("en" if ctx.language == "en" else "de")
+    kinds = [k for k in sources() if k != TIMELINE_KIND]
+    items, _total = await timeline.timeline(
+        session, actor, data.lead_id, PageParams(limit=_SUMMARY_EVENTS, offset=0), kinds
+    )
+    events = [TimelineEvent(i.occurred_at, i.kind, i.summary) for i in items]
+    task = SummaryTask(ctx, events, language, now)
+    stored_input = _input(data, ctx, events=len(events))
+    answer = await _ask(
+        session,
+        actor,
+        rt,
+        action="summarize_lead",
+        lead_id=subject.row.id,
+        input=stored_input,
+        call=lambda p: p.summarize(task),
+    )
+    gen = await _store(
+        session,
+        actor,
+        answer,
+        action="summarize_lead",
+        lead_id=subject.row.id,
+        input=stored_input,
+        output={"reply": answer.value},
+    )
+    return SummaryResponse(
+        reply=answer.value,
+        lead_id=subject.row.id,
+        language=cast(Language, language),
+        **_meta(answer, gen, _warnings(answer, rt)),
+    )
+
+
+async def run(
+    session: AsyncSession,
+    actor: Actor,
+    rt: AiRuntime,
+    body: GenerateMessageRequest | ChatRequest | AnalyzeRequest | SummarizeRequest,
+) -> MessageResponse | ChatResponse | AnalysisResponse | SummaryResponse:
+    """Dispatch `{action, data}` to its action."""
+    if isinstance(body, GenerateMessageRequest):
+        return await generate_message(session, actor, rt, body.data)
+    if isinstance(body, ChatRequest):
+        return await chat(session, actor, rt, body.data)
+    if isinstance(body, AnalyzeRequest):
+        return await analyze_lead(session, actor, rt, body.data)
+    return await summarize_lead(session, actor, rt, body.data)
+
+
+async def list_generations(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    lead_id: uuid.UUID | None,
+    action: str | None,
+    page: PageParams,
+) -> tuple[list[AiGeneration], int]:
+    """Stored AI calls of the organisation; a `lead_id` must be in scope (404 otherwise)."""
+    if lead_id is not None:
+        await leads.get_lead(session, actor, lead_id)
+    return await repository.list_generations(
+        session, actor, lead_id=lead_id, action=action, limit=page.limit, offset=page.offset
+    )
