@@ -21,6 +21,7 @@ from leadflow.config import Settings, get_settings
 from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
 from leadflow.health.endpoints import router as health_router
+from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.middleware import AliasMiddleware, RequestContextMiddleware
 from leadflow.kit.problems import install_handlers
@@ -47,6 +48,7 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (teams_router, f"{API}/teams"),
     (api_keys_router, f"{API}/admin/api-keys"),
     (audit_router, f"{API}/admin/audit-logs"),
+    (import_router, f"{API}/leads"),
     (leads_router, f"{API}/leads"),
     (tags_router, f"{API}/tags"),
     (pipeline_router, f"{API}/pipeline"),
@@ -61,6 +63,7 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (notifications_router, f"{API}/notifications"),
     (jobs_router, f"{API}/admin/jobs"),
     (emails_router, f"{API}/admin/emails"),
+    (batches_router, f"{API}/imports"),
 ]
 
 # The seeds' own paths, served by the canonical endpoints and hidden from the schema.
@@ -72,6 +75,7 @@ ALIASES: dict[str, str] = {
     "/api/audit-logs": f"{API}/admin/audit-logs",
     "/api/leads": f"{API}/leads",
     "/leads": f"{API}/leads",
+    "/import/leads": f"{API}/leads/import",
     "/ai": f"{API}/ai",
 }
 

@@ -34,6 +34,8 @@ from leadflow.leads.schemas import (
     LeadRead,
     LeadUpdate,
     MergeIn,
+    NeedsAction,
+    NeedsActionLead,
     NotesUpdate,
     StatusChange,
     TagCount,
@@ -172,6 +174,28 @@ async def bulk_action(
 ) -> BulkOut:
     """Assign, move, tag, untag or delete many leads (by ids or by filter)."""
     return await service.bulk(session, actor, request.app.state.settings, body)
+
+
+@router.get("/needs-action", response_model=NeedsAction)
+async def needs_action(
+    session: SessionDep, actor: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 8
+) -> NeedsAction:
+    """Leads in your scope that need action or have no analysis yet, most urgent first."""
+    rows = await service.needing_action(session, actor, limit)
+    return NeedsAction(
+        leads=[
+            NeedsActionLead(
+                id=r.id,
+                name=r.full_name or r.email or r.phone or "",
+                email=r.email,
+                phone=r.phone,
+                status=r.status,
+                next_action_at=r.next_action_at,
+                next_action_description=r.next_action_description,
+            )
+            for r in rows
+        ]
+    )
 
 
 @router.get("/{lead_id}", response_model=LeadDetail)

@@ -334,3 +334,21 @@ async def count_with_status(session: AsyncSession, org_id: uuid.UUID, status: st
         )
         or 0
     )
+
+
+async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> list[Lead]:
+    """Leads in scope that need action or were never analysed; overdue first, then soonest."""
+    stmt = (
+        select(Lead)
+        .where(
+            *scope_conditions(actor), or_(Lead.needs_action.is_(True), Lead.analyzed_at.is_(None))
+        )
+        .order_by(
+            Lead.needs_action.desc(),
+            Lead.next_action_at.asc().nulls_last(),
+            Lead.created_at.desc(),
+            Lead.id,
+        )
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))

@@ -298,3 +298,21 @@ class TagCount(BaseModel):
 
     tag: str
     count: int
+
+
+class NeedsActionLead(BaseModel):
+    """A lead in the needs-action sidebar."""
+
+    id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    status: str
+    next_action_at: datetime | None
+    next_action_description: str | None
+
+
+class NeedsAction(BaseModel):
+    """Seed 000's sidebar shape: `{"leads": [...]}`."""
+
+    leads: list[NeedsActionLead]

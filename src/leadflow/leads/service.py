@@ -818,3 +818,8 @@ async def resend_assignment_email(
         after={"to": assignee.email, "delivery_key": key},
     )
     return key
+
+
+async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> list[Lead]:
+    """The needs-action sidebar of the actor."""
+    return await repository.needing_action(session, actor, limit)

@@ -7,6 +7,12 @@ from leadflow.models.assignment_rule import AssignmentRule, SlaPolicy
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
 from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.models.import_batch import (
+    ImportBatch,
+    ImportFileChunk,
+    ImportRowError,
+    ImportUpdate,
+)
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.organization import Organization
@@ -25,6 +31,10 @@ __all__ = [
     "AuthSession",
     "Consent",
     "CustomFieldDefinition",
+    "ImportBatch",
+    "ImportFileChunk",
+    "ImportRowError",
+    "ImportUpdate",
     "Interaction",
     "Lead",
     "LeadAssignment",

@@ -95,6 +95,7 @@ class Lead(IdMixin, TimestampMixin, Base):
     next_action_description: Mapped[str | None] = mapped_column(String(500))
     last_contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     import_batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    analyzed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Lower-cased "name email phone company", the one column `q` searches (trigram on PostgreSQL).
     search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

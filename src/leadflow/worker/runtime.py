@@ -88,6 +88,7 @@ class Ticker(threading.Thread):
         self.specs = [
             ("outbox.relay", settings.outbox_relay_seconds),
             ("sla.check", settings.sla_check_seconds),
+            ("imports.resume", settings.import_resume_seconds),
         ]
 
     def run(self) -> None:

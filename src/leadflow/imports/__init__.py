@@ -1,0 +1,1 @@
+"""Importing existing customers from CSV, JSON or XLSX."""

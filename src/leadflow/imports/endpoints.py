@@ -1,0 +1,291 @@
+"""POST /api/v1/leads/import (alias POST /import/leads) and /api/v1/imports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from leadflow.auth.dependencies import require_permission
+from leadflow.authz.actor import Actor
+from leadflow.db.session import SessionDep
+from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
+from leadflow.imports import service
+from leadflow.imports.parsing import FileProblem
+from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
+from leadflow.imports.service import ImportOptions, Source
+from leadflow.kit.normalize import neutralize_formula
+from leadflow.kit.pagination import Page, PageParams, page_params
+from leadflow.models.import_batch import ImportBatch
+
+import_router = APIRouter(tags=["imports"])
+batches_router = APIRouter(tags=["imports"])
+Importer = Annotated[Actor, Depends(require_permission("imports:write"))]
+
+
+class InvalidFile(LeadflowError):
+    """The uploaded file cannot be imported at all."""
+
+    status = 422
+    code = "invalid_file"
+    title = "The file cannot be imported"
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationFailed(f"{name} must be true or false", field=name)
+
+
+def _options(raw: dict[str, Any]) -> ImportOptions:
+    opts = ImportOptions()
+    if "dry_run" in raw:
+        opts.dry_run = _bool(raw["dry_run"], "dry_run")
+    if "analyze" in raw:
+        opts.analyze = _bool(raw["analyze"], "analyze")
+    if raw.get("on_duplicate"):
+        if raw["on_duplicate"] not in ("skip", "update", "create"):
+            raise ValidationFailed(
+                "on_duplicate must be skip, update or create", field="on_duplicate"
+            )
+        opts.on_duplicate = raw["on_duplicate"]
+    if raw.get("mapping"):
+        mapping = raw["mapping"]
+        if isinstance(mapping, str):
+            try:
+                mapping = json.loads(mapping)
+            except ValueError:
+                raise ValidationFailed("mapping must be a JSON object", field="mapping") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ValidationFailed("mapping must map column names to field names", field="mapping")
+        opts.mapping = {str(k): v for k, v in mapping.items()}
+    if raw.get("default_status"):
+        opts.default_status = str(raw["default_status"])
+    if raw.get("assignee_id"):
+        try:
+            opts.assignee_id = uuid.UUID(str(raw["assignee_id"]))
+        except ValueError:
+            raise ValidationFailed("assignee_id must be a user id", field="assignee_id") from None
+    return opts
+
+
+_OPTION_KEYS = ("dry_run", "on_duplicate", "mapping", "default_status", "assignee_id", "analyze")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
+    body = bytearray()
+    async for piece in request.stream():
+        body.extend(piece)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
+    return bytes(body)
+
+
+def _single(data: bytes) -> Iterator[bytes]:
+    for i in range(0, len(data), service.FILE_CHUNK_BYTES):
+        yield data[i : i + service.FILE_CHUNK_BYTES]
+
+
+async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw_opts: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in _OPTION_KEYS}
+    if ctype == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("Send the file in a form field named 'file'", field="file")
+        data = await upload.read()
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
+        name = (upload.filename or "").lower()
+        fmt: Literal["csv", "xlsx"] = (
+            "xlsx"
+            if name.endswith(".xlsx") or "spreadsheetml" in (upload.content_type or "")
+            else "csv"
+        )
+        raw_opts.update({k: v for k, v in form.items() if k in _OPTION_KEYS and isinstance(v, str)})
+        return Source(fmt=fmt, chunks=lambda: _single(data), filename=upload.filename), raw_opts
+    body = await _read_limited(request, limit)
+    if ctype == "application/json":
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise InvalidFile(f"The body is not valid JSON: {exc}") from None
+        if isinstance(payload, dict):
+            raw_opts.update({k: v for k, v in payload.items() if k in _OPTION_KEYS})
+            if isinstance(payload.get("csv"), str):
+                text = payload["csv"].encode()
+                return Source(fmt="csv", chunks=lambda: _single(text)), raw_opts
+            rows = payload.get("rows") or payload.get("leads")
+            if isinstance(rows, list):
+                encoded = json.dumps(rows).encode()
+                return Source(fmt="json", chunks=lambda: _single(encoded)), raw_opts
+            raise InvalidFile('Send {"csv": "..."}, {"rows": [...]} or an array of objects')
+        return Source(fmt="json", chunks=lambda: _single(body)), raw_opts
+    if ctype in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
+        return Source(fmt="csv", chunks=lambda: _single(body)), raw_opts
+    if "spreadsheetml" in ctype:
+        return Source(fmt="xlsx", chunks=lambda: _single(body)), raw_opts
+    raise BadRequest(
+        f"Unsupported content type {ctype!r}; send text/csv, application/json or "
+        "multipart/form-data",
+        code="unsupported_media_type",
+    )
+
+
+_DOC = {
+    "requestBody": {
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "object", "properties": {"csv": {"type": "string"}}},
+                        {"type": "array", "items": {"type": "object"}},
+                    ]
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        }
+    }
+}
+
+
+@import_router.post(
+    "/import",
+    response_model=ImportResult,
+    openapi_extra=_DOC,
+    responses={202: {"model": ImportAccepted}},
+)
+async def import_leads(request: Request, session: SessionDep, actor: Importer) -> Any:
+    """Import leads from CSV, JSON or XLSX (options in the query, JSON body or form)."""
+    settings = request.app.state.settings
+    source, raw_opts = await _source(request, settings.import_max_bytes)
+    options = _options(raw_opts)
+    try:
+        await service.preflight(session, actor, settings, source, options)
+        estimate = service.estimate_rows(source, b"")
+        if estimate > settings.import_sync_max_rows and not options.dry_run:
+            started = await service.start_async(session, actor, source, options)
+            url = f"/api/v1/imports/{started.id}"
+            return JSONResponse(
+                ImportAccepted(
+                    import_batch_id=started.id, status=started.status, status_url=url
+                ).model_dump(mode="json"),
+                status_code=status.HTTP_202_ACCEPTED,
+            )
+        batch, report = await service.run_sync(session, actor, settings, source, options)
+    except FileProblem as exc:
+        raise InvalidFile(str(exc)) from None
+    return ImportResult(
+        import_batch_id=batch.id if batch else None,
+        dry_run=options.dry_run,
+        total_rows=report.total_rows,
+        imported_count=report.imported_count,
+        updated_count=report.updated_count,
+        skipped_count=report.skipped_count,
+        needs_action_count=report.needs_action_count,
+        without_last_contact_count=report.without_last_contact_count,
+        error_count=report.error_count,
+        errors=[RowError(**e) for e in report.errors],
+        ignored_columns=report.ignored_columns,
+    )
+
+
+def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
+    progress = (batch.processed_rows / batch.total_rows) if batch.total_rows else None
+    if batch.status in ("completed", "undone"):
+        progress = 1.0
+    return BatchRead(
+        id=batch.id,
+        status=batch.status,
+        filename=batch.filename,
+        file_format=batch.file_format,
+        options=batch.options,
+        total_rows=batch.total_rows,
+        processed_rows=batch.processed_rows,
+        progress=progress,
+        imported_count=batch.imported_count,
+        updated_count=batch.updated_count,
+        skipped_count=batch.skipped_count,
+        error_count=batch.error_count,
+        needs_action_count=batch.needs_action_count,
+        without_last_contact_count=batch.without_last_contact_count,
+        ignored_columns=batch.ignored_columns,
+        errors=errors,
+        failure=batch.failure,
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+        undone_at=batch.undone_at,
+    )
+
+
+@batches_router.get("", response_model=Page[BatchRead])
+async def list_imports(
+    session: SessionDep, actor: Importer, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[BatchRead]:
+    """Imports of the organisation, newest first."""
+    rows, total = await service.list_batches(session, actor, page.limit, page.offset)
+    return Page(
+        items=[_read(b, []) for b in rows], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@batches_router.get("/{batch_id}", response_model=BatchRead)
+async def get_import(
+    session: SessionDep,
+    actor: Importer,
+    batch_id: uuid.UUID,
+    errors: Annotated[int, Query(ge=0, le=1000)] = 100,
+) -> BatchRead:
+    """Status, progress (rows done of total) and counts of an import."""
+    batch = await service.get_batch(session, actor, batch_id)
+    rows = await service.batch_errors(session, batch.id, errors)
+    return _read(
+        batch,
+        [RowError(row=r.row, column=r.column, value=r.value, message=r.message) for r in rows],
+    )
+
+
+@batches_router.get("/{batch_id}/errors.csv")
+async def import_errors_csv(
+    session: SessionDep, actor: Importer, batch_id: uuid.UUID
+) -> StreamingResponse:
+    """The failed rows as uploaded plus an `error` column, ready to fix and upload again."""
+    header, rows = await service.errors_csv(session, actor, batch_id)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([neutralize_formula(c) for c in row])
+    data = buf.getvalue().encode("utf-8-sig")  # BOM: Excel opens umlauts correctly
+    return StreamingResponse(
+        iter([data]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{batch_id}-errors.csv"'},
+    )
+
+
+@batches_router.post("/{batch_id}/undo", response_model=BatchRead)
+async def undo_import(session: SessionDep, actor: Importer, batch_id: uuid.UUID) -> BatchRead:
+    """Remove the leads the import created and restore the fields it updated."""
+    return _read(await service.undo(session, actor, batch_id), [])

@@ -1,0 +1,356 @@
+"""Turning an uploaded file into header + rows: encoding, delimiter, header names, values.
+
+Everything here streams: files are read chunk by chunk, decoded incrementally and parsed row by
+row, so memory does not grow with the file (XLSX is the exception: openpyxl needs the file).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from leadflow.kit.normalize import fold
+
+# field -> header spellings (folded: lower-case, no accents, no punctuation)
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": (
+        "name",
+        "full name",
+        "fullname",
+        "vollstandiger name",
+        "kontakt",
+        "kunde",
+        "ansprechpartner",
+        "contact",
+        "contact name",
+        "kundenname",
+    ),
+    "first_name": ("vorname", "first name", "firstname", "given name", "first"),
+    "last_name": ("nachname", "last name", "lastname", "surname", "familienname", "last"),
+    "email": ("email", "e mail", "mail", "e mail adresse", "email address", "emailadresse"),
+    "phone": (
+        "telefon",
+        "phone",
+        "tel",
+        "telefonnummer",
+        "phone number",
+        "handy",
+        "mobil",
+        "mobile",
+        "mobilnummer",
+        "mobile phone",
+        "handynummer",
+        "telefon mobil",
+    ),
+    "company": (
+        "firma",
+        "unternehmen",
+        "company",
+        "organisation",
+        "organization",
+        "firmenname",
+        "company name",
+    ),
+    "status": ("status", "stage", "phase", "pipeline status"),
+    "channel": ("kanal", "channel", "kontaktkanal", "bevorzugter kanal"),
+    "notes": (
+        "notizen",
+        "notiz",
+        "notes",
+        "note",
+        "bemerkung",
+        "bemerkungen",
+        "kommentar",
+        "kommentare",
+        "comments",
+        "comment",
+    ),
+    "last_contacted_at": (
+        "letzter kontakt",
+        "last contact",
+        "last contacted",
+        "zuletzt kontaktiert",
+        "letzter kontakt am",
+        "last_contact",
+    ),
+    "source": ("quelle", "source", "herkunft", "lead quelle", "lead source"),
+    "tags": ("tags", "tag", "schlagworte", "labels", "label"),
+    "disg_type": ("disg", "disg typ", "disc", "disc type", "disg type"),
+    "utm_source": ("utm source",),
+    "utm_medium": ("utm medium",),
+    "utm_campaign": ("utm campaign",),
+    "score": ("score", "punkte", "lead score"),
+}
+_LOOKUP = {syn: fld for fld, syns in SYNONYMS.items() for syn in syns}
+IDENTITY_FIELDS = ("name", "first_name", "last_name", "email", "phone", "company")
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be imported (nothing is written)."""
+
+
+def header_key(header: str) -> str:
+    """Folded header for matching: accents and case removed, punctuation as spaces."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", fold(header)).split())
+
+
+@dataclass
+class ColumnPlan:
+    """Where each column goes: a lead field, a custom field (`custom.<key>`) or nowhere."""
+
+    targets: list[str | None]
+    ignored: list[str] = field(default_factory=list)
+
+
+def plan_columns(
+    headers: list[str], custom_keys: dict[str, str], mapping: dict[str, str] | None
+) -> ColumnPlan:
+    """Map headers to fields. `custom_keys` maps folded key/label → custom field key."""
+    explicit = {header_key(k): v for k, v in (mapping or {}).items()}
+    targets: list[str | None] = []
+    ignored: list[str] = []
+    used: set[str] = set()
+    for header in headers:
+        key = header_key(header)
+        target: str | None
+        if key in explicit:
+            target = explicit[key]
+            if target in ("ignore", "", None):
+                target = None
+        elif key in _LOOKUP:
+            target = _LOOKUP[key]
+        elif key in custom_keys:
+            target = f"custom.{custom_keys[key]}"
+        else:
+            target = None
+        if target is not None and target in used:
+            target = None  # a second column for the same field is ignored, not merged
+        if target is None:
+            if header.strip():
+                ignored.append(header)
+        else:
+            used.add(target)
+        targets.append(target)
+    return ColumnPlan(targets, ignored)
+
+
+# ---- decoding --------------------------------------------------------------------------------
+
+
+def detect_encoding(head: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (BOM) or Windows-1252."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut multi-byte sequence at the very end of the sample is still UTF-8.
+        if exc.start < len(head) - 3:
+            return "cp1252"
+    return "utf-8"
+
+
+def decode_lines(chunks: Iterable[bytes], encoding: str | None = None) -> Iterator[str]:
+    """Decoded text lines (with line ends) from byte chunks."""
+    it = iter(chunks)
+    head = b""
+    # Look at up to 64 KiB before choosing the encoding, however small the chunks are.
+    while len(head) < 65536:
+        piece = next(it, None)
+        if piece is None:
+            break
+        head += piece
+    enc = encoding or detect_encoding(head[:65536])
+    decoder = codecs.getincrementaldecoder(enc)(errors="replace")
+    pending = ""
+    for chunk in _chain(head, it):
+        pending += decoder.decode(chunk)
+        lines = pending.splitlines(keepends=True)
+        pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+        yield from lines
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def sniff_delimiter(sample: str) -> str:
+    """`,`, `;` or tab, from the first lines."""
+    lines = [ln for ln in sample.splitlines() if ln.strip()][:20]
+    if not lines:
+        raise FileProblem("The file is empty")
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in (",", ";", "\t")}
+        return max(counts, key=lambda d: counts[d])
+
+
+def csv_rows(lines: Iterator[str]) -> tuple[list[str], Iterator[list[str]]]:
+    """Header and row iterator of CSV text lines (delimiter detected)."""
+    buffered: list[str] = []
+    for line in lines:
+        buffered.append(line)
+        if len(buffered) >= 20:
+            break
+    sample = "".join(buffered)
+    if not sample.strip():
+        raise FileProblem("The file is empty")
+    delimiter = sniff_delimiter(sample)
+    reader = csv.reader(_prepend(buffered, lines), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as exc:
+        raise FileProblem(f"The file could not be parsed as CSV: {exc}") from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    if not any(header):
+        raise FileProblem("The first line must name the columns")
+    return header, _safe(reader)
+
+
+def _prepend(first: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
+
+
+def _safe(reader: Iterator[list[str]]) -> Iterator[list[str]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise FileProblem(f"The file could not be parsed as CSV: {exc}") from None
+
+
+def json_rows(data: Any) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and rows of a JSON array of objects."""
+    if not isinstance(data, list) or not data:
+        raise FileProblem("Expected a non-empty array of objects")
+    if not all(isinstance(r, dict) for r in data):
+        raise FileProblem("Every array element must be an object")
+    header: list[str] = []
+    for r in data:
+        for k in r:
+            if k not in header:
+                header.append(str(k))
+    return header, ([r.get(h) for h in header] for r in data)
+
+
+def xlsx_rows(content: bytes) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and rows of the first worksheet of an XLSX file."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+    except Exception as exc:
+        raise FileProblem(f"The file is not a readable XLSX workbook: {exc}") from None
+    sheet = book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header_row = next(rows, None)
+    if header_row is None or not any(header_row):
+        raise FileProblem("The first row must name the columns")
+    header = ["" if h is None else str(h).strip() for h in header_row]
+    return header, (list(r) for r in rows)
+
+
+# ---- values ------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_DATES = (
+    re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})"),
+    re.compile(r"^(\d{4})-(\d{2})-(\d{2})"),
+    re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})"),
+)
+
+
+def text(value: Any) -> str:
+    """A cell as trimmed text ('' for empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def email_value(raw: str) -> str:
+    """Lower-cased email; the plain-ASCII common case avoids the full validator."""
+    value = raw.strip().lower()
+    if _EMAIL.match(value) and ".." not in value:
+        return value
+    from leadflow.kit.normalize import normalize_email
+
+    out = normalize_email(raw)
+    return out or ""
+
+
+def phone_value(raw: str, region: str) -> str:
+    """E.164 phone number (ValueError when invalid)."""
+    from leadflow.kit.normalize import normalize_phone
+
+    return normalize_phone(raw, region) or ""
+
+
+def date_value(value: Any) -> datetime | None:
+    """DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY (optionally with a time) as aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raw = str(value).strip()
+    for i, pattern in enumerate(_DATES):
+        m = pattern.match(raw)
+        if not m:
+            continue
+        a, b, c = (int(x) for x in m.groups())
+        y, mo, d = (a, b, c) if i == 1 else (c, b, a)
+        rest = raw[m.end() :].strip().lstrip("T").strip()
+        hh = mm = 0
+        tm = re.match(r"^(\d{1,2}):(\d{2})", rest)
+        if tm:
+            hh, mm = int(tm.group(1)), int(tm.group(2))
+        try:
+            return datetime(y, mo, d, hh, mm, tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"not a valid date: {raw!r}") from None
+    raise ValueError(f"unrecognised date {raw!r} (use DD.MM.YYYY, YYYY-MM-DD or DD/MM/YYYY)")
+
+
+def tags_value(raw: str) -> list[str]:
+    """Tags split on `,`, `;` or `|`."""
+    out: list[str] = []
+    for t in re.split(r"[,;|]", raw):
+        t = t.strip()
+        if t and t not in out and len(t) <= 60:
+            out.append(t)
+    return out
+
+
+def digest(value: str) -> int:
+    """A compact 64-bit fingerprint (in-file duplicate sets stay small at 1M rows)."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
+
+
+def load_json(raw: bytes) -> Any:
+    """Parse a JSON body (FileProblem when it is not JSON)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FileProblem(f"The body is not valid JSON: {exc}") from None

@@ -1,0 +1,67 @@
+"""Import responses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class RowError(BaseModel):
+    """A row that was not imported. `row` is the line in the file (the header is line 1)."""
+
+    row: int
+    column: str | None
+    value: str | None
+    message: str
+
+
+class ImportResult(BaseModel):
+    """Outcome of a synchronous import (or dry run)."""
+
+    import_batch_id: uuid.UUID | None
+    dry_run: bool
+    total_rows: int
+    imported_count: int
+    updated_count: int
+    skipped_count: int
+    needs_action_count: int
+    without_last_contact_count: int
+    error_count: int
+    errors: list[RowError]
+    ignored_columns: list[str]
+
+
+class ImportAccepted(BaseModel):
+    """A large import handed to the worker."""
+
+    import_batch_id: uuid.UUID
+    status: str
+    status_url: str
+
+
+class BatchRead(BaseModel):
+    """An import batch with its progress and counts."""
+
+    id: uuid.UUID
+    status: str
+    filename: str | None
+    file_format: str
+    options: dict[str, Any]
+    total_rows: int
+    processed_rows: int
+    progress: float | None
+    imported_count: int
+    updated_count: int
+    skipped_count: int
+    error_count: int
+    needs_action_count: int
+    without_last_contact_count: int
+    ignored_columns: list[str]
+    errors: list[RowError]
+    failure: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    undone_at: datetime | None

@@ -1,0 +1,1017 @@
+"""The import pipeline: rows → validated, deduplicated, analysed, assigned, inserted in chunks.
+
+One code path serves the synchronous endpoint (small files, one transaction), the worker
+(large files, a transaction and a checkpoint per chunk) and the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from leadflow.ai.local import LeadContext, analyze_batch, normalize_status
+from leadflow.assignment.service import RulePicker
+from leadflow.audit.service import record
+from leadflow.authz.actor import Actor
+from leadflow.config import Settings
+from leadflow.customfields import service as customfields
+from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.imports import parsing
+from leadflow.imports.parsing import FileProblem
+from leadflow.kit.clock import utcnow
+from leadflow.leads.service import split_name
+from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import LeadAssignment
+from leadflow.models.pipeline_stage import PipelineStage
+from leadflow.notifications import service as notifications
+from leadflow.users import repository as users
+from leadflow.worker.jobs import JobContext, enqueue_job, job
+
+log = logging.getLogger("leadflow.imports")
+CHUNK_ROWS = 2000
+FILE_CHUNK_BYTES = 1 << 20
+MAX_REPORTED_ERRORS = 1000
+LEASE = timedelta(minutes=2)
+_LIMITS = {
+    "first_name": 120,
+    "last_name": 120,
+    "company": 200,
+    "channel": 40,
+    "source": 120,
+    "utm_source": 200,
+    "utm_medium": 200,
+    "utm_campaign": 200,
+}
+OnDuplicate = Literal["skip", "update", "create"]
+
+
+@dataclass
+class ImportOptions:
+    """What the caller asked for."""
+
+    dry_run: bool = False
+    on_duplicate: OnDuplicate = "skip"
+    mapping: dict[str, str] | None = None
+    default_status: str | None = None
+    assignee_id: uuid.UUID | None = None
+    analyze: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (stored on the batch)."""
+        return {
+            "dry_run": self.dry_run,
+            "on_duplicate": self.on_duplicate,
+            "mapping": self.mapping,
+            "default_status": self.default_status,
+            "assignee_id": str(self.assignee_id) if self.assignee_id else None,
+            "analyze": self.analyze,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportOptions:
+        """Inverse of `to_json`."""
+        return cls(
+            dry_run=bool(data.get("dry_run")),
+            on_duplicate=data.get("on_duplicate", "skip"),
+            mapping=data.get("mapping"),
+            default_status=data.get("default_status"),
+            assignee_id=uuid.UUID(data["assignee_id"]) if data.get("assignee_id") else None,
+            analyze=data.get("analyze", True),
+        )
+
+
+@dataclass
+class Source:
+    """An uploaded file: its format and a way to read its bytes (again) in chunks."""
+
+    fmt: Literal["csv", "json", "xlsx"]
+    chunks: Callable[[], Iterator[bytes]]
+    filename: str | None = None
+
+
+@dataclass
+class Report:
+    """Counts of one run (also the synchronous response)."""
+
+    total_rows: int = 0
+    imported_count: int = 0
+    updated_count: int = 0
+    skipped_count: int = 0
+    needs_action_count: int = 0
+    without_last_contact_count: int = 0
+    error_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def open_rows(source: Source) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and data rows of a source (FileProblem for unreadable files)."""
+    if source.fmt == "csv":
+        return parsing.csv_rows(parsing.decode_lines(source.chunks()))
+    raw = b"".join(source.chunks())
+    if source.fmt == "xlsx":
+        return parsing.xlsx_rows(raw)
+    return parsing.json_rows(parsing.load_json(raw))
+
+
+@dataclass
+class _Ctx:
+    org_id: uuid.UUID
+    user_id: uuid.UUID | None
+    settings: Settings
+    options: ImportOptions
+    stages: dict[str, str]  # folded key or name -> key
+    first_stage: str
+    defs: dict[str, CustomFieldDefinition]
+    plan: parsing.ColumnPlan
+    headers: list[str]
+    seen: set[int] = field(default_factory=set)
+    now: datetime = field(default_factory=utcnow)
+
+
+def _stage_key(ctx: _Ctx, raw: str) -> str | None:
+    folded = parsing.header_key(raw)
+    if folded in ctx.stages:
+        return ctx.stages[folded]
+    guess = normalize_status(raw)
+    return guess if guess in ctx.stages.values() else None
+
+
+def _build(ctx: _Ctx, values: list[Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A lead record from one row, or an error {column, value, message}."""
+    rec: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for i, target in enumerate(ctx.plan.targets):
+        if target is None or i >= len(values):
+            continue
+        raw = values[i]
+        value = parsing.text(raw)
+        if not value:
+            continue
+        column = ctx.headers[i]
+        try:
+            if target == "email":
+                rec["email"] = parsing.email_value(value)
+            elif target == "phone":
+                rec["phone"] = parsing.phone_value(value, ctx.settings.default_phone_region)
+            elif target == "last_contacted_at":
+                rec["last_contacted_at"] = parsing.date_value(
+                    raw if not isinstance(raw, str) else value
+                )
+            elif target == "status":
+                key = _stage_key(ctx, value)
+                if key is not None:
+                    rec["status"] = key
+                rec["raw_status"] = value
+            elif target == "tags":
+                rec["tags"] = parsing.tags_value(value)
+            elif target == "disg_type":
+                letter = value[:1].upper()
+                if letter in "DISGC":
+                    rec["disg_type"] = letter
+            elif target == "score":
+                score = int(float(value.replace(",", ".")))
+                if not 0 <= score <= 100:
+                    raise ValueError("score must be between 0 and 100")
+                rec["score"] = score
+            elif target.startswith("custom."):
+                custom[target[7:]] = raw if not isinstance(raw, str) else value
+            elif target == "notes":
+                rec["notes"] = value[:20000]
+            else:
+                rec[target] = value[: _LIMITS.get(target, 250)]
+        except ValueError as exc:
+            return None, {"column": column, "value": value, "message": str(exc)}
+    if "name" in rec:
+        name = rec.pop("name")
+        if not rec.get("first_name") and not rec.get("last_name"):
+            rec["first_name"], rec["last_name"] = split_name(name)
+    if ctx.defs or custom:
+        try:
+            rec["custom"] = customfields.validate_values(
+                list(ctx.defs.values()), custom, require_all=True
+            )
+        except ValidationFailed as exc:
+            first = (exc.extra.get("errors") or [{}])[0]
+            key = str(first.get("loc", ["", "", "custom"])[-1])
+            return None, {
+                "column": key,
+                "value": str(custom.get(key, "")),
+                "message": f"custom field {key}: {first.get('msg', exc.detail)}",
+            }
+    if not any(rec.get(k) for k in ("first_name", "last_name", "email", "phone", "company")):
+        return None, {
+            "column": None,
+            "value": None,
+            "message": "the row has no name, email, phone or company",
+        }
+    return rec, None
+
+
+def _context(rec: dict[str, Any], ctx: _Ctx) -> LeadContext:
+    return LeadContext(
+        first_name=rec.get("first_name"),
+        last_name=rec.get("last_name"),
+        company=rec.get("company"),
+        email=rec.get("email"),
+        phone=rec.get("phone"),
+        channel=rec.get("channel"),
+        status=rec.get("raw_status") or rec.get("status"),
+        notes=rec.get("notes"),
+        disg_type=rec.get("disg_type"),
+        last_contacted_at=rec.get("last_contacted_at"),
+        created_at=ctx.now,
+    )
+
+
+def _finish(rec: dict[str, Any], analysis: Any, ctx: _Ctx) -> dict[str, Any]:
+    """Apply the analysis (explicit values from the file win)."""
+    rec.pop("raw_status", None)
+    status = rec.get("status") or ctx.options.default_status
+    if analysis is not None:
+        if not status and analysis.status in ctx.stages.values():
+            status = analysis.status
+        rec["needs_action"] = analysis.needs_action
+        rec["next_action_at"] = analysis.next_action_at
+        rec["next_action_description"] = analysis.next_action_description
+        rec.setdefault("score", analysis.score)
+        rec["analyzed_at"] = ctx.now
+    else:
+        rec["needs_action"] = rec.get("last_contacted_at") is None
+    rec["status"] = status or ctx.first_stage
+    first, last = rec.get("first_name"), rec.get("last_name")
+    rec["full_name"] = " ".join(p for p in (first, last) if p)
+    rec["search_text"] = " ".join(
+        p for p in (rec["full_name"], rec.get("email"), rec.get("phone"), rec.get("company")) if p
+    ).lower()
+    return rec
+
+
+async def _context_for(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    settings: Settings,
+    options: ImportOptions,
+    headers: list[str],
+) -> _Ctx:
+    stages = list(
+        await session.scalars(
+            select(PipelineStage)
+            .where(PipelineStage.organization_id == org_id)
+            .order_by(PipelineStage.position)
+        )
+    )
+    if not stages:
+        raise Conflict("The organisation has no pipeline stages", code="no_stages")
+    stage_map: dict[str, str] = {}
+    for s in stages:
+        stage_map[parsing.header_key(s.key)] = s.key
+        stage_map[parsing.header_key(s.name)] = s.key
+    if options.default_status and options.default_status not in {s.key for s in stages}:
+        raise ValidationFailed(
+            f"Unknown default_status '{options.default_status}'", field="default_status"
+        )
+    defs = {d.key: d for d in await customfields.list_fields(session, org_id)}
+    custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
+    custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
+    plan = parsing.plan_columns(headers, custom_keys, options.mapping)
+    if not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
+        raise FileProblem(
+            "No name, email or phone column found (headers: " + ", ".join(headers[:20]) + ")"
+        )
+    return _Ctx(
+        org_id=org_id,
+        user_id=user_id,
+        settings=settings,
+        options=options,
+        stages=stage_map,
+        first_stage=stages[0].key,
+        defs=defs,
+        plan=plan,
+        headers=headers,
+    )
+
+
+async def _existing(
+    session: AsyncSession, org_id: uuid.UUID, emails: list[str], phones: list[str]
+) -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
+    conds = []
+    if emails:
+        conds.append(Lead.email.in_(emails))
+    if phones:
+        conds.append(Lead.phone.in_(phones))
+    if not conds:
+        return {}, {}
+    rows = await session.execute(
+        select(Lead.id, Lead.email, Lead.phone).where(
+            Lead.organization_id == org_id, Lead.deleted_at.is_(None), or_(*conds)
+        )
+    )
+    by_email: dict[str, uuid.UUID] = {}
+    by_phone: dict[str, uuid.UUID] = {}
+    for lead_id, email, phone in rows.all():
+        if email:
+            by_email.setdefault(email, lead_id)
+        if phone:
+            by_phone.setdefault(phone, lead_id)
+    return by_email, by_phone
+
+
+_COPY_COLUMNS = (
+    "id",
+    "organization_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "channel",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "status",
+    "tags",
+    "assignee_id",
+    "created_by",
+    "disg_type",
+    "notes",
+    "custom",
+    "score",
+    "needs_action",
+    "next_action_at",
+    "next_action_description",
+    "last_contacted_at",
+    "import_batch_id",
+    "analyzed_at",
+    "search_text",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_JSON_COLUMNS = frozenset({"tags", "custom"})
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        # COPY through the session's own connection: same transaction, ~10x faster than INSERT.
+        raw = await conn.get_raw_connection()
+        records = [
+            tuple(json.dumps(r.get(c)) if c in _JSON_COLUMNS else r.get(c) for c in _COPY_COLUMNS)
+            for r in rows
+        ]
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            "leads", records=records, columns=_COPY_COLUMNS
+        )
+    else:
+        await session.execute(insert(Lead), rows)
+
+
+_UPDATABLE = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "channel",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "status",
+    "tags",
+    "disg_type",
+    "notes",
+    "custom",
+    "score",
+    "needs_action",
+    "next_action_at",
+    "next_action_description",
+    "last_contacted_at",
+    "analyzed_at",
+    "search_text",
+)
+
+
+async def _update(
+    session: AsyncSession,
+    batch_id: uuid.UUID | None,
+    updates: list[tuple[uuid.UUID, dict[str, Any]]],
+) -> None:
+    for lead_id, rec in updates:
+        lead = await session.get(Lead, lead_id)
+        if lead is None:
+            continue
+        changes = {k: rec[k] for k in _UPDATABLE if k in rec and rec[k] not in (None, "", [])}
+        if "custom" in changes:
+            changes["custom"] = {**lead.custom, **changes["custom"]}
+        before = {k: getattr(lead, k) for k in changes}
+        if batch_id is not None:
+            session.add(
+                ImportUpdate(
+                    batch_id=batch_id,
+                    lead_id=lead_id,
+                    before=json.loads(json.dumps(before, default=str)),
+                )
+            )
+        for k, v in changes.items():
+            setattr(lead, k, v)
+        lead.version = (lead.version or 1) + 1
+    await session.flush()
+
+
+async def process(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    settings: Settings,
+    source: Source,
+    options: ImportOptions,
+    batch: ImportBatch | None,
+    commit_each_chunk: bool = False,
+) -> Report:
+    """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`."""
+    header, rows = open_rows(source)
+    ctx = await _context_for(session, org_id, user_id, settings, options, header)
+    report = Report(ignored_columns=ctx.plan.ignored)
+    picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
+    skip = batch.processed_rows if batch is not None else 0
+    row_no = 1  # the header is line 1
+    chunk: list[tuple[int, list[Any]]] = []
+    assigned: dict[uuid.UUID, int] = {}
+    for values in rows:
+        row_no += 1
+        if not any(parsing.text(v) for v in values):
+            continue
+        report.total_rows += 1
+        if report.total_rows <= skip:
+            continue
+        chunk.append((row_no, values))
+        if len(chunk) >= CHUNK_ROWS:
+            await _chunk(session, ctx, chunk, report, batch, picker, assigned)
+            chunk = []
+            if commit_each_chunk:
+                await session.commit()
+    if chunk:
+        await _chunk(session, ctx, chunk, report, batch, picker, assigned)
+    if not options.dry_run:
+        for user, n in assigned.items():
+            await notifications.notify(
+                session,
+                organization_id=org_id,
+                user_id=user,
+                kind="import_assigned",
+                title=f"{n} imported leads were assigned to you",
+                data={"import_batch_id": str(batch.id) if batch else None, "count": n},
+                delivery_key=f"import-assigned:{batch.id if batch else uuid.uuid4()}:{user}",
+            )
+    if batch is not None:
+        batch.total_rows = report.total_rows
+        batch.ignored_columns = report.ignored_columns
+        batch.headers = header
+    return report
+
+
+async def _chunk(
+    session: AsyncSession,
+    ctx: _Ctx,
+    chunk: list[tuple[int, list[Any]]],
+    report: Report,
+    batch: ImportBatch | None,
+    picker: RulePicker | None,
+    assigned: dict[uuid.UUID, int],
+) -> None:
+    built: list[tuple[int, dict[str, Any]]] = []
+    errors: list[tuple[int, dict[str, Any], list[Any]]] = []
+    for row_no, values in chunk:
+        rec, err = _build(ctx, values)
+        if err is not None:
+            errors.append((row_no, err, values))
+        else:
+            assert rec is not None
+            built.append((row_no, rec))
+    by_email, by_phone = await _existing(
+        session,
+        ctx.org_id,
+        [r["email"] for _, r in built if r.get("email")],
+        [r["phone"] for _, r in built if r.get("phone")],
+    )
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[uuid.UUID, dict[str, Any]]] = []
+    mode = ctx.options.on_duplicate
+    for _row_no, rec in built:
+        keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
+        if rec.get("phone"):
+            keys.append(parsing.digest("p:" + rec["phone"]))
+        existing = by_email.get(rec.get("email") or "") or by_phone.get(rec.get("phone") or "")
+        in_file = any(k in ctx.seen for k in keys)
+        ctx.seen.update(keys)
+        if mode != "create" and (in_file or (existing is not None and mode == "skip")):
+            report.skipped_count += 1
+            continue
+        if existing is not None and mode == "update":
+            updates.append((existing, rec))
+        else:
+            inserts.append(rec)
+    todo = inserts + [rec for _, rec in updates]
+    analyses: list[Any] = (
+        analyze_batch([_context(r, ctx) for r in todo], now=ctx.now)
+        if ctx.options.analyze
+        else [None] * len(todo)
+    )
+    for rec, analysis in zip(todo, analyses, strict=True):
+        _finish(rec, analysis, ctx)
+        if rec["needs_action"]:
+            report.needs_action_count += 1
+        if rec.get("last_contacted_at") is None:
+            report.without_last_contact_count += 1
+    batch_id = batch.id if batch is not None else None
+    history: list[dict[str, Any]] = []
+    for rec in inserts:
+        rec.update(
+            id=uuid7(),
+            organization_id=ctx.org_id,
+            created_by=ctx.user_id,
+            import_batch_id=batch_id,
+            version=1,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        )
+        rec.setdefault("tags", [])
+        rec.setdefault("custom", {})
+        rec.setdefault("score", 0)
+        rec["assignee_id"] = ctx.options.assignee_id
+        if rec["assignee_id"] is None and picker:
+            picked = picker.pick(_LeadView(rec))
+            if picked is not None:
+                rec["assignee_id"] = picked[0]
+                history.append(
+                    {
+                        "id": uuid7(),
+                        "organization_id": ctx.org_id,
+                        "lead_id": rec["id"],
+                        "actor_user_id": ctx.user_id,
+                        "from_user_id": None,
+                        "to_user_id": picked[0],
+                        "reason": f"import: {picked[2]}",
+                        "rule_id": picked[1],
+                        "created_at": ctx.now,
+                    }
+                )
+                assigned[picked[0]] = assigned.get(picked[0], 0) + 1
+    report.imported_count += len(inserts)
+    report.updated_count += len(updates)
+    report.error_count += len(errors)
+    for row_no, err, _ in errors:
+        if len(report.errors) < MAX_REPORTED_ERRORS:
+            report.errors.append({"row": row_no, **err})
+    if ctx.options.dry_run:
+        return
+    await _insert(session, inserts)
+    if history:
+        await session.execute(insert(LeadAssignment), history)
+    await _update(session, batch_id, updates)
+    if batch is not None:
+        if errors:
+            await session.execute(
+                insert(ImportRowError),
+                [
+                    {
+                        "id": uuid7(),
+                        "batch_id": batch.id,
+                        "row": row_no,
+                        "column": err["column"],
+                        "value": err["value"],
+                        "message": err["message"],
+                        "raw": [parsing.text(v) for v in values],
+                    }
+                    for row_no, err, values in errors
+                ],
+            )
+        batch.processed_rows += len(chunk)
+        batch.imported_count += len(inserts)
+        batch.updated_count += len(updates)
+        batch.skipped_count = batch.skipped_count + (len(built) - len(inserts) - len(updates))
+        batch.error_count += len(errors)
+        batch.needs_action_count += sum(1 for r in todo if r["needs_action"])
+        batch.without_last_contact_count += sum(
+            1 for r in todo if r.get("last_contacted_at") is None
+        )
+        batch.updated_at = utcnow()
+    if picker:
+        for rule, _, _ in picker.rules:
+            session.add(rule)
+    await session.flush()
+
+
+class _LeadView:
+    """Attribute access over a record dict, for rule conditions."""
+
+    def __init__(self, rec: dict[str, Any]) -> None:
+        self._rec = rec
+
+    def __getattr__(self, name: str) -> Any:
+        return self._rec.get(name)
+
+
+# ---- batches --------------------------------------------------------------------------------
+
+
+def estimate_rows(source: Source, head: bytes) -> int:
+    """A cheap row estimate to choose between synchronous and background processing."""
+    if source.fmt == "csv":
+        return sum(c.count(b"\n") for c in source.chunks())
+    if source.fmt == "json":
+        data = parsing.load_json(b"".join(source.chunks()))
+        return len(data) if isinstance(data, list) else 0
+    return max(0, len(head) // 50)  # XLSX: compressed; ~50 bytes per row is conservative
+
+
+async def create_batch(
+    session: AsyncSession, actor: Actor, source: Source, options: ImportOptions, *, is_async: bool
+) -> ImportBatch:
+    """A batch row (and, for background runs, the stored file)."""
+    batch = ImportBatch(
+        organization_id=actor.organization_id,
+        created_by=actor.user_id,
+        status="pending" if is_async else "running",
+        filename=source.filename,
+        file_format=source.fmt,
+        options=options.to_json(),
+        is_async=is_async,
+        started_at=utcnow(),
+    )
+    session.add(batch)
+    await session.flush()
+    if is_async:
+        size = 0
+        buf = b""
+        seq = 0
+        for piece in source.chunks():
+            buf += piece
+            while len(buf) >= FILE_CHUNK_BYTES:
+                session.add(
+                    ImportFileChunk(batch_id=batch.id, seq=seq, data=buf[:FILE_CHUNK_BYTES])
+                )
+                buf = buf[FILE_CHUNK_BYTES:]
+                seq += 1
+            size += len(piece)
+        if buf:
+            session.add(ImportFileChunk(batch_id=batch.id, seq=seq, data=buf))
+        batch.size_bytes = size
+        await session.flush()
+        enqueue_job(session, "imports.run", str(batch.id))
+    return batch
+
+
+async def run_sync(
+    session: AsyncSession, actor: Actor, settings: Settings, source: Source, options: ImportOptions
+) -> tuple[ImportBatch | None, Report]:
+    """Import a small file inside the request's transaction."""
+    await _check_assignee(session, actor, options)
+    batch = (
+        None
+        if options.dry_run
+        else await create_batch(session, actor, source, options, is_async=False)
+    )
+    report = await process(
+        session,
+        org_id=actor.organization_id,
+        user_id=actor.user_id,
+        settings=settings,
+        source=source,
+        options=options,
+        batch=batch,
+    )
+    if batch is not None:
+        batch.status = "completed"
+        batch.finished_at = utcnow()
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action="import.completed",
+            resource_type="import",
+            resource_id=batch.id,
+            after=_summary(batch),
+        )
+    return batch, report
+
+
+async def start_async(
+    session: AsyncSession, actor: Actor, source: Source, options: ImportOptions
+) -> ImportBatch:
+    """Store a large file and hand it to the worker."""
+    await _check_assignee(session, actor, options)
+    batch = await create_batch(session, actor, source, options, is_async=True)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="import.started",
+        resource_type="import",
+        resource_id=batch.id,
+        after={"filename": batch.filename, "size_bytes": batch.size_bytes},
+    )
+    return batch
+
+
+async def _check_assignee(session: AsyncSession, actor: Actor, options: ImportOptions) -> None:
+    if options.assignee_id is not None and not await users.is_active_member(
+        session, actor.organization_id, options.assignee_id
+    ):
+        raise ValidationFailed(
+            "assignee_id must be an active user of this organisation", field="assignee_id"
+        )
+
+
+def _summary(batch: ImportBatch) -> dict[str, Any]:
+    return {
+        k: getattr(batch, k)
+        for k in (
+            "status",
+            "total_rows",
+            "imported_count",
+            "updated_count",
+            "skipped_count",
+            "error_count",
+            "needs_action_count",
+            "without_last_contact_count",
+        )
+    }
+
+
+async def _spool(session: AsyncSession, batch_id: uuid.UUID) -> Path:
+    """Copy the stored file to a local temporary file, one piece at a time (flat memory)."""
+    fd, name = tempfile.mkstemp(prefix="leadflow-import-")
+    os.close(fd)
+    path = Path(name)
+    seqs = list(
+        await session.scalars(
+            select(ImportFileChunk.seq)
+            .where(ImportFileChunk.batch_id == batch_id)
+            .order_by(ImportFileChunk.seq)
+        )
+    )
+    with path.open("wb") as fh:  # noqa: ASYNC230 (local temp file, 1 MiB writes)
+        for seq in seqs:
+            piece = await session.scalar(
+                select(ImportFileChunk.data).where(
+                    ImportFileChunk.batch_id == batch_id, ImportFileChunk.seq == seq
+                )
+            )
+            fh.write(piece or b"")
+            session.expunge_all()
+    return path
+
+
+def file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
+    """Re-readable chunk iterator over a local file."""
+
+    def read() -> Iterator[bytes]:
+        with path.open("rb") as fh:
+            while piece := fh.read(FILE_CHUNK_BYTES):
+                yield piece
+
+    return read
+
+
+@job("imports.run")
+async def run_job(ctx: JobContext, batch_id: str) -> str:
+    """Process (or resume) a background import; a lease keeps two workers off one batch."""
+    bid = uuid.UUID(batch_id)
+    now = utcnow()
+    async with ctx.session_factory() as session:
+        claimed = await session.execute(
+            update(ImportBatch)
+            .where(
+                ImportBatch.id == bid,
+                ImportBatch.status.in_(("pending", "running")),
+                or_(ImportBatch.status == "pending", ImportBatch.updated_at < now - LEASE),
+            )
+            .values(status="running", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        if getattr(claimed, "rowcount", 0) != 1:
+            return "skipped"
+    async with ctx.session_factory() as session:
+        path = await _spool(session, bid)
+    try:
+        return await _run_batch(ctx, bid, path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
+    async with ctx.session_factory() as session:
+        batch = await session.get(ImportBatch, bid)
+        assert batch is not None
+        source = Source(
+            fmt=batch.file_format,  # type: ignore[arg-type]
+            chunks=file_chunks(path),
+            filename=batch.filename,
+        )
+        options = ImportOptions.from_json(batch.options)
+        try:
+            await process(
+                session,
+                org_id=batch.organization_id,
+                user_id=batch.created_by,
+                settings=ctx.settings,
+                source=source,
+                options=options,
+                batch=batch,
+                commit_each_chunk=True,
+            )
+        except FileProblem as exc:
+            batch.status, batch.failure = "failed", str(exc)
+        else:
+            batch.status = "completed"
+        batch.finished_at = utcnow()
+        await record(
+            session,
+            actor=None,
+            organization_id=batch.organization_id,
+            action=f"import.{batch.status}",
+            resource_type="import",
+            resource_id=batch.id,
+            after=_summary(batch),
+        )
+        await session.commit()
+        if batch.imported_count > 10_000 and session.get_bind().dialect.name == "postgresql":
+            # Autovacuum lags behind a big load; give the planner fresh statistics now.
+            await session.execute(sql_text("ANALYZE leads"))
+            await session.commit()
+        return batch.status
+
+
+@job("imports.resume")
+async def resume_job(ctx: JobContext) -> int:
+    """Restart background imports whose worker died (lease expired)."""
+    cutoff = utcnow() - LEASE
+    async with ctx.session_factory() as session:
+        ids = list(
+            await session.scalars(
+                select(ImportBatch.id).where(
+                    ImportBatch.status.in_(("pending", "running")),
+                    ImportBatch.is_async.is_(True),
+                    ImportBatch.updated_at < cutoff,
+                )
+            )
+        )
+    for bid in ids:
+        await run_job(ctx, str(bid))
+    return len(ids)
+
+
+async def list_batches(
+    session: AsyncSession, actor: Actor, limit: int, offset: int
+) -> tuple[list[ImportBatch], int]:
+    """Batches of the organisation, newest first."""
+    conds = [ImportBatch.organization_id == actor.organization_id]
+    total = await session.scalar(select(func.count()).select_from(ImportBatch).where(*conds))
+    rows = await session.scalars(
+        select(ImportBatch)
+        .where(*conds)
+        .order_by(ImportBatch.created_at.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_batch(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
+    """A batch of the organisation, or 404."""
+    row = await session.scalar(
+        select(ImportBatch).where(
+            ImportBatch.id == batch_id, ImportBatch.organization_id == actor.organization_id
+        )
+    )
+    if row is None:
+        raise NotFound("Import not found")
+    return row
+
+
+async def batch_errors(
+    session: AsyncSession, batch_id: uuid.UUID, limit: int = MAX_REPORTED_ERRORS
+) -> list[ImportRowError]:
+    """The first failed rows of a batch."""
+    return list(
+        await session.scalars(
+            select(ImportRowError)
+            .where(ImportRowError.batch_id == batch_id)
+            .order_by(ImportRowError.row)
+            .limit(limit)
+        )
+    )
+
+
+async def errors_csv(
+    session: AsyncSession, actor: Actor, batch_id: uuid.UUID
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of errors.csv: the failed rows as uploaded plus a reason column."""
+    batch = await get_batch(session, actor, batch_id)
+    rows = list(
+        await session.scalars(
+            select(ImportRowError)
+            .where(ImportRowError.batch_id == batch.id)
+            .order_by(ImportRowError.row)
+        )
+    )
+    header = [*batch.headers, "error"] if batch.headers else ["row", "error"]
+    out = [
+        [
+            *map(str, r.raw),
+            *([""] * max(0, len(batch.headers) - len(r.raw))),
+            f"row {r.row}: {r.message}",
+        ]
+        for r in rows
+    ]
+    return header, out
+
+
+async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
+    """Remove the leads the batch created and restore the fields it overwrote."""
+    batch = await get_batch(session, actor, batch_id)
+    if batch.status not in ("completed", "failed"):
+        raise Conflict(
+            f"Only finished imports can be undone (this one is {batch.status})",
+            code="import_not_finished",
+        )
+    now = utcnow()
+    removed = await session.execute(
+        update(Lead)
+        .where(
+            Lead.organization_id == actor.organization_id,
+            Lead.import_batch_id == batch.id,
+            Lead.deleted_at.is_(None),
+        )
+        .values(deleted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    restored = 0
+    for upd in await session.scalars(select(ImportUpdate).where(ImportUpdate.batch_id == batch.id)):
+        lead = await session.get(Lead, upd.lead_id)
+        if lead is None:
+            continue
+        for key, value in upd.before.items():
+            if key in ("next_action_at", "last_contacted_at", "analyzed_at") and value:
+                value = datetime.fromisoformat(value)
+            setattr(lead, key, value)
+        lead.version = (lead.version or 1) + 1
+        restored += 1
+    await session.execute(delete(ImportUpdate).where(ImportUpdate.batch_id == batch.id))
+    batch.status = "undone"
+    batch.undone_at = now
+    await session.flush()
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="import.undo",
+        resource_type="import",
+        resource_id=batch.id,
+        after={"removed_leads": getattr(removed, "rowcount", 0), "restored_leads": restored},
+    )
+    return batch
+
+
+def headers_of(source: Source) -> list[str]:
+    """Just the header of a source."""
+    return open_rows(source)[0]
+
+
+__all__ = ["FileProblem", "ImportOptions", "Report", "Source"]
+
+
+async def preflight(
+    session: AsyncSession, actor: Actor, settings: Settings, source: Source, options: ImportOptions
+) -> None:
+    """Reject whole-file problems (unreadable, empty, no identity column) before any write."""
+    header, rows = open_rows(source)
+    await _context_for(session, actor.organization_id, actor.user_id, settings, options, header)
+    if next(rows, None) is None:
+        raise FileProblem("The file has a header but no rows")

@@ -1,0 +1,139 @@
+"""Reading real-world files: encodings, delimiters, German/English headers, dates."""
+
+from __future__ import annotations
+
+import codecs
+from datetime import UTC, datetime
+
+import pytest
+
+from leadflow.imports import parsing
+from leadflow.imports.parsing import FileProblem
+
+
+def _rows(data: bytes) -> tuple[list[str], list[list[str]]]:
+    header, rows = parsing.csv_rows(parsing.decode_lines(iter([data[:7], data[7:]])))
+    return header, list(rows)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "label"),
+    [
+        ("Name;Firma\nJürgen Müller;Bäckerei Größe\n".encode(), "utf-8"),
+        (codecs.BOM_UTF8 + "Name;Firma\nJürgen Müller;Bäckerei Größe\n".encode(), "utf-8 bom"),
+        ("Name;Firma\nJürgen Müller;Bäckerei Größe\n".encode("utf-16"), "utf-16"),
+        ("Name;Firma\nJürgen Müller;Bäckerei Größe\n".encode("cp1252"), "windows-1252"),
+    ],
+)
+def test_encodings_decode(encoded: bytes, label: str) -> None:
+    header, rows = _rows(encoded)
+    assert header == ["Name", "Firma"], label
+    assert rows == [["Jürgen Müller", "Bäckerei Größe"]], label
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_delimiters(delimiter: str) -> None:
+    text = (
+        delimiter.join(["Vorname", "Nachname", "E-Mail"])
+        + "\n"
+        + delimiter.join(["Lea", "Kramer", "lea@example.com"])
+        + "\n"
+    )
+    header, rows = _rows(text.encode())
+    assert header == ["Vorname", "Nachname", "E-Mail"]
+    assert rows == [["Lea", "Kramer", "lea@example.com"]]
+
+
+def test_quoted_newlines_and_delimiters_survive() -> None:
+    _header, rows = _rows(b'Name,Notizen\n"Kramer, Lea","Zeile 1\nZeile 2"\n')
+    assert rows == [["Kramer, Lea", "Zeile 1\nZeile 2"]]
+
+
+def test_header_matching_is_case_and_accent_insensitive() -> None:
+    headers = [
+        "VORNAME",
+        "Nachname",
+        "e-mail",
+        "Telefon",
+        "Handy",
+        "Unternehmen",
+        "Kanal",
+        "Notizen",
+        "Letzter Kontakt",
+        "Quelle",
+        "Tags",
+        "Status",
+        "Lieblingsfarbe",
+        "Größe",
+    ]
+    plan = parsing.plan_columns(headers, {"grosse": "groesse"}, None)
+    assert plan.targets == [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        None,
+        "company",
+        "channel",
+        "notes",
+        "last_contacted_at",
+        "source",
+        "tags",
+        "status",
+        None,
+        "custom.groesse",
+    ]
+    assert plan.ignored == ["Handy", "Lieblingsfarbe"]  # Handy: phone is already mapped
+    mapped = parsing.plan_columns(["Spalte A", "Mail"], {}, {"Spalte A": "name", "Mail": "ignore"})
+    assert mapped.targets == ["name", None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("20.11.2024", datetime(2024, 11, 20, tzinfo=UTC)),
+        ("2024-11-20", datetime(2024, 11, 20, tzinfo=UTC)),
+        ("20/11/2024", datetime(2024, 11, 20, tzinfo=UTC)),
+        ("3.1.2025 14:30", datetime(2025, 1, 3, 14, 30, tzinfo=UTC)),
+        ("", None),
+    ],
+)
+def test_dates(raw: str, expected: datetime | None) -> None:
+    assert parsing.date_value(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["31.02.2024", "gestern", "2024/11/20"])
+def test_bad_dates_raise(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parsing.date_value(raw)
+
+
+def test_values() -> None:
+    assert parsing.email_value(" Lea.Kramer@Example.COM ") == "lea.kramer@example.com"
+    with pytest.raises(ValueError):
+        parsing.email_value("lea@")
+    assert parsing.phone_value("0151 2345 6789", "DE") == "+4915123456789"
+    assert parsing.phone_value("+43 664 1234567", "DE") == "+436641234567"
+    with pytest.raises(ValueError):
+        parsing.phone_value("12", "DE")
+    assert parsing.tags_value("vip; b2b,vip | messe") == ["vip", "b2b", "messe"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n", b"Name\n"])
+def test_empty_files(data: bytes) -> None:
+    if data == b"Name\n":
+        header, rows = _rows(data)
+        assert header == ["Name"] and rows == []
+        return
+    with pytest.raises(FileProblem):
+        _rows(data)
+
+
+def test_json_rows() -> None:
+    header, rows = parsing.json_rows(
+        [{"name": "A", "email": "a@example.com"}, {"name": "B", "phone": "030 123456"}]
+    )
+    assert header == ["name", "email", "phone"]
+    assert list(rows) == [["A", "a@example.com", None], ["B", None, "030 123456"]]
+    with pytest.raises(FileProblem):
+        parsing.json_rows({"not": "a list"})
