@@ -22,7 +22,8 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from leadflow.ai.local import LeadContext, analyze_batch, normalize_status
+from leadflow.ai.local import LeadContext, normalize_status
+from leadflow.ai.service import analyze_leads
 from leadflow.assignment.service import RulePicker
 from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
@@ -503,6 +504,10 @@ async def _chunk(
     picker: RulePicker | None,
     assigned: dict[uuid.UUID, int],
 ) -> None:
+    if not ctx.options.dry_run:
+        # Earlier chunks are already in the table, so the database lookup below finds their
+        # rows; remembering only this chunk keeps memory flat at any file size.
+        ctx.seen.clear()
     built: list[tuple[int, dict[str, Any]]] = []
     errors: list[tuple[int, dict[str, Any], list[Any]]] = []
     for row_no, values in chunk:
@@ -537,7 +542,7 @@ async def _chunk(
             inserts.append(rec)
     todo = inserts + [rec for _, rec in updates]
     analyses: list[Any] = (
-        analyze_batch([_context(r, ctx) for r in todo], now=ctx.now)
+        await analyze_leads([_context(r, ctx) for r in todo], now=ctx.now)
         if ctx.options.analyze
         else [None] * len(todo)
     )

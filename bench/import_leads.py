@@ -1,0 +1,163 @@
+"""Import of a generated CSV through the endpoint's code path vs raw COPY of the same file.
+
+    .venv/bin/python -m bench import_leads          # 1,000,000 rows on PostgreSQL + 100k on SQLite
+    LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench import_leads
+
+The file has German headers, 10% duplicate rows (same email as an earlier row) and 1% bad rows
+(broken email). "Leadflow" is `imports.service.start_async` (stores the upload, as the endpoint
+does for large files) followed by the worker job `imports.run` (parse, validate, deduplicate,
+analyse, COPY into `leads`, checkpoint per chunk, ANALYZE). "Raw COPY" is asyncpg
+`copy_to_table` of the same file into a bare table with one text column per CSV column.
+Peak memory is the process's maximum resident set size after the import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench._common import fresh_database
+from leadflow.auth.service import actor_for_user
+from leadflow.config import Settings
+from leadflow.db import migrate
+from leadflow.db.engine import Database, session_scope
+from leadflow.imports import service
+from leadflow.models.import_batch import ImportBatch
+from leadflow.models.user import User
+from leadflow.organizations import repository as org_repo
+from leadflow.organizations.service import create_organization
+from leadflow.worker.jobs import JobContext
+
+ROWS = int(os.environ.get("LEADFLOW_BENCH_ROWS", "1000000"))
+SQLITE_ROWS = int(os.environ.get("LEADFLOW_BENCH_SQLITE_ROWS", "100000"))
+HEADER = "Vorname;Nachname;E-Mail;Telefon;Firma;Status;Notizen;Letzter Kontakt;Quelle\n"
+FIRST = ("Lea", "Jonas", "Mia", "Felix", "Hannah", "Lukas", "Emma", "Paul", "Sophie", "Leon")
+LAST = ("Kramer", "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner")
+NOTES = (
+    "Hat Demo gesehen, wartet auf Angebot",
+    "Bitte zurückrufen",
+    "Kein Interesse",
+    "Erstgespräch gut gelaufen",
+    "",
+    "",
+)
+
+
+def generate(path: Path, rows: int) -> None:
+    """Write the benchmark CSV (10% duplicates, 1% bad emails)."""
+    rng = random.Random(11)
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(HEADER)
+        for i in range(rows):
+            n = rng.randrange(i) if i and rng.random() < 0.10 else i  # duplicate of an earlier
+            first, last = FIRST[n % len(FIRST)], LAST[n % len(LAST)]
+            email = f"kunde{n}@example.com" if rng.random() >= 0.01 else f"kaputt{n}@"
+            phone = f"0151 {10000000 + n:08d}"
+            day = 1 + n % 28
+            fh.write(
+                f"{first};{last};{email};{phone};Firma {n % 5000};offen;"
+                f"{NOTES[n % len(NOTES)]};{day:02d}.{1 + n % 12:02d}.2024;Website\n"
+            )
+
+
+async def leadflow_import(db: Database, path: Path, settings: Settings) -> dict[str, float]:
+    """Run the endpoint's background path on `path`; returns timings and counts."""
+    async with session_scope(db) as session:
+        org = await create_organization(session, name="Import Bench")
+        role = await org_repo.get_role_by_name(session, org.id, "admin")
+        assert role is not None
+        user = User(
+            organization_id=org.id,
+            email=f"bench{time.time_ns()}@example.com",
+            full_name="Bench",
+            role_id=role.id,
+            status="active",
+        )
+        user.role = role
+        session.add(user)
+        await session.flush()
+        actor = actor_for_user(user)
+    t0 = time.perf_counter()
+    async with session_scope(db) as session:
+        source = service.Source(fmt="csv", chunks=service.file_chunks(path), filename=path.name)
+        batch = await service.start_async(session, actor, source, service.ImportOptions())
+        batch_id = str(batch.id)
+    ctx = JobContext(settings=settings, session_factory=db.sessionmaker)
+    status = await service.run_job(ctx, batch_id)
+    elapsed = time.perf_counter() - t0
+    async with db.sessionmaker() as session:
+        done = await session.get(ImportBatch, batch.id)
+        assert done is not None and status == "completed", (status, done and done.failure)
+        return {
+            "seconds": elapsed,
+            "rows": done.total_rows,
+            "imported": done.imported_count,
+            "skipped": done.skipped_count,
+            "errors": done.error_count,
+        }
+
+
+async def raw_copy(url: str, path: Path) -> float:
+    """Seconds for asyncpg COPY of the same file into a bare text table."""
+    conn = await asyncpg.connect(url)
+    cols = ", ".join(f"c{i} text" for i in range(HEADER.count(";") + 1))
+    await conn.execute(f"DROP TABLE IF EXISTS bare_import; CREATE TABLE bare_import ({cols})")
+    t0 = time.perf_counter()
+    await conn.copy_to_table(
+        "bare_import", source=str(path), format="csv", delimiter=";", header=True
+    )
+    elapsed = time.perf_counter() - t0
+    await conn.close()
+    return elapsed
+
+
+def _line(label: str, rows: int, seconds: float) -> str:
+    return f"{label:<34} {rows:>9,} rows in {seconds:7.1f} s = {rows / seconds:>9,.0f} rows/s"
+
+
+async def run() -> None:
+    """PostgreSQL at ROWS, SQLite at SQLITE_ROWS."""
+    tmp = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
+    big = tmp / "leads.csv"
+    generate(big, ROWS)
+    print(f"generated {ROWS:,} rows, {big.stat().st_size / 1e6:.0f} MB")
+    url = await fresh_database("leadflow_bench_import")
+    settings = Settings(
+        secret_key="bench-" + "x" * 40,
+        data_dir=tmp,
+        database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
+    )
+    db = Database(settings.database_url)
+    ours = await leadflow_import(db, big, settings)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    await db.dispose()
+    copy_s = await raw_copy(url, big)
+    print(_line("Leadflow import (PostgreSQL)", int(ours["rows"]), ours["seconds"]))
+    print(_line("raw asyncpg COPY, bare table", ROWS, copy_s))
+    print(
+        f"ratio Leadflow / raw COPY rate: {copy_s / ours['seconds']:.3f}   "
+        f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
+        f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB"
+    )
+    small = tmp / "leads-small.csv"
+    generate(small, SQLITE_ROWS)
+    sqlite_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(migrate.upgrade, sqlite_url)
+    sdb = Database(sqlite_url)
+    s_ours = await leadflow_import(
+        sdb, small, settings.model_copy(update={"database_url": sqlite_url})
+    )
+    await sdb.dispose()
+    print(_line("Leadflow import (SQLite)", int(s_ours["rows"]), s_ours["seconds"]))
+
+
+def main() -> None:
+    """Entry point for `python -m bench import_leads`."""
+    asyncio.run(run())
