@@ -17,6 +17,8 @@ from leadflow.assignment.endpoints import router as assignment_router
 from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
 from leadflow.auth.endpoints import router as auth_router
+from leadflow.calls.endpoints import alias_router as calls_alias_router
+from leadflow.calls.endpoints import router as calls_router
 from leadflow.config import Settings, get_settings
 from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
@@ -58,6 +60,8 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (tasks_router, f"{API}/tasks"),
     (settings_router, f"{API}/admin/settings"),
     (ai_router, f"{API}/ai"),
+    (calls_router, f"{API}/call-requests"),
+    (calls_alias_router, "/api"),  # seed 001: POST /api/process-request, its own error shape
     (assignment_router, f"{API}/assignment/rules"),
     (sla_router, f"{API}/sla"),
     (notifications_router, f"{API}/notifications"),

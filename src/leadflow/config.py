@@ -69,6 +69,23 @@ class Settings(BaseSettings):
     ai_timeout_seconds: float = 20
     ai_max_retries: int = 2
     ai_rate_limit_per_minute: int = 60
+    voice_provider: Literal["simulated", "twilio"] = "simulated"
+    # Twilio's own variable names work too, like the OpenAI ones above.
+    twilio_account_sid: str = Field(
+        default="",
+        validation_alias=AliasChoices("LEADFLOW_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: str = Field(
+        default="", validation_alias=AliasChoices("LEADFLOW_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str = Field(
+        default="",
+        validation_alias=AliasChoices("LEADFLOW_TWILIO_FROM_NUMBER", "TWILIO_FROM_NUMBER"),
+    )
+    twilio_api_base: str = "https://api.twilio.com"
+    call_max_attempts: int = Field(default=3, ge=1)
+    call_retry_minutes: int = Field(default=30, ge=1)
+    call_due_seconds: int = 60
     import_sync_max_rows: int = 5_000
     import_max_bytes: int = 100 * 1024 * 1024
     import_resume_seconds: int = 60

@@ -6,6 +6,7 @@ from leadflow.models.api_key import ApiKey
 from leadflow.models.assignment_rule import AssignmentRule, SlaPolicy
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
+from leadflow.models.call_request import CallRequest, CallRequestEvent
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import (
     ImportBatch,
@@ -29,6 +30,8 @@ __all__ = [
     "AssignmentRule",
     "AuditLog",
     "AuthSession",
+    "CallRequest",
+    "CallRequestEvent",
     "Consent",
     "CustomFieldDefinition",
     "ImportBatch",

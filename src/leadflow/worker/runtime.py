@@ -89,6 +89,7 @@ class Ticker(threading.Thread):
             ("outbox.relay", settings.outbox_relay_seconds),
             ("sla.check", settings.sla_check_seconds),
             ("imports.resume", settings.import_resume_seconds),
+            ("calls.due", settings.call_due_seconds),
         ]
 
     def run(self) -> None:
