@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 3
     outbox_backoff_seconds: int = 30
     sla_check_seconds: int = 300
+    task_due_seconds: int = 60
     default_sla_duration_minutes: int = 120
     default_sla_reminder_minutes: int = 30
     ai_provider: Literal["local", "openai"] = "local"

@@ -41,3 +41,5 @@ class Task(IdMixin, TimestampMixin, Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Set when the assignee was told the task fell due (once per due time).
+    due_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

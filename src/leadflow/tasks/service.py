@@ -95,6 +95,8 @@ async def update_task(
         raise ValidationFailed("title cannot be empty", field="title")
     if fields.get("assignee_id") is not None:
         await _check_assignee(session, actor, fields["assignee_id"])
+    if "due_at" in fields and fields["due_at"] != task.due_at:
+        task.due_notified_at = None  # a new due time is announced again
     status = fields.pop("status", None)
     for key, value in fields.items():
         setattr(task, key, value.value if key == "priority" and value is not None else value)

@@ -4,4 +4,5 @@ import leadflow.calls.jobs
 import leadflow.imports.service
 import leadflow.notifications.service
 import leadflow.sla.service
+import leadflow.tasks.jobs
 import leadflow.worker.outbox  # noqa: F401

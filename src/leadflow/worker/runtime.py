@@ -90,6 +90,7 @@ class Ticker(threading.Thread):
             ("sla.check", settings.sla_check_seconds),
             ("imports.resume", settings.import_resume_seconds),
             ("calls.due", settings.call_due_seconds),
+            ("tasks.due", settings.task_due_seconds),
         ]
 
     def run(self) -> None:
