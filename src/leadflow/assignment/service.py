@@ -190,50 +190,14 @@ async def _open_loads(
     return loads
 
 
-async def _pick(session: AsyncSession, rule: AssignmentRule) -> tuple[User, str] | None:
-    members = await _members(session, rule)
-    if not members:
-        return None
-    loads = await _open_loads(session, rule.organization_id, [m.id for m in members])
-    available = [m for m in members if m.capacity is None or loads[m.id] < m.capacity]
-    if not available:
-        return None
-    if rule.strategy == Strategy.LEAST_LOADED:
-        chosen = min(available, key=lambda m: (loads[m.id], str(m.id)))
-        return chosen, f"least loaded ({loads[chosen.id]} open leads)"
-    if rule.strategy == Strategy.FIXED_USER:
-        return available[0], "fixed user"
-    # Round robin (also for teams): the counter was read under a row lock and is bumped here,
-    # so concurrent creations take distinct slots.
-    chosen = available[rule.rr_counter % len(available)]
-    slot = rule.rr_counter
-    rule.rr_counter = rule.rr_counter + 1
-    return chosen, f"round robin slot {slot}"
+async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+    """(user id, rule id, reason) the first matching active rule gives `lead`, if any.
 
-
-async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[User, AssignmentRule, str] | None:
-    """The assignee the first matching active rule gives `lead`, if any."""
-    ids = list(
-        await session.scalars(
-            select(AssignmentRule.id)
-            .where(
-                AssignmentRule.organization_id == lead.organization_id,
-                AssignmentRule.is_active.is_(True),
-            )
-            .order_by(AssignmentRule.position, AssignmentRule.created_at)
-        )
-    )
-    for rule_id in ids:
-        rule = await session.scalar(
-            select(AssignmentRule).where(AssignmentRule.id == rule_id).with_for_update()
-        )
-        if rule is None or not lead_matches(rule.conditions, lead):
-            continue
-        picked = await _pick(session, rule)
-        if picked is not None:
-            user, why = picked
-            return user, rule, f"rule '{rule.name}': {why}"
-    return None
+    The rules are read under row locks, so concurrent creations take distinct round-robin
+    slots; the advanced counters are flushed with the lead.
+    """
+    picker = await RulePicker.load(session, lead.organization_id)
+    return picker.pick(lead) if picker else None
 
 
 async def on_assigned(

@@ -436,8 +436,8 @@ async def apply_rules(
     picked = await assignment.auto_assign(session, lead)
     if picked is None:
         return False
-    user, rule, reason = picked
-    await _assign(session, settings, actor, lead, user.id, reason, rule.id)
+    user_id, rule_id, reason = picked
+    await _assign(session, settings, actor, lead, user_id, reason, rule_id)
     return True
 
 
