@@ -75,6 +75,13 @@ async def test_seed_sample_gives_the_documented_response(
     assert lea.needs_action is True and lea.next_action_description == "Angebot senden"
     assert lea.last_contacted_at == datetime(2024, 11, 20, tzinfo=UTC)
     assert str(lea.import_batch_id) == body["import_batch_id"]
+    timeline = (
+        await client.get(
+            f"/api/v1/leads/{lea.id}/timeline", headers=admin.headers, params={"kind": "imported"}
+        )
+    ).json()
+    assert [i["kind"] for i in timeline["items"]] == ["imported"]
+    assert timeline["items"][0]["data"]["import_batch_id"] == body["import_batch_id"]
     felix = await session.scalar(select(Lead).where(Lead.email == "felix.wagner@example.com"))
     assert felix is not None and felix.status == "won"
     sidebar = (

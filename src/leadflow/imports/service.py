@@ -40,6 +40,7 @@ from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadAssignment
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.notifications import service as notifications
+from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
 from leadflow.worker.jobs import JobContext, enqueue_job, job
 
@@ -1020,3 +1021,37 @@ async def preflight(
     await _context_for(session, actor.organization_id, actor.user_id, settings, options, header)
     if next(rows, None) is None:
         raise FileProblem("The file has a header but no rows")
+
+
+async def _imported_entries(
+    session: AsyncSession, lead_id: uuid.UUID, n: int
+) -> list[TimelineEntry]:
+    row = (
+        await session.execute(
+            select(Lead.import_batch_id, Lead.created_at, Lead.created_by, ImportBatch.filename)
+            .join(ImportBatch, ImportBatch.id == Lead.import_batch_id)
+            .where(Lead.id == lead_id)
+        )
+    ).first()
+    if row is None or n < 1:
+        return []
+    batch_id, created_at, created_by, filename = row
+    summary = f"Imported from {filename}" if filename else "Imported"
+    return [
+        TimelineEntry(
+            kind="imported",
+            occurred_at=created_at,
+            actor_user_id=created_by,
+            summary=summary,
+            data={"import_batch_id": str(batch_id)},
+            id=f"imported:{lead_id}",
+        )
+    ]
+
+
+async def _imported_count(session: AsyncSession, lead_id: uuid.UUID) -> int:
+    return len(await _imported_entries(session, lead_id, 1))
+
+
+# Leads created by an import show it in their timeline (imports write no per-lead history).
+register_source(TimelineSource("imported", _imported_entries, _imported_count))
