@@ -9,7 +9,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.assignment.schemas import RuleCreate, RuleUpdate, Strategy
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import (
+    delete_recorded,
+    record_create,
+    record_update,
+    snapshot,
+)
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
@@ -88,15 +93,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleCreate) -> 
     )
     session.add(row)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="assignment_rule.create",
-        resource_type="assignment_rule",
-        resource_id=row.id,
-        after=snapshot(row),
-    )
+    await record_create(session, actor, row, "assignment_rule.create", "assignment_rule")
     return row
 
 
@@ -120,34 +117,14 @@ async def update_rule(
         if value is not None or key in ("team_id", "fixed_user_id"):
             setattr(row, key, value)
     await session.flush()
-    b, a = diff(before, snapshot(row))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="assignment_rule.update",
-        resource_type="assignment_rule",
-        resource_id=row.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, row, before, "assignment_rule.update", "assignment_rule")
     return row
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> None:
     """Remove a rule."""
     row = await get_rule(session, actor, rule_id)
-    before = snapshot(row)
-    await session.delete(row)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="assignment_rule.delete",
-        resource_type="assignment_rule",
-        resource_id=rule_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, row, "assignment_rule.delete", "assignment_rule")
 
 
 async def _members(session: AsyncSession, rule: AssignmentRule) -> list[User]:

@@ -94,3 +94,58 @@ async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> Aud
     if row is None:
         raise NotFound("Audit log entry not found")
     return row
+
+
+async def record_create(
+    session: AsyncSession, actor: Actor, row: Any, action: str, resource_type: str
+) -> None:
+    """Audit a new row of the actor's organisation (its full snapshot)."""
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=row.id,
+        after=snapshot(row),
+    )
+
+
+async def record_update(
+    session: AsyncSession,
+    actor: Actor,
+    row: Any,
+    before: dict[str, Any],
+    action: str,
+    resource_type: str,
+) -> None:
+    """Audit the fields of `row` that changed since the `before` snapshot (nothing if none)."""
+    b, a = diff(before, snapshot(row))
+    if a:
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action=action,
+            resource_type=resource_type,
+            resource_id=row.id,
+            before=b,
+            after=a,
+        )
+
+
+async def delete_recorded(
+    session: AsyncSession, actor: Actor, row: Any, action: str, resource_type: str
+) -> None:
+    """Delete `row` and audit it with its last snapshot."""
+    before, row_id = snapshot(row), row.id
+    await session.delete(row)
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=row_id,
+        before=before,
+    )

@@ -32,7 +32,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import record, snapshot
+from leadflow.audit.service import record, record_create
 from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
 from leadflow.calls import repository, twilio
@@ -346,15 +346,7 @@ async def submit(
             attempt=0,
         )
     assert result is not None  # nobody else can see the row before we commit
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="call_request.create",
-        resource_type="call_request",
-        resource_id=result.id,
-        after=snapshot(result),
-    )
+    await record_create(session, actor, result, "call_request.create", "call_request")
     return result, True
 
 

@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import (
+    delete_recorded,
+    record_create,
+    record_update,
+    snapshot,
+)
 from leadflow.authz.actor import Actor
 from leadflow.customfields.schemas import FieldCreate, FieldType, FieldUpdate
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
@@ -57,15 +62,7 @@ async def create_field(
     )
     session.add(row)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="custom_field.create",
-        resource_type="custom_field",
-        resource_id=row.id,
-        after=snapshot(row),
-    )
+    await record_create(session, actor, row, "custom_field.create", "custom_field")
     return row
 
 
@@ -81,34 +78,14 @@ async def update_field(
     for key, value in changes.items():
         setattr(row, key, value)
     await session.flush()
-    b, a = diff(before, snapshot(row))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="custom_field.update",
-        resource_type="custom_field",
-        resource_id=row.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, row, before, "custom_field.update", "custom_field")
     return row
 
 
 async def delete_field(session: AsyncSession, actor: Actor, field_id: uuid.UUID) -> None:
     """Remove a definition (values already on leads are kept but no longer validated)."""
     row = await _get(session, actor, field_id)
-    before = snapshot(row)
-    await session.delete(row)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="custom_field.delete",
-        resource_type="custom_field",
-        resource_id=field_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, row, "custom_field.delete", "custom_field")
 
 
 def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:

@@ -7,7 +7,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import (
+    delete_recorded,
+    diff,
+    record,
+    record_create,
+    record_update,
+    snapshot,
+)
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import SYSTEM_ROLES
 from leadflow.calendar import BusinessCalendar
@@ -110,15 +117,7 @@ async def create_role(session: AsyncSession, actor: Actor, data: RoleCreate) -> 
     )
     session.add(role)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="role.create",
-        resource_type="role",
-        resource_id=role.id,
-        after=snapshot(role),
-    )
+    await record_create(session, actor, role, "role.create", "role")
     return role
 
 
@@ -136,17 +135,7 @@ async def update_role(
     for key, value in changes.items():
         setattr(role, key, value)
     await session.flush()
-    b, a = diff(before, snapshot(role))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="role.update",
-        resource_type="role",
-        resource_id=role.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, role, before, "role.update", "role")
     return role
 
 
@@ -157,17 +146,7 @@ async def delete_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -
         raise Conflict("System roles cannot be deleted", code="system_role")
     if await repository.count_role_users(session, role.id):
         raise Conflict("The role is still assigned to users", code="role_in_use")
-    before = snapshot(role)
-    await session.delete(role)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="role.delete",
-        resource_type="role",
-        resource_id=role_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, role, "role.delete", "role")
 
 
 async def list_teams(session: AsyncSession, actor: Actor) -> list[Team]:
@@ -190,15 +169,7 @@ async def create_team(session: AsyncSession, actor: Actor, data: TeamIn) -> Team
     team = Team(organization_id=actor.organization_id, name=data.name)
     session.add(team)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="team.create",
-        resource_type="team",
-        resource_id=team.id,
-        after=snapshot(team),
-    )
+    await record_create(session, actor, team, "team.create", "team")
     return team
 
 
@@ -213,34 +184,14 @@ async def rename_team(
     before = snapshot(team)
     team.name = data.name
     await session.flush()
-    b, a = diff(before, snapshot(team))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="team.update",
-        resource_type="team",
-        resource_id=team.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, team, before, "team.update", "team")
     return team
 
 
 async def delete_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> None:
     """Delete a team; its members keep their accounts without a team."""
     team = await get_team(session, actor, team_id)
-    before = snapshot(team)
-    await session.delete(team)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="team.delete",
-        resource_type="team",
-        resource_id=team_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, team, "team.delete", "team")
 
 
 async def org_settings(session: AsyncSession, org_id: uuid.UUID) -> OrgSettings:

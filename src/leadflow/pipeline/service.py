@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import record, record_create, record_update, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.leads import repository as leads_repo
@@ -73,15 +73,7 @@ async def create_stage(session: AsyncSession, actor: Actor, data: StageCreate) -
     for i, s in enumerate(stages):
         s.position = i
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="stage.create",
-        resource_type="pipeline_stage",
-        resource_id=stage.id,
-        after=snapshot(stage),
-    )
+    await record_create(session, actor, stage, "stage.create", "pipeline_stage")
     return stage
 
 
@@ -94,17 +86,7 @@ async def update_stage(
     for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(stage, key, str(value) if key == "category" else value)
     await session.flush()
-    b, a = diff(before, snapshot(stage))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="stage.update",
-        resource_type="pipeline_stage",
-        resource_id=stage.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, stage, before, "stage.update", "pipeline_stage")
     return stage
 
 

@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import (
+    delete_recorded,
+    record,
+    record_create,
+    record_update,
+    snapshot,
+)
 from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
 from leadflow.config import Settings
@@ -368,15 +374,7 @@ async def create_policy(
     )
     session.add(row)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="sla_policy.create",
-        resource_type="sla_policy",
-        resource_id=row.id,
-        after=snapshot(row),
-    )
+    await record_create(session, actor, row, "sla_policy.create", "sla_policy")
     return row
 
 
@@ -393,31 +391,11 @@ async def update_policy(
         if value is not None or key == "calendar":
             setattr(row, key, value)
     await session.flush()
-    b, a = diff(before, snapshot(row))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="sla_policy.update",
-        resource_type="sla_policy",
-        resource_id=row.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, row, before, "sla_policy.update", "sla_policy")
     return row
 
 
 async def delete_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> None:
     """Remove a policy."""
     row = await get_policy(session, actor, policy_id)
-    before = snapshot(row)
-    await session.delete(row)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="sla_policy.delete",
-        resource_type="sla_policy",
-        resource_id=policy_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, row, "sla_policy.delete", "sla_policy")

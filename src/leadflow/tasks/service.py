@@ -7,7 +7,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import (
+    delete_recorded,
+    diff,
+    record,
+    record_create,
+    record_update,
+    snapshot,
+)
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
@@ -62,15 +69,7 @@ async def create_task(session: AsyncSession, actor: Actor, data: TaskCreate) -> 
     )
     session.add(task)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="task.create",
-        resource_type="task",
-        resource_id=task.id,
-        after=snapshot(task),
-    )
+    await record_create(session, actor, task, "task.create", "task")
     return task
 
 
@@ -128,34 +127,14 @@ async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID)
     before = snapshot(task)
     _set_status(task, actor, TaskStatus.DONE)
     await session.flush()
-    b, a = diff(before, snapshot(task))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="task.complete",
-        resource_type="task",
-        resource_id=task.id,
-        before=b,
-        after=a,
-    )
+    await record_update(session, actor, task, before, "task.complete", "task")
     return task
 
 
 async def delete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> None:
     """Delete a task."""
     task = await get_task(session, actor, task_id)
-    before = snapshot(task)
-    await session.delete(task)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="task.delete",
-        resource_type="task",
-        resource_id=task_id,
-        before=before,
-    )
+    await delete_recorded(session, actor, task, "task.delete", "task")
 
 
 async def list_tasks(
