@@ -42,6 +42,26 @@ async def timed(fn: Callable[[], Awaitable[object]], *, runs: int, warmup: int =
     return out
 
 
+async def timed_together(
+    fns: list[Callable[[], Awaitable[object]]], *, runs: int, warmup: int = 10
+) -> list[list[float]]:
+    """Milliseconds of each of `fns`, called in turn within every round.
+
+    Interleaving puts the compared calls under the same machine conditions, so a ratio
+    between them does not depend on when a noisy neighbour happened to run.
+    """
+    for _ in range(warmup):
+        for fn in fns:
+            await fn()
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            await fn()
+            out[i].append((time.perf_counter() - t) * 1000)
+    return out
+
+
 def pct(samples: list[float], p: float) -> float:
     """The p-th percentile (0–100) of `samples`."""
     ordered = sorted(samples)

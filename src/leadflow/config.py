@@ -114,12 +114,15 @@ class Settings(BaseSettings):
             raise RuntimeError("LEADFLOW_SECRET_KEY must be set when LEADFLOW_ENV=production")
         path = self.data_dir / "secret_key"
         if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        log.warning("LEADFLOW_SECRET_KEY is not set; generated one into %s", path)
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+            log.warning("LEADFLOW_SECRET_KEY is not set; generated one into %s", path)
+        # Remembered: every request signs or verifies with it.
+        self.secret_key = key
         return key
 
 

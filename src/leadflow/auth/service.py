@@ -197,17 +197,24 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
         return await _authenticate_api_key(session, credential)
     claims = decode_access_token(settings, credential)
     if claims is not None:
-        found = await repository.get_session_with_user(session, claims.session_id)
-        if found is None:
-            raise Unauthorized("Session has ended", code="session_ended")
-        auth_session, member = found
+        row = await repository.get_session_actor(session, claims.session_id)
         if (
-            auth_session.revoked_at is not None
-            or auth_session.user_id != claims.user_id
-            or member.status != "active"
+            row is None
+            or row["revoked_at"] is not None
+            or row["user_id"] != claims.user_id
+            or row["status"] != "active"
         ):
             raise Unauthorized("Session has ended", code="session_ended")
-        return actor_for_user(member, auth_session.id)
+        return Actor(
+            organization_id=row["organization_id"],
+            user_id=row["user_id"],
+            role=row["role_name"],
+            permissions=frozenset(row["permissions"]),
+            row_scope=RowScope(row["row_scope"]),
+            team_id=row["team_id"],
+            session_id=claims.session_id,
+            email=row["email"],
+        )
     email = decode_supabase_token(settings, credential)
     if email is not None:
         user = await users.get_by_email(session, email)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,8 +46,22 @@ def issue_access_token(
     return token, int(ttl.total_seconds())
 
 
+# Verified access tokens: the signature check and claim parsing cost more than the session
+# lookup that follows, and a client sends the same token for up to its lifetime. Freshness
+# is still checked against the clock on every use; the session row decides revocation.
+_VERIFIED: OrderedDict[tuple[str, str, str, str], tuple[AccessClaims, dict[str, Any]]] = (
+    OrderedDict()
+)
+_VERIFIED_MAX = 4096
+
+
 def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
     """Verified claims, or None when the token is invalid, expired or not ours."""
+    key = (token, settings.resolved_secret_key(), settings.jwt_audience, settings.jwt_issuer)
+    hit = _VERIFIED.get(key)
+    if hit is not None:
+        _VERIFIED.move_to_end(key)
+        return hit[0] if _fresh(hit[1]) else None
     try:
         data: dict[str, Any] = jwt.decode(
             token,
@@ -61,11 +76,17 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
                 "verify_iat": False,
             },
         )
-        if data.get("typ") != "access" or not _fresh(data):
+        if data.get("typ") != "access":
             return None
-        return AccessClaims(uuid.UUID(data["sub"]), uuid.UUID(data["org"]), uuid.UUID(data["sid"]))
+        claims = AccessClaims(
+            uuid.UUID(data["sub"]), uuid.UUID(data["org"]), uuid.UUID(data["sid"])
+        )
     except (jwt.PyJWTError, KeyError, ValueError):
         return None
+    _VERIFIED[key] = (claims, {"exp": data["exp"], "iat": data["iat"]})
+    if len(_VERIFIED) > _VERIFIED_MAX:
+        _VERIFIED.popitem(last=False)
+    return claims if _fresh(data) else None
 
 
 def decode_supabase_token(settings: Settings, token: str) -> str | None:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import from_json
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -43,7 +44,7 @@ def build_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, json_deserializer=from_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -54,6 +55,9 @@ def build_engine(
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
+        # pydantic-core's JSON parser: lead pages decode two JSON columns per row, and this
+        # is several times faster than the stdlib's.
+        json_deserializer=from_json,
         # asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
         # plan that ignores the actual filter values (e.g. a selective trigram search) and
         # walks a sort index instead. Lists filter on very different values, so always plan

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from leadflow.audit.service import record
 from leadflow.auth.dependencies import require_permission
@@ -85,6 +86,7 @@ def lead_filter(
 
 
 Filter = Annotated[LeadFilter, Depends(lead_filter)]
+_UUID_KEYS = tuple(k for k, f in LeadRead.model_fields.items() if "UUID" in str(f.annotation))
 
 
 @router.get("", response_model=LeadPage)
@@ -109,16 +111,23 @@ async def list_leads(
         offset=offset,
         cursor=cursor,
     )
-    page = LeadPage(
-        items=[LeadRead.model_validate(x) for x in res.items],
-        total=res.total,
-        limit=limit,
-        offset=0 if cursor else offset,
-        total_is_estimate=res.total_is_estimate,
-        next_cursor=res.next_cursor,
-    )
-    # Already validated: serialise once instead of letting FastAPI validate the page again.
-    return Response(page.model_dump_json(), media_type="application/json")
+    for item in res.items:
+        # asyncpg returns its own UUID subclass, which pydantic-core serialises an order of
+        # magnitude slower than a str; the ids are written as the same text either way.
+        for key in _UUID_KEYS:
+            if item[key] is not None:
+                item[key] = str(item[key])
+    page = {
+        "items": res.items,
+        "total": res.total,
+        "limit": limit,
+        "offset": 0 if cursor else offset,
+        "total_is_estimate": res.total_is_estimate,
+        "next_cursor": res.next_cursor,
+    }
+    # The rows hold exactly LeadRead's fields, read from typed columns, so the page is
+    # serialised as is (pydantic-core, same JSON as the model) without validating 50 models.
+    return Response(to_json(page), media_type="application/json")
 
 
 @router.post("", response_model=LeadDetail, status_code=status.HTTP_201_CREATED)

@@ -10,16 +10,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select, true, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    String,
+    any_,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
 from leadflow.db.explain import Explain
+from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.jsonarray import json_array_contains, json_array_elements
-from leadflow.leads.schemas import LeadFilter
+from leadflow.leads.schemas import LeadFilter, LeadRead
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent
 
@@ -59,7 +72,13 @@ def filter_conditions(actor: Actor, f: LeadFilter, dialect: str) -> list[ColumnE
     if f.q:
         conds.append(Lead.search_text.like(f"%{_escape_like(f.q.lower())}%", escape="\\"))
     if f.status:
-        conds.append(Lead.status.in_(f.status))
+        # One array parameter on PostgreSQL: the statement's SQL then does not depend on how
+        # many statuses were asked for, so it is compiled once.
+        conds.append(
+            Lead.status == any_(literal(f.status, ARRAY(String)))
+            if dialect == "postgresql"
+            else Lead.status.in_(f.status)
+        )
     for tag in f.tag:
         conds.append(json_array_contains(Lead.tags, tag, dialect))
     if f.source:
@@ -101,11 +120,16 @@ async def get_many(session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]
     return list(rows)
 
 
+# The columns a list page shows (LeadRead). Selected as plain rows: building 50 ORM objects
+# and reading them back attribute by attribute cost more than the query itself.
+LIST_COLUMNS = tuple(Lead.__table__.c[name] for name in LeadRead.model_fields)
+
+
 @dataclass(frozen=True, slots=True)
 class ListResult:
-    """A page of leads with its (possibly estimated) total and the next keyset cursor."""
+    """A page of leads (as row mappings) with its total and the next keyset cursor."""
 
-    items: list[Lead]
+    items: list[dict[str, Any]]
     total: int
     total_is_estimate: bool
     next_cursor: str | None
@@ -172,9 +196,103 @@ async def count_capped(
 
 
 async def _planner_estimate(session: AsyncSession, stmt: Select[Any]) -> int:
-    plan = (await session.execute(Explain(stmt))).scalar_one()
+    row = await fetch_one(session, Explain(stmt))
+    assert row is not None
+    plan = row["QUERY PLAN"]
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _ordering(col: Any, desc: bool, nullable: bool, tiebreak: Any) -> list[Any]:
+    ordering = col.desc() if desc else col.asc()
+    if nullable:
+        ordering = ordering.nulls_last()
+    return [ordering, tiebreak.desc() if desc else tiebreak.asc()]
+
+
+async def _page(
+    session: AsyncSession,
+    conds: list[ColumnElement[bool]],
+    f: LeadFilter,
+    sort: str,
+    col: Any,
+    desc: bool,
+    nullable: bool,
+    limit: int,
+    offset: int,
+    cursor: str | None,
+    count_cap: int,
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """The page, then its total (skipped when a short page already tells it)."""
+    stmt = select(*LIST_COLUMNS).where(*conds)
+    paged_from = offset
+    if cursor:
+        if nullable:
+            raise ValidationFailed(
+                f"Cursor paging is not available for sort '{sort}'",
+                errors=[{"loc": ["query", "cursor"], "msg": "use offset for this sort"}],
+            )
+        value, last_id = _decode_cursor(cursor, sort, col)
+        pair = tuple_(col, Lead.id)
+        # Typed literals: the values must be bound exactly as the columns store them.
+        bound = tuple_(literal(value, col.type), literal(last_id, Lead.id.type))
+        stmt = stmt.where(pair < bound if desc else pair > bound)
+        offset = 0
+    stmt = stmt.order_by(*_ordering(col, desc, nullable, Lead.id))
+    items = [dict(r) for r in await fetch_all(session, stmt.limit(limit).offset(offset))]
+    short_page = len(items) < limit and (len(items) > 0 or paged_from == 0)
+    if short_page and not cursor:
+        # A short page (the first, or the last one reached by offset) already tells the
+        # exact total: no count query.
+        return items, paged_from + len(items), False
+    total, estimate = await count_capped(session, conds, count_cap, selective=bool(f.q))
+    return items, total, estimate
+
+
+async def _search_page(
+    session: AsyncSession,
+    conds: list[ColumnElement[bool]],
+    col: Any,
+    desc: bool,
+    nullable: bool,
+    limit: int,
+    offset: int,
+    count_cap: int,
+) -> tuple[list[dict[str, Any]] | None, int]:
+    """Page and exact total of a text search from one scan of its matches.
+
+    A substring search is answered by the trigram index plus a visit to every matching row;
+    counting and paging separately would do that twice. Here the matches (at most
+    `count_cap + 1`, id and sort value only) are collected once, counted, and the page is
+    cut from them. Returns `(None, 0)` when there are more matches than the cap: the
+    caller then pages the usual way and reports an estimated total.
+    """
+    m = select(Lead.id.label("mid"), col.label("sv")).where(*conds).limit(count_cap + 1).cte("m")
+    total = select(func.count()).select_from(m).scalar_subquery().label("match_total")
+    page = (
+        select(m.c.mid, m.c.sv)
+        .order_by(*_ordering(m.c.sv, desc, nullable, m.c.mid))
+        .limit(limit)
+        .offset(offset)
+        .subquery("p")
+    )
+    stmt = (
+        select(total, *LIST_COLUMNS)
+        .select_from(page)
+        .join(Lead, Lead.id == page.c.mid)
+        .order_by(*_ordering(page.c.sv, desc, nullable, page.c.mid))
+    )
+    rows = [dict(r) for r in await fetch_all(session, stmt)]
+    if not rows:
+        if offset:
+            return None, 0  # past the end: the count comes from the usual path
+        return [], 0
+    n = int(rows[0]["match_total"])
+    if n > count_cap:
+        return None, 0
+    for row in rows:
+        del row["match_total"]
+    return rows, n
 
 
 async def list_leads(
@@ -191,29 +309,20 @@ async def list_leads(
     """One page of leads in scope, filtered and sorted."""
     _key, col, desc, nullable = _order(sort)
     conds = filter_conditions(actor, f, dialect_of(session))
-    total, estimate = await count_capped(session, conds, count_cap, selective=bool(f.q))
-    stmt = select(Lead).where(*conds)
-    if cursor:
-        if nullable:
-            raise ValidationFailed(
-                f"Cursor paging is not available for sort '{sort}'",
-                errors=[{"loc": ["query", "cursor"], "msg": "use offset for this sort"}],
-            )
-        value, last_id = _decode_cursor(cursor, sort, col)
-        pair = tuple_(col, Lead.id)
-        # Typed literals: the values must be bound exactly as the columns store them.
-        bound = tuple_(literal(value, col.type), literal(last_id, Lead.id.type))
-        stmt = stmt.where(pair < bound if desc else pair > bound)
-        offset = 0
-    ordering = col.desc() if desc else col.asc()
-    if nullable:
-        ordering = ordering.nulls_last()
-    stmt = stmt.order_by(ordering, Lead.id.desc() if desc else Lead.id.asc())
-    items = list(await session.scalars(stmt.limit(limit).offset(offset)))
+    items: list[dict[str, Any]] | None = None
+    if f.q and not cursor:
+        items, total = await _search_page(
+            session, conds, col, desc, nullable, limit, offset, count_cap
+        )
+        estimate = False
+    if items is None:
+        items, total, estimate = await _page(
+            session, conds, f, sort, col, desc, nullable, limit, offset, cursor, count_cap
+        )
     next_cursor = None
     if not nullable and len(items) == limit:
         last = items[-1]
-        next_cursor = _encode_cursor(sort, getattr(last, col.key), last.id)
+        next_cursor = _encode_cursor(sort, last[col.key], last["id"])
     return ListResult(items, total, estimate, next_cursor)
 
 

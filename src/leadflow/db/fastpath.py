@@ -1,0 +1,111 @@
+"""Run a read-only Core SELECT on the asyncpg connection itself (PostgreSQL hot paths).
+
+SQLAlchemy's execution path (cache-key lookup, parameter processing, result rows with typed
+processors) costs more per statement than the small indexed queries every request makes
+(authentication, a page of leads). On PostgreSQL this module compiles each statement shape
+once through SQLAlchemy — the SQL is still generated from the same Core expression — and
+then hands the SQL and its positional parameters straight to asyncpg, whose Records are
+decoded in C. On SQLite, or for a statement that needs SQLAlchemy's post-compile
+expansion (`IN` lists), it simply executes through the session.
+
+The statement runs on the session's own connection, inside the request's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import Executable
+
+_CACHE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A compiled statement shape: SQL text plus how to order and convert its parameters."""
+
+    compiled: Any
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+
+_prepared: OrderedDict[Any, _Prepared | None] = OrderedDict()
+
+
+def _prepare(stmt: Any, dialect: Dialect, key: Any) -> _Prepared | None:
+    compiled = stmt.compile(dialect=dialect, cache_key=key)
+    sql = str(compiled)
+    if "__[POSTCOMPILE" in sql or compiled.positiontup is None:
+        return None  # needs SQLAlchemy's expansion at execution time
+    names = tuple(compiled.positiontup)
+    processors = tuple(compiled.binds[name].type.bind_processor(dialect) for name in names)
+    return _Prepared(compiled, sql, names, processors)
+
+
+def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
+    key = stmt._generate_cache_key()
+    if key is None:
+        return None, None
+    cache_key = (dialect.name, key.key)
+    if cache_key in _prepared:
+        _prepared.move_to_end(cache_key)
+        return _prepared[cache_key], key
+    prepared = _prepare(stmt, dialect, key)
+    _prepared[cache_key] = prepared
+    if len(_prepared) > _CACHE_SIZE:
+        _prepared.popitem(last=False)
+    return prepared, key
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    # SQLAlchemy's asyncpg adapter opens its transaction lazily on the first cursor; open it
+    # now so this statement runs inside the request's transaction like every other one.
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    return adapted.driver_connection
+
+
+async def fetch_all(
+    session: AsyncSession, stmt: Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[Mapping[str, Any]]:
+    """All rows of `stmt` as mappings (asyncpg Records on PostgreSQL).
+
+    `params` fill named `bindparam()`s: a statement built once at import time and run with
+    new values skips rebuilding and re-keying the expression on every call.
+    """
+    conn = await session.connection()
+    if conn.dialect.name == "postgresql":
+        prepared, key = _lookup(stmt, conn.dialect)
+        if prepared is not None:
+            # The same call SQLAlchemy makes when it reuses a cached compilation: this
+            # statement's values mapped onto the cached statement's parameter names.
+            values = prepared.compiled.construct_params(
+                params,
+                extracted_parameters=key.bindparams,
+                escape_names=False,
+                _collected_params=key[2],
+            )
+            args = [
+                proc(values[name]) if proc is not None else values[name]
+                for name, proc in zip(prepared.names, prepared.processors, strict=True)
+            ]
+            driver = await _driver(conn)
+            records: Sequence[Mapping[str, Any]] = await driver.fetch(prepared.sql, *args)
+            return records
+    return [dict(m) for m in (await conn.execute(stmt, params)).mappings()]
+
+
+async def fetch_one(
+    session: AsyncSession, stmt: Executable, params: Mapping[str, Any] | None = None
+) -> Mapping[str, Any] | None:
+    """The first row of `stmt`, or None."""
+    rows = await fetch_all(session, stmt, params)
+    return rows[0] if rows else None
