@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from leadflow.kit.normalize import fold
@@ -328,6 +329,7 @@ def phone_value(raw: str, region: str) -> str:
     return normalize_phone(raw, region) or ""
 
 
+@lru_cache(maxsize=64)
 def _calling_code(region: str) -> int:
     import phonenumbers
 
@@ -335,9 +337,18 @@ def _calling_code(region: str) -> int:
 
 
 def _known_code(digits: str) -> bool:
+    one, two, three = _codes()
+    return digits[:1] in one or digits[:2] in two or digits[:3] in three
+
+
+@lru_cache(maxsize=1)
+def _codes() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Known calling codes by length (1, 2, 3 digits)."""
     import phonenumbers
 
-    return any(int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in (1, 2, 3))
+    known = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+    one, two, three = (frozenset(c for c in known if len(c) == n) for n in (1, 2, 3))
+    return one, two, three
 
 
 def date_value(value: Any) -> datetime | None:
@@ -348,7 +359,12 @@ def date_value(value: Any) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raw = str(value).strip()
+    return _date_text(str(value).strip())
+
+
+@lru_cache(maxsize=8192)
+def _date_text(raw: str) -> datetime:
+    # Cached: a file repeats the same few thousand dates across a million rows.
     for i, pattern in enumerate(_DATES):
         m = pattern.match(raw)
         if not m:
