@@ -13,7 +13,6 @@ The statement runs on the session's own connection, inside the request's transac
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,8 @@ class _Prepared:
     processors: tuple[Callable[[Any], Any] | None, ...]
 
 
-_prepared: OrderedDict[Any, _Prepared | None] = OrderedDict()
+_prepared: dict[Any, _Prepared | None] = {}
+_MISSING = object()
 
 
 def _prepare(stmt: Any, dialect: Dialect, key: Any) -> _Prepared | None:
@@ -53,13 +53,17 @@ def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
     if key is None:
         return None, None
     cache_key = (dialect.name, key.key)
-    if cache_key in _prepared:
-        _prepared.move_to_end(cache_key)
-        return _prepared[cache_key], key
+    found = _prepared.get(cache_key, _MISSING)
+    if found is not _MISSING:
+        return found, key  # type: ignore[return-value]
     prepared = _prepare(stmt, dialect, key)
+    # Worker threads may share this cache: plain dict operations only, trimmed oldest-first.
     _prepared[cache_key] = prepared
-    if len(_prepared) > _CACHE_SIZE:
-        _prepared.popitem(last=False)
+    while len(_prepared) > _CACHE_SIZE:
+        try:
+            _prepared.pop(next(iter(_prepared)))
+        except (KeyError, RuntimeError, StopIteration):
+            break
     return prepared, key
 
 
