@@ -9,6 +9,10 @@ decoded in C. On SQLite, or for a statement that needs SQLAlchemy's post-compile
 expansion (`IN` lists), it simply executes through the session.
 
 The statement runs on the session's own connection, inside the request's transaction.
+It relies on a few SQLAlchemy internals — `_generate_cache_key`, `construct_params` with
+collected parameters, `_cached_bind_processor` and the asyncpg adapter's
+`_start_transaction` — exactly as SQLAlchemy's own execution uses them; the tests in
+`tests/platform/test_fastpath.py` and every list/auth test on PostgreSQL pin them.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def _prepare(stmt: Any, dialect: Dialect, key: Any) -> _Prepared | None:
     if "__[POSTCOMPILE" in sql or compiled.positiontup is None:
         return None  # needs SQLAlchemy's expansion at execution time
     names = tuple(compiled.positiontup)
-    processors = tuple(compiled.binds[name].type.bind_processor(dialect) for name in names)
+    # The dialect-specific processors SQLAlchemy itself applies (e.g. asyncpg's ARRAY, JSONB).
+    processors = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
     return _Prepared(compiled, sql, names, processors)
 
 
