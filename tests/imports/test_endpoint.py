@@ -13,6 +13,8 @@ import pytest
 from fastapi import FastAPI
 from openpyxl import Workbook
 from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.imports.service import run_job
@@ -379,3 +381,36 @@ async def test_permissions_and_tenancy(client: httpx.AsyncClient, factory: Facto
     )
     assert bad.status_code == 422
     assert json.loads(bad.text)["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_background_import_completes_when_index_maintenance_is_not_allowed(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+) -> None:
+    """A role that writes leads but does not own their indexes may not flush the GIN lists."""
+    app.state.settings.import_sync_max_rows = 5
+    org = await factory.org()
+    admin = await factory.member(org)
+    lines = ["Name,E-Mail"] + [f"Person {i},q{i}@example.com" for i in range(12)]
+    r = await client.post(
+        "/api/v1/leads/import",
+        content="\n".join(lines).encode(),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 202, r.text
+    await session.execute(sql_text("CREATE ROLE leadflow_test_writer"))
+    await session.execute(
+        sql_text("GRANT ALL ON ALL TABLES IN SCHEMA public TO leadflow_test_writer")
+    )
+    await session.execute(sql_text("SET LOCAL ROLE leadflow_test_writer"))
+    flush = sql_text("SELECT gin_clean_pending_list('pgx_leads_search_trgm'::regclass)")
+    with pytest.raises(DBAPIError, match="must be owner"):
+        async with session.begin_nested():
+            await session.execute(flush)
+    assert await run_job(jobs, r.json()["import_batch_id"]) == "completed"
+    await session.execute(sql_text("RESET ROLE"))
+    assert await _leads(session, org.id) == 12

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ARRAY, String, any_, delete, func, insert, literal, or_, select, update
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -954,13 +955,20 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
             after=_summary(batch),
         )
         await session.commit()
-        if batch.imported_count and session.get_bind().dialect.name == "postgresql":
-            await _flush_search_indexes(session)
-            if batch.imported_count > 10_000:
-                # Autovacuum lags behind a big load; give the planner fresh statistics now.
-                await session.execute(sql_text("ANALYZE leads"))
-            await session.commit()
-        return batch.status
+        status, imported = batch.status, batch.imported_count
+        if imported and session.get_bind().dialect.name == "postgresql":
+            try:
+                await _flush_search_indexes(session)
+                if imported > 10_000:
+                    # Autovacuum lags behind a big load; give the planner fresh statistics now.
+                    await session.execute(sql_text("ANALYZE leads"))
+                await session.commit()
+            except DBAPIError:
+                # Maintenance only (the batch is already committed): a database role that does
+                # not own the indexes may not flush them; autovacuum will.
+                await session.rollback()
+                log.warning("could not flush the lead search indexes after import %s", bid)
+        return status
 
 
 @job("imports.resume")
