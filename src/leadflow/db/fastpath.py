@@ -57,7 +57,7 @@ def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
     key = stmt._generate_cache_key()
     if key is None:
         return None, None
-    cache_key = (dialect.name, key.key)
+    cache_key = (dialect, key.key)  # per dialect object, as SQLAlchemy's own cache
     found = _prepared.get(cache_key, _MISSING)
     if found is not _MISSING:
         return found, key  # type: ignore[return-value]
@@ -88,7 +88,8 @@ async def fetch_all(
     """All rows of `stmt` as mappings (asyncpg Records on PostgreSQL).
 
     `params` fill named `bindparam()`s: a statement built once at import time and run with
-    new values skips rebuilding and re-keying the expression on every call.
+    new values skips rebuilding and re-keying the expression on every call. For reads only:
+    the session is not autoflushed first, so pending ORM changes are not seen.
     """
     conn = await session.connection()
     if conn.dialect.name == "postgresql":

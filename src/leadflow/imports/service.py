@@ -146,7 +146,6 @@ class _Ctx:
     headers: list[str]
     seen: set[int] = field(default_factory=set)
     stage_of: dict[str, str | None] = field(default_factory=dict)
-    bulk_load: bool = False  # a background batch, committed per chunk
     now: datetime = field(default_factory=utcnow)
 
 
@@ -300,6 +299,10 @@ async def _context_for(
             f"Unknown default_status '{options.default_status}'", field="default_status"
         )
     defs = {d.key: d for d in await customfields.list_fields(session, org_id)}
+    for d in defs.values():
+        # The reader thread validates with these: detached, a rollback cannot expire them
+        # into a lazy load from that thread.
+        session.expunge(d)
     custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
     custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
     plan = parsing.plan_columns(headers, custom_keys, options.mapping)
@@ -385,7 +388,6 @@ _COPY_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_GIN_PENDING = "64MB"
 _GIN_INDEXES = ("pgx_leads_search_trgm", "pgx_leads_tags")
 
 
@@ -406,16 +408,11 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]], *, bulk: bool) -> None:
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        if bulk:
-            # New GIN entries (trigram search, tags) queue in each index's pending list and
-            # are merged in sorted batches; a larger list during a background load means
-            # fewer, cheaper merges. The batch flushes the lists when it ends.
-            await conn.exec_driver_sql(f"SET LOCAL gin_pending_list_limit = '{_GIN_PENDING}'")
         # COPY through the session's own connection: same transaction, ~10x faster than INSERT.
         raw = await conn.get_raw_connection()
         records = []
@@ -499,7 +496,6 @@ async def process(
     """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`."""
     header, rows = open_rows(source)
     ctx = await _context_for(session, org_id, user_id, settings, options, header)
-    ctx.bulk_load = commit_each_chunk
     report = Report(ignored_columns=ctx.plan.ignored)
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
     assigned: dict[uuid.UUID, int] = {}
@@ -683,7 +679,7 @@ async def _chunk(
     if ctx.options.dry_run:
         return
     before_write()
-    await _insert(session, inserts, bulk=ctx.bulk_load)
+    await _insert(session, inserts)
     if history:
         await session.execute(insert(LeadAssignment), history)
     await _update(session, batch_id, updates)
@@ -956,7 +952,8 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
         )
         await session.commit()
         status, imported = batch.status, batch.imported_count
-        if imported and session.get_bind().dialect.name == "postgresql":
+        written = imported + batch.updated_count
+        if written and session.get_bind().dialect.name == "postgresql":
             try:
                 await _flush_search_indexes(session)
                 if imported > 10_000:

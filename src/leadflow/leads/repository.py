@@ -190,9 +190,16 @@ async def count_capped(
     n = int(await session.scalar(select(func.count()).select_from(limited)) or 0)
     if n <= cap:
         return n, False
-    if not is_pg:
-        return cap, True
-    return max(await _planner_estimate(session, select(Lead.id).where(*conds)), cap + 1), True
+    return await _estimate_over_cap(session, conds, cap), True
+
+
+async def _estimate_over_cap(
+    session: AsyncSession, conds: Sequence[ColumnElement[bool]], cap: int
+) -> int:
+    """The total to report when more than `cap` rows match (an estimate, at least cap + 1)."""
+    if dialect_of(session) != "postgresql":
+        return cap
+    return max(await _planner_estimate(session, select(Lead.id).where(*conds)), cap + 1)
 
 
 async def _planner_estimate(session: AsyncSession, stmt: Select[Any]) -> int:
@@ -222,8 +229,12 @@ async def _page(
     offset: int,
     cursor: str | None,
     count_cap: int,
+    over_cap: bool = False,
 ) -> tuple[list[dict[str, Any]], int, bool]:
-    """The page, then its total (skipped when a short page already tells it)."""
+    """The page, then its total (skipped when a short page already tells it).
+
+    `over_cap`: the caller already knows there are more than `count_cap` matches.
+    """
     stmt = select(*LIST_COLUMNS).where(*conds)
     paged_from = offset
     if cursor:
@@ -245,6 +256,8 @@ async def _page(
         # A short page (the first, or the last one reached by offset) already tells the
         # exact total: no count query.
         return items, paged_from + len(items), False
+    if over_cap:
+        return items, await _estimate_over_cap(session, conds, count_cap), True
     total, estimate = await count_capped(session, conds, count_cap, selective=bool(f.q))
     return items, total, estimate
 
@@ -265,7 +278,8 @@ async def _search_page(
     counting and paging separately would do that twice. Here the matches (at most
     `count_cap + 1`, id and sort value only) are collected once, counted, and the page is
     cut from them. Returns `(None, 0)` when there are more matches than the cap: the
-    caller then pages the usual way and reports an estimated total.
+    caller then pages the usual way and reports an estimated total. Returns `(None, n)` with
+    `n > count_cap` in that case, `(None, 0)` for an offset past the end.
     """
     m = select(Lead.id.label("mid"), col.label("sv")).where(*conds).limit(count_cap + 1).cte("m")
     total = select(func.count()).select_from(m).scalar_subquery().label("match_total")
@@ -289,7 +303,7 @@ async def _search_page(
         return [], 0
     n = int(rows[0]["match_total"])
     if n > count_cap:
-        return None, 0
+        return None, n
     for row in rows:
         del row["match_total"]
     return rows, n
@@ -310,14 +324,26 @@ async def list_leads(
     _key, col, desc, nullable = _order(sort)
     conds = filter_conditions(actor, f, dialect_of(session))
     items: list[dict[str, Any]] | None = None
+    matched = 0
     if f.q and not cursor:
-        items, total = await _search_page(
+        items, matched = await _search_page(
             session, conds, col, desc, nullable, limit, offset, count_cap
         )
-        estimate = False
+        total, estimate = matched, False
     if items is None:
         items, total, estimate = await _page(
-            session, conds, f, sort, col, desc, nullable, limit, offset, cursor, count_cap
+            session,
+            conds,
+            f,
+            sort,
+            col,
+            desc,
+            nullable,
+            limit,
+            offset,
+            cursor,
+            count_cap,
+            over_cap=matched > count_cap,
         )
     next_cursor = None
     if not nullable and len(items) == limit:
