@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -260,3 +262,34 @@ async def test_search_pages_and_counts_from_one_scan(
     assert by_name["total"] == 7
     none = await page(q="nobody-matches")
     assert none["items"] == [] and none["total"] == 0
+
+
+async def test_hand_made_cursors_are_rejected(client: httpx.AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    await factory.lead(org)
+
+    def cursor(sort: str, value: object) -> str:
+        raw = json.dumps({"s": sort, "v": value, "id": "01a20980-6a25-7032-9a0b-19719b240a1f"})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    for sort, value in (
+        ("name", 123),
+        ("score", "high"),
+        ("score", True),
+        ("-created_at", "2026-01-05T09:00:00"),  # no timezone
+        ("-created_at", 5),
+    ):
+        r = await client.get(
+            "/api/v1/leads",
+            headers=admin.headers,
+            params={"sort": sort, "cursor": cursor(sort, value)},
+        )
+        assert r.status_code == 422, (sort, value, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    ok = await client.get(
+        "/api/v1/leads",
+        headers=admin.headers,
+        params={"sort": "name", "cursor": cursor("name", "Zz")},
+    )
+    assert ok.status_code == 200, ok.text

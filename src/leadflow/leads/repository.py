@@ -163,6 +163,11 @@ def _decode_cursor(cursor: str, sort: str, col: Any) -> tuple[Any, uuid.UUID]:
         value = data["v"]
         if isinstance(col.type, UTCDateTime):
             value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError("cursor time has no timezone")
+        elif not isinstance(value, col.type.python_type) or isinstance(value, bool):
+            # A hand-made cursor must not reach the database with a value of another type.
+            raise ValueError("cursor value has the wrong type")
         return value, uuid.UUID(data["id"])
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValidationFailed(
