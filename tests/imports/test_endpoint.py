@@ -7,6 +7,7 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -324,6 +325,23 @@ async def test_undo_removes_created_and_restores_updated(
     assert audit["total"] == 1
 
 
+async def _background_import(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, *, rows: int, sync_max: int
+) -> tuple[Any, Any, dict[str, Any]]:
+    """An organisation, its admin and the 202 body of a CSV import too big to run inline."""
+    app.state.settings.import_sync_max_rows = sync_max
+    org = await factory.org()
+    admin = await factory.member(org)
+    lines = ["Name,E-Mail"] + [f"Person {i},p{i}@example.com" for i in range(rows)]
+    r = await client.post(
+        "/api/v1/leads/import",
+        content="\n".join(lines).encode(),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 202, r.text
+    return org, admin, r.json()
+
+
 async def test_large_file_goes_to_worker_and_resumes(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -332,17 +350,7 @@ async def test_large_file_goes_to_worker_and_resumes(
     queue: RecordingQueue,
     jobs: JobContext,
 ) -> None:
-    app.state.settings.import_sync_max_rows = 10
-    org = await factory.org()
-    admin = await factory.member(org)
-    lines = ["Name,E-Mail"] + [f"Person {i},p{i}@example.com" for i in range(25)]
-    r = await client.post(
-        "/api/v1/leads/import",
-        content="\n".join(lines).encode(),
-        headers={**admin.headers, "Content-Type": "text/csv"},
-    )
-    assert r.status_code == 202, r.text
-    body = r.json()
+    org, admin, body = await _background_import(app, client, factory, rows=25, sync_max=10)
     assert body["status_url"] == f"/api/v1/imports/{body['import_batch_id']}"
     assert [name for name, *_ in queue.items] == ["imports.run"]
     pending = (await client.get(body["status_url"], headers=admin.headers)).json()
@@ -392,16 +400,7 @@ async def test_background_import_completes_when_index_maintenance_is_not_allowed
     jobs: JobContext,
 ) -> None:
     """A role that writes leads but does not own their indexes may not flush the GIN lists."""
-    app.state.settings.import_sync_max_rows = 5
-    org = await factory.org()
-    admin = await factory.member(org)
-    lines = ["Name,E-Mail"] + [f"Person {i},q{i}@example.com" for i in range(12)]
-    r = await client.post(
-        "/api/v1/leads/import",
-        content="\n".join(lines).encode(),
-        headers={**admin.headers, "Content-Type": "text/csv"},
-    )
-    assert r.status_code == 202, r.text
+    org, _, body = await _background_import(app, client, factory, rows=12, sync_max=5)
     await session.execute(sql_text("CREATE ROLE leadflow_test_writer"))
     await session.execute(
         sql_text("GRANT ALL ON ALL TABLES IN SCHEMA public TO leadflow_test_writer")
@@ -411,6 +410,6 @@ async def test_background_import_completes_when_index_maintenance_is_not_allowed
     with pytest.raises(DBAPIError, match="must be owner"):
         async with session.begin_nested():
             await session.execute(flush)
-    assert await run_job(jobs, r.json()["import_batch_id"]) == "completed"
+    assert await run_job(jobs, body["import_batch_id"]) == "completed"
     await session.execute(sql_text("RESET ROLE"))
     assert await _leads(session, org.id) == 12
