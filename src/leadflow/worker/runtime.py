@@ -140,8 +140,14 @@ class Worker:
         self.queue = HueyQueue(self.huey, settings)
         set_queue(self.queue)
         consumer_cls = _QuietConsumer if embedded else Consumer
+        # SIGTERM (what systemd, Docker and Kubernetes send to stop a service) lets running
+        # jobs finish, so a delivered email is also marked sent; SIGINT stops at once.
         self.consumer = consumer_cls(
-            self.huey, workers=settings.worker_threads, worker_type="thread", periodic=False
+            self.huey,
+            workers=settings.worker_threads,
+            worker_type="thread",
+            periodic=False,
+            graceful_signal="TERM",
         )
         self.ticker = Ticker(settings, self.queue)
 
