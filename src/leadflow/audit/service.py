@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -96,19 +97,34 @@ async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> Aud
     return row
 
 
-async def record_create(
-    session: AsyncSession, actor: Actor, row: Any, action: str, resource_type: str
+async def _record_own(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> None:
-    """Audit a new row of the actor's organisation (its full snapshot)."""
+    """Audit a change to a row of the actor's own organisation."""
     await record(
         session,
         actor=actor,
         organization_id=actor.organization_id,
         action=action,
         resource_type=resource_type,
-        resource_id=row.id,
-        after=snapshot(row),
+        resource_id=resource_id,
+        before=before,
+        after=after,
     )
+
+
+async def record_create(
+    session: AsyncSession, actor: Actor, row: Any, action: str, resource_type: str
+) -> None:
+    """Audit a new row of the actor's organisation (its full snapshot)."""
+    await _record_own(session, actor, action, resource_type, row.id, after=snapshot(row))
 
 
 async def record_update(
@@ -118,20 +134,16 @@ async def record_update(
     before: dict[str, Any],
     action: str,
     resource_type: str,
+    *,
+    view: Callable[[Any], dict[str, Any]] = snapshot,
 ) -> None:
-    """Audit the fields of `row` that changed since the `before` snapshot (nothing if none)."""
-    b, a = diff(before, snapshot(row))
+    """Audit the fields of `row` that changed since `before` (nothing if none).
+
+    `view` renders the row as audited (the `before` snapshot must come from the same view).
+    """
+    b, a = diff(before, view(row))
     if a:
-        await record(
-            session,
-            actor=actor,
-            organization_id=actor.organization_id,
-            action=action,
-            resource_type=resource_type,
-            resource_id=row.id,
-            before=b,
-            after=a,
-        )
+        await _record_own(session, actor, action, resource_type, row.id, before=b, after=a)
 
 
 async def delete_recorded(
@@ -140,12 +152,4 @@ async def delete_recorded(
     """Delete `row` and audit it with its last snapshot."""
     before, row_id = snapshot(row), row.id
     await session.delete(row)
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=row_id,
-        before=before,
-    )
+    await _record_own(session, actor, action, resource_type, row_id, before=before)

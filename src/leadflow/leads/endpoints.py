@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -86,7 +86,11 @@ def lead_filter(
 
 
 Filter = Annotated[LeadFilter, Depends(lead_filter)]
-_UUID_KEYS = tuple(k for k, f in LeadRead.model_fields.items() if "UUID" in str(f.annotation))
+_UUID_KEYS = tuple(
+    k
+    for k, f in LeadRead.model_fields.items()
+    if f.annotation is uuid.UUID or uuid.UUID in get_args(f.annotation)
+)
 
 
 @router.get("", response_model=LeadPage)

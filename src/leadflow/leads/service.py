@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.assignment import service as assignment
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
@@ -317,18 +317,7 @@ async def update_lead(
     derive(lead)
     touch(lead)
     await session.flush()
-    b, a = diff(before, _audit_view(lead))
-    if a:
-        await record(
-            session,
-            actor=actor,
-            organization_id=actor.organization_id,
-            action="lead.update",
-            resource_type="lead",
-            resource_id=lead.id,
-            before=b,
-            after=a,
-        )
+    await record_update(session, actor, lead, before, "lead.update", "lead", view=_audit_view)
     return lead
 
 

@@ -9,8 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import (
     delete_recorded,
-    diff,
-    record,
     record_create,
     record_update,
     snapshot,
@@ -104,18 +102,7 @@ async def update_task(
     if status is not None and status != task.status:
         _set_status(task, actor, TaskStatus(status))
     await session.flush()
-    b, a = diff(before, snapshot(task))
-    if a:
-        await record(
-            session,
-            actor=actor,
-            organization_id=actor.organization_id,
-            action="task.update",
-            resource_type="task",
-            resource_id=task.id,
-            before=b,
-            after=a,
-        )
+    await record_update(session, actor, task, before, "task.update", "task")
     return task
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.audit.service import diff, record, snapshot
+from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.auth.passwords import hash_password
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import Conflict, NotFound
@@ -108,18 +108,7 @@ async def update_user(
     if fields.get("status"):
         await _set_status(session, actor, user, UserStatus(fields["status"]))
     await session.flush()
-    b, a = diff(before, _audit_view(user))
-    if a:
-        await record(
-            session,
-            actor=actor,
-            organization_id=actor.organization_id,
-            action="user.update",
-            resource_type="user",
-            resource_id=user.id,
-            before=b,
-            after=a,
-        )
+    await record_update(session, actor, user, before, "user.update", "user", view=_audit_view)
     return user
 
 
