@@ -3,6 +3,7 @@
     make bench                    # all benchmarks
     .venv/bin/python -m bench leads_list
     LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench leads_list   # smaller run
+    LEADFLOW_BENCH_REUSE=1 .venv/bin/python -m bench leads_list       # keep a loaded database
 
 Loads LEADFLOW_BENCH_ROWS leads (default 1,000,000) into a scratch database with COPY,
 merges the GIN pending lists and runs ANALYZE (as the import path does; no VACUUM), then
@@ -23,10 +24,10 @@ from urllib.parse import urlencode
 
 import asyncpg
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, select
 from uuid_utils.compat import uuid7
 
-from bench._common import fresh_database, pct, summary, timed_together
+from bench._common import PG_ADMIN_URL, fresh_database, pct, summary, timed_together
 from leadflow.app import create_app
 from leadflow.auth.service import start_session
 from leadflow.config import Settings
@@ -37,6 +38,10 @@ from leadflow.organizations.service import create_organization
 
 ROWS = int(os.environ.get("LEADFLOW_BENCH_ROWS", "1000000"))
 RUNS = int(os.environ.get("LEADFLOW_BENCH_RUNS", "200"))
+# Reuse the scratch database of an earlier run when it holds ROWS leads (loading 1M takes
+# minutes); the database is then left in place for the next run.
+REUSE = os.environ.get("LEADFLOW_BENCH_REUSE") == "1"
+DB_NAME = "leadflow_bench_leads"
 STATUSES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 FIRST = (
     "Lea",
@@ -165,6 +170,31 @@ def _rows(org_id: object, user_id: object, n: int) -> list[tuple[object, ...]]:
     return out
 
 
+async def _reuse() -> tuple[Database, str] | None:
+    """The loaded database of an earlier run with a new bench session, if it is complete."""
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    try:
+        conn = await asyncpg.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        if await conn.fetchval("SELECT count(*) FROM leads") != ROWS:
+            return None
+    finally:
+        await conn.close()
+    db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
+    async with session_scope(db) as session:
+        user = await session.scalar(select(User).where(User.email == "bench@example.com"))
+        assert user is not None
+        pair = await start_session(session, _settings(db), user)
+    print(f"reusing {DB_NAME} with {ROWS:,} leads")
+    return db, pair.access_token
+
+
+def _settings(db: Database) -> Settings:
+    return Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
+
+
 async def _load(url: str) -> tuple[Database, str]:
     db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
     async with session_scope(db) as session:
@@ -181,8 +211,7 @@ async def _load(url: str) -> tuple[Database, str]:
         user.role = role
         session.add(user)
         await session.flush()
-        settings = Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
-        pair = await start_session(session, settings, user)
+        pair = await start_session(session, _settings(db), user)
         org_id, user_id = org.id, user.id
     conn = await asyncpg.connect(url)
     t = time.perf_counter()
@@ -272,10 +301,14 @@ CASES: dict[str, dict[str, str]] = {
 
 async def run() -> None:
     """Load, then measure each list query through the API and as the same SQL via asyncpg."""
-    url = await fresh_database("leadflow_bench_leads")
-    db, token = await _load(url)
-    settings = Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
-    app = create_app(settings, database=db)
+    reused = await _reuse() if REUSE else None
+    if reused is None:
+        url = await fresh_database(DB_NAME)
+        db, token = await _load(url)
+    else:
+        db, token = reused
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    app = create_app(_settings(db), database=db)
     headers = {"Authorization": f"Bearer {token}"}
     # Same planner setting as the application's pool, so both run the same plans.
     raw = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})

@@ -18,7 +18,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_session_factory(request: Request) -> Callable[[], AsyncSession]:
+async def get_session_factory(request: Request) -> Callable[[], AsyncSession]:
     """A factory for sessions that outlive the request's (streamed responses)."""
     db: Database = request.app.state.database
     return db.sessionmaker

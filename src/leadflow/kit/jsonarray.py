@@ -8,10 +8,12 @@ from sqlalchemy import ColumnElement, column, exists, func, literal, select, typ
 from sqlalchemy.dialects.postgresql import JSONB
 
 
-def json_array_contains(col: Any, value: str, dialect: str) -> ColumnElement[bool]:
-    """`value` is an element of the JSON array in `col`."""
+def json_array_contains(col: Any, value: Any, dialect: str) -> ColumnElement[bool]:
+    """`value` (a string or a string-typed bind parameter) is an element of the array in `col`."""
     if dialect == "postgresql":
-        return type_coerce(col, JSONB).contains([value])
+        # `@> jsonb_build_array(value)` rather than `@> '["value"]'`: the value stays a plain
+        # text parameter on both dialects, and the tags GIN index (jsonb_path_ops) still serves it.
+        return type_coerce(col, JSONB).contains(func.jsonb_build_array(value))
     each = func.json_each(col).table_valued("value")
     return exists(select(literal(1)).select_from(each).where(column("value") == value))
 

@@ -30,7 +30,7 @@ class PageParams:
     offset: int = 0
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500)")] = 50,
     offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
 ) -> PageParams:

@@ -51,7 +51,7 @@ Deleter = Annotated[Actor, Depends(require_permission("leads:delete"))]
 Exporter = Annotated[Actor, Depends(require_permission("leads:export"))]
 
 
-def lead_filter(
+async def lead_filter(
     request: Request,
     q: Annotated[
         str | None, Query(max_length=200, description="Search name, email, phone, company")
@@ -65,7 +65,10 @@ def lead_filter(
     needs_action: bool | None = None,
     import_batch_id: uuid.UUID | None = None,
 ) -> LeadFilter:
-    """List filters from the query string; `cf.<key>=value` filters custom fields."""
+    """List filters from the query string; `cf.<key>=value` filters custom fields.
+
+    Async although it awaits nothing: FastAPI runs a plain `def` dependency in a thread.
+    """
     custom = {k[3:]: v for k, v in request.query_params.items() if k.startswith("cf.") and k[3:]}
     try:
         return LeadFilter(

@@ -8,16 +8,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BindParameter,
+    Boolean,
     ColumnElement,
+    Integer,
     Select,
     String,
     any_,
+    bindparam,
     func,
-    literal,
     or_,
     select,
     true,
@@ -26,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
-from leadflow.authz.scopes import row_scope_clause
+from leadflow.authz.scopes import scope_clause, scope_kind
 from leadflow.db.explain import Explain
 from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
@@ -46,6 +50,9 @@ _SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
     "last_contacted_at": (Lead.last_contacted_at, True),
     "next_action_at": (Lead.next_action_at, True),
 }
+# Statement shapes kept built (per process). Custom-field keys are part of a shape, so the
+# caches are bounded rather than keyed by every key ever asked for.
+_SHAPES = 256
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -57,49 +64,137 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """A lead WHERE clause: its shape (which conditions, hashable) and the values it binds.
+
+    List statements are built once per shape with named bind parameters and then run with
+    each request's values: building and cache-keying a SQLAlchemy statement cost more than
+    running the indexed query it describes.
+    """
+
+    shape: tuple[Any, ...]
+    params: dict[str, Any]
+
+
+def _where(actor: Actor, f: LeadFilter | None, dialect: str) -> _Where:
+    """Organisation, not deleted, the actor's row scope, then the list filters of `f`."""
+    kind = scope_kind(actor)
+    shape: list[Any] = [kind]
+    params: dict[str, Any] = {"lf_org": actor.organization_id}
+    if kind in ("own", "team"):
+        params["lf_user"] = actor.user_id
+    if kind == "team":
+        params["lf_team"] = actor.team_id
+    if f is None:
+        return _Where(tuple(shape), params)
+    if f.q:
+        shape.append("q")
+        params["lf_q"] = f"%{_escape_like(f.q.lower())}%"
+    if f.status:
+        # One array parameter on PostgreSQL: the SQL does not depend on how many statuses
+        # were asked for. SQLite expands an IN list instead.
+        shape.append(("status", dialect))
+        params["lf_status"] = list(f.status)
+    for i, tag in enumerate(f.tag):
+        shape.append(("tag", dialect, i))
+        params[f"lf_tag{i}"] = tag
+    if f.source:
+        shape.append("source")
+        params["lf_source"] = f.source
+    if f.assigned_to == "me":
+        shape.append("assigned_me")
+        params["lf_user"] = actor.user_id
+    elif f.assigned_to == "none":
+        shape.append("unassigned")
+    elif f.assigned_to:
+        shape.append("assigned_to")
+        params["lf_assignee"] = uuid.UUID(f.assigned_to)
+    if f.date_from:
+        shape.append("date_from")
+        params["lf_date_from"] = f.date_from
+    if f.date_to:
+        shape.append("date_to")
+        params["lf_date_to"] = f.date_to
+    if f.needs_action is not None:
+        shape.append("needs_action")
+        params["lf_needs_action"] = f.needs_action
+    if f.import_batch_id:
+        shape.append("import_batch")
+        params["lf_batch"] = f.import_batch_id
+    for i, (key, value) in enumerate(f.custom.items()):
+        shape.append(("cf", key, i))  # the key is part of the JSON path, so of the shape
+        params[f"lf_cf{i}"] = value
+    return _Where(tuple(shape), params)
+
+
+def _conditions(
+    shape: tuple[Any, ...], values: dict[str, Any] | None = None
+) -> list[ColumnElement[bool]]:
+    """The conditions of `shape` with named bind parameters.
+
+    Without `values` the parameters are left open (for a statement kept per shape); with
+    them they are bound here under unique names, for statements built once and combined
+    with others.
+    """
+
+    def b(name: str, type_: Any = None, *, expanding: bool = False) -> BindParameter[Any]:
+        if values is None:
+            return bindparam(name, type_=type_, expanding=expanding)
+        return bindparam(name, values[name], type_=type_, expanding=expanding, unique=True)
+
+    kind, *filters = shape
+    org = b("lf_org", Lead.organization_id.type)
+    user = b("lf_user", Lead.assignee_id.type) if kind in ("own", "team") else None
+    team = b("lf_team", Lead.assignee_id.type) if kind == "team" else None
+    conds = [
+        Lead.organization_id == org,
+        Lead.deleted_at.is_(None),
+        scope_clause(kind, [Lead.assignee_id, Lead.created_by], user=user, team=team, org=org),
+    ]
+    for token in filters:
+        match token:
+            case "q":
+                conds.append(Lead.search_text.like(b("lf_q", String()), escape="\\"))
+            case ("status", "postgresql"):
+                conds.append(Lead.status == any_(b("lf_status", ARRAY(String))))
+            case ("status", _):
+                conds.append(Lead.status.in_(b("lf_status", String(), expanding=True)))
+            case ("tag", dialect, i):
+                conds.append(json_array_contains(Lead.tags, b(f"lf_tag{i}", String()), dialect))
+            case "source":
+                conds.append(Lead.source == b("lf_source", String()))
+            case "assigned_me":
+                conds.append(Lead.assignee_id == b("lf_user", Lead.assignee_id.type))
+            case "unassigned":
+                conds.append(Lead.assignee_id.is_(None))
+            case "assigned_to":
+                conds.append(Lead.assignee_id == b("lf_assignee", Lead.assignee_id.type))
+            case "date_from":
+                conds.append(Lead.created_at >= b("lf_date_from", Lead.created_at.type))
+            case "date_to":
+                conds.append(Lead.created_at <= b("lf_date_to", Lead.created_at.type))
+            case "needs_action":
+                conds.append(Lead.needs_action == b("lf_needs_action", Boolean()))
+            case "import_batch":
+                conds.append(Lead.import_batch_id == b("lf_batch", Lead.import_batch_id.type))
+            case ("cf", key, i):
+                conds.append(Lead.custom[key].as_string() == b(f"lf_cf{i}", String()))
+            case _:
+                raise AssertionError(f"unknown filter {token!r}")
+    return conds
+
+
 def scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
     """Organisation, not deleted, and the actor's row scope (assignee or creator)."""
-    return [
-        Lead.organization_id == actor.organization_id,
-        Lead.deleted_at.is_(None),
-        row_scope_clause(actor, [Lead.assignee_id, Lead.created_by]),
-    ]
+    w = _where(actor, None, "")
+    return _conditions(w.shape, w.params)
 
 
 def filter_conditions(actor: Actor, f: LeadFilter, dialect: str) -> list[ColumnElement[bool]]:
-    """WHERE clauses of the list filters, on top of the scope."""
-    conds = scope_conditions(actor)
-    if f.q:
-        conds.append(Lead.search_text.like(f"%{_escape_like(f.q.lower())}%", escape="\\"))
-    if f.status:
-        # One array parameter on PostgreSQL: the statement's SQL then does not depend on how
-        # many statuses were asked for, so it is compiled once.
-        conds.append(
-            Lead.status == any_(literal(f.status, ARRAY(String)))
-            if dialect == "postgresql"
-            else Lead.status.in_(f.status)
-        )
-    for tag in f.tag:
-        conds.append(json_array_contains(Lead.tags, tag, dialect))
-    if f.source:
-        conds.append(Lead.source == f.source)
-    if f.assigned_to == "me":
-        conds.append(Lead.assignee_id == actor.user_id)
-    elif f.assigned_to == "none":
-        conds.append(Lead.assignee_id.is_(None))
-    elif f.assigned_to:
-        conds.append(Lead.assignee_id == uuid.UUID(f.assigned_to))
-    if f.date_from:
-        conds.append(Lead.created_at >= f.date_from)
-    if f.date_to:
-        conds.append(Lead.created_at <= f.date_to)
-    if f.needs_action is not None:
-        conds.append(Lead.needs_action.is_(f.needs_action))
-    if f.import_batch_id:
-        conds.append(Lead.import_batch_id == f.import_batch_id)
-    for key, value in f.custom.items():
-        conds.append(Lead.custom[key].as_string() == value)
-    return conds
+    """WHERE clauses of the list filters, on top of the scope (values bound inline)."""
+    w = _where(actor, f, dialect)
+    return _conditions(w.shape, w.params)
 
 
 async def get(
@@ -135,8 +230,30 @@ class ListResult:
     next_cursor: str | None
 
 
-def _order(sort: str) -> tuple[str, Any, bool, bool]:
-    desc = sort.startswith("-")
+@dataclass(frozen=True, slots=True)
+class _Sort:
+    """A list order: a key of `_SORT_COLUMNS` and its direction (hashable, part of a shape)."""
+
+    key: str
+    desc: bool
+
+    @property
+    def col(self) -> Any:
+        return _SORT_COLUMNS[self.key][0]
+
+    @property
+    def nullable(self) -> bool:
+        return _SORT_COLUMNS[self.key][1]
+
+    def order_by(self, col: Any, tiebreak: Any) -> list[Any]:
+        """ORDER BY `col` in this direction (nulls last), then `tiebreak` the same way."""
+        ordering = col.desc() if self.desc else col.asc()
+        if self.nullable:
+            ordering = ordering.nulls_last()
+        return [ordering, tiebreak.desc() if self.desc else tiebreak.asc()]
+
+
+def _order(sort: str) -> _Sort:
     key = sort.lstrip("-")
     if key not in _SORT_COLUMNS:
         raise ValidationFailed(
@@ -145,8 +262,7 @@ def _order(sort: str) -> tuple[str, Any, bool, bool]:
                 {"loc": ["query", "sort"], "msg": f"one of {', '.join(sorted(_SORT_COLUMNS))}"}
             ],
         )
-    col, nullable = _SORT_COLUMNS[key]
-    return key, col, desc, nullable
+    return _Sort(key, sort.startswith("-"))
 
 
 def _encode_cursor(sort: str, value: Any, lead_id: uuid.UUID) -> str:
@@ -175,8 +291,65 @@ def _decode_cursor(cursor: str, sort: str, col: Any) -> tuple[Any, uuid.UUID]:
         ) from None
 
 
-async def count_capped(
-    session: AsyncSession, conds: Sequence[ColumnElement[bool]], cap: int, *, selective: bool
+def _int_param(name: str) -> BindParameter[int]:
+    return bindparam(name, type_=Integer())
+
+
+@lru_cache(maxsize=_SHAPES)
+def _page_statement(shape: tuple[Any, ...], sort: _Sort, keyset: bool) -> Select[Any]:
+    stmt = select(*LIST_COLUMNS).where(*_conditions(shape))
+    if keyset:
+        pair = tuple_(sort.col, Lead.id)
+        after = tuple_(
+            bindparam("lf_after_value", type_=sort.col.type),
+            bindparam("lf_after_id", type_=Lead.id.type),
+        )
+        stmt = stmt.where(pair < after if sort.desc else pair > after)
+    return (
+        stmt.order_by(*sort.order_by(sort.col, Lead.id))
+        .limit(_int_param("lf_limit"))
+        .offset(_int_param("lf_offset"))
+    )
+
+
+@lru_cache(maxsize=_SHAPES)
+def _count_statement(shape: tuple[Any, ...]) -> Select[Any]:
+    limited = select(Lead.id).where(*_conditions(shape)).limit(_int_param("lf_cap")).subquery()
+    return select(func.count().label("n")).select_from(limited)
+
+
+@lru_cache(maxsize=_SHAPES)
+def _estimate_statement(shape: tuple[Any, ...]) -> Explain:
+    return Explain(select(Lead.id).where(*_conditions(shape)))
+
+
+@lru_cache(maxsize=_SHAPES)
+def _search_statement(shape: tuple[Any, ...], sort: _Sort) -> Select[Any]:
+    """Page and match count of a text search from one scan (see `_search_page`)."""
+    m = (
+        select(Lead.id.label("mid"), sort.col.label("sv"))
+        .where(*_conditions(shape))
+        .limit(_int_param("lf_cap"))
+        .cte("m")
+    )
+    total = select(func.count()).select_from(m).scalar_subquery().label("match_total")
+    page = (
+        select(m.c.mid, m.c.sv)
+        .order_by(*sort.order_by(m.c.sv, m.c.mid))
+        .limit(_int_param("lf_limit"))
+        .offset(_int_param("lf_offset"))
+        .subquery("p")
+    )
+    return (
+        select(total, *LIST_COLUMNS)
+        .select_from(page)
+        .join(Lead, Lead.id == page.c.mid)
+        .order_by(*sort.order_by(page.c.sv, page.c.mid))
+    )
+
+
+async def _count_capped(
+    session: AsyncSession, w: _Where, cap: int, *, selective: bool
 ) -> tuple[int, bool]:
     """Exact count up to `cap`; beyond it the planner's estimate (PostgreSQL) or `cap`.
 
@@ -188,126 +361,101 @@ async def count_capped(
     """
     is_pg = dialect_of(session) == "postgresql"
     if is_pg and not selective:
-        estimate = await _planner_estimate(session, select(Lead.id).where(*conds))
+        estimate = await _planner_estimate(session, w)
         if estimate > cap:
             return estimate, True
-    limited = select(Lead.id).where(*conds).limit(cap + 1).subquery()
-    n = int(await session.scalar(select(func.count()).select_from(limited)) or 0)
+    row = await fetch_one(session, _count_statement(w.shape), {**w.params, "lf_cap": cap + 1})
+    n = int(row["n"]) if row is not None else 0
     if n <= cap:
         return n, False
-    return await _estimate_over_cap(session, conds, cap), True
+    return await _estimate_over_cap(session, w, cap), True
 
 
-async def _estimate_over_cap(
-    session: AsyncSession, conds: Sequence[ColumnElement[bool]], cap: int
-) -> int:
+async def _estimate_over_cap(session: AsyncSession, w: _Where, cap: int) -> int:
     """The total to report when more than `cap` rows match (an estimate, at least cap + 1)."""
     if dialect_of(session) != "postgresql":
         return cap
-    return max(await _planner_estimate(session, select(Lead.id).where(*conds)), cap + 1)
+    return max(await _planner_estimate(session, w), cap + 1)
 
 
-async def _planner_estimate(session: AsyncSession, stmt: Select[Any]) -> int:
-    row = await fetch_one(session, Explain(stmt))
+async def _planner_estimate(session: AsyncSession, w: _Where) -> int:
+    row = await fetch_one(session, _estimate_statement(w.shape), w.params)
     assert row is not None
     plan = row["QUERY PLAN"]
     plan = json.loads(plan) if isinstance(plan, str) else plan
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def _ordering(col: Any, desc: bool, nullable: bool, tiebreak: Any) -> list[Any]:
-    ordering = col.desc() if desc else col.asc()
-    if nullable:
-        ordering = ordering.nulls_last()
-    return [ordering, tiebreak.desc() if desc else tiebreak.asc()]
+@dataclass(frozen=True, slots=True)
+class _Paging:
+    """Where a page starts and how long it is; `cursor` replaces `offset` when given."""
+
+    limit: int
+    offset: int
+    cursor: str | None
+    count_cap: int
 
 
 async def _page(
     session: AsyncSession,
-    conds: list[ColumnElement[bool]],
+    w: _Where,
     f: LeadFilter,
     sort: str,
-    col: Any,
-    desc: bool,
-    nullable: bool,
-    limit: int,
-    offset: int,
-    cursor: str | None,
-    count_cap: int,
+    order: _Sort,
+    paging: _Paging,
     over_cap: bool = False,
 ) -> tuple[list[dict[str, Any]], int, bool]:
     """The page, then its total (skipped when a short page already tells it).
 
     `over_cap`: the caller already knows there are more than `count_cap` matches.
     """
-    stmt = select(*LIST_COLUMNS).where(*conds)
-    paged_from = offset
-    if cursor:
-        if nullable:
+    params = {**w.params, "lf_limit": paging.limit, "lf_offset": paging.offset}
+    if paging.cursor:
+        if order.nullable:
             raise ValidationFailed(
                 f"Cursor paging is not available for sort '{sort}'",
                 errors=[{"loc": ["query", "cursor"], "msg": "use offset for this sort"}],
             )
-        value, last_id = _decode_cursor(cursor, sort, col)
-        pair = tuple_(col, Lead.id)
-        # Typed literals: the values must be bound exactly as the columns store them.
-        bound = tuple_(literal(value, col.type), literal(last_id, Lead.id.type))
-        stmt = stmt.where(pair < bound if desc else pair > bound)
-        offset = 0
-    stmt = stmt.order_by(*_ordering(col, desc, nullable, Lead.id))
-    items = [dict(r) for r in await fetch_all(session, stmt.limit(limit).offset(offset))]
-    short_page = len(items) < limit and (len(items) > 0 or paged_from == 0)
-    if short_page and not cursor:
+        value, last_id = _decode_cursor(paging.cursor, sort, order.col)
+        params.update(lf_after_value=value, lf_after_id=last_id, lf_offset=0)
+    stmt = _page_statement(w.shape, order, bool(paging.cursor))
+    items = [dict(r) for r in await fetch_all(session, stmt, params)]
+    short_page = len(items) < paging.limit and (len(items) > 0 or paging.offset == 0)
+    if short_page and not paging.cursor:
         # A short page (the first, or the last one reached by offset) already tells the
         # exact total: no count query.
-        return items, paged_from + len(items), False
+        return items, paging.offset + len(items), False
     if over_cap:
-        return items, await _estimate_over_cap(session, conds, count_cap), True
-    total, estimate = await count_capped(session, conds, count_cap, selective=bool(f.q))
+        return items, await _estimate_over_cap(session, w, paging.count_cap), True
+    total, estimate = await _count_capped(session, w, paging.count_cap, selective=bool(f.q))
     return items, total, estimate
 
 
 async def _search_page(
-    session: AsyncSession,
-    conds: list[ColumnElement[bool]],
-    col: Any,
-    desc: bool,
-    nullable: bool,
-    limit: int,
-    offset: int,
-    count_cap: int,
+    session: AsyncSession, w: _Where, order: _Sort, paging: _Paging
 ) -> tuple[list[dict[str, Any]] | None, int]:
     """Page and exact total of a text search from one scan of its matches.
 
     A substring search is answered by the trigram index plus a visit to every matching row;
     counting and paging separately would do that twice. Here the matches (at most
     `count_cap + 1`, id and sort value only) are collected once, counted, and the page is
-    cut from them. Returns `(None, 0)` when there are more matches than the cap: the
-    caller then pages the usual way and reports an estimated total. Returns `(None, n)` with
-    `n > count_cap` in that case, `(None, 0)` for an offset past the end.
+    cut from them. Returns `(None, n)` with `n > count_cap` when there are more matches
+    than the cap (the caller then pages the usual way and reports an estimated total), and
+    `(None, 0)` for an offset past the end.
     """
-    m = select(Lead.id.label("mid"), col.label("sv")).where(*conds).limit(count_cap + 1).cte("m")
-    total = select(func.count()).select_from(m).scalar_subquery().label("match_total")
-    page = (
-        select(m.c.mid, m.c.sv)
-        .order_by(*_ordering(m.c.sv, desc, nullable, m.c.mid))
-        .limit(limit)
-        .offset(offset)
-        .subquery("p")
-    )
-    stmt = (
-        select(total, *LIST_COLUMNS)
-        .select_from(page)
-        .join(Lead, Lead.id == page.c.mid)
-        .order_by(*_ordering(page.c.sv, desc, nullable, page.c.mid))
-    )
-    rows = [dict(r) for r in await fetch_all(session, stmt)]
+    params = {
+        **w.params,
+        "lf_cap": paging.count_cap + 1,
+        "lf_limit": paging.limit,
+        "lf_offset": paging.offset,
+    }
+    rows = [dict(r) for r in await fetch_all(session, _search_statement(w.shape, order), params)]
     if not rows:
-        if offset:
+        if paging.offset:
             return None, 0  # past the end: the count comes from the usual path
         return [], 0
     n = int(rows[0]["match_total"])
-    if n > count_cap:
+    if n > paging.count_cap:
         return None, n
     for row in rows:
         del row["match_total"]
@@ -326,34 +474,22 @@ async def list_leads(
     count_cap: int,
 ) -> ListResult:
     """One page of leads in scope, filtered and sorted."""
-    _key, col, desc, nullable = _order(sort)
-    conds = filter_conditions(actor, f, dialect_of(session))
+    order = _order(sort)
+    w = _where(actor, f, dialect_of(session))
+    paging = _Paging(limit, offset, cursor, count_cap)
     items: list[dict[str, Any]] | None = None
     matched = 0
     if f.q and not cursor:
-        items, matched = await _search_page(
-            session, conds, col, desc, nullable, limit, offset, count_cap
-        )
+        items, matched = await _search_page(session, w, order, paging)
         total, estimate = matched, False
     if items is None:
         items, total, estimate = await _page(
-            session,
-            conds,
-            f,
-            sort,
-            col,
-            desc,
-            nullable,
-            limit,
-            offset,
-            cursor,
-            count_cap,
-            over_cap=matched > count_cap,
+            session, w, f, sort, order, paging, over_cap=matched > count_cap
         )
     next_cursor = None
-    if not nullable and len(items) == limit:
+    if not order.nullable and len(items) == limit:
         last = items[-1]
-        next_cursor = _encode_cursor(sort, last[col.key], last["id"])
+        next_cursor = _encode_cursor(sort, last[order.col.key], last["id"])
     return ListResult(items, total, estimate, next_cursor)
 
 
@@ -368,11 +504,12 @@ async def select_ids(
 
 def export_query(actor: Actor, f: LeadFilter, sort: str, dialect: str) -> Select[Lead]:
     """The export statement (streamed by the caller)."""
-    _, col, desc, nullable = _order(sort)
-    ordering = col.desc() if desc else col.asc()
-    if nullable:
-        ordering = ordering.nulls_last()
-    return select(Lead).where(*filter_conditions(actor, f, dialect)).order_by(ordering, Lead.id)
+    order = _order(sort)
+    return (
+        select(Lead)
+        .where(*filter_conditions(actor, f, dialect))
+        .order_by(*order.order_by(order.col, Lead.id))
+    )
 
 
 async def find_exact_duplicate(
