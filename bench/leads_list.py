@@ -229,29 +229,44 @@ async def _load(url: str) -> tuple[Database, str]:
     return db, pair.access_token
 
 
-async def _capture(db: Database, call: Callable[[], Awaitable[None]]) -> list[tuple[str, tuple]]:
-    """The SQL statements (with bound parameters) one API call sends to PostgreSQL.
+async def _capture(
+    db: Database, call: Callable[[], Awaitable[None]]
+) -> list[tuple[str, str, tuple]]:
+    """The SQL one API call sends to PostgreSQL, in order: (method, statement, parameters).
 
     Statements executed through SQLAlchemy are seen by its cursor event; the hot paths that
-    run on the asyncpg connection directly (`db/fastpath.py`) call `Connection.fetch`.
+    run on the asyncpg connection directly (`db/fastpath.py`) call `Connection.fetch`, and
+    transaction control (BEGIN/COMMIT, when a request opens a transaction) goes through
+    `Connection.execute`.
     """
-    seen: list[tuple[str, tuple]] = []
+    seen: list[tuple[str, str, tuple]] = []
 
     def listen(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
-        seen.append((statement, tuple(params) if params else ()))  # type: ignore[arg-type]
+        seen.append(("fetch", statement, tuple(params) if params else ()))  # type: ignore[arg-type]
 
-    original = asyncpg.Connection.fetch
+    fetch, execute = asyncpg.Connection.fetch, asyncpg.Connection.execute
 
-    async def fetch(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> object:
-        seen.append((query, args))
-        return await original(self, query, *args, **kw)
+    async def spy_fetch(
+        self: asyncpg.Connection, query: str, *args: object, **kw: object
+    ) -> object:
+        seen.append(("fetch", query, args))
+        return await fetch(self, query, *args, **kw)
+
+    async def spy_execute(
+        self: asyncpg.Connection, query: str, *args: object, **kw: object
+    ) -> object:
+        if not args:  # BEGIN / COMMIT / ROLLBACK
+            seen.append(("execute", query, args))
+        return await execute(self, query, *args, **kw)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
-    asyncpg.Connection.fetch = fetch
+    asyncpg.Connection.fetch = spy_fetch
+    asyncpg.Connection.execute = spy_execute
     try:
         await call()
     finally:
-        asyncpg.Connection.fetch = original
+        asyncpg.Connection.fetch = fetch
+        asyncpg.Connection.execute = execute
         event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
     return seen
 
@@ -292,6 +307,13 @@ async def asgi_get(app: object, path: str, params: dict[str, str], token: str) -
     return b"".join(body)
 
 
+def _label(sql: str) -> str:
+    words = sql.split()
+    if words[0] in ("BEGIN", "COMMIT", "ROLLBACK", "EXPLAIN"):
+        return words[0]
+    return "auth" if "auth_sessions" in sql else "leads"
+
+
 CASES: dict[str, dict[str, str]] = {
     "status": {"status": "contacted"},
     "q": {"q": "kramer"},
@@ -330,20 +352,25 @@ async def run() -> None:
 
             statements = await _capture(db, api)
 
-            async def same_sql(statements: list[tuple[str, tuple]] = statements) -> None:
-                async with raw.transaction():
-                    for sql, args in statements:
+            async def same_sql(statements: list[tuple[str, str, tuple]] = statements) -> None:
+                # Exactly what the API sent, round trip for round trip (BEGIN/COMMIT included
+                # when it sent them).
+                for method, sql, args in statements:
+                    if method == "execute":
+                        await raw.execute(sql)
+                    else:
                         await raw.fetch(sql, *args)
 
-            page_sql = statements[-1]
+            page_sql = next(st for st in statements if "FROM leads" in st[1])
 
-            async def page(page_sql: tuple[str, tuple] = page_sql) -> None:
-                await raw.fetch(page_sql[0], *page_sql[1])
+            async def page(page_sql: tuple[str, str, tuple] = page_sql) -> None:
+                await raw.fetch(page_sql[1], *page_sql[2])
 
             a, h, r, p = await timed_together([api, via_httpx, same_sql, page], runs=RUNS)
             print(
                 f"{name:<15} {summary(a):<28} {summary(h):<28} {summary(r):<28} {summary(p):<28}"
-                f" {pct(a, 95) / pct(r, 95):.2f}x   ({len(statements)} statements)"
+                f" {pct(a, 95) / pct(r, 95):.2f}x   ({len(statements)} round trips:"
+                f" {', '.join(_label(st[1]) for st in statements)})"
             )
     await raw.close()
     await db.dispose()

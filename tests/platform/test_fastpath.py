@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+import pytest
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db.engine import Database
 from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.models.lead import Lead
 from tests.fixtures.factories import Factory
@@ -47,3 +49,23 @@ async def test_in_lists_and_named_parameters(session: AsyncSession, factory: Fac
         row = await fetch_one(session, template, {"lead_id": lead.id})
         assert row is not None and row["first_name"] == lead.first_name
     assert await fetch_one(session, template, {"lead_id": org.id}) is None
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_a_lone_read_opens_no_transaction(database: Database) -> None:
+    """Reads before anything else in the request run on their own (no BEGIN/COMMIT); the
+    first write still opens a transaction that later reads join."""
+    clock = select(func.now().label("t"))  # now() is the start of the current transaction
+    async with database.sessionmaker() as s:
+        first, second = await fetch_one(s, clock), await fetch_one(s, clock)
+        assert first is not None and second is not None
+        assert second["t"] > first["t"]  # two statements, two transactions
+        await s.execute(text("CREATE TEMP TABLE fastpath_probe (n int) ON COMMIT DROP"))
+        await s.execute(text("INSERT INTO fastpath_probe VALUES (1)"))
+        probe = select(text("count(*) AS n")).select_from(text("fastpath_probe"))
+        seen = await fetch_one(s, probe)
+        assert seen is not None and seen["n"] == 1  # the uncommitted row, so the same txn
+        third, fourth = await fetch_one(s, clock), await fetch_one(s, clock)
+        assert third is not None and fourth is not None
+        assert third["t"] == fourth["t"]
+        await s.rollback()

@@ -8,10 +8,10 @@ then hands the SQL and its positional parameters straight to asyncpg, whose Reco
 decoded in C. On SQLite, or for a statement that needs SQLAlchemy's post-compile
 expansion (`IN` lists), it simply executes through the session.
 
-The statement runs on the session's own connection, inside the request's transaction.
-It relies on a few SQLAlchemy internals — `_generate_cache_key`, `construct_params` with
-collected parameters, `_cached_bind_processor` and the asyncpg adapter's
-`_start_transaction` — exactly as SQLAlchemy's own execution uses them; the tests in
+The statement runs on the session's own connection: inside the request's transaction once
+one is open, on its own before that (see `_driver`). It relies on a few SQLAlchemy
+internals — `_generate_cache_key`, `construct_params` with collected parameters and
+`_cached_bind_processor` — exactly as SQLAlchemy's own execution uses them; the tests in
 `tests/platform/test_fastpath.py` and every list/auth test on PostgreSQL pin them.
 """
 
@@ -74,12 +74,12 @@ def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
 
 async def _driver(conn: AsyncConnection) -> Any:
     raw = await conn.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
-    # SQLAlchemy's asyncpg adapter opens its transaction lazily on the first cursor; open it
-    # now so this statement runs inside the request's transaction like every other one.
-    if adapted._transaction is None:
-        await adapted._start_transaction()
-    return adapted.driver_connection
+    # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement it
+    # runs. Once the request has one (it wrote, or read through the session), this read runs
+    # inside it and sees its changes. Until then the read runs on its own: under READ
+    # COMMITTED every statement takes its own snapshot anyway, and a request that only reads
+    # (a list page) saves the BEGIN and COMMIT round trips.
+    return raw.dbapi_connection.driver_connection  # type: ignore[union-attr]
 
 
 async def fetch_all(
