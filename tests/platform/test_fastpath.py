@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,3 +70,25 @@ async def test_a_lone_read_opens_no_transaction(database: Database) -> None:
         assert third is not None and fourth is not None
         assert third["t"] == fourth["t"]
         await s.rollback()
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_a_lost_connection_is_dropped_from_the_pool(database: Database) -> None:
+    """A read that finds its connection ended by the server invalidates it, as SQLAlchemy's
+    own execution would, instead of handing it back to the pool."""
+    pid_of = select(func.pg_backend_pid().label("pid"))
+    async with database.sessionmaker() as s:
+        row = await fetch_one(s, pid_of)
+        assert row is not None
+        async with database.sessionmaker() as admin:
+            await admin.execute(select(func.pg_terminate_backend(row["pid"])))
+            await admin.commit()
+        with pytest.raises(
+            (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+        ):
+            await fetch_one(s, pid_of)
+        conn = await s.connection()
+        assert conn.invalidated
+    async with database.sessionmaker() as s:
+        again = await fetch_one(s, pid_of)
+        assert again is not None and again["pid"] != row["pid"]

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import Executable
@@ -40,6 +41,17 @@ class _Prepared:
 
 _prepared: dict[Any, _Prepared | None] = {}
 _MISSING = object()
+# Errors after which the connection is gone (the server ended it, or the socket broke).
+_DISCONNECTS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a termination notice left unread on the socket
+    ConnectionError,
+    OSError,
+)
 
 
 def _prepare(stmt: Any, dialect: Dialect, key: Any) -> _Prepared | None:
@@ -108,7 +120,13 @@ async def fetch_all(
                 for name, proc in zip(prepared.names, prepared.processors, strict=True)
             ]
             driver = await _driver(conn)
-            records: Sequence[Mapping[str, Any]] = await driver.fetch(prepared.sql, *args)
+            try:
+                records: Sequence[Mapping[str, Any]] = await driver.fetch(prepared.sql, *args)
+            except _DISCONNECTS:
+                # What SQLAlchemy does when its own statement meets a lost connection: drop it
+                # from the pool, so the next request does not inherit a dead connection.
+                await conn.invalidate()
+                raise
             return records
     return [dict(m) for m in (await conn.execute(stmt, params)).mappings()]
 
