@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Integer, bindparam, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
@@ -80,6 +80,12 @@ async def test_a_lost_connection_is_dropped_from_the_pool(database: Database) ->
     async with database.sessionmaker() as s:
         row = await fetch_one(s, pid_of)
         assert row is not None
+        # A failing statement is not a lost connection: it stays in the pool.
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await fetch_one(
+                s, select((literal(1) / bindparam("zero", type_=Integer)).label("x")), {"zero": 0}
+            )
+        assert not (await s.connection()).invalidated
         async with database.sessionmaker() as admin:
             await admin.execute(select(func.pg_terminate_backend(row["pid"])))
             await admin.commit()

@@ -41,16 +41,12 @@ class _Prepared:
 
 _prepared: dict[Any, _Prepared | None] = {}
 _MISSING = object()
-# Errors after which the connection is gone (the server ended it, or the socket broke).
-_DISCONNECTS = (
+# Server-side errors that end the session (the socket may still look open for a moment).
+_SESSION_ENDED = (
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # e.g. a termination notice left unread on the socket
-    ConnectionError,
-    OSError,
 )
 
 
@@ -122,10 +118,12 @@ async def fetch_all(
             driver = await _driver(conn)
             try:
                 records: Sequence[Mapping[str, Any]] = await driver.fetch(prepared.sql, *args)
-            except _DISCONNECTS:
-                # What SQLAlchemy does when its own statement meets a lost connection: drop it
-                # from the pool, so the next request does not inherit a dead connection.
-                await conn.invalidate()
+            except Exception as exc:
+                if driver.is_closed() or isinstance(exc, _SESSION_ENDED):
+                    # What SQLAlchemy does when its own statement meets a lost connection:
+                    # drop it from the pool, so no later request inherits a dead connection.
+                    # Other errors (a bad value, a cancelled statement) leave it in place.
+                    await conn.invalidate()
                 raise
             return records
     return [dict(m) for m in (await conn.execute(stmt, params)).mappings()]

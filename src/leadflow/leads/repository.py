@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    JSON,
     BindParameter,
     Boolean,
     ColumnElement,
@@ -50,8 +51,8 @@ _SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
     "last_contacted_at": (Lead.last_contacted_at, True),
     "next_action_at": (Lead.next_action_at, True),
 }
-# Statement shapes kept built (per process). Custom-field keys are part of a shape, so the
-# caches are bounded rather than keyed by every key ever asked for.
+# Statement shapes kept built (per process); a shape is which filters are present, so a few
+# dozen cover real use.
 _SHAPES = 256
 
 
@@ -123,7 +124,10 @@ def _where(actor: Actor, f: LeadFilter | None, dialect: str) -> _Where:
         shape.append("import_batch")
         params["lf_batch"] = f.import_batch_id
     for i, (key, value) in enumerate(f.custom.items()):
-        shape.append(("cf", key, i))  # the key is part of the JSON path, so of the shape
+        # The key is bound too: keys come from the query string, and a key in the shape
+        # would let any client fill the statement caches.
+        shape.append(("cf", i))
+        params[f"lf_cfk{i}"] = key
         params[f"lf_cf{i}"] = value
     return _Where(tuple(shape), params)
 
@@ -178,7 +182,8 @@ def _conditions(
                 conds.append(Lead.needs_action == b("lf_needs_action", Boolean()))
             case "import_batch":
                 conds.append(Lead.import_batch_id == b("lf_batch", Lead.import_batch_id.type))
-            case ("cf", key, i):
+            case ("cf", i):
+                key = b(f"lf_cfk{i}", JSON.JSONStrIndexType())
                 conds.append(Lead.custom[key].as_string() == b(f"lf_cf{i}", String()))
             case _:
                 raise AssertionError(f"unknown filter {token!r}")
@@ -284,6 +289,8 @@ def _decode_cursor(cursor: str, sort: str, col: Any) -> tuple[Any, uuid.UUID]:
         elif not isinstance(value, col.type.python_type) or isinstance(value, bool):
             # A hand-made cursor must not reach the database with a value of another type.
             raise ValueError("cursor value has the wrong type")
+        elif isinstance(value, int) and not -(2**31) <= value < 2**31:
+            raise ValueError("cursor value is out of range")
         return value, uuid.UUID(data["id"])
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValidationFailed(
