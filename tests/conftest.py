@@ -85,6 +85,23 @@ async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncItera
 
 
 @pytest.fixture
+async def committed_pg() -> AsyncIterator[Database]:
+    """A PostgreSQL database of its own whose transactions really commit (no per-test
+    rollback): for concurrency and for requests that must run exactly as in production."""
+    if not POSTGRES_UP:
+        if IN_CI:
+            pytest.fail("PostgreSQL is required in CI")
+        pytest.skip("needs PostgreSQL")
+    name = f"leadflow_committed_{os.getpid()}"
+    url = await _create_pg_database(name)
+    await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url, pool_size=10)
+    yield db
+    await db.dispose()
+    await _drop_pg_database(name)
+
+
+@pytest.fixture
 def dialect(database: Database) -> str:
     """`sqlite` or `postgresql`."""
     return database.dialect

@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from leadflow.app import create_app
 from leadflow.auth.service import start_session
 from leadflow.config import Settings
-from leadflow.db import migrate
 from leadflow.db.engine import Database, session_scope
 from leadflow.models.assignment_rule import AssignmentRule
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.organizations.service import create_organization
-from tests.conftest import _create_pg_database, _drop_pg_database
 from tests.fixtures.factories import _PASSWORD_HASH
-from tests.fixtures.services import IN_CI, POSTGRES_UP
 
 REPS = 4
 PER_REP = 6
-
-
-@pytest.fixture
-async def committed_pg() -> AsyncIterator[Database]:
-    """A PostgreSQL database whose transactions really commit (no per-test rollback)."""
-    if not POSTGRES_UP:
-        if IN_CI:
-            pytest.fail("PostgreSQL is required in CI")
-        pytest.skip("needs PostgreSQL")
-    name = f"leadflow_rr_{os.getpid()}"
-    url = await _create_pg_database(name)
-    await asyncio.to_thread(migrate.upgrade, url)
-    db = Database(url, pool_size=10)
-    yield db
-    await db.dispose()
-    await _drop_pg_database(name)
 
 
 async def test_concurrent_creations_spread_evenly(committed_pg: Database, tmp_path: Path) -> None:

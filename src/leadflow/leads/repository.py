@@ -509,11 +509,13 @@ async def select_ids(
     return list(rows)
 
 
-def export_query(actor: Actor, f: LeadFilter, sort: str, dialect: str) -> Select[Lead]:
-    """The export statement (streamed by the caller)."""
+def export_query(
+    actor: Actor, f: LeadFilter, sort: str, dialect: str, *, columns: Sequence[Any]
+) -> Select[Any]:
+    """The export statement selecting `columns` (streamed by the caller)."""
     order = _order(sort)
     return (
-        select(Lead)
+        select(*columns)
         .where(*filter_conditions(actor, f, dialect))
         .order_by(*order.order_by(order.col, Lead.id))
     )
