@@ -18,8 +18,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import ARRAY, String, any_, delete, func, insert, literal, or_, select, update
-from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
@@ -32,15 +30,12 @@ from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
-from leadflow.imports import parsing
+from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
-from leadflow.models.lead import Lead
-from leadflow.models.lead_history import LeadAssignment
-from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.notifications import service as notifications
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
@@ -281,13 +276,7 @@ async def _context_for(
     options: ImportOptions,
     headers: list[str],
 ) -> _Ctx:
-    stages = list(
-        await session.scalars(
-            select(PipelineStage)
-            .where(PipelineStage.organization_id == org_id)
-            .order_by(PipelineStage.position)
-        )
-    )
+    stages = await repository.pipeline_stages(session, org_id)
     if not stages:
         raise Conflict("The organisation has no pipeline stages", code="no_stages")
     stage_map: dict[str, str] = {}
@@ -323,111 +312,6 @@ async def _context_for(
     )
 
 
-async def _existing(
-    session: AsyncSession, org_id: uuid.UUID, emails: list[str], phones: list[str]
-) -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
-    conds = []
-    # One array parameter per list on PostgreSQL: a 4,000-element IN list costs more to
-    # compile and plan than to run.
-    pg = session.get_bind().dialect.name == "postgresql"
-    if emails:
-        conds.append(
-            Lead.email == any_(literal(emails, ARRAY(String))) if pg else Lead.email.in_(emails)
-        )
-    if phones:
-        conds.append(
-            Lead.phone == any_(literal(phones, ARRAY(String))) if pg else Lead.phone.in_(phones)
-        )
-    if not conds:
-        return {}, {}
-    rows = await session.execute(
-        select(Lead.id, Lead.email, Lead.phone).where(
-            Lead.organization_id == org_id, Lead.deleted_at.is_(None), or_(*conds)
-        )
-    )
-    by_email: dict[str, uuid.UUID] = {}
-    by_phone: dict[str, uuid.UUID] = {}
-    for lead_id, email, phone in rows.all():
-        if email:
-            by_email.setdefault(email, lead_id)
-        if phone:
-            by_phone.setdefault(phone, lead_id)
-    return by_email, by_phone
-
-
-_COPY_COLUMNS = (
-    "id",
-    "organization_id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "company",
-    "channel",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "status",
-    "tags",
-    "assignee_id",
-    "created_by",
-    "disg_type",
-    "notes",
-    "custom",
-    "score",
-    "needs_action",
-    "next_action_at",
-    "next_action_description",
-    "last_contacted_at",
-    "import_batch_id",
-    "analyzed_at",
-    "search_text",
-    "version",
-    "created_at",
-    "updated_at",
-)
-_GIN_INDEXES = ("pgx_leads_search_trgm", "pgx_leads_tags")
-
-
-async def _flush_search_indexes(session: AsyncSession) -> None:
-    """Merge the GIN pending lists now, so searches do not scan a long unsorted list."""
-    for name in _GIN_INDEXES:
-        await session.execute(
-            sql_text("SELECT gin_clean_pending_list(to_regclass(:name))"), {"name": name}
-        )
-
-
-_JSON_AT = tuple(_COPY_COLUMNS.index(c) for c in ("tags", "custom"))
-
-
-def _json_text(value: Any) -> str:
-    if not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value)
-
-
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        # COPY through the session's own connection: same transaction, ~10x faster than INSERT.
-        raw = await conn.get_raw_connection()
-        records = []
-        for r in rows:
-            record = [r.get(c) for c in _COPY_COLUMNS]
-            for i in _JSON_AT:
-                record[i] = _json_text(record[i])
-            records.append(record)
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            "leads", records=records, columns=_COPY_COLUMNS
-        )
-    else:
-        await session.execute(insert(Lead), rows)
-
-
 _UPDATABLE = (
     "first_name",
     "last_name",
@@ -461,7 +345,7 @@ async def _update(
     updates: list[tuple[uuid.UUID, dict[str, Any]]],
 ) -> None:
     for lead_id, rec in updates:
-        lead = await session.get(Lead, lead_id)
+        lead = await repository.lead_by_id(session, lead_id)
         if lead is None:
             continue
         changes = {k: rec[k] for k in _UPDATABLE if k in rec and rec[k] not in (None, "", [])}
@@ -601,7 +485,7 @@ async def _chunk(
         # rows; remembering only this chunk keeps memory flat at any file size.
         ctx.seen.clear()
     built, errors = prepared.built, prepared.errors
-    by_email, by_phone = await _existing(
+    by_email, by_phone = await repository.existing_ids(
         session,
         ctx.org_id,
         [r["email"] for _, r in built if r.get("email")],
@@ -679,14 +563,14 @@ async def _chunk(
     if ctx.options.dry_run:
         return
     before_write()
-    await _insert(session, inserts)
+    await repository.insert_leads(session, inserts)
     if history:
-        await session.execute(insert(LeadAssignment), history)
+        await repository.insert_assignments(session, history)
     await _update(session, batch_id, updates)
     if batch is not None:
         if errors:
-            await session.execute(
-                insert(ImportRowError),
+            await repository.insert_row_errors(
+                session,
                 [
                     {
                         "id": uuid7(),
@@ -858,20 +742,10 @@ async def _spool(session: AsyncSession, batch_id: uuid.UUID) -> Path:
     fd, name = tempfile.mkstemp(prefix="leadflow-import-")
     os.close(fd)
     path = Path(name)
-    seqs = list(
-        await session.scalars(
-            select(ImportFileChunk.seq)
-            .where(ImportFileChunk.batch_id == batch_id)
-            .order_by(ImportFileChunk.seq)
-        )
-    )
+    seqs = await repository.file_chunk_seqs(session, batch_id)
     with path.open("wb") as fh:  # noqa: ASYNC230 (local temp file, 1 MiB writes)
         for seq in seqs:
-            piece = await session.scalar(
-                select(ImportFileChunk.data).where(
-                    ImportFileChunk.batch_id == batch_id, ImportFileChunk.seq == seq
-                )
-            )
+            piece = await repository.file_chunk_data(session, batch_id, seq)
             fh.write(piece or b"")
             session.expunge_all()
     return path
@@ -894,18 +768,9 @@ async def run_job(ctx: JobContext, batch_id: str) -> str:
     bid = uuid.UUID(batch_id)
     now = utcnow()
     async with ctx.session_factory() as session:
-        claimed = await session.execute(
-            update(ImportBatch)
-            .where(
-                ImportBatch.id == bid,
-                ImportBatch.status.in_(("pending", "running")),
-                or_(ImportBatch.status == "pending", ImportBatch.updated_at < now - LEASE),
-            )
-            .values(status="running", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        claimed = await repository.claim_batch(session, bid, now, LEASE)
         await session.commit()
-        if getattr(claimed, "rowcount", 0) != 1:
+        if not claimed:
             return "skipped"
     async with ctx.session_factory() as session:
         path = await _spool(session, bid)
@@ -917,7 +782,7 @@ async def run_job(ctx: JobContext, batch_id: str) -> str:
 
 async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
     async with ctx.session_factory() as session:
-        batch = await session.get(ImportBatch, bid)
+        batch = await repository.batch_by_id(session, bid)
         assert batch is not None
         source = Source(
             fmt=batch.file_format,  # type: ignore[arg-type]
@@ -955,10 +820,10 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
         written = imported + batch.updated_count
         if written and session.get_bind().dialect.name == "postgresql":
             try:
-                await _flush_search_indexes(session)
+                await repository.flush_search_indexes(session)
                 if imported > 10_000:
                     # Autovacuum lags behind a big load; give the planner fresh statistics now.
-                    await session.execute(sql_text("ANALYZE leads"))
+                    await repository.analyze_lead_table(session)
                 await session.commit()
             except DBAPIError:
                 # Maintenance only (the batch is already committed): a database role that does
@@ -973,15 +838,7 @@ async def resume_job(ctx: JobContext) -> int:
     """Restart background imports whose worker died (lease expired)."""
     cutoff = utcnow() - LEASE
     async with ctx.session_factory() as session:
-        ids = list(
-            await session.scalars(
-                select(ImportBatch.id).where(
-                    ImportBatch.status.in_(("pending", "running")),
-                    ImportBatch.is_async.is_(True),
-                    ImportBatch.updated_at < cutoff,
-                )
-            )
-        )
+        ids = await repository.stale_batch_ids(session, cutoff)
     for bid in ids:
         await run_job(ctx, str(bid))
     return len(ids)
@@ -991,25 +848,12 @@ async def list_batches(
     session: AsyncSession, actor: Actor, limit: int, offset: int
 ) -> tuple[list[ImportBatch], int]:
     """Batches of the organisation, newest first."""
-    conds = [ImportBatch.organization_id == actor.organization_id]
-    total = await session.scalar(select(func.count()).select_from(ImportBatch).where(*conds))
-    rows = await session.scalars(
-        select(ImportBatch)
-        .where(*conds)
-        .order_by(ImportBatch.created_at.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
+    return await repository.list_batches(session, actor.organization_id, limit, offset)
 
 
 async def get_batch(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
     """A batch of the organisation, or 404."""
-    row = await session.scalar(
-        select(ImportBatch).where(
-            ImportBatch.id == batch_id, ImportBatch.organization_id == actor.organization_id
-        )
-    )
+    row = await repository.batch_in_org(session, actor.organization_id, batch_id)
     if row is None:
         raise NotFound("Import not found")
     return row
@@ -1019,14 +863,7 @@ async def batch_errors(
     session: AsyncSession, batch_id: uuid.UUID, limit: int = MAX_REPORTED_ERRORS
 ) -> list[ImportRowError]:
     """The first failed rows of a batch."""
-    return list(
-        await session.scalars(
-            select(ImportRowError)
-            .where(ImportRowError.batch_id == batch_id)
-            .order_by(ImportRowError.row)
-            .limit(limit)
-        )
-    )
+    return await repository.row_errors(session, batch_id, limit)
 
 
 async def errors_csv(
@@ -1034,13 +871,7 @@ async def errors_csv(
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows of errors.csv: the failed rows as uploaded plus a reason column."""
     batch = await get_batch(session, actor, batch_id)
-    rows = list(
-        await session.scalars(
-            select(ImportRowError)
-            .where(ImportRowError.batch_id == batch.id)
-            .order_by(ImportRowError.row)
-        )
-    )
+    rows = await repository.row_errors(session, batch.id)
     header = [*batch.headers, "error"] if batch.headers else ["row", "error"]
     out = [
         [
@@ -1062,19 +893,10 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
             code="import_not_finished",
         )
     now = utcnow()
-    removed = await session.execute(
-        update(Lead)
-        .where(
-            Lead.organization_id == actor.organization_id,
-            Lead.import_batch_id == batch.id,
-            Lead.deleted_at.is_(None),
-        )
-        .values(deleted_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    removed = await repository.remove_batch_leads(session, actor.organization_id, batch.id, now)
     restored = 0
-    for upd in await session.scalars(select(ImportUpdate).where(ImportUpdate.batch_id == batch.id)):
-        lead = await session.get(Lead, upd.lead_id)
+    for upd in await repository.import_updates(session, batch.id):
+        lead = await repository.lead_by_id(session, upd.lead_id)
         if lead is None:
             continue
         for key, value in upd.before.items():
@@ -1083,7 +905,7 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
             setattr(lead, key, value)
         lead.version = (lead.version or 1) + 1
         restored += 1
-    await session.execute(delete(ImportUpdate).where(ImportUpdate.batch_id == batch.id))
+    await repository.delete_import_updates(session, batch.id)
     batch.status = "undone"
     batch.undone_at = now
     await session.flush()
@@ -1094,7 +916,7 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
         action="import.undo",
         resource_type="import",
         resource_id=batch.id,
-        after={"removed_leads": getattr(removed, "rowcount", 0), "restored_leads": restored},
+        after={"removed_leads": removed, "restored_leads": restored},
     )
     return batch
 
@@ -1120,13 +942,7 @@ async def preflight(
 async def _imported_entries(
     session: AsyncSession, lead_id: uuid.UUID, n: int
 ) -> list[TimelineEntry]:
-    row = (
-        await session.execute(
-            select(Lead.import_batch_id, Lead.created_at, Lead.created_by, ImportBatch.filename)
-            .join(ImportBatch, ImportBatch.id == Lead.import_batch_id)
-            .where(Lead.id == lead_id)
-        )
-    ).first()
+    row = await repository.imported_from(session, lead_id)
     if row is None or n < 1:
         return []
     batch_id, created_at, created_by, filename = row
