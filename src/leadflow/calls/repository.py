@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
 from leadflow.calls.schemas import CallStatus
+from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.call_request import CallRequest, CallRequestEvent
 from leadflow.models.lead import Lead
@@ -192,3 +194,38 @@ async def stale_calls(
         .limit(limit)
     )
     return [(i, a) for i, a in rows.all()]
+
+
+async def move_status(
+    session: AsyncSession,
+    call_id: uuid.UUID,
+    *,
+    expect: Sequence[str],
+    to: str,
+    attempt: int | None,
+    new_events: int,
+    values: dict[str, Any],
+) -> tuple[int, uuid.UUID] | None:
+    """Set `to` (and `values`) if the request is still in one of `expect` (and on `attempt`).
+
+    One conditional UPDATE, so two deliveries of the same provider event cannot both move the
+    request. Reserves `new_events` event numbers; returns the last one and the organisation,
+    or None when nothing matched.
+    """
+    conds = [CallRequest.id == call_id, CallRequest.status.in_(expect)]
+    if attempt is not None:
+        conds.append(CallRequest.attempts == attempt)
+    result = await session.execute(
+        update(CallRequest)
+        .where(*conds)
+        .values(
+            status=to,
+            event_count=CallRequest.event_count + new_events,
+            updated_at=utcnow(),
+            **values,
+        )
+        .returning(CallRequest.event_count, CallRequest.organization_id)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.one_or_none()
+    return None if row is None else (int(row[0]), row[1])

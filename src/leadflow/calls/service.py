@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,26 +155,19 @@ async def _advance(
     for current in expect:
         if current != to:
             check_transition(current, to)
-    conds = [CallRequest.id == call_id, CallRequest.status.in_([s.value for s in expect])]
-    if attempt is not None:
-        conds.append(CallRequest.attempts == attempt)
     n = len(events)
-    result = await session.execute(
-        update(CallRequest)
-        .where(*conds)
-        .values(
-            status=to.value,
-            event_count=CallRequest.event_count + n,
-            updated_at=utcnow(),
-            **values,
-        )
-        .returning(CallRequest.event_count, CallRequest.organization_id)
-        .execution_options(synchronize_session=False)
+    moved = await repository.move_status(
+        session,
+        call_id,
+        expect=[s.value for s in expect],
+        to=to.value,
+        attempt=attempt,
+        new_events=n,
+        values=values,
     )
-    row = result.one_or_none()
-    if row is None:
+    if moved is None:
         return None
-    last, org_id = row
+    last, org_id = moved
     now = utcnow()
     for i, (kind, message, data) in enumerate(events):
         session.add(

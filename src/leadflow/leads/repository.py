@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,7 @@ from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.jsonarray import json_array_contains, json_array_elements
+from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import LeadFilter, LeadRead
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent
@@ -638,3 +640,16 @@ async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> lis
         .limit(limit)
     )
     return list(await session.scalars(stmt))
+
+
+async def move_children(
+    session: AsyncSession, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID
+) -> None:
+    """Re-point every child row (history, consents, tasks, …) of `from_ids` to `to_id`."""
+    for model in LEAD_CHILD_MODELS:
+        await session.execute(
+            update(model)
+            .where(model.lead_id.in_(from_ids))
+            .values(lead_id=to_id)
+            .execution_options(synchronize_session=False)
+        )

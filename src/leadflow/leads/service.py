@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.assignment import service as assignment
@@ -19,7 +18,6 @@ from leadflow.exceptions import Conflict, Forbidden, NotFound, PayloadTooLarge, 
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import normalize_email, normalize_phone
 from leadflow.leads import repository
-from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import (
     BulkIn,
     BulkOut,
@@ -625,13 +623,7 @@ async def merge(
         other.deleted_at = now
         other.merged_into_id = lead.id
     await session.flush()  # the others leave the duplicate checks before their values move
-    for model in LEAD_CHILD_MODELS:
-        await session.execute(
-            update(model)
-            .where(model.lead_id.in_(ids))
-            .values(lead_id=lead.id)
-            .execution_options(synchronize_session=False)
-        )
+    await repository.move_children(session, ids, lead.id)
     derive(lead)
     touch(lead)
     await session.flush()

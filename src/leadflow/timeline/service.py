@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import leadflow.timeline.sources  # noqa: F401  (registers the built-in kinds)
@@ -13,9 +12,9 @@ from leadflow.authz.actor import Actor
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
-from leadflow.models.user import User
 from leadflow.timeline.registry import TimelineEntry, sources
 from leadflow.timeline.schemas import ActorRef, TimelineItem
+from leadflow.users import repository as users
 
 MAX_DEPTH = 10_000
 
@@ -51,7 +50,7 @@ async def timeline(
         total += await src.count(session, lead.id)
     merged = heapq.merge(*per_source, key=lambda e: (e.occurred_at, e.id), reverse=True)
     window = list(merged)[page.offset : n]
-    names = await _names(session, {e.actor_user_id for e in window if e.actor_user_id})
+    names = await users.full_names(session, {e.actor_user_id for e in window if e.actor_user_id})
     items = [
         TimelineItem(
             id=e.id,
@@ -66,10 +65,3 @@ async def timeline(
         for e in window
     ]
     return items, total
-
-
-async def _names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
-    return {i: n for i, n in rows.all()}

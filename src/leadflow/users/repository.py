@@ -100,3 +100,11 @@ async def is_active_member(session: AsyncSession, org_id: uuid.UUID, user_id: uu
         )
     )
     return found is not None
+
+
+async def full_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names of the users with these ids (callers pass ids from rows already scoped)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
+    return {i: n for i, n in rows.all()}
