@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import (
@@ -17,6 +16,7 @@ from leadflow.audit.service import (
     snapshot,
 )
 from leadflow.authz.actor import Actor
+from leadflow.customfields import repository
 from leadflow.customfields.schemas import FieldCreate, FieldType, FieldUpdate
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.models.custom_field import CustomFieldDefinition
@@ -24,21 +24,11 @@ from leadflow.models.custom_field import CustomFieldDefinition
 
 async def list_fields(session: AsyncSession, org_id: uuid.UUID) -> list[CustomFieldDefinition]:
     """Definitions of the organisation, in display order."""
-    rows = await session.scalars(
-        select(CustomFieldDefinition)
-        .where(CustomFieldDefinition.organization_id == org_id)
-        .order_by(CustomFieldDefinition.position, CustomFieldDefinition.key)
-    )
-    return list(rows)
+    return await repository.list_fields(session, org_id)
 
 
 async def _get(session: AsyncSession, actor: Actor, field_id: uuid.UUID) -> CustomFieldDefinition:
-    row = await session.scalar(
-        select(CustomFieldDefinition).where(
-            CustomFieldDefinition.id == field_id,
-            CustomFieldDefinition.organization_id == actor.organization_id,
-        )
-    )
+    row = await repository.get(session, actor, field_id)
     if row is None:
         raise NotFound("Custom field not found")
     return row

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
@@ -13,8 +12,7 @@ from leadflow.exceptions import NotFound
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.outbox import Notification, OutboxMessage
-from leadflow.models.role import Role
-from leadflow.models.user import User
+from leadflow.notifications import repository
 from leadflow.notifications.email import (
     DELIVERY_KEY_HEADER,
     EmailDeliveryError,
@@ -40,9 +38,7 @@ async def notify(
     delivery_key: str | None = None,
 ) -> Notification | None:
     """An in-app notification (once per `delivery_key`)."""
-    if delivery_key is not None and await session.scalar(
-        select(Notification.id).where(Notification.delivery_key == delivery_key)
-    ):
+    if delivery_key is not None and await repository.delivery_key_exists(session, delivery_key):
         return None
     row = Notification(
         organization_id=organization_id,
@@ -122,15 +118,7 @@ async def _deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
 async def _email_failed(session: AsyncSession, row: OutboxMessage) -> None:
     if row.organization_id is None:
         return
-    admins = await session.scalars(
-        select(User.id)
-        .join(Role, Role.id == User.role_id)
-        .where(
-            User.organization_id == row.organization_id,
-            Role.name == "admin",
-            User.status == "active",
-        )
-    )
+    admins = await repository.active_admin_ids(session, row.organization_id)
     for admin_id in admins:
         await notify(
             session,
@@ -152,48 +140,19 @@ async def list_for(
     session: AsyncSession, actor: Actor, page: PageParams, *, unread: bool | None
 ) -> tuple[list[Notification], int]:
     """The actor's notifications, newest first."""
-    conds = [
-        Notification.user_id == actor.user_id,
-        Notification.organization_id == actor.organization_id,
-    ]
-    if unread is True:
-        conds.append(Notification.read_at.is_(None))
-    elif unread is False:
-        conds.append(Notification.read_at.is_not(None))
-    total = await session.scalar(select(func.count()).select_from(Notification).where(*conds))
-    rows = await session.scalars(
-        select(Notification)
-        .where(*conds)
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    return list(rows), int(total or 0)
+    return await repository.list_for(session, actor, page, unread=unread)
 
 
 async def unread_count(session: AsyncSession, actor: Actor) -> int:
     """How many of the actor's notifications are unread."""
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
-        )
-        or 0
-    )
+    return await repository.unread_count(session, actor)
 
 
 async def mark_read(
     session: AsyncSession, actor: Actor, notification_id: uuid.UUID
 ) -> Notification:
     """Mark one of the actor's notifications read."""
-    row = await session.scalar(
-        select(Notification).where(
-            Notification.id == notification_id,
-            Notification.user_id == actor.user_id,
-            Notification.organization_id == actor.organization_id,
-        )
-    )
+    row = await repository.get_own(session, actor, notification_id)
     if row is None:
         raise NotFound("Notification not found")
     if row.read_at is None:
@@ -204,20 +163,11 @@ async def mark_read(
 
 async def mark_all_read(session: AsyncSession, actor: Actor) -> int:
     """Mark every unread notification of the actor read; returns how many."""
-    result = await session.execute(
-        update(Notification)
-        .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await repository.mark_all_read(session, actor, utcnow())
 
 
 async def newer_than(
     session: AsyncSession, user_id: uuid.UUID, after: uuid.UUID | None, limit: int = 50
 ) -> list[Notification]:
     """Notifications of a user created after the one with id `after` (UUIDv7: time-ordered)."""
-    stmt = select(Notification).where(Notification.user_id == user_id)
-    if after is not None:
-        stmt = stmt.where(Notification.id > after)
-    return list(await session.scalars(stmt.order_by(Notification.id).limit(limit)))
+    return await repository.newer_than(session, user_id, after, limit)
