@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.assignment import repository
 from leadflow.assignment.schemas import RuleCreate, RuleUpdate, Strategy
 from leadflow.audit.service import (
     delete_recorded,
@@ -23,7 +23,6 @@ from leadflow.kit.conditions import lead_matches
 from leadflow.models.assignment_rule import AssignmentRule
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadAssignment
-from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.organizations import service as orgs
@@ -32,21 +31,12 @@ from leadflow.sla import service as sla
 
 async def list_rules(session: AsyncSession, org_id: uuid.UUID) -> list[AssignmentRule]:
     """Rules in evaluation order."""
-    rows = await session.scalars(
-        select(AssignmentRule)
-        .where(AssignmentRule.organization_id == org_id)
-        .order_by(AssignmentRule.position, AssignmentRule.created_at)
-    )
-    return list(rows)
+    return await repository.list_rules(session, org_id)
 
 
 async def get_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -> AssignmentRule:
     """A rule of the actor's organisation, or 404."""
-    row = await session.scalar(
-        select(AssignmentRule).where(
-            AssignmentRule.id == rule_id, AssignmentRule.organization_id == actor.organization_id
-        )
-    )
+    row = await repository.get_rule(session, actor.organization_id, rule_id)
     if row is None:
         raise NotFound("Assignment rule not found")
     return row
@@ -61,13 +51,7 @@ async def _check_targets(
 ) -> None:
     ids = [*user_ids, *([fixed] if fixed else [])]
     if ids:
-        found = set(
-            await session.scalars(
-                select(User.id).where(
-                    User.id.in_(ids), User.organization_id == actor.organization_id
-                )
-            )
-        )
+        found = await repository.user_ids_in_org(session, actor.organization_id, ids)
         missing = [str(i) for i in ids if i not in found]
         if missing:
             raise ValidationFailed(f"Unknown users: {', '.join(missing)}", field="user_ids")
@@ -128,43 +112,13 @@ async def delete_rule(session: AsyncSession, actor: Actor, rule_id: uuid.UUID) -
 
 
 async def _members(session: AsyncSession, rule: AssignmentRule) -> list[User]:
-    stmt = select(User).where(User.organization_id == rule.organization_id, User.status == "active")
-    if rule.strategy == Strategy.FIXED_USER:
-        stmt = stmt.where(User.id == rule.fixed_user_id)
-    elif rule.user_ids:
-        stmt = stmt.where(User.id.in_([uuid.UUID(u) for u in rule.user_ids]))
-    elif rule.team_id is not None:
-        stmt = stmt.where(User.team_id == rule.team_id)
-    else:
-        return []
     now = utcnow()
     users = [
         u
-        for u in await session.scalars(stmt.order_by(User.id))
+        for u in await repository.active_targets(session, rule)
         if u.out_of_office_until is None or u.out_of_office_until <= now
     ]
     return users
-
-
-async def _open_loads(
-    session: AsyncSession, org_id: uuid.UUID, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    open_keys = select(PipelineStage.key).where(
-        PipelineStage.organization_id == org_id, PipelineStage.category == "open"
-    )
-    rows = await session.execute(
-        select(Lead.assignee_id, func.count())
-        .where(
-            Lead.organization_id == org_id,
-            Lead.assignee_id.in_(ids),
-            Lead.deleted_at.is_(None),
-            Lead.status.in_(open_keys),
-        )
-        .group_by(Lead.assignee_id)
-    )
-    loads = {i: 0 for i in ids}
-    loads.update({uid: int(n) for uid, n in rows.all() if uid is not None})
-    return loads
 
 
 async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[uuid.UUID, uuid.UUID, str] | None:
@@ -189,7 +143,7 @@ async def on_assigned(
         return
     now = utcnow()
     await sla.start_clock(session, settings, lead, now)
-    assignee = await session.get(User, lead.assignee_id)
+    assignee = await repository.user_by_id(session, lead.assignee_id)
     if assignee is None:
         return
     by = actor.label if actor else "Leadflow"
@@ -256,18 +210,15 @@ class RulePicker:
     @classmethod
     async def load(cls, session: AsyncSession, org_id: uuid.UUID) -> RulePicker:
         """Lock and load the organisation's active rules with their members and loads."""
-        rows = list(
-            await session.scalars(
-                select(AssignmentRule)
-                .where(AssignmentRule.organization_id == org_id, AssignmentRule.is_active.is_(True))
-                .order_by(AssignmentRule.position, AssignmentRule.created_at)
-                .with_for_update()
-            )
-        )
+        rows = await repository.lock_active_rules(session, org_id)
         loaded = []
         for rule in rows:
             members = await _members(session, rule)
-            loads = await _open_loads(session, org_id, [m.id for m in members]) if members else {}
+            loads = (
+                await repository.open_loads(session, org_id, [m.id for m in members])
+                if members
+                else {}
+            )
             loaded.append((rule, members, loads))
         return cls(loaded)
 

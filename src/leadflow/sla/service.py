@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import (
@@ -25,13 +24,12 @@ from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.conditions import lead_matches
 from leadflow.kit.pagination import PageParams
-from leadflow.leads.repository import scope_conditions
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
 from leadflow.models.organization import Organization
-from leadflow.models.role import Role
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
+from leadflow.sla import repository
 from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
 from leadflow.worker.jobs import JobContext, job
 
@@ -50,11 +48,7 @@ async def _calendar(
 
 async def policy_for(session: AsyncSession, lead: Lead) -> SlaPolicy | None:
     """The first active policy whose conditions the lead meets."""
-    policies = await session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.organization_id == lead.organization_id, SlaPolicy.is_active.is_(True))
-        .order_by(SlaPolicy.position, SlaPolicy.created_at)
-    )
+    policies = await repository.active_policies(session, lead.organization_id)
     return next((p for p in policies if lead_matches(p.conditions, lead)), None)
 
 
@@ -96,18 +90,7 @@ async def _escalation_targets(session: AsyncSession, lead: Lead) -> list[User]:
     if not users and lead.assignee_id is not None:
         assignee = await session.get(User, lead.assignee_id)
         if assignee is not None and assignee.team_id is not None:
-            users.extend(
-                await session.scalars(
-                    select(User)
-                    .join(Role, Role.id == User.role_id)
-                    .where(
-                        User.team_id == assignee.team_id,
-                        Role.name == "manager",
-                        User.status == "active",
-                        User.id != assignee.id,
-                    )
-                )
-            )
+            users.extend(await repository.team_managers(session, assignee.team_id, assignee.id))
     return users
 
 
@@ -203,9 +186,6 @@ async def _breach(session: AsyncSession, settings: Settings, lead: Lead, now: da
     )
 
 
-_OPEN = and_(Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.deleted_at.is_(None))
-
-
 async def check(session: AsyncSession, settings: Settings, now: datetime) -> dict[str, int]:
     """Send due reminders and mark breaches, each exactly once per lead and deadline.
 
@@ -213,46 +193,14 @@ async def check(session: AsyncSession, settings: Settings, now: datetime) -> dic
     notify twice; the partial indexes keep both scans proportional to the leads that are due.
     """
     reminded = breached = 0
-    due = list(
-        await session.scalars(
-            select(Lead.id)
-            .where(
-                Lead.sla_reminder_at.is_not(None),
-                Lead.sla_reminder_at <= now,
-                Lead.sla_reminded_at.is_(None),
-                Lead.sla_deadline > now,
-                _OPEN,
-            )
-            .limit(BATCH)
-        )
-    )
-    for lead_id in due:
-        claimed = await session.execute(
-            update(Lead)
-            .where(Lead.id == lead_id, Lead.sla_reminded_at.is_(None), _OPEN)
-            .values(sla_reminded_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) == 1:
+    for lead_id in await repository.due_reminder_ids(session, now, BATCH):
+        if await repository.claim_reminder(session, lead_id, now):
             lead = await session.get(Lead, lead_id, populate_existing=True)
             assert lead is not None
             await _remind(session, settings, lead, now)
             reminded += 1
-    late = list(
-        await session.scalars(
-            select(Lead.id)
-            .where(Lead.sla_deadline.is_not(None), Lead.sla_deadline <= now, _OPEN)
-            .limit(BATCH)
-        )
-    )
-    for lead_id in late:
-        claimed = await session.execute(
-            update(Lead)
-            .where(Lead.id == lead_id, _OPEN, Lead.sla_deadline <= now)
-            .values(sla_breached_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) == 1:
+    for lead_id in await repository.late_ids(session, now, BATCH):
+        if await repository.claim_breach(session, lead_id, now):
             lead = await session.get(Lead, lead_id, populate_existing=True)
             assert lead is not None
             await _breach(session, settings, lead, now)
@@ -291,58 +239,17 @@ async def leads_in_state(
     session: AsyncSession, actor: Actor, state: str, page: PageParams
 ) -> tuple[list[Lead], int]:
     """Leads in the actor's scope whose SLA is in `state`, most urgent first."""
-    now = utcnow()
-    conds: list[Any] = [*scope_conditions(actor), Lead.sla_deadline.is_not(None)]
-    if state == "met":
-        conds.append(Lead.sla_met_at.is_not(None))
-    elif state == "breached":
-        conds.extend(
-            [
-                Lead.sla_met_at.is_(None),
-                (Lead.sla_breached_at.is_not(None)) | (Lead.sla_deadline <= now),
-            ]
-        )
-    elif state == "at_risk":
-        conds.extend(
-            [
-                Lead.sla_met_at.is_(None),
-                Lead.sla_breached_at.is_(None),
-                Lead.sla_deadline > now,
-                Lead.sla_reminder_at <= now,
-            ]
-        )
-    else:
-        conds.extend(
-            [Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.sla_deadline > now]
-        )
-    total = await session.scalar(select(func.count()).select_from(Lead).where(*conds))
-    rows = await session.scalars(
-        select(Lead)
-        .where(*conds)
-        .order_by(Lead.sla_deadline, Lead.id)
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    return list(rows), int(total or 0)
+    return await repository.leads_in_state(session, actor, state, utcnow(), page)
 
 
 async def list_policies(session: AsyncSession, actor: Actor) -> list[SlaPolicy]:
     """Policies in evaluation order."""
-    rows = await session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.organization_id == actor.organization_id)
-        .order_by(SlaPolicy.position, SlaPolicy.created_at)
-    )
-    return list(rows)
+    return await repository.list_policies(session, actor)
 
 
 async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy:
     """A policy of the actor's organisation, or 404."""
-    row = await session.scalar(
-        select(SlaPolicy).where(
-            SlaPolicy.id == policy_id, SlaPolicy.organization_id == actor.organization_id
-        )
-    )
+    row = await repository.get_policy(session, actor, policy_id)
     if row is None:
         raise NotFound("SLA policy not found")
     return row

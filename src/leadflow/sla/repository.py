@@ -1,0 +1,160 @@
+"""SLA queries: policies, the due/late scans and claims of the periodic check, SLA lists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.authz.actor import Actor
+from leadflow.kit.pagination import PageParams
+from leadflow.leads.repository import scope_conditions
+from leadflow.models.assignment_rule import SlaPolicy
+from leadflow.models.lead import Lead
+from leadflow.models.role import Role
+from leadflow.models.user import User
+
+# A running clock; the partial indexes on leads cover exactly these rows, so the due and late
+# scans stay proportional to the leads that are due.
+_OPEN = and_(Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.deleted_at.is_(None))
+
+
+async def active_policies(session: AsyncSession, org_id: uuid.UUID) -> list[SlaPolicy]:
+    """The organisation's active policies in evaluation order."""
+    rows = await session.scalars(
+        select(SlaPolicy)
+        .where(SlaPolicy.organization_id == org_id, SlaPolicy.is_active.is_(True))
+        .order_by(SlaPolicy.position, SlaPolicy.created_at)
+    )
+    return list(rows)
+
+
+async def list_policies(session: AsyncSession, actor: Actor) -> list[SlaPolicy]:
+    """The actor's organisation's policies in evaluation order."""
+    rows = await session.scalars(
+        select(SlaPolicy)
+        .where(SlaPolicy.organization_id == actor.organization_id)
+        .order_by(SlaPolicy.position, SlaPolicy.created_at)
+    )
+    return list(rows)
+
+
+async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy | None:
+    """A policy of the actor's organisation."""
+    return await session.scalar(
+        select(SlaPolicy).where(
+            SlaPolicy.id == policy_id, SlaPolicy.organization_id == actor.organization_id
+        )
+    )
+
+
+async def team_managers(
+    session: AsyncSession, team_id: uuid.UUID, exclude_user_id: uuid.UUID
+) -> list[User]:
+    """Active users with the `manager` role in the team, other than `exclude_user_id`."""
+    rows = await session.scalars(
+        select(User)
+        .join(Role, Role.id == User.role_id)
+        .where(
+            User.team_id == team_id,
+            Role.name == "manager",
+            User.status == "active",
+            User.id != exclude_user_id,
+        )
+    )
+    return list(rows)
+
+
+async def due_reminder_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Open leads whose reminder time has passed, not yet reminded, deadline still ahead."""
+    rows = await session.scalars(
+        select(Lead.id)
+        .where(
+            Lead.sla_reminder_at.is_not(None),
+            Lead.sla_reminder_at <= now,
+            Lead.sla_reminded_at.is_(None),
+            Lead.sla_deadline > now,
+            _OPEN,
+        )
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_reminder(session: AsyncSession, lead_id: uuid.UUID, now: datetime) -> bool:
+    """Mark an open lead reminded; True only for the one caller whose UPDATE matched.
+
+    A conditional UPDATE (`… IS NULL`), so concurrent checks never remind twice.
+    """
+    claimed = await session.execute(
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.sla_reminded_at.is_(None), _OPEN)
+        .values(sla_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(claimed, "rowcount", 0) == 1
+
+
+async def late_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Open leads whose deadline has passed."""
+    rows = await session.scalars(
+        select(Lead.id)
+        .where(Lead.sla_deadline.is_not(None), Lead.sla_deadline <= now, _OPEN)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_breach(session: AsyncSession, lead_id: uuid.UUID, now: datetime) -> bool:
+    """Mark an open lead past its deadline breached; True only for the one caller that did.
+
+    A conditional UPDATE like `claim_reminder`, so concurrent checks never notify twice.
+    """
+    claimed = await session.execute(
+        update(Lead)
+        .where(Lead.id == lead_id, _OPEN, Lead.sla_deadline <= now)
+        .values(sla_breached_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(claimed, "rowcount", 0) == 1
+
+
+async def leads_in_state(
+    session: AsyncSession, actor: Actor, state: str, now: datetime, page: PageParams
+) -> tuple[list[Lead], int]:
+    """Leads in the actor's scope whose SLA is in `state` at `now`, most urgent first."""
+    conds: list[Any] = [*scope_conditions(actor), Lead.sla_deadline.is_not(None)]
+    if state == "met":
+        conds.append(Lead.sla_met_at.is_not(None))
+    elif state == "breached":
+        conds.extend(
+            [
+                Lead.sla_met_at.is_(None),
+                (Lead.sla_breached_at.is_not(None)) | (Lead.sla_deadline <= now),
+            ]
+        )
+    elif state == "at_risk":
+        conds.extend(
+            [
+                Lead.sla_met_at.is_(None),
+                Lead.sla_breached_at.is_(None),
+                Lead.sla_deadline > now,
+                Lead.sla_reminder_at <= now,
+            ]
+        )
+    else:
+        conds.extend(
+            [Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.sla_deadline > now]
+        )
+    total = await session.scalar(select(func.count()).select_from(Lead).where(*conds))
+    rows = await session.scalars(
+        select(Lead)
+        .where(*conds)
+        .order_by(Lead.sla_deadline, Lead.id)
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return list(rows), int(total or 0)
