@@ -72,3 +72,24 @@ def pct(samples: list[float], p: float) -> float:
 def summary(samples: list[float]) -> str:
     """ "p50 x ms, p95 y ms"."""
     return f"p50 {statistics.median(samples):6.2f} ms  p95 {pct(samples, 95):6.2f} ms"
+
+
+def asgi_scope(
+    method: str, path: str, query: str, headers: list[tuple[bytes, bytes]]
+) -> dict[str, object]:
+    """An HTTP scope for calling the ASGI application directly (no client, no server)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"bench"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("bench", 80),
+        "state": {},
+    }

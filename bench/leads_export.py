@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from bench import leads_list
-from bench._common import PG_ADMIN_URL
+from bench._common import PG_ADMIN_URL, asgi_scope
 from leadflow.app import create_app
 from leadflow.leads.export import EXPORT_COLUMNS
 
@@ -49,26 +49,16 @@ class Streamed:
 async def _export(app: object, token: str, query: str, body: Mapping[str, object]) -> Streamed:
     """One export straight through the ASGI app; chunks are counted, not kept."""
     payload = json.dumps(body).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/leads/export",
-        "raw_path": b"/api/v1/leads/export",
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"host", b"bench"),
+    scope = asgi_scope(
+        "POST",
+        "/api/v1/leads/export",
+        query,
+        [
             (b"authorization", f"Bearer {token}".encode()),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
         ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("bench", 80),
-        "state": {},
-    }
+    )
     sent = False
     status = 0
     size = 0

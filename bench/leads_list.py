@@ -27,7 +27,14 @@ import httpx
 from sqlalchemy import event, select
 from uuid_utils.compat import uuid7
 
-from bench._common import PG_ADMIN_URL, fresh_database, pct, summary, timed_together
+from bench._common import (
+    PG_ADMIN_URL,
+    asgi_scope,
+    fresh_database,
+    pct,
+    summary,
+    timed_together,
+)
 from leadflow.app import create_app
 from leadflow.auth.service import start_session
 from leadflow.config import Settings
@@ -274,21 +281,9 @@ async def _capture(
 async def asgi_get(app: object, path: str, params: dict[str, str], token: str) -> bytes:
     """One GET straight through the ASGI application: the server's own time per request,
     without an HTTP client's request building and response parsing around it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": urlencode(params).encode(),
-        "root_path": "",
-        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("bench", 80),
-        "state": {},
-    }
+    scope = asgi_scope(
+        "GET", path, urlencode(params), [(b"authorization", f"Bearer {token}".encode())]
+    )
     status = 0
     body: list[bytes] = []
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +24,7 @@ from leadflow.db.session import get_session, get_session_factory
 from leadflow.kit.clock import clock
 from leadflow.worker.jobs import JobContext, RecordingQueue, set_queue
 from tests.fixtures.factories import Factory
-from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP
+from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP, require
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -67,38 +68,39 @@ async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncItera
     """A migrated database per engine for the whole run."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
-        pg_name = None
-    else:
-        if not POSTGRES_UP:
-            if IN_CI:
-                pytest.fail("PostgreSQL is required in CI")
-            pytest.skip("PostgreSQL not reachable (set LEADFLOW_TEST_POSTGRES_URL)")
-        pg_name = f"leadflow_test_{os.getpid()}"
-        url = await _create_pg_database(pg_name)
-    # Alembic's env runs its own event loop, so migrate from a worker thread.
-    await asyncio.to_thread(migrate.upgrade, url)
-    db = Database(url, pool_size=5)
-    yield db
-    await db.dispose()
-    if pg_name:
-        await _drop_pg_database(pg_name)
+        await asyncio.to_thread(migrate.upgrade, url)
+        db = Database(url, pool_size=5)
+        yield db
+        await db.dispose()
+        return
+    require("PostgreSQL")
+    async with migrated_pg_database(f"leadflow_test_{os.getpid()}") as url:
+        db = Database(url, pool_size=5)
+        yield db
+        await db.dispose()
+
+
+@asynccontextmanager
+async def migrated_pg_database(name: str) -> AsyncIterator[str]:
+    """A new PostgreSQL database `name`, migrated, dropped afterwards; yields its URL."""
+    url = await _create_pg_database(name)
+    try:
+        # Alembic's env runs its own event loop, so migrate from a worker thread.
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        await _drop_pg_database(name)
 
 
 @pytest.fixture
 async def committed_pg() -> AsyncIterator[Database]:
     """A PostgreSQL database of its own whose transactions really commit (no per-test
     rollback): for concurrency and for requests that must run exactly as in production."""
-    if not POSTGRES_UP:
-        if IN_CI:
-            pytest.fail("PostgreSQL is required in CI")
-        pytest.skip("needs PostgreSQL")
-    name = f"leadflow_committed_{os.getpid()}"
-    url = await _create_pg_database(name)
-    await asyncio.to_thread(migrate.upgrade, url)
-    db = Database(url, pool_size=10)
-    yield db
-    await db.dispose()
-    await _drop_pg_database(name)
+    require("PostgreSQL")
+    async with migrated_pg_database(f"leadflow_committed_{os.getpid()}") as url:
+        db = Database(url, pool_size=10)
+        yield db
+        await db.dispose()
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ from leadflow.notifications.service import queue_email
 from leadflow.organizations import repository as org_repo
 from leadflow.organizations.service import create_organization
 from leadflow.worker.jobs import RecordingQueue, set_queue
-from tests.conftest import _create_pg_database, _drop_pg_database
+from tests.conftest import migrated_pg_database
 from tests.fixtures.factories import _PASSWORD_HASH
-from tests.fixtures.services import IN_CI, POSTGRES_UP, REDIS_UP
+from tests.fixtures.services import require
 from tests.fixtures.smtp import free_port
 
 BATCH = 10
@@ -174,15 +174,9 @@ async def test_sigkill_mid_batch_then_restart_delivers_each_email_once(
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    if not POSTGRES_UP or not REDIS_UP:
-        if IN_CI:
-            pytest.fail("PostgreSQL and Redis are required in CI")
-        pytest.skip("needs PostgreSQL and Redis")
-    name = f"leadflow_proc_{os.getpid()}"
-    url = await _create_pg_database(name)
-    await asyncio.to_thread(migrate.upgrade, url)
-    yield url
-    await _drop_pg_database(name)
+    require("PostgreSQL", "Redis")
+    async with migrated_pg_database(f"leadflow_proc_{os.getpid()}") as url:
+        yield url
 
 
 async def test_two_workers_on_redis_run_sla_check_once_per_interval(
