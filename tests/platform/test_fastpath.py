@@ -87,7 +87,9 @@ async def test_a_lost_connection_is_dropped_from_the_pool(database: Database) ->
             )
         assert not (await s.connection()).invalidated
         async with database.sessionmaker() as admin:
-            await admin.execute(select(func.pg_terminate_backend(row["pid"])))
+            # With a timeout PostgreSQL waits until the backend has exited: no race with
+            # the next read.
+            await admin.execute(select(func.pg_terminate_backend(row["pid"], 5000)))
             await admin.commit()
         with pytest.raises(
             (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
