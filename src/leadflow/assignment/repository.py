@@ -65,11 +65,6 @@ async def user_ids_in_org(
     )
 
 
-async def user_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    """A user by primary key (no scope: the id comes from a lead of the organisation)."""
-    return await session.get(User, user_id)
-
-
 async def active_targets(session: AsyncSession, rule: AssignmentRule) -> list[User]:
     """Active users of the rule's organisation the rule targets, by id; none if it targets none.
 

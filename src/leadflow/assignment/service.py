@@ -143,7 +143,7 @@ async def on_assigned(
         return
     now = utcnow()
     await sla.start_clock(session, settings, lead, now)
-    assignee = await repository.user_by_id(session, lead.assignee_id)
+    assignee = await session.get(User, lead.assignee_id)
     if assignee is None:
         return
     by = actor.label if actor else "Leadflow"

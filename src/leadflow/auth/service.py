@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,17 +30,40 @@ API_KEY_PREFIX = "lf_"
 INVALID_CREDENTIALS = "Invalid email or password"
 
 
-def actor_for_user(user: User, session_id: object = None) -> Actor:
+def actor_for_user(user: User, session_id: uuid.UUID | None = None) -> Actor:
     """The Actor of a signed-in user (role must be loaded)."""
-    return Actor(
-        organization_id=user.organization_id,
-        user_id=user.id,
-        role=user.role.name,
-        permissions=frozenset(user.role.permissions),
-        row_scope=RowScope(user.role.row_scope),
+    return _user_actor(
+        user.organization_id,
+        user.id,
+        user.role.name,
+        user.role.permissions,
+        user.role.row_scope,
         team_id=user.team_id,
-        session_id=session_id,  # type: ignore[arg-type]
         email=user.email,
+        session_id=session_id,
+    )
+
+
+def _user_actor(
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    permissions: list[str],
+    row_scope: str,
+    *,
+    team_id: uuid.UUID | None,
+    email: str,
+    session_id: uuid.UUID | None,
+) -> Actor:
+    return Actor(
+        organization_id=organization_id,
+        user_id=user_id,
+        role=role,
+        permissions=frozenset(permissions),
+        row_scope=RowScope(row_scope),
+        team_id=team_id,
+        session_id=session_id,
+        email=email,
     )
 
 
@@ -205,15 +229,15 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
             or row["status"] != "active"
         ):
             raise Unauthorized("Session has ended", code="session_ended")
-        return Actor(
-            organization_id=row["organization_id"],
-            user_id=row["user_id"],
-            role=row["role_name"],
-            permissions=frozenset(row["permissions"]),
-            row_scope=RowScope(row["row_scope"]),
+        return _user_actor(
+            row["organization_id"],
+            row["user_id"],
+            row["role_name"],
+            row["permissions"],
+            row["row_scope"],
             team_id=row["team_id"],
-            session_id=claims.session_id,
             email=row["email"],
+            session_id=claims.session_id,
         )
     email = decode_supabase_token(settings, credential)
     if email is not None:

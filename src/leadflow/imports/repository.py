@@ -132,11 +132,6 @@ async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) 
     await session.execute(insert(LeadAssignment), rows)
 
 
-async def lead_by_id(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
-    """A lead by primary key (the identity map first)."""
-    return await session.get(Lead, lead_id)
-
-
 async def remove_batch_leads(
     session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID, now: datetime
 ) -> int:
@@ -181,11 +176,6 @@ async def imported_from(
 
 
 # ---- batches --------------------------------------------------------------------------------
-
-
-async def batch_by_id(session: AsyncSession, batch_id: uuid.UUID) -> ImportBatch | None:
-    """A batch by primary key, whatever its organisation (the worker's view)."""
-    return await session.get(ImportBatch, batch_id)
 
 
 async def batch_in_org(

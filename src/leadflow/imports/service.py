@@ -36,6 +36,7 @@ from leadflow.kit.clock import utcnow
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
+from leadflow.models.lead import Lead
 from leadflow.notifications import service as notifications
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
@@ -345,7 +346,7 @@ async def _update(
     updates: list[tuple[uuid.UUID, dict[str, Any]]],
 ) -> None:
     for lead_id, rec in updates:
-        lead = await repository.lead_by_id(session, lead_id)
+        lead = await session.get(Lead, lead_id)
         if lead is None:
             continue
         changes = {k: rec[k] for k in _UPDATABLE if k in rec and rec[k] not in (None, "", [])}
@@ -782,7 +783,7 @@ async def run_job(ctx: JobContext, batch_id: str) -> str:
 
 async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
     async with ctx.session_factory() as session:
-        batch = await repository.batch_by_id(session, bid)
+        batch = await session.get(ImportBatch, bid)
         assert batch is not None
         source = Source(
             fmt=batch.file_format,  # type: ignore[arg-type]
@@ -896,7 +897,7 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
     removed = await repository.remove_batch_leads(session, actor.organization_id, batch.id, now)
     restored = 0
     for upd in await repository.import_updates(session, batch.id):
-        lead = await repository.lead_by_id(session, upd.lead_id)
+        lead = await session.get(Lead, upd.lead_id)
         if lead is None:
             continue
         for key, value in upd.before.items():

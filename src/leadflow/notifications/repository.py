@@ -11,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.authz.actor import Actor
 from leadflow.kit.pagination import PageParams
 from leadflow.models.outbox import Notification
-from leadflow.models.role import Role
-from leadflow.models.user import User
 
 
 async def delivery_key_exists(session: AsyncSession, delivery_key: str) -> bool:
@@ -21,20 +19,6 @@ async def delivery_key_exists(session: AsyncSession, delivery_key: str) -> bool:
         select(Notification.id).where(Notification.delivery_key == delivery_key)
     )
     return bool(found)
-
-
-async def active_admin_ids(session: AsyncSession, org_id: uuid.UUID) -> list[uuid.UUID]:
-    """Ids of the organisation's active admins."""
-    rows = await session.scalars(
-        select(User.id)
-        .join(Role, Role.id == User.role_id)
-        .where(
-            User.organization_id == org_id,
-            Role.name == "admin",
-            User.status == "active",
-        )
-    )
-    return list(rows)
 
 
 async def list_for(

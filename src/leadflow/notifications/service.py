@@ -21,6 +21,7 @@ from leadflow.notifications.email import (
     render,
     send,
 )
+from leadflow.users import repository as members
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext
 
@@ -118,17 +119,17 @@ async def _deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
 async def _email_failed(session: AsyncSession, row: OutboxMessage) -> None:
     if row.organization_id is None:
         return
-    admins = await repository.active_admin_ids(session, row.organization_id)
-    for admin_id in admins:
+    admins = await members.active_with_role(session, "admin", organization_id=row.organization_id)
+    for admin in admins:
         await notify(
             session,
             organization_id=row.organization_id,
-            user_id=admin_id,
+            user_id=admin.id,
             kind="email_failed",
             title=f"Email could not be sent: {row.payload.get('subject', '')}",
             body=f"To {row.payload.get('to')}: {row.last_error}",
             data={"outbox_id": str(row.id)},
-            delivery_key=f"email-failed:{row.id}:{admin_id}",
+            delivery_key=f"email-failed:{row.id}:{admin.id}",
         )
 
 

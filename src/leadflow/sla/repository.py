@@ -14,31 +14,20 @@ from leadflow.kit.pagination import PageParams
 from leadflow.leads.repository import scope_conditions
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
-from leadflow.models.role import Role
-from leadflow.models.user import User
 
 # A running clock; the partial indexes on leads cover exactly these rows, so the due and late
 # scans stay proportional to the leads that are due.
 _OPEN = and_(Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.deleted_at.is_(None))
 
 
-async def active_policies(session: AsyncSession, org_id: uuid.UUID) -> list[SlaPolicy]:
-    """The organisation's active policies in evaluation order."""
-    rows = await session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.organization_id == org_id, SlaPolicy.is_active.is_(True))
-        .order_by(SlaPolicy.position, SlaPolicy.created_at)
-    )
-    return list(rows)
-
-
-async def list_policies(session: AsyncSession, actor: Actor) -> list[SlaPolicy]:
-    """The actor's organisation's policies in evaluation order."""
-    rows = await session.scalars(
-        select(SlaPolicy)
-        .where(SlaPolicy.organization_id == actor.organization_id)
-        .order_by(SlaPolicy.position, SlaPolicy.created_at)
-    )
+async def policies(
+    session: AsyncSession, org_id: uuid.UUID, *, active_only: bool = False
+) -> list[SlaPolicy]:
+    """The organisation's policies (or only the active ones) in evaluation order."""
+    stmt = select(SlaPolicy).where(SlaPolicy.organization_id == org_id)
+    if active_only:
+        stmt = stmt.where(SlaPolicy.is_active.is_(True))
+    rows = await session.scalars(stmt.order_by(SlaPolicy.position, SlaPolicy.created_at))
     return list(rows)
 
 
@@ -49,23 +38,6 @@ async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) 
             SlaPolicy.id == policy_id, SlaPolicy.organization_id == actor.organization_id
         )
     )
-
-
-async def team_managers(
-    session: AsyncSession, team_id: uuid.UUID, exclude_user_id: uuid.UUID
-) -> list[User]:
-    """Active users with the `manager` role in the team, other than `exclude_user_id`."""
-    rows = await session.scalars(
-        select(User)
-        .join(Role, Role.id == User.role_id)
-        .where(
-            User.team_id == team_id,
-            Role.name == "manager",
-            User.status == "active",
-            User.id != exclude_user_id,
-        )
-    )
-    return list(rows)
 
 
 async def due_reminder_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:

@@ -31,6 +31,7 @@ from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
 from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
+from leadflow.users import repository as members
 from leadflow.worker.jobs import JobContext, job
 
 log = logging.getLogger("leadflow.sla")
@@ -48,7 +49,7 @@ async def _calendar(
 
 async def policy_for(session: AsyncSession, lead: Lead) -> SlaPolicy | None:
     """The first active policy whose conditions the lead meets."""
-    policies = await repository.active_policies(session, lead.organization_id)
+    policies = await repository.policies(session, lead.organization_id, active_only=True)
     return next((p for p in policies if lead_matches(p.conditions, lead)), None)
 
 
@@ -90,7 +91,8 @@ async def _escalation_targets(session: AsyncSession, lead: Lead) -> list[User]:
     if not users and lead.assignee_id is not None:
         assignee = await session.get(User, lead.assignee_id)
         if assignee is not None and assignee.team_id is not None:
-            users.extend(await repository.team_managers(session, assignee.team_id, assignee.id))
+            managers = await members.active_with_role(session, "manager", team_id=assignee.team_id)
+            users.extend(m for m in managers if m.id != assignee.id)
     return users
 
 
@@ -244,7 +246,7 @@ async def leads_in_state(
 
 async def list_policies(session: AsyncSession, actor: Actor) -> list[SlaPolicy]:
     """Policies in evaluation order."""
-    return await repository.list_policies(session, actor)
+    return await repository.policies(session, actor.organization_id)
 
 
 async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy:

@@ -108,3 +108,20 @@ async def full_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UU
         return {}
     rows = await session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))
     return {i: n for i, n in rows.all()}
+
+
+async def active_with_role(
+    session: AsyncSession,
+    role: str,
+    *,
+    organization_id: uuid.UUID | None = None,
+    team_id: uuid.UUID | None = None,
+) -> list[User]:
+    """Active users holding the role `role`, in an organisation and/or a team."""
+    stmt = select(User).join(Role, Role.id == User.role_id)
+    if organization_id is not None:
+        stmt = stmt.where(User.organization_id == organization_id)
+    if team_id is not None:
+        stmt = stmt.where(User.team_id == team_id)
+    rows = await session.scalars(stmt.where(Role.name == role, User.status == "active"))
+    return list(rows)
