@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from leadflow.app import create_app
 from leadflow.config import Settings
+from leadflow.db import engine as engine_module
 from leadflow.db import migrate
 from leadflow.db.engine import Database, unit_of_work
 from leadflow.db.session import get_session, get_session_factory
@@ -27,6 +28,8 @@ from tests.fixtures.factories import Factory
 from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP, require
 
 ENGINES = ["sqlite", "postgresql"]
+# A GET that writes would fail on SQLite only under contention: make it fail every time here.
+engine_module.STRICT_READ_ONLY = True
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -22,6 +22,7 @@ from leadflow.calls.endpoints import router as calls_router
 from leadflow.config import Settings, get_settings
 from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
+from leadflow.db.session import TransactionIntentMiddleware
 from leadflow.health.endpoints import router as health_router
 from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.kit.jsonlog import configure_logging
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
 
     install_handlers(app)
+    app.add_middleware(TransactionIntentMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

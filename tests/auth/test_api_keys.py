@@ -7,12 +7,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.models.api_key import ApiKey
+from leadflow.worker.jobs import JobContext, RecordingQueue, run_job
 from tests.conftest import new_uuid
 from tests.fixtures.factories import Factory
 
 
 async def test_key_is_shown_once_and_stored_hashed(
-    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    queue: RecordingQueue,
+    jobs: JobContext,
 ) -> None:
     org = await factory.org()
     admin = await factory.member(org)
@@ -36,6 +41,11 @@ async def test_key_is_shown_once_and_stored_hashed(
     # Scope enforcement: users:read only.
     r = await client.get("/api/v1/admin/audit-logs", headers={"X-API-Key": key})
     assert r.status_code == 403
+    # Read-only requests record the key's use through a job (they do not write themselves).
+    touches = [args for name, args, _ in queue.items if name == "auth.touch_api_key"]
+    assert touches
+    for args in touches:
+        await run_job(jobs, "auth.touch_api_key", *args)
     listed = (await client.get("/api/v1/admin/api-keys", headers=admin.headers)).json()
     assert listed[0]["last_used_at"] is not None
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.fastpath import fetch_one
@@ -31,6 +32,18 @@ async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshTo
 async def get_api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
     """A live or revoked API key by hash."""
     return await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+async def touch_api_key(session: AsyncSession, key_id: uuid.UUID, used_at: datetime) -> None:
+    """Move a key's last use forward (never back: jobs may run out of order)."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < used_at),
+        )
+        .values(last_used_at=used_at)
+    )
 
 
 async def list_api_keys(session: AsyncSession, org_id: uuid.UUID) -> list[ApiKey]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from leadflow.auth.tokens import decode_access_token, decode_supabase_token, iss
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import RowScope
 from leadflow.config import Settings
+from leadflow.db.engine import may_write
 from leadflow.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
@@ -25,6 +26,7 @@ from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs
 from leadflow.users import repository as users
+from leadflow.worker.jobs import JobContext, enqueue_job, job
 
 API_KEY_PREFIX = "lf_"
 INVALID_CREDENTIALS = "Invalid email or password"
@@ -254,7 +256,11 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
     now = utcnow()
     # Avoid a write per request: last-used is accurate to the minute.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-        row.last_used_at = now
+        if may_write():
+            row.last_used_at = now
+        else:
+            # A read-only request must not write (SQLite could not queue for the lock).
+            enqueue_job(session, "auth.touch_api_key", str(row.id), now.isoformat())
     return Actor(
         organization_id=row.organization_id,
         user_id=row.created_by,
@@ -263,3 +269,11 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
         row_scope=RowScope.ORG,
         api_key_id=row.id,
     )
+
+
+@job("auth.touch_api_key")
+async def touch_api_key(ctx: JobContext, key_id: str, used_at: str) -> None:
+    """Record when a key was last used (queued by read-only requests)."""
+    async with ctx.session_factory() as session:
+        await repository.touch_api_key(session, uuid.UUID(key_id), datetime.fromisoformat(used_at))
+        await session.commit()

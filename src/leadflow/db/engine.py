@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 from leadflow.config import Settings, get_settings
 from leadflow.exceptions import LeadflowError
 
+log = logging.getLogger("leadflow.db")
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Take over transaction control from the driver so SAVEPOINTs and BEGIN work as documented.
@@ -32,8 +36,44 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Whether transactions begun in this context may write. A SQLite transaction that starts by
+# reading and then writes cannot wait for the write lock (WAL answers SQLITE_BUSY at once when
+# another writer committed in between), so write transactions take the lock at BEGIN and queue
+# behind the busy timeout instead. Everything writes unless it says it only reads (GET/HEAD).
+_may_write: ContextVar[bool] = ContextVar("leadflow_may_write", default=True)
+
+
+@contextmanager
+def read_only_transactions() -> Iterator[None]:
+    """Transactions begun inside this block only read (SQLite: plain deferred BEGIN)."""
+    token = _may_write.set(False)
+    try:
+        yield
+    finally:
+        _may_write.reset(token)
+
+
+def may_write() -> bool:
+    """Whether transactions begun now may write (False inside a GET request)."""
+    return _may_write.get()
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if _may_write.get() else "BEGIN")
+
+
+_WRITES = ("insert", "update", "delete", "replace")
+# Tests turn this on so that a GET which writes fails loudly instead of only under contention.
+STRICT_READ_ONLY = False
+
+
+def _sqlite_guard(
+    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    if not _may_write.get() and statement.lstrip()[:7].lower().startswith(_WRITES):
+        if STRICT_READ_ONLY:
+            raise RuntimeError("write in a read-only transaction: " + statement[:80])
+        log.warning("write in a read-only transaction: %s", statement[:80])
 
 
 def build_engine(
@@ -47,6 +87,7 @@ def build_engine(
         engine = create_async_engine(url, echo=echo, json_deserializer=from_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "before_cursor_execute", _sqlite_guard)
         return engine
     return create_async_engine(
         url,

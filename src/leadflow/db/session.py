@@ -7,8 +7,27 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from leadflow.db.engine import Database, unit_of_work
+from leadflow.db.engine import Database, read_only_transactions, unit_of_work
+
+# Safe methods only read; their transactions need not queue for SQLite's write lock.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TransactionIntentMiddleware:
+    """Requests with a safe method run read-only transactions; every other one may write."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Mark the request's transactions by its method."""
+        if scope["type"] == "http" and scope.get("method") in _READ_METHODS:
+            with read_only_transactions():
+                await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -16,6 +16,7 @@ from leadflow.audit.service import (
     snapshot,
 )
 from leadflow.authz.actor import Actor
+from leadflow.authz.grants import ensure_holds
 from leadflow.authz.permissions import SYSTEM_ROLES
 from leadflow.calendar import BusinessCalendar
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
@@ -105,6 +106,9 @@ async def get_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -> R
 
 async def create_role(session: AsyncSession, actor: Actor, data: RoleCreate) -> Role:
     """A custom role; names are unique per organisation."""
+    ensure_holds(
+        actor, role_name=data.name, permissions=data.permissions, row_scope=data.row_scope.value
+    )
     if await repository.get_role_by_name(session, actor.organization_id, data.name):
         raise Conflict(f"A role named '{data.name}' already exists", code="role_exists")
     role = Role(
@@ -128,10 +132,17 @@ async def update_role(
     role = await get_role(session, actor, role_id)
     if role.is_system:
         raise Conflict("System roles cannot be changed", code="system_role")
+    _ensure_may_edit(actor, role)
     before = snapshot(role)
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude_none=True)
     if "row_scope" in changes:
         changes["row_scope"] = str(changes["row_scope"])
+    ensure_holds(
+        actor,
+        role_name=role.name,
+        permissions=changes.get("permissions", role.permissions),
+        row_scope=changes.get("row_scope", role.row_scope),
+    )
     for key, value in changes.items():
         setattr(role, key, value)
     await session.flush()
@@ -144,9 +155,23 @@ async def delete_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -
     role = await get_role(session, actor, role_id)
     if role.is_system:
         raise Conflict("System roles cannot be deleted", code="system_role")
+    _ensure_may_edit(actor, role)
     if await repository.count_role_users(session, role.id):
         raise Conflict("The role is still assigned to users", code="role_in_use")
     await delete_recorded(session, actor, role, "role.delete", "role")
+
+
+def _ensure_may_edit(actor: Actor, role: Role) -> None:
+    """Nobody edits the role they hold, nor a role holding more than they do."""
+    if actor.api_key_id is None and actor.role == role.name:
+        raise Conflict("You cannot change the role you hold", code="self_role_change")
+    ensure_holds(
+        actor,
+        role_name=role.name,
+        permissions=role.permissions,
+        row_scope=role.row_scope,
+        what="change",
+    )
 
 
 async def list_teams(session: AsyncSession, actor: Actor) -> list[Team]:

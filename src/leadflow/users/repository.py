@@ -125,3 +125,23 @@ async def active_with_role(
         stmt = stmt.where(User.team_id == team_id)
     rows = await session.scalars(stmt.where(Role.name == role, User.status == "active"))
     return list(rows)
+
+
+async def lock_active_admins(session: AsyncSession, organization_id: uuid.UUID) -> list[uuid.UUID]:
+    """Ids of the organisation's active admins, row-locked on PostgreSQL.
+
+    The lock makes two concurrent demotions queue, so the second sees the first and the
+    organisation never ends without an admin.
+    """
+    rows = await session.scalars(
+        select(User.id)
+        .join(Role, Role.id == User.role_id)
+        .where(
+            User.organization_id == organization_id,
+            Role.name == "admin",
+            User.status == "active",
+        )
+        .order_by(User.id)
+        .with_for_update(of=User)
+    )
+    return list(rows)

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.auth.passwords import hash_password
 from leadflow.authz.actor import Actor
+from leadflow.authz.grants import ADMIN_ROLE, ensure_holds
 from leadflow.exceptions import Conflict, NotFound
 from leadflow.kit.pagination import PageParams
+from leadflow.models.role import Role
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs
 from leadflow.users import repository
@@ -60,6 +62,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     if await repository.get_by_email(session, data.email):
         raise Conflict("A user with this email already exists", code="email_taken")
     role = await orgs.role_by_name(session, actor.organization_id, data.role)
+    _ensure_holds_role(actor, role)
     if data.team_id is not None:
         await orgs.get_team(session, actor, data.team_id)
     user = User(
@@ -91,14 +94,18 @@ async def update_user(
 ) -> User:
     """Change name, role, status or team; deactivation ends the user's sessions at once."""
     user = await get_user(session, actor, user_id)
+    _ensure_holds_role(actor, user.role, what="change")
     before = _audit_view(user)
     fields = data.model_dump(exclude_unset=True)
     if fields.get("full_name"):
         user.full_name = fields["full_name"]
-    if fields.get("role"):
+    if fields.get("role") and fields["role"] != user.role.name:
         role = await orgs.role_by_name(session, actor.organization_id, fields["role"])
-        if user.id == actor.user_id and role.name != "admin" and user.role.name == "admin":
-            raise Conflict("You cannot remove your own admin role", code="self_demotion")
+        if user.id == actor.user_id:
+            raise Conflict("You cannot change your own role", code="self_role_change")
+        _ensure_holds_role(actor, role)
+        if user.role.name == ADMIN_ROLE:
+            await _ensure_other_admin(session, user)
         user.role_id = role.id
         user.role = role
     if "team_id" in fields:
@@ -115,6 +122,7 @@ async def update_user(
 async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
     """Deactivate (never hard-delete: history points at users)."""
     user = await get_user(session, actor, user_id)
+    _ensure_holds_role(actor, user.role, what="change")
     before = _audit_view(user)
     await _set_status(session, actor, user, UserStatus.INACTIVE)
     await session.flush()
@@ -133,8 +141,33 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUI
 
 
 async def _set_status(session: AsyncSession, actor: Actor, user: User, status: UserStatus) -> None:
+    if status.value == user.status:
+        return
+    if user.id == actor.user_id:
+        raise Conflict("You cannot change your own status", code="self_deactivation")
     if status is UserStatus.INACTIVE:
-        if user.id == actor.user_id:
-            raise Conflict("You cannot deactivate yourself", code="self_deactivation")
+        if user.role.name == ADMIN_ROLE:
+            await _ensure_other_admin(session, user)
         await repository.revoke_sessions(session, user.id, "user_deactivated")
     user.status = status.value
+
+
+def _ensure_holds_role(actor: Actor, role: Role, *, what: str = "grant") -> None:
+    """Grant only roles within the actor's own power; change only users within it."""
+    ensure_holds(
+        actor,
+        role_name=role.name,
+        permissions=role.permissions,
+        row_scope=role.row_scope,
+        what=what,
+    )
+
+
+async def _ensure_other_admin(session: AsyncSession, user: User) -> None:
+    """409 when `user` is the organisation's last active admin."""
+    admins = await repository.lock_active_admins(session, user.organization_id)
+    if user.status == UserStatus.ACTIVE.value and not (set(admins) - {user.id}):
+        raise Conflict(
+            "The organisation's last active admin cannot be demoted or deactivated",
+            code="last_admin",
+        )

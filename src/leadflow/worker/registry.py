@@ -1,5 +1,6 @@
 """Imports every module that registers jobs or delivery handlers (the worker's entry list)."""
 
+import leadflow.auth.service
 import leadflow.calls.jobs
 import leadflow.imports.service
 import leadflow.notifications.service

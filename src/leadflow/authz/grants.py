@@ -1,0 +1,52 @@
+"""Who may hand out which power: nobody grants more than they hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from leadflow.authz.actor import Actor
+from leadflow.authz.permissions import RowScope
+from leadflow.exceptions import Forbidden
+
+ADMIN_ROLE = "admin"
+_BREADTH = {RowScope.OWN: 0, RowScope.TEAM: 1, RowScope.ORG: 2}
+
+
+def _wider_scope(scope: str, than: RowScope) -> bool:
+    try:
+        return _BREADTH[RowScope(scope)] > _BREADTH[than]
+    except ValueError:
+        return True
+
+
+def exceeds(actor: Actor, permissions: Iterable[str], row_scope: str) -> list[str]:
+    """What of `permissions` / `row_scope` the actor does not hold (empty: nothing)."""
+    beyond = sorted(set(permissions) - actor.permissions)
+    if _wider_scope(row_scope, actor.row_scope):
+        beyond.append(f"row_scope:{row_scope}")
+    return beyond
+
+
+def ensure_holds(
+    actor: Actor,
+    *,
+    role_name: str,
+    permissions: Iterable[str],
+    row_scope: str,
+    what: str = "grant",
+) -> None:
+    """403 unless the actor holds every permission and at least the row scope of a role.
+
+    Used both to grant a role (or build one) and to change a user or role holding it.
+    The `admin` role is handled only by an admin in person (not by a custom role that happens
+    to hold every permission, nor by an API key).
+    """
+    if role_name == ADMIN_ROLE and (actor.role != ADMIN_ROLE or actor.api_key_id is not None):
+        raise Forbidden(f"Only an admin can {what} the admin role", code="privilege_escalation")
+    beyond = exceeds(actor, permissions, row_scope)
+    if beyond:
+        raise Forbidden(
+            f"You cannot {what} what you do not hold: {', '.join(beyond)}",
+            code="privilege_escalation",
+            beyond=beyond,
+        )
