@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from contextlib import AsyncExitStack
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -16,7 +19,7 @@ from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
 from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
-from leadflow.imports import service
+from leadflow.imports import parsing, service
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
 from leadflow.imports.service import ImportOptions, Source
@@ -83,16 +86,18 @@ def _options(raw: dict[str, Any]) -> ImportOptions:
 _OPTION_KEYS = ("dry_run", "on_duplicate", "mapping", "default_status", "assignee_id", "analyze")
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _spool_body(request: Request, limit: int, spool: IO[bytes]) -> None:
+    """Copy the request body into `spool` as it streams (413 past `limit`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
-    body = bytearray()
+    size = 0
     async for piece in request.stream():
-        body.extend(piece)
-        if len(body) > limit:
+        size += len(piece)
+        if size > limit:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
-    return bytes(body)
+        spool.write(piece)
+    spool.seek(0)
 
 
 def _single(data: bytes) -> Iterator[bytes]:
@@ -100,16 +105,32 @@ def _single(data: bytes) -> Iterator[bytes]:
         yield data[i : i + service.FILE_CHUNK_BYTES]
 
 
-async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]:
+def _file_source(
+    fmt: Literal["csv", "xlsx"], spool: IO[bytes], filename: str | None = None
+) -> Source:
+    chunks, open_file = parsing.shared_file_openers(spool, service.FILE_CHUNK_BYTES)
+    return Source(fmt=fmt, chunks=chunks, filename=filename, open_file=open_file)
+
+
+async def _source(
+    request: Request, limit: int, stack: AsyncExitStack
+) -> tuple[Source, dict[str, Any]]:
+    """The uploaded file, spooled to a temporary file (memory up to 1 MiB, then disk).
+
+    Neither a form upload nor a raw body is ever held whole in memory; JSON bodies are the
+    exception, because they are parsed as a whole.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw_opts: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in _OPTION_KEYS}
     if ctype == "multipart/form-data":
+        # Starlette writes each file part into a SpooledTemporaryFile while it streams.
         form = await request.form()
+        stack.push_async_callback(form.close)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ValidationFailed("Send the file in a form field named 'file'", field="file")
-        data = await upload.read()
-        if len(data) > limit:
+        size = upload.size if upload.size is not None else upload.file.seek(0, os.SEEK_END)
+        if size > limit:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
         name = (upload.filename or "").lower()
         fmt: Literal["csv", "xlsx"] = (
@@ -118,9 +139,13 @@ async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]
             else "csv"
         )
         raw_opts.update({k: v for k, v in form.items() if k in _OPTION_KEYS and isinstance(v, str)})
-        return Source(fmt=fmt, chunks=lambda: _single(data), filename=upload.filename), raw_opts
-    body = await _read_limited(request, limit)
+        return _file_source(fmt, upload.file, upload.filename), raw_opts
+    spool = stack.enter_context(
+        tempfile.SpooledTemporaryFile(max_size=service.FILE_CHUNK_BYTES)  # noqa: SIM115 (closed by the stack)
+    )
+    await _spool_body(request, limit, spool)
     if ctype == "application/json":
+        body = spool.read()
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -137,9 +162,9 @@ async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]
             raise InvalidFile('Send {"csv": "..."}, {"rows": [...]} or an array of objects')
         return Source(fmt="json", chunks=lambda: _single(body)), raw_opts
     if ctype in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        return Source(fmt="csv", chunks=lambda: _single(body)), raw_opts
+        return _file_source("csv", spool), raw_opts
     if "spreadsheetml" in ctype:
-        return Source(fmt="xlsx", chunks=lambda: _single(body)), raw_opts
+        return _file_source("xlsx", spool), raw_opts
     raise BadRequest(
         f"Unsupported content type {ctype!r}; send text/csv, application/json or "
         "multipart/form-data",
@@ -179,23 +204,24 @@ _DOC = {
 async def import_leads(request: Request, session: SessionDep, actor: Importer) -> Any:
     """Import leads from CSV, JSON or XLSX (options in the query, JSON body or form)."""
     settings = request.app.state.settings
-    source, raw_opts = await _source(request, settings.import_max_bytes)
-    options = _options(raw_opts)
-    try:
-        await service.preflight(session, actor, settings, source, options)
-        estimate = service.estimate_rows(source, b"")
-        if estimate > settings.import_sync_max_rows and not options.dry_run:
-            started = await service.start_async(session, actor, source, options)
-            url = f"/api/v1/imports/{started.id}"
-            return JSONResponse(
-                ImportAccepted(
-                    import_batch_id=started.id, status=started.status, status_url=url
-                ).model_dump(mode="json"),
-                status_code=status.HTTP_202_ACCEPTED,
-            )
-        batch, report = await service.run_sync(session, actor, settings, source, options)
-    except FileProblem as exc:
-        raise InvalidFile(str(exc)) from None
+    async with AsyncExitStack() as stack:
+        source, raw_opts = await _source(request, settings.import_max_bytes, stack)
+        options = _options(raw_opts)
+        try:
+            await service.preflight(session, actor, settings, source, options)
+            estimate = service.estimate_rows(source, settings)
+            if estimate > settings.import_sync_max_rows and not options.dry_run:
+                started = await service.start_async(session, actor, source, options)
+                url = f"/api/v1/imports/{started.id}"
+                return JSONResponse(
+                    ImportAccepted(
+                        import_batch_id=started.id, status=started.status, status_url=url
+                    ).model_dump(mode="json"),
+                    status_code=status.HTTP_202_ACCEPTED,
+                )
+            batch, report = await service.run_sync(session, actor, settings, source, options)
+        except FileProblem as exc:
+            raise InvalidFile(str(exc), code=exc.code) from None
     return ImportResult(
         import_batch_id=batch.id if batch else None,
         dry_run=options.dry_run,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,6 +58,8 @@ _LIMITS = {
     "utm_campaign": 200,
 }
 OnDuplicate = Literal["skip", "update", "create"]
+# Limits for callers without settings at hand (`headers_of`): the defaults, no environment.
+_DEFAULT_SETTINGS = Settings.model_construct()
 
 
 @dataclass
@@ -97,11 +99,16 @@ class ImportOptions:
 
 @dataclass
 class Source:
-    """An uploaded file: its format and a way to read its bytes (again) in chunks."""
+    """An uploaded file: its format and a way to read its bytes (again) in chunks.
+
+    `open_file`, when given, opens the bytes as a new seekable file (XLSX is read from one);
+    without it an XLSX source is spooled to a temporary file first.
+    """
 
     fmt: Literal["csv", "json", "xlsx"]
     chunks: Callable[[], Iterator[bytes]]
     filename: str | None = None
+    open_file: Callable[[], BinaryIO] | None = None
 
 
 @dataclass
@@ -119,14 +126,49 @@ class Report:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def open_rows(source: Source) -> tuple[list[str], Iterator[list[Any]]]:
-    """Header and data rows of a source (FileProblem for unreadable files)."""
+def open_rows(
+    source: Source, settings: Settings | None = None
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and data rows of a source (FileProblem for unreadable files).
+
+    `settings` supplies the XLSX limits (the defaults without it).
+    """
     if source.fmt == "csv":
         return parsing.csv_rows(parsing.decode_lines(source.chunks()))
-    raw = b"".join(source.chunks())
     if source.fmt == "xlsx":
-        return parsing.xlsx_rows(raw)
-    return parsing.json_rows(parsing.load_json(raw))
+        return _xlsx_rows(source, settings or _DEFAULT_SETTINGS)
+    return parsing.json_rows(parsing.load_json(b"".join(source.chunks())))
+
+
+def _xlsx_rows(source: Source, settings: Settings) -> tuple[list[str], Iterator[list[Any]]]:
+    fh: BinaryIO
+    if source.open_file is not None:
+        fh = source.open_file()
+    else:
+        fh = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the row iterator)
+        for piece in source.chunks():
+            fh.write(piece)
+        fh.seek(0)
+    try:
+        header, rows = parsing.xlsx_rows(
+            fh,
+            max_uncompressed=settings.import_xlsx_max_uncompressed_bytes,
+            max_cells=settings.import_xlsx_max_cells,
+        )
+    except BaseException:
+        fh.close()
+        raise
+    return header, _closing(rows, fh)
+
+
+def _closing(rows: Iterator[list[Any]], fh: BinaryIO) -> Iterator[list[Any]]:
+    try:
+        yield from rows
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+        fh.close()
 
 
 @dataclass
@@ -379,7 +421,7 @@ async def process(
     commit_each_chunk: bool = False,
 ) -> Report:
     """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`."""
-    header, rows = open_rows(source)
+    header, rows = open_rows(source, settings)
     ctx = await _context_for(session, org_id, user_id, settings, options, header)
     report = Report(ignored_columns=ctx.plan.ignored)
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
@@ -614,14 +656,19 @@ class _LeadView:
 # ---- batches --------------------------------------------------------------------------------
 
 
-def estimate_rows(source: Source, head: bytes) -> int:
-    """A cheap row estimate to choose between synchronous and background processing."""
+def estimate_rows(source: Source, settings: Settings | None = None) -> int:
+    """Rows of a source, to choose between synchronous and background processing.
+
+    CSV counts line ends and XLSX counts non-empty rows, both streaming over the file (an
+    XLSX over the cell limit raises `XlsxTooLarge` here, before anything is written).
+    """
     if source.fmt == "csv":
         return sum(c.count(b"\n") for c in source.chunks())
     if source.fmt == "json":
         data = parsing.load_json(b"".join(source.chunks()))
         return len(data) if isinstance(data, list) else 0
-    return max(0, len(head) // 50)  # XLSX: compressed; ~50 bytes per row is conservative
+    _, rows = open_rows(source, settings)
+    return sum(1 for r in rows if any(v is not None and v != "" for v in r))
 
 
 async def create_batch(
@@ -789,6 +836,7 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
             fmt=batch.file_format,  # type: ignore[arg-type]
             chunks=file_chunks(path),
             filename=batch.filename,
+            open_file=lambda: path.open("rb"),
         )
         options = ImportOptions.from_json(batch.options)
         try:
@@ -934,7 +982,7 @@ async def preflight(
     session: AsyncSession, actor: Actor, settings: Settings, source: Source, options: ImportOptions
 ) -> None:
     """Reject whole-file problems (unreadable, empty, no identity column) before any write."""
-    header, rows = open_rows(source)
+    header, rows = open_rows(source, settings)
     await _context_for(session, actor.organization_id, actor.user_id, settings, options, header)
     if next(rows, None) is None:
         raise FileProblem("The file has a header but no rows")
