@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import tempfile
@@ -14,16 +12,16 @@ from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
-from leadflow.db.session import SessionDep
+from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
 from leadflow.imports import parsing, service
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
 from leadflow.imports.service import ImportOptions, Source
-from leadflow.kit.normalize import neutralize_formula
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.import_batch import ImportBatch
 
@@ -233,11 +231,19 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
         without_last_contact_count=report.without_last_contact_count,
         error_count=report.error_count,
         errors=[RowError(**e) for e in report.errors],
+        errors_not_stored=await _not_stored(session, batch),
         ignored_columns=report.ignored_columns,
     )
 
 
-def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
+async def _not_stored(session: AsyncSession, batch: ImportBatch | None) -> int:
+    if batch is None:
+        return 0
+    stored = (await service.stored_error_counts(session, [batch.id])).get(batch.id, 0)
+    return max(0, batch.error_count - stored)
+
+
+def _read(batch: ImportBatch, errors: list[RowError], stored: int = 0) -> BatchRead:
     progress = (batch.processed_rows / batch.total_rows) if batch.total_rows else None
     if batch.status in ("completed", "undone"):
         progress = 1.0
@@ -258,6 +264,9 @@ def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
         without_last_contact_count=batch.without_last_contact_count,
         ignored_columns=batch.ignored_columns,
         errors=errors,
+        errors_stored=stored,
+        errors_not_stored=max(0, batch.error_count - stored),
+        errors_truncated=batch.error_count > stored,
         failure=batch.failure,
         created_at=batch.created_at,
         finished_at=batch.finished_at,
@@ -271,8 +280,12 @@ async def list_imports(
 ) -> Page[BatchRead]:
     """Imports of the organisation, newest first."""
     rows, total = await service.list_batches(session, actor, page.limit, page.offset)
+    stored = await service.stored_error_counts(session, [b.id for b in rows])
     return Page(
-        items=[_read(b, []) for b in rows], total=total, limit=page.limit, offset=page.offset
+        items=[_read(b, [], stored.get(b.id, 0)) for b in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -286,26 +299,22 @@ async def get_import(
     """Status, progress (rows done of total) and counts of an import."""
     batch = await service.get_batch(session, actor, batch_id)
     rows = await service.batch_errors(session, batch.id, errors)
+    stored = await service.stored_error_counts(session, [batch.id])
     return _read(
         batch,
         [RowError(row=r.row, column=r.column, value=r.value, message=r.message) for r in rows],
+        stored.get(batch.id, 0),
     )
 
 
 @batches_router.get("/{batch_id}/errors.csv")
 async def import_errors_csv(
-    session: SessionDep, actor: Importer, batch_id: uuid.UUID
+    session: SessionDep, factory: SessionFactoryDep, actor: Importer, batch_id: uuid.UUID
 ) -> StreamingResponse:
-    """The failed rows as uploaded plus an `error` column, ready to fix and upload again."""
-    header, rows = await service.errors_csv(session, actor, batch_id)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([neutralize_formula(c) for c in row])
-    data = buf.getvalue().encode("utf-8-sig")  # BOM: Excel opens umlauts correctly
+    """The stored failed rows as uploaded plus an `error` column, ready to fix and upload again."""
+    body = await service.errors_csv(session, actor, batch_id, factory)
     return StreamingResponse(
-        iter([data]),
+        body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{batch_id}-errors.csv"'},
     )

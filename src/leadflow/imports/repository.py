@@ -7,7 +7,20 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, String, any_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Row,
+    Select,
+    String,
+    any_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -270,6 +283,29 @@ async def row_errors(
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(await session.scalars(stmt))
+
+
+def row_errors_query(batch_id: uuid.UUID) -> Select[tuple[int, str, list[Any]]]:
+    """Row number, message and original values of a batch's stored failed rows, in order."""
+    return (
+        select(ImportRowError.row, ImportRowError.message, ImportRowError.raw)
+        .where(ImportRowError.batch_id == batch_id)
+        .order_by(ImportRowError.row, ImportRowError.id)
+    )
+
+
+async def stored_error_counts(
+    session: AsyncSession, batch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Stored failed rows per batch (batches without any are left out)."""
+    if not batch_ids:
+        return {}
+    rows = await session.execute(
+        select(ImportRowError.batch_id, func.count())
+        .where(ImportRowError.batch_id.in_(batch_ids))
+        .group_by(ImportRowError.batch_id)
+    )
+    return {batch_id: int(n) for batch_id, n in rows.all()}
 
 
 async def import_updates(session: AsyncSession, batch_id: uuid.UUID) -> list[ImportUpdate]:

@@ -7,12 +7,14 @@ One code path serves the synchronous endpoint (small files, one transaction), th
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
+from leadflow.kit.normalize import neutralize_formula
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
@@ -611,7 +614,10 @@ async def _chunk(
         await repository.insert_assignments(session, history)
     await _update(session, batch_id, updates)
     if batch is not None:
-        if errors:
+        # Only the first `import_max_stored_errors` failed rows are stored (errors.csv, the
+        # detail); `error_count` counts them all. `batch.error_count` excludes this chunk yet.
+        room = max(0, ctx.settings.import_max_stored_errors - batch.error_count)
+        if errors and room:
             await repository.insert_row_errors(
                 session,
                 [
@@ -624,7 +630,7 @@ async def _chunk(
                         "message": err["message"],
                         "raw": [parsing.text(v) for v in values],
                     }
-                    for row_no, err, values in errors
+                    for row_no, err, values in errors[:room]
                 ],
             )
         batch.processed_rows += prepared.size
@@ -915,22 +921,57 @@ async def batch_errors(
     return await repository.row_errors(session, batch_id, limit)
 
 
+async def stored_error_counts(
+    session: AsyncSession, batch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """How many failed rows each batch stored (at most `import_max_stored_errors`)."""
+    return await repository.stored_error_counts(session, batch_ids)
+
+
+ERRORS_CSV_BATCH = 1000
+
+
 async def errors_csv(
-    session: AsyncSession, actor: Actor, batch_id: uuid.UUID
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of errors.csv: the failed rows as uploaded plus a reason column."""
+    session: AsyncSession,
+    actor: Actor,
+    batch_id: uuid.UUID,
+    session_factory: Callable[[], AsyncSession],
+) -> AsyncIterator[bytes]:
+    """errors.csv of a batch: the stored failed rows as uploaded plus an `error` column.
+
+    The batch is checked now (404 before the response starts); the rows are then read in
+    batches through a session of their own while the response streams. Header and cells are
+    formula-safe. Only the database is read: the stored file may already be deleted.
+    """
     batch = await get_batch(session, actor, batch_id)
-    rows = await repository.row_errors(session, batch.id)
-    header = [*batch.headers, "error"] if batch.headers else ["row", "error"]
-    out = [
-        [
-            *map(str, r.raw),
-            *([""] * max(0, len(batch.headers) - len(r.raw))),
-            f"row {r.row}: {r.message}",
-        ]
-        for r in rows
-    ]
-    return header, out
+    return _errors_csv_stream(session_factory, batch.id, list(batch.headers or []))
+
+
+async def _errors_csv_stream(
+    session_factory: Callable[[], AsyncSession], batch_id: uuid.UUID, headers: list[str]
+) -> AsyncIterator[bytes]:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    header = [*headers, "error"] if headers else ["row", "error"]
+    writer.writerow([neutralize_formula(h) for h in header])
+    yield ("\ufeff" + buf.getvalue()).encode()  # BOM: Excel opens umlauts correctly
+    async with session_factory() as s:
+        result = await s.stream(
+            repository.row_errors_query(batch_id).execution_options(yield_per=ERRORS_CSV_BATCH)
+        )
+        async for part in result.partitions():
+            buf.seek(0)
+            buf.truncate()
+            for row_no, message, raw in part:
+                reason = f"row {row_no}: {message}"
+                if headers:
+                    cells = [*(parsing.text(v) for v in raw or [])]
+                    cells += [""] * max(0, len(headers) - len(cells))
+                    cells.append(reason)
+                else:
+                    cells = [str(row_no), reason]
+                writer.writerow([neutralize_formula(c) for c in cells])
+            yield buf.getvalue().encode()
 
 
 async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
