@@ -266,6 +266,34 @@ async def file_chunk_data(session: AsyncSession, batch_id: uuid.UUID, seq: int) 
     )
 
 
+async def expired_file_batch_ids(
+    session: AsyncSession, cutoff: datetime, limit: int
+) -> list[uuid.UUID]:
+    """Finished batches (before `cutoff`) that still have stored file pieces."""
+    has_file = select(ImportFileChunk.batch_id).where(ImportFileChunk.batch_id == ImportBatch.id)
+    return list(
+        await session.scalars(
+            select(ImportBatch.id)
+            .where(
+                ImportBatch.status.not_in(("pending", "running")),
+                ImportBatch.finished_at.is_not(None),
+                ImportBatch.finished_at < cutoff,
+                has_file.exists(),
+            )
+            .limit(limit)
+        )
+    )
+
+
+async def delete_file_chunks(session: AsyncSession, batch_ids: list[uuid.UUID]) -> None:
+    """Drop the stored file of these batches."""
+    await session.execute(
+        delete(ImportFileChunk)
+        .where(ImportFileChunk.batch_id.in_(batch_ids))
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def insert_row_errors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert failed-row records."""
     await session.execute(insert(ImportRowError), rows)

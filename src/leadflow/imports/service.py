@@ -899,6 +899,31 @@ async def resume_job(ctx: JobContext) -> int:
     return len(ids)
 
 
+CLEANUP_BATCHES = 50
+
+
+@job("imports.cleanup_files")
+async def cleanup_files_job(ctx: JobContext) -> int:
+    """Delete the stored files of batches finished more than the retention ago; how many.
+
+    Files stay while a batch is pending or running (resume needs them) and for
+    `LEADFLOW_IMPORT_FILE_RETENTION_HOURS` after it finished; errors.csv reads only the
+    stored row errors, so it keeps working afterwards. A transaction per few batches keeps
+    each delete short.
+    """
+    cutoff = utcnow() - timedelta(hours=ctx.settings.import_file_retention_hours)
+    cleaned = 0
+    while True:
+        async with ctx.session_factory() as session:
+            ids = await repository.expired_file_batch_ids(session, cutoff, CLEANUP_BATCHES)
+            if ids:
+                await repository.delete_file_chunks(session, ids)
+                await session.commit()
+        cleaned += len(ids)
+        if len(ids) < CLEANUP_BATCHES:
+            return cleaned
+
+
 async def list_batches(
     session: AsyncSession, actor: Actor, limit: int, offset: int
 ) -> tuple[list[ImportBatch], int]:
