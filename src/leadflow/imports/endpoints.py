@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -207,7 +208,8 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
         options = _options(raw_opts)
         try:
             await service.preflight(session, actor, settings, source, options)
-            estimate = service.estimate_rows(source, settings)
+            # Counting reads the whole file (an XLSX sheet is parsed): off the event loop.
+            estimate = await asyncio.to_thread(service.estimate_rows, source, settings)
             if estimate > settings.import_sync_max_rows and not options.dry_run:
                 started = await service.start_async(session, actor, source, options)
                 url = f"/api/v1/imports/{started.id}"
