@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     import_sync_max_rows: int = 5_000
     import_max_bytes: int = 100 * 1024 * 1024
     import_resume_seconds: int = 60
+    # Imports: bounded input and output (XLSX zip/cell limits, stored row errors, file retention).
+    import_xlsx_max_uncompressed_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    import_xlsx_max_cells: int = Field(default=20_000_000, ge=1)
+    import_max_stored_errors: int = Field(default=10_000, ge=0)
+    import_file_retention_hours: float = Field(default=24, ge=0)
+    import_file_cleanup_seconds: int = Field(default=3600, ge=1)
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

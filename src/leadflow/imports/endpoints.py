@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from contextlib import AsyncExitStack
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
-from leadflow.db.session import SessionDep
+from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
-from leadflow.imports import service
+from leadflow.imports import parsing, service
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
 from leadflow.imports.service import ImportOptions, Source
-from leadflow.kit.normalize import neutralize_formula
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.import_batch import ImportBatch
 
@@ -83,16 +85,18 @@ def _options(raw: dict[str, Any]) -> ImportOptions:
 _OPTION_KEYS = ("dry_run", "on_duplicate", "mapping", "default_status", "assignee_id", "analyze")
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def _spool_body(request: Request, limit: int, spool: IO[bytes]) -> None:
+    """Copy the request body into `spool` as it streams (413 past `limit`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
-    body = bytearray()
+    size = 0
     async for piece in request.stream():
-        body.extend(piece)
-        if len(body) > limit:
+        size += len(piece)
+        if size > limit:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
-    return bytes(body)
+        spool.write(piece)
+    spool.seek(0)
 
 
 def _single(data: bytes) -> Iterator[bytes]:
@@ -100,16 +104,32 @@ def _single(data: bytes) -> Iterator[bytes]:
         yield data[i : i + service.FILE_CHUNK_BYTES]
 
 
-async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]:
+def _file_source(
+    fmt: Literal["csv", "xlsx"], spool: IO[bytes], filename: str | None = None
+) -> Source:
+    chunks, open_file = parsing.shared_file_openers(spool, service.FILE_CHUNK_BYTES)
+    return Source(fmt=fmt, chunks=chunks, filename=filename, open_file=open_file)
+
+
+async def _source(
+    request: Request, limit: int, stack: AsyncExitStack
+) -> tuple[Source, dict[str, Any]]:
+    """The uploaded file, spooled to a temporary file (memory up to 1 MiB, then disk).
+
+    Neither a form upload nor a raw body is ever held whole in memory; JSON bodies are the
+    exception, because they are parsed as a whole.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw_opts: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in _OPTION_KEYS}
     if ctype == "multipart/form-data":
+        # Starlette writes each file part into a SpooledTemporaryFile while it streams.
         form = await request.form()
+        stack.push_async_callback(form.close)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ValidationFailed("Send the file in a form field named 'file'", field="file")
-        data = await upload.read()
-        if len(data) > limit:
+        size = upload.size if upload.size is not None else upload.file.seek(0, os.SEEK_END)
+        if size > limit:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
         name = (upload.filename or "").lower()
         fmt: Literal["csv", "xlsx"] = (
@@ -118,9 +138,13 @@ async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]
             else "csv"
         )
         raw_opts.update({k: v for k, v in form.items() if k in _OPTION_KEYS and isinstance(v, str)})
-        return Source(fmt=fmt, chunks=lambda: _single(data), filename=upload.filename), raw_opts
-    body = await _read_limited(request, limit)
+        return _file_source(fmt, upload.file, upload.filename), raw_opts
+    spool = stack.enter_context(
+        tempfile.SpooledTemporaryFile(max_size=service.FILE_CHUNK_BYTES)  # noqa: SIM115 (closed by the stack)
+    )
+    await _spool_body(request, limit, spool)
     if ctype == "application/json":
+        body = spool.read()
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -137,9 +161,9 @@ async def _source(request: Request, limit: int) -> tuple[Source, dict[str, Any]]
             raise InvalidFile('Send {"csv": "..."}, {"rows": [...]} or an array of objects')
         return Source(fmt="json", chunks=lambda: _single(body)), raw_opts
     if ctype in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        return Source(fmt="csv", chunks=lambda: _single(body)), raw_opts
+        return _file_source("csv", spool), raw_opts
     if "spreadsheetml" in ctype:
-        return Source(fmt="xlsx", chunks=lambda: _single(body)), raw_opts
+        return _file_source("xlsx", spool), raw_opts
     raise BadRequest(
         f"Unsupported content type {ctype!r}; send text/csv, application/json or "
         "multipart/form-data",
@@ -179,23 +203,25 @@ _DOC = {
 async def import_leads(request: Request, session: SessionDep, actor: Importer) -> Any:
     """Import leads from CSV, JSON or XLSX (options in the query, JSON body or form)."""
     settings = request.app.state.settings
-    source, raw_opts = await _source(request, settings.import_max_bytes)
-    options = _options(raw_opts)
-    try:
-        await service.preflight(session, actor, settings, source, options)
-        estimate = service.estimate_rows(source, b"")
-        if estimate > settings.import_sync_max_rows and not options.dry_run:
-            started = await service.start_async(session, actor, source, options)
-            url = f"/api/v1/imports/{started.id}"
-            return JSONResponse(
-                ImportAccepted(
-                    import_batch_id=started.id, status=started.status, status_url=url
-                ).model_dump(mode="json"),
-                status_code=status.HTTP_202_ACCEPTED,
-            )
-        batch, report = await service.run_sync(session, actor, settings, source, options)
-    except FileProblem as exc:
-        raise InvalidFile(str(exc)) from None
+    async with AsyncExitStack() as stack:
+        source, raw_opts = await _source(request, settings.import_max_bytes, stack)
+        options = _options(raw_opts)
+        try:
+            await service.preflight(session, actor, settings, source, options)
+            # Counting reads the whole file (an XLSX sheet is parsed): off the event loop.
+            estimate = await asyncio.to_thread(service.estimate_rows, source, settings)
+            if estimate > settings.import_sync_max_rows and not options.dry_run:
+                started = await service.start_async(session, actor, source, options)
+                url = f"/api/v1/imports/{started.id}"
+                return JSONResponse(
+                    ImportAccepted(
+                        import_batch_id=started.id, status=started.status, status_url=url
+                    ).model_dump(mode="json"),
+                    status_code=status.HTTP_202_ACCEPTED,
+                )
+            batch, report = await service.run_sync(session, actor, settings, source, options)
+        except FileProblem as exc:
+            raise InvalidFile(str(exc), code=exc.code) from None
     return ImportResult(
         import_batch_id=batch.id if batch else None,
         dry_run=options.dry_run,
@@ -207,11 +233,19 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
         without_last_contact_count=report.without_last_contact_count,
         error_count=report.error_count,
         errors=[RowError(**e) for e in report.errors],
+        errors_not_stored=await _not_stored(session, batch),
         ignored_columns=report.ignored_columns,
     )
 
 
-def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
+async def _not_stored(session: AsyncSession, batch: ImportBatch | None) -> int:
+    if batch is None:
+        return 0
+    stored = (await service.stored_error_counts(session, [batch.id])).get(batch.id, 0)
+    return max(0, batch.error_count - stored)
+
+
+def _read(batch: ImportBatch, errors: list[RowError], stored: int = 0) -> BatchRead:
     progress = (batch.processed_rows / batch.total_rows) if batch.total_rows else None
     if batch.status in ("completed", "undone"):
         progress = 1.0
@@ -232,6 +266,9 @@ def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
         without_last_contact_count=batch.without_last_contact_count,
         ignored_columns=batch.ignored_columns,
         errors=errors,
+        errors_stored=stored,
+        errors_not_stored=max(0, batch.error_count - stored),
+        errors_truncated=batch.error_count > stored,
         failure=batch.failure,
         created_at=batch.created_at,
         finished_at=batch.finished_at,
@@ -245,8 +282,12 @@ async def list_imports(
 ) -> Page[BatchRead]:
     """Imports of the organisation, newest first."""
     rows, total = await service.list_batches(session, actor, page.limit, page.offset)
+    stored = await service.stored_error_counts(session, [b.id for b in rows])
     return Page(
-        items=[_read(b, []) for b in rows], total=total, limit=page.limit, offset=page.offset
+        items=[_read(b, [], stored.get(b.id, 0)) for b in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
@@ -260,26 +301,22 @@ async def get_import(
     """Status, progress (rows done of total) and counts of an import."""
     batch = await service.get_batch(session, actor, batch_id)
     rows = await service.batch_errors(session, batch.id, errors)
+    stored = await service.stored_error_counts(session, [batch.id])
     return _read(
         batch,
         [RowError(row=r.row, column=r.column, value=r.value, message=r.message) for r in rows],
+        stored.get(batch.id, 0),
     )
 
 
 @batches_router.get("/{batch_id}/errors.csv")
 async def import_errors_csv(
-    session: SessionDep, actor: Importer, batch_id: uuid.UUID
+    session: SessionDep, factory: SessionFactoryDep, actor: Importer, batch_id: uuid.UUID
 ) -> StreamingResponse:
-    """The failed rows as uploaded plus an `error` column, ready to fix and upload again."""
-    header, rows = await service.errors_csv(session, actor, batch_id)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([neutralize_formula(c) for c in row])
-    data = buf.getvalue().encode("utf-8-sig")  # BOM: Excel opens umlauts correctly
+    """The stored failed rows as uploaded plus an `error` column, ready to fix and upload again."""
+    body = await service.errors_csv(session, actor, batch_id, factory)
     return StreamingResponse(
-        iter([data]),
+        body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{batch_id}-errors.csv"'},
     )

@@ -1,7 +1,8 @@
 """Turning an uploaded file into header + rows: encoding, delimiter, header names, values.
 
 Everything here streams: files are read chunk by chunk, decoded incrementally and parsed row by
-row, so memory does not grow with the file (XLSX is the exception: openpyxl needs the file).
+row, so memory does not grow with the file. XLSX is read from a seekable file with openpyxl's
+streaming (read-only) reader, after the archive passed a decompression-bomb check.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+import threading
+import zipfile
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import IO, Any, BinaryIO
 
 from leadflow.kit.normalize import fold
 
@@ -96,6 +99,8 @@ IDENTITY_FIELDS = ("name", "first_name", "last_name", "email", "phone", "company
 
 class FileProblem(ValueError):
     """The file as a whole cannot be imported (nothing is written)."""
+
+    code = "invalid_file"
 
 
 def header_key(header: str) -> str:
@@ -250,21 +255,156 @@ def json_rows(data: Any) -> tuple[list[str], Iterator[list[Any]]]:
     return header, ([r.get(h) for h in header] for r in data)
 
 
-def xlsx_rows(content: bytes) -> tuple[list[str], Iterator[list[Any]]]:
-    """Header and rows of the first worksheet of an XLSX file."""
+class FileView(io.RawIOBase):
+    """An independent read position over a shared seekable file (an upload's spool file).
+
+    The pipeline opens its source several times (row count, header check, import); each view
+    seeks the shared file under a lock before reading, so the views do not disturb each other.
+    """
+
+    def __init__(self, shared: IO[bytes], lock: threading.Lock) -> None:
+        super().__init__()
+        self._shared = shared
+        self._lock = lock
+        self._pos = 0
+        with lock:
+            self._size = shared.seek(0, io.SEEK_END)
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always seekable."""
+        return True
+
+    def tell(self) -> int:
+        """The view's own position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the view's own position."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        """Read at the view's position."""
+        view = memoryview(buffer).cast("B")
+        with self._lock:
+            self._shared.seek(self._pos)
+            data = self._shared.read(len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def shared_file_openers(
+    shared: IO[bytes], chunk_bytes: int
+) -> tuple[Callable[[], Iterator[bytes]], Callable[[], BinaryIO]]:
+    """Re-readable chunk iterator and file opener over one shared seekable file."""
+    lock = threading.Lock()
+
+    def open_file() -> BinaryIO:
+        return io.BufferedReader(FileView(shared, lock), buffer_size=chunk_bytes)
+
+    def chunks() -> Iterator[bytes]:
+        with open_file() as fh:
+            while piece := fh.read(chunk_bytes):
+                yield piece
+
+    return chunks, open_file
+
+
+# A deflate stream expands at most ~1000:1; real worksheets compress 5-30:1. A big member far
+# above that is a decompression bomb, whatever its declared total.
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_MIN_BYTES = 1 << 20
+
+
+class XlsxTooLarge(FileProblem):
+    """The workbook would unpack to more than the configured limits."""
+
+    code = "xlsx_too_large"
+
+
+def check_xlsx_archive(fh: BinaryIO, *, max_uncompressed: int) -> None:
+    """Reject a workbook whose members would unpack too large, before openpyxl opens it.
+
+    zipfile never inflates a member past its declared size, so the declared sizes bound what
+    openpyxl can read.
+    """
+    try:
+        with zipfile.ZipFile(fh) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileProblem(f"The file is not a readable XLSX workbook: {exc}") from None
+    finally:
+        fh.seek(0)
+    total = 0
+    for info in members:
+        total += info.file_size
+        if total > max_uncompressed:
+            raise XlsxTooLarge(f"The workbook unpacks to more than {max_uncompressed} bytes")
+        if info.file_size > XLSX_RATIO_MIN_BYTES and info.file_size > XLSX_MAX_RATIO * max(
+            info.compress_size, 1
+        ):
+            raise XlsxTooLarge(
+                f"The workbook member {info.filename!r} is compressed more than "
+                f"{XLSX_MAX_RATIO}:1 (a decompression bomb?)"
+            )
+
+
+def xlsx_rows(
+    fh: BinaryIO, *, max_uncompressed: int, max_cells: int
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and rows of the first worksheet of an XLSX file, read as a stream.
+
+    `fh` must be seekable and stay open while the rows are read. Raises `XlsxTooLarge` (while
+    iterating) once more than `max_cells` cells were read; an empty row counts as one cell.
+    """
     from openpyxl import load_workbook
 
+    check_xlsx_archive(fh, max_uncompressed=max_uncompressed)
     try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        book = load_workbook(fh, read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        # The declared dimension is not trusted: a forged "A1:XFD1048576" would pad every row.
+        sheet.reset_dimensions()
+        cells = sheet.iter_rows(values_only=True)
     except Exception as exc:
         raise FileProblem(f"The file is not a readable XLSX workbook: {exc}") from None
-    sheet = book.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
-    header_row = next(rows, None)
+    rows = _bounded_cells(book, cells, max_cells)
+    try:
+        header_row = next(rows, None)
+    except BaseException:
+        rows.close()
+        raise
     if header_row is None or not any(header_row):
+        rows.close()
         raise FileProblem("The first row must name the columns")
     header = ["" if h is None else str(h).strip() for h in header_row]
-    return header, (list(r) for r in rows)
+    return header, rows
+
+
+def _bounded_cells(
+    book: Any, rows: Iterator[tuple[Any, ...]], max_cells: int
+) -> Generator[list[Any], None, None]:
+    cells = 0
+    try:
+        while True:
+            try:
+                row = next(rows, None)
+            except Exception as exc:  # malformed sheet XML, bad shared-string index, ...
+                raise FileProblem(f"The worksheet could not be read: {exc}") from None
+            if row is None:
+                return
+            cells += max(1, len(row))
+            if cells > max_cells:
+                raise XlsxTooLarge(f"The workbook has more than {max_cells} cells")
+            yield list(row)
+    finally:
+        book.close()  # read-only workbooks keep the archive open until closed
 
 
 # ---- values ------------------------------------------------------------------------------------

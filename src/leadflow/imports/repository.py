@@ -7,7 +7,20 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, String, any_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Row,
+    Select,
+    String,
+    any_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -253,6 +266,34 @@ async def file_chunk_data(session: AsyncSession, batch_id: uuid.UUID, seq: int) 
     )
 
 
+async def expired_file_batch_ids(
+    session: AsyncSession, cutoff: datetime, limit: int
+) -> list[uuid.UUID]:
+    """Finished batches (before `cutoff`) that still have stored file pieces."""
+    has_file = select(ImportFileChunk.batch_id).where(ImportFileChunk.batch_id == ImportBatch.id)
+    return list(
+        await session.scalars(
+            select(ImportBatch.id)
+            .where(
+                ImportBatch.status.not_in(("pending", "running")),
+                ImportBatch.finished_at.is_not(None),
+                ImportBatch.finished_at < cutoff,
+                has_file.exists(),
+            )
+            .limit(limit)
+        )
+    )
+
+
+async def delete_file_chunks(session: AsyncSession, batch_ids: list[uuid.UUID]) -> None:
+    """Drop the stored file of these batches."""
+    await session.execute(
+        delete(ImportFileChunk)
+        .where(ImportFileChunk.batch_id.in_(batch_ids))
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def insert_row_errors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert failed-row records."""
     await session.execute(insert(ImportRowError), rows)
@@ -270,6 +311,29 @@ async def row_errors(
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(await session.scalars(stmt))
+
+
+def row_errors_query(batch_id: uuid.UUID) -> Select[tuple[int, str, list[Any]]]:
+    """Row number, message and original values of a batch's stored failed rows, in order."""
+    return (
+        select(ImportRowError.row, ImportRowError.message, ImportRowError.raw)
+        .where(ImportRowError.batch_id == batch_id)
+        .order_by(ImportRowError.row, ImportRowError.id)
+    )
+
+
+async def stored_error_counts(
+    session: AsyncSession, batch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Stored failed rows per batch (batches without any are left out)."""
+    if not batch_ids:
+        return {}
+    rows = await session.execute(
+        select(ImportRowError.batch_id, func.count())
+        .where(ImportRowError.batch_id.in_(batch_ids))
+        .group_by(ImportRowError.batch_id)
+    )
+    return {batch_id: int(n) for batch_id, n in rows.all()}
 
 
 async def import_updates(session: AsyncSession, batch_id: uuid.UUID) -> list[ImportUpdate]:

@@ -19,7 +19,11 @@ class RowError(BaseModel):
 
 
 class ImportResult(BaseModel):
-    """Outcome of a synchronous import (or dry run)."""
+    """Outcome of a synchronous import (or dry run).
+
+    `errors` lists the first failed rows; `errors_not_stored` failed rows are counted in
+    `error_count` but not stored for errors.csv.
+    """
 
     import_batch_id: uuid.UUID | None
     dry_run: bool
@@ -31,6 +35,7 @@ class ImportResult(BaseModel):
     without_last_contact_count: int
     error_count: int
     errors: list[RowError]
+    errors_not_stored: int = 0
     ignored_columns: list[str]
 
 
@@ -43,7 +48,11 @@ class ImportAccepted(BaseModel):
 
 
 class BatchRead(BaseModel):
-    """An import batch with its progress and counts."""
+    """An import batch with its progress and counts.
+
+    `error_count` counts every failed row; only the first `LEADFLOW_IMPORT_MAX_STORED_ERRORS`
+    are stored (`errors_stored`, listed in errors.csv), `errors_not_stored` were only counted.
+    """
 
     id: uuid.UUID
     status: str
@@ -61,6 +70,9 @@ class BatchRead(BaseModel):
     without_last_contact_count: int
     ignored_columns: list[str]
     errors: list[RowError]
+    errors_stored: int = 0
+    errors_not_stored: int = 0
+    errors_truncated: bool = False
     failure: str | None
     created_at: datetime
     finished_at: datetime | None

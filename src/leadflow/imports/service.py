@@ -7,16 +7,18 @@ One code path serves the synchronous endpoint (small files, one transaction), th
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +35,7 @@ from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
+from leadflow.kit.normalize import neutralize_formula
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
@@ -58,6 +61,8 @@ _LIMITS = {
     "utm_campaign": 200,
 }
 OnDuplicate = Literal["skip", "update", "create"]
+# Limits for callers without settings at hand (`headers_of`): the defaults, no environment.
+_DEFAULT_SETTINGS = Settings.model_construct()
 
 
 @dataclass
@@ -97,11 +102,16 @@ class ImportOptions:
 
 @dataclass
 class Source:
-    """An uploaded file: its format and a way to read its bytes (again) in chunks."""
+    """An uploaded file: its format and a way to read its bytes (again) in chunks.
+
+    `open_file`, when given, opens the bytes as a new seekable file (XLSX is read from one);
+    without it an XLSX source is spooled to a temporary file first.
+    """
 
     fmt: Literal["csv", "json", "xlsx"]
     chunks: Callable[[], Iterator[bytes]]
     filename: str | None = None
+    open_file: Callable[[], BinaryIO] | None = None
 
 
 @dataclass
@@ -119,14 +129,49 @@ class Report:
     ignored_columns: list[str] = field(default_factory=list)
 
 
-def open_rows(source: Source) -> tuple[list[str], Iterator[list[Any]]]:
-    """Header and data rows of a source (FileProblem for unreadable files)."""
+def open_rows(
+    source: Source, settings: Settings | None = None
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """Header and data rows of a source (FileProblem for unreadable files).
+
+    `settings` supplies the XLSX limits (the defaults without it).
+    """
     if source.fmt == "csv":
         return parsing.csv_rows(parsing.decode_lines(source.chunks()))
-    raw = b"".join(source.chunks())
     if source.fmt == "xlsx":
-        return parsing.xlsx_rows(raw)
-    return parsing.json_rows(parsing.load_json(raw))
+        return _xlsx_rows(source, settings or _DEFAULT_SETTINGS)
+    return parsing.json_rows(parsing.load_json(b"".join(source.chunks())))
+
+
+def _xlsx_rows(source: Source, settings: Settings) -> tuple[list[str], Iterator[list[Any]]]:
+    fh: BinaryIO
+    if source.open_file is not None:
+        fh = source.open_file()
+    else:
+        fh = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the row iterator)
+        for piece in source.chunks():
+            fh.write(piece)
+        fh.seek(0)
+    try:
+        header, rows = parsing.xlsx_rows(
+            fh,
+            max_uncompressed=settings.import_xlsx_max_uncompressed_bytes,
+            max_cells=settings.import_xlsx_max_cells,
+        )
+    except BaseException:
+        fh.close()
+        raise
+    return header, _closing(rows, fh)
+
+
+def _closing(rows: Iterator[list[Any]], fh: BinaryIO) -> Iterator[list[Any]]:
+    try:
+        yield from rows
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+        fh.close()
 
 
 @dataclass
@@ -379,7 +424,7 @@ async def process(
     commit_each_chunk: bool = False,
 ) -> Report:
     """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`."""
-    header, rows = open_rows(source)
+    header, rows = open_rows(source, settings)
     ctx = await _context_for(session, org_id, user_id, settings, options, header)
     report = Report(ignored_columns=ctx.plan.ignored)
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
@@ -569,7 +614,10 @@ async def _chunk(
         await repository.insert_assignments(session, history)
     await _update(session, batch_id, updates)
     if batch is not None:
-        if errors:
+        # Only the first `import_max_stored_errors` failed rows are stored (errors.csv, the
+        # detail); `error_count` counts them all. `batch.error_count` excludes this chunk yet.
+        room = max(0, ctx.settings.import_max_stored_errors - batch.error_count)
+        if errors and room:
             await repository.insert_row_errors(
                 session,
                 [
@@ -582,7 +630,7 @@ async def _chunk(
                         "message": err["message"],
                         "raw": [parsing.text(v) for v in values],
                     }
-                    for row_no, err, values in errors
+                    for row_no, err, values in errors[:room]
                 ],
             )
         batch.processed_rows += prepared.size
@@ -614,14 +662,19 @@ class _LeadView:
 # ---- batches --------------------------------------------------------------------------------
 
 
-def estimate_rows(source: Source, head: bytes) -> int:
-    """A cheap row estimate to choose between synchronous and background processing."""
+def estimate_rows(source: Source, settings: Settings | None = None) -> int:
+    """Rows of a source, to choose between synchronous and background processing.
+
+    CSV counts line ends and XLSX counts non-empty rows, both streaming over the file (an
+    XLSX over the cell limit raises `XlsxTooLarge` here, before anything is written).
+    """
     if source.fmt == "csv":
         return sum(c.count(b"\n") for c in source.chunks())
     if source.fmt == "json":
         data = parsing.load_json(b"".join(source.chunks()))
         return len(data) if isinstance(data, list) else 0
-    return max(0, len(head) // 50)  # XLSX: compressed; ~50 bytes per row is conservative
+    _, rows = open_rows(source, settings)
+    return sum(1 for r in rows if any(v is not None and v != "" for v in r))
 
 
 async def create_batch(
@@ -789,6 +842,7 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
             fmt=batch.file_format,  # type: ignore[arg-type]
             chunks=file_chunks(path),
             filename=batch.filename,
+            open_file=lambda: path.open("rb"),
         )
         options = ImportOptions.from_json(batch.options)
         try:
@@ -845,6 +899,31 @@ async def resume_job(ctx: JobContext) -> int:
     return len(ids)
 
 
+CLEANUP_BATCHES = 50
+
+
+@job("imports.cleanup_files")
+async def cleanup_files_job(ctx: JobContext) -> int:
+    """Delete the stored files of batches finished more than the retention ago; how many.
+
+    Files stay while a batch is pending or running (resume needs them) and for
+    `LEADFLOW_IMPORT_FILE_RETENTION_HOURS` after it finished; errors.csv reads only the
+    stored row errors, so it keeps working afterwards. A transaction per few batches keeps
+    each delete short.
+    """
+    cutoff = utcnow() - timedelta(hours=ctx.settings.import_file_retention_hours)
+    cleaned = 0
+    while True:
+        async with ctx.session_factory() as session:
+            ids = await repository.expired_file_batch_ids(session, cutoff, CLEANUP_BATCHES)
+            if ids:
+                await repository.delete_file_chunks(session, ids)
+                await session.commit()
+        cleaned += len(ids)
+        if len(ids) < CLEANUP_BATCHES:
+            return cleaned
+
+
 async def list_batches(
     session: AsyncSession, actor: Actor, limit: int, offset: int
 ) -> tuple[list[ImportBatch], int]:
@@ -867,22 +946,57 @@ async def batch_errors(
     return await repository.row_errors(session, batch_id, limit)
 
 
+async def stored_error_counts(
+    session: AsyncSession, batch_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """How many failed rows each batch stored (at most `import_max_stored_errors`)."""
+    return await repository.stored_error_counts(session, batch_ids)
+
+
+ERRORS_CSV_BATCH = 1000
+
+
 async def errors_csv(
-    session: AsyncSession, actor: Actor, batch_id: uuid.UUID
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of errors.csv: the failed rows as uploaded plus a reason column."""
+    session: AsyncSession,
+    actor: Actor,
+    batch_id: uuid.UUID,
+    session_factory: Callable[[], AsyncSession],
+) -> AsyncIterator[bytes]:
+    """errors.csv of a batch: the stored failed rows as uploaded plus an `error` column.
+
+    The batch is checked now (404 before the response starts); the rows are then read in
+    batches through a session of their own while the response streams. Header and cells are
+    formula-safe. Only the database is read: the stored file may already be deleted.
+    """
     batch = await get_batch(session, actor, batch_id)
-    rows = await repository.row_errors(session, batch.id)
-    header = [*batch.headers, "error"] if batch.headers else ["row", "error"]
-    out = [
-        [
-            *map(str, r.raw),
-            *([""] * max(0, len(batch.headers) - len(r.raw))),
-            f"row {r.row}: {r.message}",
-        ]
-        for r in rows
-    ]
-    return header, out
+    return _errors_csv_stream(session_factory, batch.id, list(batch.headers or []))
+
+
+async def _errors_csv_stream(
+    session_factory: Callable[[], AsyncSession], batch_id: uuid.UUID, headers: list[str]
+) -> AsyncIterator[bytes]:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    header = [*headers, "error"] if headers else ["row", "error"]
+    writer.writerow([neutralize_formula(h) for h in header])
+    yield ("\ufeff" + buf.getvalue()).encode()  # BOM: Excel opens umlauts correctly
+    async with session_factory() as s:
+        result = await s.stream(
+            repository.row_errors_query(batch_id).execution_options(yield_per=ERRORS_CSV_BATCH)
+        )
+        async for part in result.partitions():
+            buf.seek(0)
+            buf.truncate()
+            for row_no, message, raw in part:
+                reason = f"row {row_no}: {message}"
+                if headers:
+                    cells = [*(parsing.text(v) for v in raw or [])]
+                    cells += [""] * max(0, len(headers) - len(cells))
+                    cells.append(reason)
+                else:
+                    cells = [str(row_no), reason]
+                writer.writerow([neutralize_formula(c) for c in cells])
+            yield buf.getvalue().encode()
 
 
 async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
@@ -934,7 +1048,7 @@ async def preflight(
     session: AsyncSession, actor: Actor, settings: Settings, source: Source, options: ImportOptions
 ) -> None:
     """Reject whole-file problems (unreadable, empty, no identity column) before any write."""
-    header, rows = open_rows(source)
+    header, rows = open_rows(source, settings)
     await _context_for(session, actor.organization_id, actor.user_id, settings, options, header)
     if next(rows, None) is None:
         raise FileProblem("The file has a header but no rows")

@@ -89,6 +89,7 @@ class Ticker(threading.Thread):
             ("outbox.relay", settings.outbox_relay_seconds),
             ("sla.check", settings.sla_check_seconds),
             ("imports.resume", settings.import_resume_seconds),
+            ("imports.cleanup_files", settings.import_file_cleanup_seconds),
             ("calls.due", settings.call_due_seconds),
             ("tasks.due", settings.task_due_seconds),
         ]
