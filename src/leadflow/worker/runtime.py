@@ -91,6 +91,7 @@ class Ticker(threading.Thread):
             ("imports.resume", settings.import_resume_seconds),
             ("calls.due", settings.call_due_seconds),
             ("tasks.due", settings.task_due_seconds),
+            ("maintenance.prune", settings.prune_seconds),
         ]
 
     def run(self) -> None:
