@@ -8,8 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message, Receive, Scope, Send
 
 from leadflow.config import Settings
+from leadflow.kit.middleware import BodyLimitMiddleware
 from leadflow.models.lead import Lead
 from tests.fixtures.factories import Factory
 
@@ -111,3 +113,39 @@ async def test_limit_applies_to_every_method_and_route(client: httpx.AsyncClient
     _assert_413(await client.put("/api/v1/nowhere", content=b"x" * (LIMIT + 1)), LIMIT)
     r = await client.post("/api/v1/auth/login", content=b"x" * LIMIT)  # at the limit: read
     assert r.status_code == 422
+
+
+async def test_limit_crossed_after_the_response_started_ends_the_stream() -> None:
+    async def late_reader(scope: Scope, receive: Receive, send: Send) -> None:
+        # Starts its answer, then reads the body (a streaming echo would do this).
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"start;", "more_body": True})
+        while True:
+            message = await receive()
+            await send({"type": "http.response.body", "body": b".", "more_body": True})
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.body", "body": b"end", "more_body": False})
+
+    chunks = [{"type": "http.request", "body": b"x" * 1024, "more_body": True}] * 20
+    incoming = iter([*chunks, {"type": "http.request", "body": b"", "more_body": False}])
+
+    async def receive() -> Message:
+        return next(incoming)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    middleware = BodyLimitMiddleware(late_reader, limits=lambda: (LIMIT, {}))
+    scope = {"type": "http", "method": "POST", "path": "/x", "headers": []}
+    await middleware(scope, receive, send)
+    # Too late for a 413: the stream is closed cleanly after what was already sent.
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert [m["type"] for m in sent[1:]] == ["http.response.body"] * (len(sent) - 1)
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert not any(m.get("more_body") is False for m in sent[:-1])
+    body = b"".join(m["body"] for m in sent[1:])
+    assert body.startswith(b"start;") and b"end" not in body
+    assert body.count(b".") == LIMIT // 1024

@@ -254,7 +254,7 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except _BodyTooLarge:
+        except* _BodyTooLarge:  # also when a task group (a streaming response) wrapped it
             if not state["started"]:
                 await _too_large(limit)(scope, receive, send)
             elif not state["ended"]:
