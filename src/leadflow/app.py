@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,9 +26,10 @@ from leadflow.db.engine import Database
 from leadflow.db.session import TransactionIntentMiddleware
 from leadflow.health.endpoints import router as health_router
 from leadflow.imports.endpoints import batches_router, import_router
+from leadflow.kit.context import parse_networks
 from leadflow.kit.jsonlog import configure_logging
-from leadflow.kit.middleware import AliasMiddleware, RequestContextMiddleware
-from leadflow.kit.problems import install_handlers
+from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from leadflow.kit.problems import install_handlers, problem
 from leadflow.kit.ratelimit import FailureLimiter, build_storage
 from leadflow.leads.endpoints import router as leads_router
 from leadflow.leads.endpoints import tags_router
@@ -84,6 +86,9 @@ ALIASES: dict[str, str] = {
     "/ai": f"{API}/ai",
 }
 
+# Canonical paths (aliases are rewritten first) whose body limit is `import_max_bytes`.
+IMPORT_PATHS = (f"{API}/leads/import",)
+
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the Leadflow ASGI application."""
@@ -129,6 +134,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     install_handlers(app)
     app.add_middleware(TransactionIntentMiddleware)
+
+    def body_limits() -> tuple[int, Mapping[str, int]]:
+        # Read per request from app.state: a changed setting applies without a rebuild.
+        s: Settings = app.state.settings
+        return s.max_body_bytes, dict.fromkeys(IMPORT_PATHS, s.import_max_bytes)
+
+    # Starlette wraps the last added middleware outermost. Outer to inner: request context
+    # (request id and client ip on every answer, the 413 included), aliases (so a seed path
+    # gets its canonical path's limit), CORS (a browser can read the 413), body limit.
+    app.add_middleware(BodyLimitMiddleware, limits=body_limits)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -139,14 +154,34 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(AliasMiddleware, aliases=ALIASES)
-    app.add_middleware(RequestContextMiddleware)
+    # Full route templates for the metrics labels, filled in as the routers are included.
+    route_paths: dict[int, str] = {}
+    app.add_middleware(
+        RequestContextMiddleware,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        route_paths=route_paths,
+    )
 
-    app.include_router(health_router)
-    for router, prefix in ROUTES:
+    for router, prefix in [(health_router, ""), *ROUTES]:
         app.include_router(router, prefix=prefix)
+        for route in router.routes:
+            route_paths[id(route)] = prefix + getattr(route, "path", "")
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        token = app.state.settings.metrics_token
+        if token:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                return problem(
+                    401,
+                    title="Not authenticated",
+                    detail="/metrics requires the metrics bearer token",
+                    code="unauthorized",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -37,7 +37,11 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_config=None,
-        proxy_headers=True,
+        # Forwarded headers are believed only from LEADFLOW_TRUSTED_PROXIES (uvicorn would
+        # otherwise trust 127.0.0.1 by default); the app applies the same rule to the client
+        # ip, and uvicorn adds the scheme (X-Forwarded-Proto) from those proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

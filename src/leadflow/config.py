@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("leadflow.config")
 
@@ -100,6 +102,38 @@ class Settings(BaseSettings):
     db_echo: bool = False
     db_pool_size: int = 10
     db_pre_ping: bool = False
+    # --- operations: body limits, proxies, metrics, retention (area: ops) ---
+    # Largest request body on every route but the lead import (`import_max_bytes`).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    # Peers whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated or a JSON list.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token `/metrics` requires; empty leaves it open (e.g. behind a private network).
+    metrics_token: str = ""
+    prune_seconds: int = Field(default=86_400, ge=60)
+    prune_batch_size: int = Field(default=1_000, ge=1)
+    retention_sessions_days: int = Field(default=30, ge=1)
+    retention_outbox_days: int = Field(default=30, ge=1)
+    retention_call_events_days: int = Field(default=365, ge=1)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {entry!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -1,4 +1,4 @@
-"""ASGI middleware: request id, client context, Prometheus metrics."""
+"""ASGI middleware: request id, client context, Prometheus metrics, request body limits."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadflow.kit.context import RequestContext, reset_request, set_request
+from leadflow.kit.context import (
+    Network,
+    RequestContext,
+    client_ip,
+    reset_request,
+    set_request,
+)
+from leadflow.kit.problems import problem
 
 log = logging.getLogger("leadflow.errors")
 _INTERNAL_DETAIL = "An unexpected error occurred; quote the request id when reporting it."
@@ -22,19 +32,55 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
 REQUESTS = Counter("leadflow_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("leadflow_http_request_seconds", "HTTP latency", ["method", "route"])
 
+# Label values must stay few whatever clients send: other methods count as OTHER, and a path
+# no route matched (404s, scans) counts as `unmatched`, never as itself.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def metric_labels(scope: Scope, route_paths: Mapping[int, str] | None = None) -> tuple[str, str]:
+    """The bounded (method, route template) labels of a served request.
+
+    FastAPI puts the route as its router declared it into the scope (without the prefix it
+    was included under); `route_paths` maps such routes (by id) to their full template.
+    """
+    method = str(scope.get("method", ""))
+    route = scope.get("route")
+    path = (route_paths or {}).get(id(route)) if route is not None else None
+    if path is None:
+        path = getattr(route, "path", None)
+    return (method if method in METHODS else "OTHER", path if isinstance(path, str) else UNMATCHED)
+
 
 class RequestContextMiddleware:
-    """Accept or generate `X-Request-ID`, echo it, and expose it to logs and audit."""
+    """Accept or generate `X-Request-ID`, echo it, and expose it to logs and audit.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The client ip in the context is the direct peer, or, when the peer is one of
+    `trusted_proxies`, the right-most untrusted address of `X-Forwarded-For`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted_proxies: Sequence[Network] = (),
+        route_paths: Mapping[int, str] | None = None,
+    ) -> None:
         self.app = app
+        self.trusted = tuple(trusted_proxies)
+        self.route_paths = route_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one HTTP request."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        forwarded: list[str] = []
+        for k, v in scope["headers"]:
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = value
+            if name == "x-forwarded-for":
+                forwarded.append(value)
         rid = headers.get("x-request-id", "")
         if not _SAFE_ID.match(rid):
             rid = uuid.uuid4().hex
@@ -42,7 +88,7 @@ class RequestContextMiddleware:
         token = set_request(
             RequestContext(
                 request_id=rid,
-                ip=client[0] if client else None,
+                ip=client_ip(client[0] if client else None, forwarded, self.trusted),
                 user_agent=headers.get("user-agent"),
             )
         )
@@ -89,9 +135,7 @@ class RequestContextMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
+            method, path = metric_labels(scope, self.route_paths)
             REQUESTS.labels(method, path, str(status_holder["status"])).inc()
             LATENCY.labels(method, path).observe(time.perf_counter() - started)
             reset_request(token)
@@ -115,8 +159,104 @@ class AliasMiddleware:
             path: str = scope["path"]
             for alias, target in self.aliases:
                 if path == alias or path.startswith(alias + "/"):
-                    scope = dict(scope)
+                    # In place, as Starlette's router does: the outer middleware then sees the
+                    # matched route (its metrics label) of an aliased request too.
                     scope["path"] = target + path[len(alias) :]
                     scope["raw_path"] = scope["path"].encode()
                     break
         await self.app(scope, receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` once the body crosses its limit.
+
+    An HTTPException, so FastAPI's body parsing passes it on instead of reporting a
+    malformed body; the middleware answers it either way.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return problem(
+        413,
+        title="Payload too large",
+        detail=f"The request body is larger than {limit} bytes",
+        code="payload_too_large",
+        max_bytes=limit,
+    )
+
+
+class BodyLimitMiddleware:
+    """Bound every request body while it streams, before anything parses or authenticates it.
+
+    `limits()` returns the default limit and the per-path ones (exact canonical paths, so this
+    runs inside the alias rewriting); it is read per request, so settings changes apply at once.
+    A declared Content-Length above the limit is refused without calling the app. Otherwise the
+    bytes are counted in `receive`, which raises as soon as the limit is crossed; the app's own
+    response, if it has not started yet, is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, limits: Callable[[], tuple[int, Mapping[str, int]]]) -> None:
+        self.app = app
+        self.limits = limits
+
+    def limit_for(self, path: str) -> int:
+        """The body limit of `path`."""
+        default, special = self.limits()
+        return special.get(path.rstrip("/") or "/", default)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request within its body limit."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+
+        received = 0
+        exceeded = False
+        state = {"started": False, "ended": False, "replaced": False}
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise _BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge(limit)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if exceeded:
+                    # Whatever the app made of the failed read (a 400, a 422 …), the
+                    # answer is the 413.
+                    state["replaced"] = True
+                    await _too_large(limit)(scope, receive, send)
+                    state["started"] = state["ended"] = True
+                    return
+                state["started"] = True
+            elif message["type"] == "http.response.body":
+                if state["replaced"]:
+                    return
+                if not message.get("more_body", False):
+                    state["ended"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except* _BodyTooLarge:  # also when a task group (a streaming response) wrapped it
+            if not state["started"]:
+                await _too_large(limit)(scope, receive, send)
+            elif not state["ended"]:
+                # A streaming response is under way: close it rather than break the protocol.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadflow.db.base import Base, IdMixin
@@ -17,6 +17,11 @@ class AuthSession(IdMixin, Base):
     """One login; access tokens carry its id, so revoking it ends them at once."""
 
     __tablename__ = "auth_sessions"
+    # For the pruning of ended sessions (worker/prune.py).
+    __table_args__ = (
+        Index("ix_auth_sessions_expires_at", "expires_at"),
+        Index("ix_auth_sessions_revoked_at", "revoked_at"),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True

@@ -88,7 +88,10 @@ class CallRequestEvent(IdMixin, Base):
     """One step of a call request (`type` from seed 001's list), numbered per request."""
 
     __tablename__ = "call_request_events"
-    __table_args__ = (UniqueConstraint("call_request_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("call_request_id", "seq"),
+        Index("ix_call_request_events_created_at", "created_at"),  # pruning by age
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False

@@ -28,6 +28,7 @@ class OutboxMessage(IdMixin, Base):
             sqlite_where=text("status IN ('pending', 'retry')"),
         ),
         Index("ix_outbox_org_kind_created", "organization_id", "kind", "created_at"),
+        Index("ix_outbox_sent_at", "sent_at"),  # pruning of delivered rows
     )
 
     organization_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -6,4 +6,5 @@ import leadflow.imports.service
 import leadflow.notifications.service
 import leadflow.sla.service
 import leadflow.tasks.jobs
-import leadflow.worker.outbox  # noqa: F401
+import leadflow.worker.outbox
+import leadflow.worker.prune  # noqa: F401

@@ -92,6 +92,7 @@ class Ticker(threading.Thread):
             ("imports.cleanup_files", settings.import_file_cleanup_seconds),
             ("calls.due", settings.call_due_seconds),
             ("tasks.due", settings.task_due_seconds),
+            ("maintenance.prune", settings.prune_seconds),
         ]
 
     def run(self) -> None:

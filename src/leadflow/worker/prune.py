@@ -1,0 +1,100 @@
+"""The daily pruning job: drops rows past their retention period, a batch of ids at a time.
+
+Retention (settings, in days): ended login sessions (`LEADFLOW_RETENTION_SESSIONS_DAYS`, counted
+from when they were revoked or expired; their refresh tokens go with them), delivered outbox
+rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
+rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`). The audit log is never
+pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.config import Settings
+from leadflow.kit.clock import utcnow
+from leadflow.models.auth_session import AuthSession
+from leadflow.models.call_request import CallRequestEvent
+from leadflow.models.outbox import OutboxMessage
+from leadflow.worker.jobs import JobContext, job
+from leadflow.worker.outbox import DUE
+
+log = logging.getLogger("leadflow.worker")
+
+
+def _ended_sessions(cutoff: datetime) -> ColumnElement[bool]:
+    # Each arm has its own index; NULL revoked_at never compares true.
+    return or_(AuthSession.revoked_at < cutoff, AuthSession.expires_at < cutoff)
+
+
+def _delivered_outbox(cutoff: datetime) -> ColumnElement[bool]:
+    return and_(
+        OutboxMessage.sent_at.is_not(None),
+        OutboxMessage.sent_at < cutoff,
+        OutboxMessage.status.not_in(DUE),
+    )
+
+
+def _old_call_events(cutoff: datetime) -> ColumnElement[bool]:
+    return CallRequestEvent.created_at < cutoff
+
+
+# (name, model, condition for a cutoff, retention setting)
+TARGETS: list[tuple[str, Any, Callable[[datetime], ColumnElement[bool]], str]] = [
+    ("sessions", AuthSession, _ended_sessions, "retention_sessions_days"),
+    ("outbox", OutboxMessage, _delivered_outbox, "retention_outbox_days"),
+    ("call_events", CallRequestEvent, _old_call_events, "retention_call_events_days"),
+]
+
+
+async def prune_batch(
+    session: AsyncSession, model: Any, where: ColumnElement[bool], limit: int
+) -> int:
+    """Delete up to `limit` rows of `model` matching `where`; returns how many went.
+
+    Ids first, then a delete by id: a bounded statement (and lock) however many rows match.
+    """
+    ids_query: Select[tuple[uuid.UUID]] = select(model.id).where(where).limit(limit)
+    ids = list(await session.scalars(ids_query))
+    if ids:
+        await session.execute(
+            delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+async def prune(ctx: JobContext, now: datetime | None = None) -> dict[str, int]:
+    """Prune every target past its retention, one committed batch after another."""
+    settings: Settings = ctx.settings
+    now = now or utcnow()
+    batch = settings.prune_batch_size
+    totals: dict[str, int] = {}
+    for name, model, condition, setting in TARGETS:
+        where = condition(now - timedelta(days=getattr(settings, setting)))
+        total = 0
+        while True:
+            # One transaction per batch: locks stay short and other writers (on SQLite the
+            # one write lock) get their turn between batches.
+            async with ctx.session_factory() as session:
+                deleted = await prune_batch(session, model, where, batch)
+                await session.commit()
+            total += deleted
+            if deleted < batch:
+                break
+        totals[name] = total
+    if any(totals.values()):
+        log.info("pruned", extra=totals)
+    return totals
+
+
+@job("maintenance.prune")
+async def prune_job(ctx: JobContext) -> dict[str, int]:
+    """The periodic pruning (every LEADFLOW_PRUNE_SECONDS, once across all workers)."""
+    return await prune(ctx)
