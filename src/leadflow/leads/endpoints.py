@@ -145,7 +145,8 @@ async def create_lead(
     body: LeadCreate,
     on_duplicate: Literal["reject", "allow"] = "reject",
 ) -> LeadDetail:
-    """Create a lead (409 with `existing_id` when email or phone exists, unless allowed)."""
+    """Create a lead (409 `duplicate_lead` when email or phone exists, unless allowed; it names
+    `existing_id` only when that lead is in your scope)."""
     lead = await service.create_lead(
         session, actor, request.app.state.settings, body, allow_duplicate=on_duplicate == "allow"
     )
@@ -323,7 +324,7 @@ async def list_duplicates(
 async def merge_leads(
     session: SessionDep, actor: Writer, lead_id: uuid.UUID, body: MergeIn
 ) -> LeadDetail:
-    """Merge other leads into this one."""
+    """Merge other leads into this one (needs `leads:delete` too: the others are removed)."""
     lead = await service.merge(session, actor, lead_id, body.other_ids)
     return await service.detail_of(session, lead)
 
