@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 from pydantic_core import to_json
 
 from leadflow.audit.service import record
@@ -60,8 +59,9 @@ async def lead_filter(
     tag: Annotated[list[str] | None, Query()] = None,
     source: str | None = None,
     assigned_to: Annotated[str | None, Query(description="User id, `me` or `none`")] = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
+    # Aware only (422 naming the parameter): a naive bound has no defined meaning.
+    date_from: AwareDatetime | None = None,
+    date_to: AwareDatetime | None = None,
     needs_action: bool | None = None,
     import_batch_id: uuid.UUID | None = None,
 ) -> LeadFilter:
