@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +21,7 @@ MAX_DEPTH = 10_000
 _SHOWN_UNKNOWN = 5  # an error names a few unknown kinds, not every one sent
 
 
-def _wanted_kinds(kinds: list[str] | None, registered: dict[str, object]) -> list[str]:
+def _wanted_kinds(kinds: list[str] | None, registered: Mapping[str, object]) -> list[str]:
     """The requested kinds, each once, in the order asked; every registered kind when none.
 
     Repeats are collapsed so `?kind=x` sent a thousand times costs one query per kind, and
