@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     db_echo: bool = False
     db_pool_size: int = 10
     db_pre_ping: bool = False
+    # Event streams (notifications, call-request events): how often an open stream re-checks
+    # its session/credential (and closes once it has ended), and how many one user may hold
+    # open in one process.
+    stream_recheck_seconds: float = Field(default=30, gt=0, le=30)
+    streams_per_user: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
