@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     retention_sessions_days: int = Field(default=30, ge=1)
     retention_outbox_days: int = Field(default=30, ge=1)
     retention_call_events_days: int = Field(default=365, ge=1)
+    # Event streams (notifications, call-request events): how often an open stream re-checks
+    # its session/credential (and closes once it has ended), and how many one user may hold
+    # open in one process.
+    stream_recheck_seconds: float = Field(default=30, gt=0, le=30)
+    streams_per_user: int = Field(default=5, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -6,7 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from leadflow.kit.clock import clock
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source, sources
@@ -132,3 +133,43 @@ async def test_timeline_scope(client: httpx.AsyncClient, factory: Factory) -> No
     assert (
         await client.get(f"/api/v1/leads/{lead.id}/timeline", headers=outsider.headers)
     ).status_code == 404
+
+
+async def test_repeated_kinds_are_collapsed(
+    client: httpx.AsyncClient, factory: Factory, conn: AsyncConnection
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    h = admin.headers
+    lid = (await client.post("/api/v1/leads", headers=h, json={"first_name": "Rita"})).json()["id"]
+    await client.patch(f"/api/v1/leads/{lid}/status", headers=h, json={"status": "contacted"})
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(conn.sync_connection, "before_cursor_execute", seen)
+    try:
+        r = await client.get(
+            f"/api/v1/leads/{lid}/timeline",
+            headers=h,
+            params={"kind": ["status_change"] * 1000 + ["interaction"] * 1000},
+        )
+    finally:
+        event.remove(conn.sync_connection, "before_cursor_execute", seen)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 2
+    assert [i["kind"] for i in body["items"]] == ["status_change", "status_change"]
+    assert len({i["id"] for i in body["items"]}) == 2
+    # One fetch and one count per distinct kind, not per repetition.
+    assert sum("FROM lead_status_history" in s for s in statements) == 2
+    assert sum("FROM interactions" in s for s in statements) == 2
+    bad = await client.get(
+        f"/api/v1/leads/{lid}/timeline",
+        headers=h,
+        params={"kind": ["status_change"] * 10 + [f"nope{i}" for i in range(100)]},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "validation_error"
+    assert "nope99" not in bad.json()["detail"]  # a few are named, not all

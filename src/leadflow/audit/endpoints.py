@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
 
 from leadflow.audit import service
 from leadflow.audit.repository import AuditFilter
@@ -25,8 +25,9 @@ async def list_audit_logs(
     session: SessionDep,
     actor: AuditActor,
     page: Annotated[PageParams, Depends(page_params)],
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
+    # Aware only: a naive bound would silently mean UTC on one engine and local on another.
+    date_from: AwareDatetime | None = None,
+    date_to: AwareDatetime | None = None,
     user_id: uuid.UUID | None = None,
     action: str | None = None,
     resource: str | None = None,

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import leadflow.calls.jobs  # noqa: F401  (registers the jobs the service queues)
 from leadflow.auth.dependencies import current_actor, require_permission
+from leadflow.auth.streams import session_recheck, stream_slot
 from leadflow.authz.actor import Actor
 from leadflow.calls import repository, service
 from leadflow.calls.repository import CallFilter
@@ -29,6 +30,13 @@ from leadflow.calls.schemas import (
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import Forbidden, LeadflowError
 from leadflow.kit.pagination import Page, PageParams, page_params
+from leadflow.kit.sse import (
+    SESSION_ENDED_EVENT,
+    SSE_HEADERS,
+    SessionRecheck,
+    SlotStreamingResponse,
+    parse_last_event_id,
+)
 from leadflow.models.call_request import CallRequest
 
 router = APIRouter(tags=["calls"])
@@ -138,6 +146,7 @@ async def _stream(
     after: int,
     max_events: int | None,
     max_seconds: float,
+    guard: SessionRecheck,
 ) -> AsyncIterator[bytes]:
     # Polling the table keeps the stream correct across any number of API processes.
     sent = 0
@@ -145,6 +154,9 @@ async def _stream(
     deadline = loop.time() + max_seconds
     yield b"retry: 3000\n\n"
     while loop.time() < deadline:
+        if not await guard.still_valid():
+            yield SESSION_ENDED_EVENT
+            return
         async with factory() as session:
             rows = await repository.events_after(session, call_id, after, _STREAM_BATCH)
             current = await session.get(CallRequest, call_id)
@@ -178,21 +190,33 @@ async def stream_events(
     after: Annotated[int | None, Query(ge=0, description="Last `seq` seen")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=1000)] = None,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300,
-) -> StreamingResponse:
+) -> SlotStreamingResponse:
     """Server-sent events: one `call_event` per event (`id` = its `seq`), then `end` once the
     request is settled.
 
-    Resume with `?after=<seq>` (or the `Last-Event-ID` header); the stream also ends after
-    `max_seconds` (the browser reconnects by itself) or `max_events`.
+    Resume with `?after=<seq>` (or the `Last-Event-ID` header; malformed is a 400); the stream
+    also ends after `max_seconds` (the browser reconnects by itself) or `max_events`, and with a
+    `session_ended` event once the caller's session or key stops authenticating. A user may hold
+    `LEADFLOW_STREAMS_PER_USER` streams open at once (429 beyond).
     """
     row = await service.get_request(session, actor, call_id)
-    header = request.headers.get("last-event-id", "")
-    start = after if after is not None else (int(header) if header.isdigit() else 0)
-    return StreamingResponse(
-        _stream(request, factory, row.id, start, max_events, max_seconds),
+    header = parse_last_event_id(request.headers.get("last-event-id"), _event_seq)
+    start = after if after is not None else (header or 0)
+    guard = session_recheck(request, factory, actor, permission="calls:read")
+    release = stream_slot(request, actor)
+    return SlotStreamingResponse(
+        _stream(request, factory, row.id, start, max_events, max_seconds, guard),
+        release=release,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
+
+
+def _event_seq(value: str) -> int:
+    """A call event `seq` as sent in `id:` (digits only; ValueError otherwise)."""
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(value)
+    return int(value)
 
 
 @router.post("/{call_id}/cancel", response_model=CallRequestRead)

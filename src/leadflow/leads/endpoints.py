@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 from pydantic_core import to_json
 
 from leadflow.audit.service import record
@@ -60,8 +59,9 @@ async def lead_filter(
     tag: Annotated[list[str] | None, Query()] = None,
     source: str | None = None,
     assigned_to: Annotated[str | None, Query(description="User id, `me` or `none`")] = None,
-    date_from: datetime | None = None,
-    date_to: datetime | None = None,
+    # Aware only (422 naming the parameter): a naive bound has no defined meaning.
+    date_from: AwareDatetime | None = None,
+    date_to: AwareDatetime | None = None,
     needs_action: bool | None = None,
     import_batch_id: uuid.UUID | None = None,
 ) -> LeadFilter:
@@ -145,7 +145,8 @@ async def create_lead(
     body: LeadCreate,
     on_duplicate: Literal["reject", "allow"] = "reject",
 ) -> LeadDetail:
-    """Create a lead (409 with `existing_id` when email or phone exists, unless allowed)."""
+    """Create a lead (409 `duplicate_lead` when email or phone exists, unless allowed; it names
+    `existing_id` only when that lead is in your scope)."""
     lead = await service.create_lead(
         session, actor, request.app.state.settings, body, allow_duplicate=on_duplicate == "allow"
     )
@@ -323,7 +324,7 @@ async def list_duplicates(
 async def merge_leads(
     session: SessionDep, actor: Writer, lead_id: uuid.UUID, body: MergeIn
 ) -> LeadDetail:
-    """Merge other leads into this one."""
+    """Merge other leads into this one (needs `leads:delete` too: the others are removed)."""
     lead = await service.merge(session, actor, lead_id, body.other_ids)
     return await service.detail_of(session, lead)
 

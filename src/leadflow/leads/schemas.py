@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 DISG_TYPES = ("D", "I", "S", "G", "C")
 
@@ -230,8 +230,8 @@ class LeadFilter(BaseModel):
     tag: list[str] = Field(default_factory=list)
     source: str | None = None
     assigned_to: str | None = None  # user id, "me" or "none"
-    date_from: datetime | None = None
-    date_to: datetime | None = None
+    date_from: AwareDatetime | None = None  # naive bounds are rejected (422)
+    date_to: AwareDatetime | None = None
     needs_action: bool | None = None
     import_batch_id: uuid.UUID | None = None
     custom: dict[str, str] = Field(default_factory=dict)

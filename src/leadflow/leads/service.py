@@ -184,10 +184,8 @@ async def create_lead(
             session, actor.organization_id, email=fields.get("email"), phone=fields.get("phone")
         )
         if dup is not None:
-            raise Conflict(
-                "A lead with this email or phone exists",
-                code="duplicate_lead",
-                existing_id=str(dup.id),
+            raise await _duplicate_conflict(
+                session, actor, dup, "A lead with this email or phone exists"
             )
     if not fields.get("status"):
         fields["status"] = (await pipeline.first_stage(session, actor.organization_id)).key
@@ -224,6 +222,17 @@ async def create_lead(
         after=_audit_view(lead),
     )
     return lead
+
+
+async def _duplicate_conflict(
+    session: AsyncSession, actor: Actor, dup: Lead, detail: str
+) -> Conflict:
+    """The 409 for a duplicate email/phone: it names the existing lead only when the caller may
+    see it, so the conflict cannot be used to probe leads outside the caller's scope."""
+    visible = await repository.get(session, actor, dup.id) is not None
+    if visible:
+        return Conflict(detail, code="duplicate_lead", existing_id=str(dup.id))
+    return Conflict(detail, code="duplicate_lead")
 
 
 def parse_if_match(header: str | None) -> int | None:
@@ -285,9 +294,7 @@ async def update_lead(
                 **{"email": None, "phone": None, key: fields[key]},
             )
             if dup is not None:
-                raise Conflict(
-                    f"Another lead has this {key}", code="duplicate_lead", existing_id=str(dup.id)
-                )
+                raise await _duplicate_conflict(session, actor, dup, f"Another lead has this {key}")
     before = _audit_view(lead)
     status = fields.pop("status", None)
     assignee_present = "assignee_id" in fields
@@ -603,6 +610,14 @@ async def merge(
     others = await repository.get_many(session, actor, ids)
     if len(others) != len(ids) or not ids:
         raise NotFound("One or more leads to merge were not found")
+    # Merging soft-deletes the others, so it needs the delete right (checked after the scope
+    # lookups: a lead outside scope stays a 404).
+    if not actor.can("leads:delete"):
+        raise Forbidden(
+            "Missing permission 'leads:delete'",
+            code="missing_permission",
+            permission="leads:delete",
+        )
     order = {i: n for n, i in enumerate(ids)}
     others.sort(key=lambda o: order[o.id])
     before = _audit_view(lead)

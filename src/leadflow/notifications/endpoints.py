@@ -8,12 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.dependencies import CurrentActor
+from leadflow.auth.streams import session_recheck, stream_slot
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.kit.pagination import Page, PageParams, page_params
+from leadflow.kit.sse import (
+    SESSION_ENDED_EVENT,
+    SSE_HEADERS,
+    SessionRecheck,
+    SlotStreamingResponse,
+    parse_last_event_id,
+)
 from leadflow.notifications import service
 from leadflow.notifications.schemas import NotificationRead, ReadAllOut, UnreadCount
 
@@ -63,6 +70,7 @@ async def _events(
     max_events: int | None,
     max_seconds: float,
     poll: float,
+    guard: SessionRecheck,
 ) -> AsyncIterator[bytes]:
     # Polling the table keeps the stream correct across any number of API processes.
     sent = 0
@@ -70,6 +78,9 @@ async def _events(
     deadline = loop.time() + max_seconds
     yield b"retry: 3000\n\n"
     while loop.time() < deadline:
+        if not await guard.still_valid():
+            yield SESSION_ENDED_EVENT
+            return
         async with factory() as session:
             rows = await service.newer_than(session, user_id, after)
         for row in rows:
@@ -93,17 +104,22 @@ async def stream(
     last_event_id: Annotated[uuid.UUID | None, Query(alias="after")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=1000)] = None,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300,
-) -> StreamingResponse:
+) -> SlotStreamingResponse:
     """Server-sent events: one `notification` event per new notification.
 
-    Resume with `?after=<last id>` (or the `Last-Event-ID` header); the stream ends after
-    `max_seconds` (the browser reconnects by itself) or `max_events`.
+    Resume with `?after=<last id>` (or the `Last-Event-ID` header; malformed is a 400); the
+    stream ends after `max_seconds` (the browser reconnects by itself) or `max_events`, and with
+    a `session_ended` event once the login session ends. A user may hold
+    `LEADFLOW_STREAMS_PER_USER` streams open at once (429 beyond).
     """
-    header = request.headers.get("last-event-id")
-    after = last_event_id or (uuid.UUID(header) if header else None)
+    header = parse_last_event_id(request.headers.get("last-event-id"), uuid.UUID)
+    after = last_event_id or header
     assert actor.user_id is not None
-    return StreamingResponse(
-        _events(request, factory, actor.user_id, after, max_events, max_seconds, 1.0),
+    guard = session_recheck(request, factory, actor)
+    release = stream_slot(request, actor)
+    return SlotStreamingResponse(
+        _events(request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard),
+        release=release,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )

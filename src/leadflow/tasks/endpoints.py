@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import AwareDatetime
 
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
@@ -45,7 +45,7 @@ async def list_tasks(
     lead_id: uuid.UUID | None = None,
     assigned_to: Annotated[str | None, Query(description="User id or `me`")] = None,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
-    due_before: datetime | None = None,
+    due_before: AwareDatetime | None = None,  # naive is a 422: no defined zone
     overdue: bool = False,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[TaskRead]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,27 @@ from leadflow.timeline.schemas import ActorRef, TimelineItem
 from leadflow.users import repository as users
 
 MAX_DEPTH = 10_000
+_SHOWN_UNKNOWN = 5  # an error names a few unknown kinds, not every one sent
+
+
+def _wanted_kinds(kinds: list[str] | None, registered: Mapping[str, object]) -> list[str]:
+    """The requested kinds, each once, in the order asked; every registered kind when none.
+
+    Repeats are collapsed so `?kind=x` sent a thousand times costs one query per kind, and
+    anything unknown is a 422, so the list can never be longer than the registered kinds.
+    """
+    if not kinds:
+        return list(registered)
+    wanted = list(dict.fromkeys(kinds))
+    unknown = sorted(k for k in wanted if k not in registered)
+    if unknown:
+        more = " …" if len(unknown) > _SHOWN_UNKNOWN else ""
+        shown = ", ".join(unknown[:_SHOWN_UNKNOWN]) + more
+        raise ValidationFailed(
+            f"Unknown kind(s): {shown}",
+            errors=[{"loc": ["query", "kind"], "msg": f"one of {', '.join(sorted(registered))}"}],
+        )
+    return wanted
 
 
 async def timeline(
@@ -29,13 +51,7 @@ async def timeline(
     """A page of the lead's timeline, optionally only some kinds."""
     lead = await leads.get_lead(session, actor, lead_id)
     registered = sources()
-    wanted = kinds or list(registered)
-    unknown = sorted(set(wanted) - set(registered))
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown kind(s): {', '.join(unknown)}",
-            errors=[{"loc": ["query", "kind"], "msg": f"one of {', '.join(sorted(registered))}"}],
-        )
+    wanted = _wanted_kinds(kinds, registered)
     if page.offset + page.limit > MAX_DEPTH:
         raise ValidationFailed(
             f"The timeline pages up to {MAX_DEPTH} entries deep",
