@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
 
 from leadflow.auth import service
-from leadflow.auth.dependencies import CurrentActor
+from leadflow.auth.dependencies import CurrentActor, CurrentPerson
 from leadflow.auth.schemas import (
     LoginIn,
     MeOut,
@@ -94,8 +94,8 @@ async def refresh(request: Request, session: SessionDep, body: RefreshIn) -> Tok
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(session: SessionDep, actor: CurrentActor) -> Response:
-    """End this session; its access token stops working at once."""
+async def logout(session: SessionDep, actor: CurrentPerson) -> Response:
+    """End this session; its access token stops working at once (not for API keys)."""
     await service.logout(session, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -248,9 +248,15 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
 
 
 async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
-    row = await repository.get_api_key_by_hash(session, token_digest(key))
-    if row is None or row.revoked_at is not None:
+    found = await repository.get_api_key_by_hash(session, token_digest(key))
+    if found is None or found[0].revoked_at is not None:
         raise Unauthorized("Invalid API key", code="invalid_api_key")
+    row, creator = found
+    # A key never outranks the person who made it: it stops with them and shrinks with them.
+    if creator is None or creator.status != "active":
+        raise Unauthorized(
+            "The API key's creator is no longer active", code="api_key_creator_inactive"
+        )
     now = utcnow()
     # Avoid a write per request: last-used is accurate to the minute.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
@@ -259,7 +265,8 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
         organization_id=row.organization_id,
         user_id=row.created_by,
         role="api_key",
-        permissions=frozenset(row.scopes),
-        row_scope=RowScope.ORG,
+        permissions=frozenset(row.scopes) & frozenset(creator.permissions),
+        row_scope=RowScope(creator.row_scope),
+        team_id=creator.team_id,
         api_key_id=row.id,
     )
