@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     db_echo: bool = False
     db_pool_size: int = 10
     db_pre_ping: bool = False
+    # Auth: sign-up throttling and the Supabase bridge.
+    register_per_hour: int = Field(default=5, ge=1)
+    supabase_issuer: str = ""
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
