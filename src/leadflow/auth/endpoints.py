@@ -48,8 +48,10 @@ _LOGIN_BODY: dict[str, Any] = {
 
 @router.post("/register", response_model=RegisterOut, status_code=status.HTTP_201_CREATED)
 async def register(request: Request, session: SessionDep, body: RegisterIn) -> RegisterOut:
-    """Create an organisation and its first admin; returns tokens."""
-    user, org, pair = await service.register(session, request.app.state.settings, body)
+    """Create an organisation and its first admin; returns tokens (limited per client IP)."""
+    user, org, pair = await service.register(
+        session, request.app.state.settings, request.app.state.register_limiter, body
+    )
     return RegisterOut(
         **pair.model_dump(),
         user=UserRef(id=user.id, email=user.email, full_name=user.full_name, role="admin"),
