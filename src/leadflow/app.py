@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from limits import RateLimitItemPerHour
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import leadflow.models  # noqa: F401  (registers every model)
@@ -30,7 +31,7 @@ from leadflow.kit.context import parse_networks
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from leadflow.kit.problems import install_handlers, problem
-from leadflow.kit.ratelimit import FailureLimiter, build_storage
+from leadflow.kit.ratelimit import FailureLimiter, HitLimiter, build_storage
 from leadflow.leads.endpoints import router as leads_router
 from leadflow.leads.endpoints import tags_router
 from leadflow.notifications.endpoints import router as notifications_router
@@ -130,6 +131,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.login_limiter = FailureLimiter(
         build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
+    )
+    app.state.register_limiter = HitLimiter(
+        build_storage(settings.redis_url),
+        RateLimitItemPerHour(settings.register_per_hour, namespace="register-ip"),
     )
 
     install_handlers(app)

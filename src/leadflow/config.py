@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # open in one process.
     stream_recheck_seconds: float = Field(default=30, gt=0, le=30)
     streams_per_user: int = Field(default=5, ge=1)
+    # Auth: sign-up throttling and the Supabase bridge.
+    register_per_hour: int = Field(default=5, ge=1)
+    supabase_issuer: str = ""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

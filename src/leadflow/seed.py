@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from leadflow.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from leadflow.auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from leadflow.db.engine import Database, session_scope
 from leadflow.kit.clock import utcnow
 from leadflow.leads.service import derive
@@ -44,6 +44,7 @@ async def create_admin(
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
     organization = await _org(db, org)
+    password_hash = await hash_password_async(password)
     async with session_scope(db) as session:
         if await users.get_by_email(session, email):
             raise ValueError(f"a user with email {email} already exists")
@@ -54,7 +55,7 @@ async def create_admin(
                 organization_id=organization.id,
                 email=email.lower(),
                 full_name=full_name,
-                password_hash=hash_password(password),
+                password_hash=password_hash,
                 role_id=role.id,
                 status="active",
             )
@@ -64,13 +65,13 @@ async def create_admin(
 async def create_demo(db: Database) -> list[tuple[str, str, str]]:
     """The demo organisation with an admin, a manager and two counselors in one team."""
     organization = await _org(db, DEMO_ORG)
+    pw_hash = await hash_password_async(DEMO_PASSWORD)
     async with session_scope(db) as session:
         team = await orgs.repository.get_team_by_name(session, organization.id, "Vertrieb Nord")
         if team is None:
             team = Team(organization_id=organization.id, name="Vertrieb Nord")
             session.add(team)
             await session.flush()
-        pw_hash = hash_password(DEMO_PASSWORD)
         for role_name, email, name in DEMO_USERS:
             if await users.get_by_email(session, email):
                 continue

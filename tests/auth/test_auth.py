@@ -259,6 +259,7 @@ async def test_supabase_token_authenticates_known_user(
         "aud": "authenticated",
         "email": user.email,
         "role": "authenticated",
+        "email_confirmed_at": "2026-01-05T10:00:00Z",
         "iat": now,
         "exp": now + 600,
     }

@@ -36,6 +36,22 @@ async def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
+async def current_person(actor: CurrentActor) -> Actor:
+    """The current actor if it is a signed-in person; API keys get 403.
+
+    For endpoints about "me" (notifications, logout): a key belongs to no person, and
+    answering as its creator would let an integration read or end that person's things.
+    """
+    if actor.api_key_id is not None or actor.user_id is None:
+        raise Forbidden(
+            "This endpoint is for signed-in users, not API keys", code="person_required"
+        )
+    return actor
+
+
+CurrentPerson = Annotated[Actor, Depends(current_person)]
+
+
 def require_permission(permission: str) -> Callable[[Actor], Awaitable[Actor]]:
     """Dependency factory: the current actor if it holds `permission`, else 403."""
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import ValidationError
 
 from leadflow.auth import service
-from leadflow.auth.dependencies import CurrentActor
+from leadflow.auth.dependencies import CurrentActor, CurrentPerson
 from leadflow.auth.schemas import (
     LoginIn,
     MeOut,
@@ -48,8 +48,10 @@ _LOGIN_BODY: dict[str, Any] = {
 
 @router.post("/register", response_model=RegisterOut, status_code=status.HTTP_201_CREATED)
 async def register(request: Request, session: SessionDep, body: RegisterIn) -> RegisterOut:
-    """Create an organisation and its first admin; returns tokens."""
-    user, org, pair = await service.register(session, request.app.state.settings, body)
+    """Create an organisation and its first admin; returns tokens (limited per client IP)."""
+    user, org, pair = await service.register(
+        session, request.app.state.settings, request.app.state.register_limiter, body
+    )
     return RegisterOut(
         **pair.model_dump(),
         user=UserRef(id=user.id, email=user.email, full_name=user.full_name, role="admin"),
@@ -94,8 +96,8 @@ async def refresh(request: Request, session: SessionDep, body: RefreshIn) -> Tok
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(session: SessionDep, actor: CurrentActor) -> Response:
-    """End this session; its access token stops working at once."""
+async def logout(session: SessionDep, actor: CurrentPerson) -> Response:
+    """End this session; its access token stops working at once (not for API keys)."""
     await service.logout(session, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

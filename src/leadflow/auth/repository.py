@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,9 +30,34 @@ async def get_refresh_token(session: AsyncSession, token_hash: str) -> RefreshTo
     )
 
 
-async def get_api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    """A live or revoked API key by hash."""
-    return await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+@dataclass(frozen=True, slots=True)
+class KeyCreator:
+    """What bounds an API key: its creator's current status, team and role."""
+
+    status: str
+    team_id: uuid.UUID | None
+    permissions: list[str]
+    row_scope: str
+
+
+async def get_api_key_by_hash(
+    session: AsyncSession, key_hash: str
+) -> tuple[ApiKey, KeyCreator | None] | None:
+    """A live or revoked API key by hash, with its creator (None once the creator is gone)."""
+    row = (
+        await session.execute(
+            select(ApiKey, User.status, User.team_id, Role.permissions, Role.row_scope)
+            .outerjoin(User, User.id == ApiKey.created_by)
+            .outerjoin(Role, Role.id == User.role_id)
+            .where(ApiKey.key_hash == key_hash)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    key, status, team_id, permissions, row_scope = row
+    if status is None or row_scope is None:
+        return key, None
+    return key, KeyCreator(status, team_id, list(permissions or ()), row_scope)
 
 
 async def touch_api_key(session: AsyncSession, key_id: uuid.UUID, used_at: datetime) -> None:

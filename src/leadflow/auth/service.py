@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record
 from leadflow.auth import repository
-from leadflow.auth.passwords import hash_password, verify_password
+from leadflow.auth.passwords import hash_password_async, verify_password_async
 from leadflow.auth.schemas import RegisterIn, TokenPair
 from leadflow.auth.tokens import decode_access_token, decode_supabase_token, issue_access_token
 from leadflow.authz.actor import Actor
@@ -19,7 +19,7 @@ from leadflow.db.engine import may_write
 from leadflow.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
-from leadflow.kit.ratelimit import FailureLimiter
+from leadflow.kit.ratelimit import FailureLimiter, HitLimiter
 from leadflow.kit.security import new_token, token_digest
 from leadflow.models.auth_session import AuthSession, RefreshToken
 from leadflow.models.organization import Organization
@@ -98,11 +98,18 @@ async def _issue_pair(
 
 
 async def register(
-    session: AsyncSession, settings: Settings, data: RegisterIn
+    session: AsyncSession, settings: Settings, limiter: HitLimiter, data: RegisterIn
 ) -> tuple[User, Organization, TokenPair]:
-    """Create an organisation with its first admin and sign them in."""
+    """Create an organisation with its first admin and sign them in; limited per client IP."""
     if not settings.allow_signup:
         raise Forbidden("Sign-up is disabled on this server", code="signup_disabled")
+    wait = await limiter.hit(f"ip:{current_request().ip or 'unknown'}")
+    if wait:
+        raise TooManyRequests(
+            "Too many sign-ups from this address; try again later", retry_after=wait
+        )
+    # Hashed before the first query, so no database connection waits on argon2.
+    password_hash = await hash_password_async(data.password)
     if await users.get_by_email(session, data.email):
         raise Conflict("A user with this email already exists", code="email_taken")
     org = await orgs.create_organization(session, name=data.organization_name)
@@ -111,7 +118,7 @@ async def register(
         organization_id=org.id,
         email=data.email,
         full_name=data.full_name,
-        password_hash=hash_password(data.password),
+        password_hash=password_hash,
         role_id=admin_role.id,
         status="active",
         last_login_at=utcnow(),
@@ -151,9 +158,15 @@ async def login(
     wait = await limiter.blocked_for(*keys)
     if wait:
         raise TooManyRequests("Too many failed logins; try again later", retry_after=wait)
-    user = await users.get_by_email(session, email)
-    ok = verify_password(password, user.password_hash if user else None)
-    if not ok or user is None or user.status != "active":
+    found = await users.get_by_email(session, email)
+    user_id, password_hash = (found.id, found.password_hash) if found else (None, None)
+    active = found is not None and found.status == "active"
+    # Nothing is written yet: end the read so no pooled connection sits idle while argon2
+    # runs (a burst of logins would otherwise hold every connection and stall other requests).
+    await session.rollback()
+    ok = await verify_password_async(password, password_hash)
+    user = await users.get_with_role(session, user_id) if ok and active and user_id else None
+    if user is None or user.status != "active":
         await limiter.record_failure(*keys)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     await limiter.reset(f"email:{email}")
@@ -250,9 +263,15 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
 
 
 async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
-    row = await repository.get_api_key_by_hash(session, token_digest(key))
-    if row is None or row.revoked_at is not None:
+    found = await repository.get_api_key_by_hash(session, token_digest(key))
+    if found is None or found[0].revoked_at is not None:
         raise Unauthorized("Invalid API key", code="invalid_api_key")
+    row, creator = found
+    # A key never outranks the person who made it: it stops with them and shrinks with them.
+    if creator is None or creator.status != "active":
+        raise Unauthorized(
+            "The API key's creator is no longer active", code="api_key_creator_inactive"
+        )
     now = utcnow()
     # Avoid a write per request: last-used is accurate to the minute.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
@@ -265,8 +284,9 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
         organization_id=row.organization_id,
         user_id=row.created_by,
         role="api_key",
-        permissions=frozenset(row.scopes),
-        row_scope=RowScope.ORG,
+        permissions=frozenset(row.scopes) & frozenset(creator.permissions),
+        row_scope=RowScope(creator.row_scope),
+        team_id=creator.team_id,
         api_key_id=row.id,
     )
 

@@ -90,23 +90,45 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
 
 
 def decode_supabase_token(settings: Settings, token: str) -> str | None:
-    """The email of a valid Supabase access token (HS256, aud "authenticated"), else None."""
+    """The confirmed email of a valid Supabase access token, else None.
+
+    HS256 with the project's JWT secret, audience "authenticated", and the exact issuer when
+    `supabase_issuer` is set. The email must be confirmed: anyone can sign up to a Supabase
+    project with someone else's address, and the email is what maps to a Leadflow user.
+    """
     if not settings.supabase_jwt_secret:
         return None
+    required = ["exp", "sub", "aud"]
+    if settings.supabase_issuer:
+        required.append("iss")
     try:
         data: dict[str, Any] = jwt.decode(
             token,
             settings.supabase_jwt_secret,
             algorithms=[ALGORITHM],
             audience="authenticated",
-            options={"require": ["exp", "sub", "aud"], "verify_exp": False, "verify_iat": False},
+            issuer=settings.supabase_issuer or None,
+            options={"require": required, "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError:
         return None
-    if not _fresh(data):
+    if not _fresh(data) or not _email_confirmed(data):
         return None
     email = data.get("email")
     return email.lower() if isinstance(email, str) and email else None
+
+
+def _email_confirmed(claims: dict[str, Any]) -> bool:
+    # Supabase puts `email_confirmed_at` / `email_verified` at the top level or in
+    # `user_metadata` depending on version and provider; any one of them counts.
+    meta = claims.get("user_metadata")
+    for source in (claims, meta if isinstance(meta, dict) else {}):
+        confirmed_at = source.get("email_confirmed_at")
+        if isinstance(confirmed_at, str) and confirmed_at.strip():
+            return True
+        if source.get("email_verified") is True:
+            return True
+    return False
 
 
 def _fresh(claims: dict[str, Any]) -> bool:

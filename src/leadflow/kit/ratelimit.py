@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
@@ -43,3 +43,18 @@ class FailureLimiter:
         """Forget the failures of `keys` (after a success)."""
         for key in keys:
             await self._limiter.clear(self._item, key)
+
+
+class HitLimiter:
+    """Allows `item`'s amount of hits per key in a moving window (e.g. sign-ups per IP)."""
+
+    def __init__(self, storage: Storage, item: RateLimitItem) -> None:
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._item = item
+
+    async def hit(self, key: str) -> int:
+        """Count one hit for `key`: 0 when allowed, else seconds until the window frees up."""
+        if await self._limiter.hit(self._item, key):
+            return 0
+        stats = await self._limiter.get_window_stats(self._item, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))

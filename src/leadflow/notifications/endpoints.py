@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.auth.dependencies import CurrentActor
+from leadflow.auth.dependencies import CurrentPerson
 from leadflow.auth.streams import session_recheck, stream_slot
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.kit.pagination import Page, PageParams, page_params
@@ -30,7 +30,7 @@ Paging = Annotated[PageParams, Depends(page_params)]
 
 @router.get("", response_model=Page[NotificationRead])
 async def list_notifications(
-    session: SessionDep, actor: CurrentActor, page: Paging, unread: bool | None = None
+    session: SessionDep, actor: CurrentPerson, page: Paging, unread: bool | None = None
 ) -> Page[NotificationRead]:
     """Your notifications, newest first (`unread=true` for unread only)."""
     rows, total = await service.list_for(session, actor, page, unread=unread)
@@ -43,20 +43,20 @@ async def list_notifications(
 
 
 @router.get("/unread-count", response_model=UnreadCount)
-async def unread_count(session: SessionDep, actor: CurrentActor) -> UnreadCount:
+async def unread_count(session: SessionDep, actor: CurrentPerson) -> UnreadCount:
     """How many notifications you have not read."""
     return UnreadCount(unread=await service.unread_count(session, actor))
 
 
 @router.post("/read-all", response_model=ReadAllOut)
-async def read_all(session: SessionDep, actor: CurrentActor) -> ReadAllOut:
+async def read_all(session: SessionDep, actor: CurrentPerson) -> ReadAllOut:
     """Mark all your notifications read."""
     return ReadAllOut(updated=await service.mark_all_read(session, actor))
 
 
 @router.post("/{notification_id}/read", response_model=NotificationRead)
 async def read_one(
-    session: SessionDep, actor: CurrentActor, notification_id: uuid.UUID
+    session: SessionDep, actor: CurrentPerson, notification_id: uuid.UUID
 ) -> NotificationRead:
     """Mark one notification read."""
     return NotificationRead.model_validate(await service.mark_read(session, actor, notification_id))
@@ -100,7 +100,7 @@ async def _events(
 async def stream(
     request: Request,
     factory: SessionFactoryDep,
-    actor: CurrentActor,
+    actor: CurrentPerson,
     last_event_id: Annotated[uuid.UUID | None, Query(alias="after")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=1000)] = None,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300,
@@ -114,7 +114,7 @@ async def stream(
     """
     header = parse_last_event_id(request.headers.get("last-event-id"), uuid.UUID)
     after = last_event_id or header
-    assert actor.user_id is not None
+    assert actor.user_id is not None  # CurrentPerson guarantees it
     guard = session_recheck(request, factory, actor)
     release = stream_slot(request, actor)
     return SlotStreamingResponse(

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import diff, record, record_update, snapshot
-from leadflow.auth.passwords import hash_password
+from leadflow.auth.passwords import hash_password_async
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import ADMIN_ROLE, ensure_holds
 from leadflow.exceptions import Conflict, NotFound
@@ -59,6 +59,8 @@ async def list_users(
 
 async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
     """Add a member; the email must be new to Leadflow."""
+    # Hashed off the event loop and before the first query, so no connection waits on argon2.
+    password_hash = await hash_password_async(data.password) if data.password else None
     if await repository.get_by_email(session, data.email):
         raise Conflict("A user with this email already exists", code="email_taken")
     role = await orgs.role_by_name(session, actor.organization_id, data.role)
@@ -69,7 +71,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
         organization_id=actor.organization_id,
         email=data.email,
         full_name=data.full_name,
-        password_hash=hash_password(data.password) if data.password else None,
+        password_hash=password_hash,
         role_id=role.id,
         team_id=data.team_id,
         status=UserStatus.ACTIVE.value,
