@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai import local, prompts, repository
@@ -70,7 +71,7 @@ from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.db.types import new_id
-from leadflow.exceptions import Forbidden, ServiceUnavailable, TooManyRequests
+from leadflow.exceptions import Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.kit.ratelimit import build_storage
@@ -533,19 +534,29 @@ async def finish(
 
     When nothing could answer, the failed call is still stored (`outcome: error`) and kept
     although the request fails with 503. A stored lead deleted while the provider worked
-    is a 404 and nothing is stored (its input holds the lead's notes).
+    is a 404 and nothing is stored (the input holds the lead's notes).
     """
+    output = None if isinstance(answered, Failed) else prepared.output(answered.value)
     lead: Lead | None = None
-    if prepared.lead_id is not None:
-        lead = await leads.get_lead(session, actor, prepared.lead_id, for_update=prepared.apply)
+    if prepared.apply and prepared.lead_id is not None:
+        # Lock the lead before the insert: the insert's foreign-key check share-locks the
+        # lead on PostgreSQL, and two applies that both hold that share and then ask for the
+        # row lock deadlock.
+        lead = await leads.get_lead(session, actor, prepared.lead_id, for_update=True)
+    try:
+        # Otherwise the write comes first: on SQLite a transaction that reads before it
+        # writes cannot wait for the write lock when another writer went first.
+        gen = await repository.add_generation(
+            session, _generation(actor, prepared, answered, output)
+        )
+    except IntegrityError:
+        raise NotFound("Lead not found") from None  # erased meanwhile
+    if lead is None and prepared.lead_id is not None:
+        lead = await leads.get_lead(session, actor, prepared.lead_id)
     if isinstance(answered, Failed):
-        await repository.add_generation(session, _generation(actor, prepared, answered, None))
         raise ServiceUnavailable(
             "The AI bridge could not answer", code="ai_unavailable", keep_changes=True
         )
-    gen = await repository.add_generation(
-        session, _generation(actor, prepared, answered, prepared.output(answered.value))
-    )
     if prepared.apply and lead is not None:
         await _apply(session, actor, lead, answered.value, gen.id)
     return prepared.respond(answered, gen, rt)
