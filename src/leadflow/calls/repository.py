@@ -246,17 +246,32 @@ async def lock_organization(session: AsyncSession, organization_id: uuid.UUID) -
     )
 
 
+def _created_since(
+    organization_id: uuid.UUID,
+    since: datetime,
+    requested_by: uuid.UUID | None,
+    strict: bool,
+) -> list[ColumnElement[bool]]:
+    conds = [
+        CallRequest.organization_id == organization_id,
+        CallRequest.created_at > since if strict else CallRequest.created_at >= since,
+    ]
+    if requested_by is not None:
+        conds.append(CallRequest.requested_by == requested_by)
+    return conds
+
+
 async def count_created_since(
     session: AsyncSession,
     organization_id: uuid.UUID,
     since: datetime,
     *,
     requested_by: uuid.UUID | None = None,
+    strict: bool = False,
 ) -> int:
-    """Requests of the organisation (or of one requester in it) created at or after `since`."""
-    conds = [CallRequest.organization_id == organization_id, CallRequest.created_at >= since]
-    if requested_by is not None:
-        conds.append(CallRequest.requested_by == requested_by)
+    """Requests of the organisation (or of one requester in it) created at or after `since`
+    (after it, when `strict`)."""
+    conds = _created_since(organization_id, since, requested_by, strict)
     return int(
         await session.scalar(select(func.count()).select_from(CallRequest).where(*conds)) or 0
     )
@@ -269,11 +284,10 @@ async def nth_created_since(
     n: int,
     *,
     requested_by: uuid.UUID | None = None,
+    strict: bool = False,
 ) -> datetime | None:
     """When the n-th oldest (0-based) of those requests was created."""
-    conds = [CallRequest.organization_id == organization_id, CallRequest.created_at >= since]
-    if requested_by is not None:
-        conds.append(CallRequest.requested_by == requested_by)
+    conds = _created_since(organization_id, since, requested_by, strict)
     found: datetime | None = await session.scalar(
         select(CallRequest.created_at)
         .where(*conds)

@@ -259,7 +259,12 @@ async def check_limits(session: AsyncSession, actor: Actor, settings: Settings) 
     for name, limit, since, user, who in checks:
         if limit <= 0:
             continue
-        used = await repository.count_created_since(session, org_id, since, requested_by=user)
+        # The moving hour is (now - 1 h, now]: a request leaves it exactly an hour later, when
+        # the Retry-After below runs out. The day starts at midnight UTC inclusive.
+        strict = name != "org_day"
+        used = await repository.count_created_since(
+            session, org_id, since, requested_by=user, strict=strict
+        )
         if used < limit:
             continue
         if name == "org_day":
@@ -268,7 +273,7 @@ async def check_limits(session: AsyncSession, actor: Actor, settings: Settings) 
         else:
             # The window frees up when enough of its oldest requests have aged out of it.
             oldest = await repository.nth_created_since(
-                session, org_id, since, used - limit, requested_by=user
+                session, org_id, since, used - limit, requested_by=user, strict=strict
             )
             frees_at = (oldest or now) + timedelta(hours=1)
             when = "in the last hour"
