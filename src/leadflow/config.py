@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     ai_timeout_seconds: float = 20
     ai_max_retries: int = 2
     ai_rate_limit_per_minute: int = 60
+    # AI + calls limits: provider calls at once per process (wait up to the queue timeout for
+    # a slot, then 429 ai_busy); remote provider calls per organisation and UTC day (0 =
+    # unlimited); call requests per user and hour, per organisation and hour, per organisation
+    # and UTC day (0 = unlimited).
+    ai_max_concurrency: int = Field(default=8, ge=1)
+    ai_queue_timeout_seconds: float = Field(default=5.0, ge=0)
+    ai_daily_limit: int = Field(default=500, ge=0)
+    calls_per_user_per_hour: int = Field(default=30, ge=0)
+    calls_per_org_per_hour: int = Field(default=200, ge=0)
+    calls_per_org_per_day: int = Field(default=1000, ge=0)
     voice_provider: Literal["simulated", "twilio"] = "simulated"
     # Twilio's own variable names work too, like the OpenAI ones above.
     twilio_account_sid: str = Field(

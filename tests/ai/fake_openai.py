@@ -3,6 +3,8 @@
 It records every request (path, headers, JSON body) and answers with a valid Response object.
 Tests queue behaviours: a given output text, an HTTP error, invalid JSON, or a hang that lasts
 until the server is stopped (longer than any client timeout, without the test sleeping).
+`hold()` makes every request wait at the door until `open()`; `wait_for_requests(n)` blocks
+until n requests have arrived (both events, no sleeps).
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class FakeOpenAI:
         self._queue: deque[_Behaviour] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._gate = threading.Event()
+        self._gate.set()
+        self._arrived = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -86,6 +91,7 @@ class FakeOpenAI:
     def stop(self) -> None:
         """Release hanging requests, stop serving and close the socket."""
         self._stopping.set()
+        self._gate.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -108,6 +114,20 @@ class FakeOpenAI:
     def hang(self) -> None:
         """The next request gets no answer until the server stops."""
         self._push(_Behaviour("hang"))
+
+    def hold(self) -> None:
+        """From now on, requests wait (after being recorded) until `open()` is called."""
+        self._gate.clear()
+
+    def open(self) -> None:
+        """Let waiting and later requests through."""
+        self._gate.set()
+
+    def wait_for_requests(self, n: int, timeout: float = 30) -> bool:
+        """Block until at least `n` requests were received (False if `timeout` passed first:
+        a safety net so a broken test fails instead of hanging)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.requests) >= n, timeout=timeout)
 
     def _push(self, behaviour: _Behaviour) -> None:
         with self._lock:
@@ -147,8 +167,10 @@ class FakeOpenAI:
                 raw = self.rfile.read(length) if length else b"{}"
                 body = json.loads(raw or b"{}")
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                with fake._lock:
+                with fake._arrived:
                     fake.requests.append(Recorded(self.path, headers, body))
+                    fake._arrived.notify_all()
+                fake._gate.wait(timeout=60)
                 if self.path != "/v1/responses":
                     self._send(404, {"error": {"message": "no such route", "type": "invalid"}})
                     return

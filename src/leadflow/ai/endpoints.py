@@ -11,7 +11,8 @@ from leadflow.ai import service
 from leadflow.ai.schemas import AiRequest, AiResponse, GenerationRead
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
-from leadflow.db.session import SessionDep
+from leadflow.db.engine import unit_of_work
+from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.kit.pagination import Page, PageParams, page_params
 
 router = APIRouter(tags=["ai"])
@@ -37,16 +38,29 @@ Runtime = Annotated[service.AiRuntime, Depends(ai_runtime)]
 
 @router.post("", response_model=AiResponse)
 async def run_action(
-    session: SessionDep, actor: AiUser, runtime: Runtime, body: AiRequest
-) -> AiResponse:
+    session: SessionDep,
+    sessions: SessionFactoryDep,
+    actor: AiUser,
+    runtime: Runtime,
+    body: AiRequest,
+) -> service.AiResponse:
     """Run an AI action: `generate_message`, `chat`, `analyze_lead` or `summarize_lead`.
 
     The `local` provider (default) is rule-based — keyword rules and templates, no language
     model; `openai` uses the Responses API and falls back to `local` when it fails
     (`fallback: true`). Every call is stored (`generation_id`) and rate-limited per
-    organisation (429 with Retry-After).
+    organisation (429 with Retry-After); calls to a remote provider also count against the
+    organisation's daily budget (429 `ai_budget_exhausted`) and wait for one of the process's
+    provider slots (429 `ai_busy` when none frees up in time).
     """
-    return await service.run(session, actor, runtime, body)
+    prepared = await service.prepare(session, actor, runtime, body)
+    # The reads are done: end the request's transaction here so its connection goes back to
+    # the pool while the provider works (seconds, for a language model). The request's own
+    # commit at the end then has nothing left to do.
+    await session.commit()
+    answered = await service.ask(actor, runtime, prepared)
+    async with sessions() as store, unit_of_work(store):
+        return await service.finish(store, actor, runtime, prepared, answered)
 
 
 @router.get("/generations", response_model=Page[GenerationRead])

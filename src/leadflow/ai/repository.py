@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.ai.providers import LocalProvider
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import RowScope
 from leadflow.authz.scopes import row_scope_clause
@@ -83,6 +84,28 @@ async def count_needing_action(session: AsyncSession, actor: Actor) -> int:
             select(func.count())
             .select_from(Lead)
             .where(*scope_conditions(actor), Lead.needs_action.is_(True))
+        )
+        or 0
+    )
+
+
+async def count_provider_calls(
+    session: AsyncSession, organization_id: uuid.UUID, since: datetime
+) -> int:
+    """The organisation's calls since `since` that went to a remote provider.
+
+    A call the local rules answered alone cost nothing; a fallback (or a failed call stored
+    with the remote provider's name) was still sent to the remote provider.
+    """
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(AiGeneration)
+            .where(
+                AiGeneration.organization_id == organization_id,
+                AiGeneration.created_at >= since,
+                (AiGeneration.provider != LocalProvider.name) | AiGeneration.fallback.is_(True),
+            )
         )
         or 0
     )

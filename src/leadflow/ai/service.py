@@ -13,13 +13,15 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai import local, prompts, repository
@@ -64,12 +66,12 @@ from leadflow.ai.schemas import (
     SummarizeRequest,
     SummaryResponse,
 )
-from leadflow.ai.types import Analysis, LeadContext
+from leadflow.ai.types import Analysis, Draft, LeadContext
 from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.db.types import new_id
-from leadflow.exceptions import Forbidden, ServiceUnavailable, TooManyRequests
+from leadflow.exceptions import Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.kit.ratelimit import build_storage
@@ -97,6 +99,20 @@ _THREAD_BATCH = 5_000
 # --------------------------------------------------------------------------- runtime
 
 
+class AiBusy(TooManyRequests):
+    """Every provider slot of this process stayed busy for the whole queue wait."""
+
+    code = "ai_busy"
+    title = "AI provider busy"
+
+
+class AiBudgetExhausted(TooManyRequests):
+    """The organisation used up its provider calls of the (UTC) day."""
+
+    code = "ai_budget_exhausted"
+    title = "AI budget exhausted"
+
+
 class CallLimiter:
     """AI calls per organisation in a moving one-minute window (memory, or Redis when set)."""
 
@@ -119,6 +135,41 @@ class CallLimiter:
         )
 
 
+class ProviderSlots:
+    """At most `size` provider calls at once in this process; a caller waits up to
+    `wait_seconds` for a free slot, then gets 429 `ai_busy`.
+
+    A slow provider otherwise piles up requests (and their sockets, memory and timeouts)
+    without bound; the cap makes the excess fail fast with a clear answer instead.
+    """
+
+    def __init__(self, size: int, wait_seconds: float) -> None:
+        self.size = size
+        self.wait_seconds = wait_seconds
+        self._free = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the block."""
+        try:
+            if self.wait_seconds <= 0:
+                if self._free.locked():
+                    raise TimeoutError
+                await self._free.acquire()  # free: returns at once
+            else:
+                async with asyncio.timeout(self.wait_seconds):
+                    await self._free.acquire()
+        except TimeoutError:
+            raise AiBusy(
+                f"All {self.size} AI provider slots are busy; try again shortly",
+                retry_after=max(1, math.ceil(self.wait_seconds)),
+            ) from None
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
 def _runtime_key(settings: Settings) -> tuple[Any, ...]:
     return (
         settings.ai_provider,
@@ -129,17 +180,27 @@ def _runtime_key(settings: Settings) -> tuple[Any, ...]:
         settings.ai_max_retries,
         settings.ai_rate_limit_per_minute,
         settings.redis_url,
+        settings.ai_max_concurrency,
+        settings.ai_queue_timeout_seconds,
+        settings.ai_daily_limit,
     )
 
 
 @dataclass
 class AiRuntime:
-    """The configured provider, the local fallback and the rate limiter of one app."""
+    """The configured provider, the local fallback and the limits of one app."""
 
     provider: Provider
     fallback: LocalProvider
     limiter: CallLimiter
     key: tuple[Any, ...]
+    slots: ProviderSlots
+    daily_limit: int = 0  # provider calls per organisation and UTC day; 0 = unlimited
+
+    @property
+    def remote(self) -> Provider | None:
+        """The configured provider when it is not the local one (it costs money and time)."""
+        return self.provider if self.provider is not self.fallback else None
 
     def matches(self, settings: Settings) -> bool:
         """Whether this runtime was built from these AI settings."""
@@ -151,7 +212,7 @@ class AiRuntime:
 
 
 def build_runtime(settings: Settings) -> AiRuntime:
-    """Provider, fallback and limiter from the settings (`LEADFLOW_AI_PROVIDER`)."""
+    """Provider, fallback and limits from the settings (`LEADFLOW_AI_*`)."""
     fallback = LocalProvider()
     provider: Provider = fallback
     if settings.ai_provider == "openai":
@@ -162,7 +223,14 @@ def build_runtime(settings: Settings) -> AiRuntime:
             timeout=settings.ai_timeout_seconds,
             max_retries=settings.ai_max_retries,
         )
-    return AiRuntime(provider, fallback, CallLimiter(settings), _runtime_key(settings))
+    return AiRuntime(
+        provider,
+        fallback,
+        CallLimiter(settings),
+        _runtime_key(settings),
+        ProviderSlots(settings.ai_max_concurrency, settings.ai_queue_timeout_seconds),
+        settings.ai_daily_limit,
+    )
 
 
 # --------------------------------------------------------------------------- batch analysis
@@ -305,6 +373,13 @@ async def _resolve(
 
 
 # --------------------------------------------------------------------------- calling
+#
+# A call runs in three phases so that no database connection waits on the provider:
+# `prepare` reads everything in the request's session (the endpoint then commits it, which
+# hands the connection back to the pool), `ask` calls the provider with no session open, and
+# `finish` stores the generation (and applies an analysis) in a second, short transaction.
+
+AiResponse = MessageResponse | ChatResponse | AnalysisResponse | SummaryResponse
 
 
 @dataclass
@@ -320,69 +395,98 @@ class _Answer(Generic[T]):
     latency_ms: int
 
 
-async def _ask(
-    session: AsyncSession,
-    actor: Actor,
-    rt: AiRuntime,
-    *,
-    action: str,
-    lead_id: uuid.UUID | None,
-    input: dict[str, Any],
-    call: Callable[[Provider], Awaitable[Result[T]]],
-) -> _Answer[T]:
-    """Rate-limit, call the provider, fall back to the local one when it fails.
+@dataclass
+class Failed:
+    """Nothing could answer; kept as an `outcome: error` generation."""
 
-    When nothing can answer, the failed call is still stored (`outcome: error`) and kept
-    although the request fails with 503.
+    provider: Provider
+    fallback: bool
+    error: str
+    input_tokens: int | None
+    output_tokens: int | None
+    latency_ms: int
+
+
+@dataclass
+class Prepared:
+    """What phase 1 read: the provider call to make, and how to store and answer its result.
+
+    Holds plain data only (no ORM rows), so nothing needs the first session any more.
     """
+
+    action: str
+    lead_id: uuid.UUID | None
+    input: dict[str, Any]
+    call: Callable[[Provider], Awaitable[Result[Any]]]
+    output: Callable[[Any], dict[str, Any]]
+    respond: Callable[[_Answer[Any], AiGeneration, AiRuntime], AiResponse]
+    apply: bool = False  # analyze_lead with `apply`: write the analysis to the lead
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight UTC of `now`'s day: the AI budget's day."""
+    return datetime(now.year, now.month, now.day, tzinfo=UTC)
+
+
+async def _check_budget(session: AsyncSession, actor: Actor, rt: AiRuntime) -> None:
+    """429 `ai_budget_exhausted` once the organisation made its provider calls of the day.
+
+    Counted from the stored generations, so the count survives restarts and every process
+    sees the same one. Calls running right now are not stored yet: concurrent calls can
+    overshoot the budget by at most the calls in flight.
+    """
+    if rt.remote is None or rt.daily_limit <= 0:
+        return
+    now = utcnow()
+    since = day_start(now)
+    used = await repository.count_provider_calls(session, actor.organization_id, since)
+    if used < rt.daily_limit:
+        return
+    retry_after = max(1, math.ceil((since + timedelta(days=1) - now).total_seconds()))
+    raise AiBudgetExhausted(
+        f"This organisation made its {rt.daily_limit} AI provider calls for today (UTC); "
+        f"try again in {retry_after} s",
+        retry_after=retry_after,
+    )
+
+
+async def ask(actor: Actor, rt: AiRuntime, prepared: Prepared) -> _Answer[Any] | Failed:
+    """Phase 2 (no database session open): rate-limit, call the provider in one of the
+    process's slots, fall back to the local one when it fails."""
     await rt.limiter.acquire(actor.organization_id)
     start = time.perf_counter()
-    remote: Provider | None = rt.provider if rt.provider is not rt.fallback else None
+    remote = rt.remote
     error: str | None = None
     tokens: tuple[int | None, int | None] = (None, None)
     if remote is not None:
-        try:
-            res = await call(remote)
-            return _Answer(
-                res.value, remote, False, None, res.input_tokens, res.output_tokens, _ms(start)
-            )
-        except ProviderError as exc:
-            error = f"{remote.name}/{remote.model}: {exc}"[:500]
-            tokens = (exc.input_tokens, exc.output_tokens)
-            log.warning("AI provider failed, local fallback answers", extra={"error": error})
-        except Exception as exc:
-            # A bug on our side of the vendor boundary must not cost the user the answer.
-            error = f"{remote.name}/{remote.model}: {type(exc).__name__}"
-            log.exception("AI provider raised unexpectedly, local fallback answers")
+        async with rt.slots.slot():
+            try:
+                res = await prepared.call(remote)
+                return _Answer(
+                    res.value, remote, False, None, res.input_tokens, res.output_tokens, _ms(start)
+                )
+            except ProviderError as exc:
+                error = f"{remote.name}/{remote.model}: {exc}"[:500]
+                tokens = (exc.input_tokens, exc.output_tokens)
+                log.warning("AI provider failed, local fallback answers", extra={"error": error})
+            except Exception as exc:
+                # A bug on our side of the vendor boundary must not cost the user the answer.
+                error = f"{remote.name}/{remote.model}: {type(exc).__name__}"
+                log.exception("AI provider raised unexpectedly, local fallback answers")
     try:
-        res = await call(rt.fallback)
+        res = await prepared.call(rt.fallback)
     except Exception as exc:
         # The rules are pure functions; reaching this is a bug. Keep the evidence.
         log.exception("local AI provider failed")
         failed = remote or rt.fallback
-        await repository.add_generation(
-            session,
-            AiGeneration(
-                organization_id=actor.organization_id,
-                actor_user_id=actor.user_id,
-                lead_id=lead_id,
-                action=action,
-                provider=failed.name,
-                model=failed.model,
-                prompt_version=failed.prompt_version,
-                input=input,
-                output=None,
-                input_tokens=tokens[0],
-                output_tokens=tokens[1],
-                latency_ms=_ms(start),
-                outcome="error",
-                fallback=remote is not None,
-                error=(error or f"{failed.name}: {type(exc).__name__}")[:500],
-            ),
+        return Failed(
+            failed,
+            remote is not None,
+            (error or f"{failed.name}: {type(exc).__name__}")[:500],
+            tokens[0],
+            tokens[1],
+            _ms(start),
         )
-        raise ServiceUnavailable(
-            "The AI bridge could not answer", code="ai_unavailable", keep_changes=True
-        ) from exc
     fell_back = remote is not None
     return _Answer(res.value, rt.fallback, fell_back, error, tokens[0], tokens[1], _ms(start))
 
@@ -391,38 +495,71 @@ def _ms(start: float) -> int:
     return max(0, round((time.perf_counter() - start) * 1000))
 
 
-async def _store(
+def _generation(
+    actor: Actor,
+    prepared: Prepared,
+    answered: _Answer[Any] | Failed,
+    output: dict[str, Any] | None,
+) -> AiGeneration:
+    p = answered.provider
+    failed = isinstance(answered, Failed)
+    return AiGeneration(
+        id=new_id(),
+        organization_id=actor.organization_id,
+        actor_user_id=actor.user_id,
+        lead_id=prepared.lead_id,
+        action=prepared.action,
+        provider=p.name,
+        model=p.model,
+        prompt_version=p.prompt_version,
+        input=prepared.input,
+        output=output,
+        input_tokens=answered.input_tokens,
+        output_tokens=answered.output_tokens,
+        latency_ms=answered.latency_ms,
+        outcome="error" if failed else ("fallback" if answered.fallback else "ok"),
+        fallback=answered.fallback,
+        error=answered.error,
+    )
+
+
+async def finish(
     session: AsyncSession,
     actor: Actor,
-    answer: _Answer[Any],
-    *,
-    action: str,
-    lead_id: uuid.UUID | None,
-    input: dict[str, Any],
-    output: dict[str, Any],
-) -> AiGeneration:
-    p = answer.provider
-    return await repository.add_generation(
-        session,
-        AiGeneration(
-            id=new_id(),
-            organization_id=actor.organization_id,
-            actor_user_id=actor.user_id,
-            lead_id=lead_id,
-            action=action,
-            provider=p.name,
-            model=p.model,
-            prompt_version=p.prompt_version,
-            input=input,
-            output=output,
-            input_tokens=answer.input_tokens,
-            output_tokens=answer.output_tokens,
-            latency_ms=answer.latency_ms,
-            outcome="fallback" if answer.fallback else "ok",
-            fallback=answer.fallback,
-            error=answer.error,
-        ),
-    )
+    rt: AiRuntime,
+    prepared: Prepared,
+    answered: _Answer[Any] | Failed,
+) -> AiResponse:
+    """Phase 3, in a new short transaction: store the generation, apply an analysis, answer.
+
+    When nothing could answer, the failed call is still stored (`outcome: error`) and kept
+    although the request fails with 503. A stored lead deleted while the provider worked
+    is a 404 and nothing is stored (the input holds the lead's notes).
+    """
+    output = None if isinstance(answered, Failed) else prepared.output(answered.value)
+    lead: Lead | None = None
+    if prepared.apply and prepared.lead_id is not None:
+        # Lock the lead before the insert: the insert's foreign-key check share-locks the
+        # lead on PostgreSQL, and two applies that both hold that share and then ask for the
+        # row lock deadlock.
+        lead = await leads.get_lead(session, actor, prepared.lead_id, for_update=True)
+    try:
+        # Otherwise the write comes first: on SQLite a transaction that reads before it
+        # writes cannot wait for the write lock when another writer went first.
+        gen = await repository.add_generation(
+            session, _generation(actor, prepared, answered, output)
+        )
+    except IntegrityError:
+        raise NotFound("Lead not found") from None  # erased meanwhile
+    if lead is None and prepared.lead_id is not None:
+        lead = await leads.get_lead(session, actor, prepared.lead_id)
+    if isinstance(answered, Failed):
+        raise ServiceUnavailable(
+            "The AI bridge could not answer", code="ai_unavailable", keep_changes=True
+        )
+    if prepared.apply and lead is not None:
+        await _apply(session, actor, lead, answered.value, gen.id)
+    return prepared.respond(answered, gen, rt)
 
 
 def _warnings(answer: _Answer[Any], rt: AiRuntime) -> list[AiWarning]:
@@ -460,26 +597,32 @@ def _input(data: Any, ctx: LeadContext | None, **extra: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- actions
 
 
-async def _consent_warnings(
-    session: AsyncSession, subject: _Subject, channel: str
-) -> list[AiWarning]:
-    """No consent, or a revoked one, for the draft's channel (stored leads only)."""
+async def _consents(session: AsyncSession, subject: _Subject) -> dict[str, bool] | None:
+    """The latest consent per channel (granted or revoked); None for an inline lead."""
     if subject.row is None:
+        return None
+    latest = await leads_repo.latest_consents(session, subject.row.id)
+    return {channel: row.granted for channel, row in latest.items()}
+
+
+def _consent_warnings(consents: dict[str, bool] | None, channel: str) -> list[AiWarning]:
+    """No consent, or a revoked one, for the draft's channel (stored leads only)."""
+    if consents is None:
         return [
             AiWarning(
                 code="consent_unchecked",
                 message="Consent could not be checked for an inline lead; send a lead_id.",
             )
         ]
-    latest = (await leads_repo.latest_consents(session, subject.row.id)).get(channel)
-    if latest is None:
+    granted = consents.get(channel)
+    if granted is None:
         return [
             AiWarning(
                 code="no_consent",
                 message=f"The lead has no recorded consent for {channel}; check before sending.",
             )
         ]
-    if not latest.granted:
+    if not granted:
         return [
             AiWarning(
                 code="consent_revoked",
@@ -492,9 +635,9 @@ async def _consent_warnings(
 _SUBJECT_LABEL = {"de": "Betreff", "en": "Subject"}
 
 
-async def generate_message(
-    session: AsyncSession, actor: Actor, rt: AiRuntime, data: GenerateMessageData
-) -> MessageResponse:
+async def _prepare_message(
+    session: AsyncSession, actor: Actor, data: GenerateMessageData
+) -> Prepared:
     """A follow-up draft: first name, channel, DISG style, notes, last contact, language."""
     now = utcnow()
     default = (await org_settings(session, actor.organization_id)).default_language
@@ -510,39 +653,36 @@ async def generate_message(
     channel = data.channel or normalize_channel(ctx.channel)
     task = MessageTask(ctx, _turns(data.messages), channel, language, now)
     lead_id = subject.row.id if subject.row else None
-    stored_input = _input(data, ctx, channel=channel, language=language)
-    answer = await _ask(
-        session,
-        actor,
-        rt,
+    consents = await _consents(session, subject)
+
+    def reply_of(draft: Draft) -> str:
+        if draft.subject:
+            return f"{_SUBJECT_LABEL[language]}: {draft.subject}\n\n{draft.body}"
+        return draft.body
+
+    def output(draft: Draft) -> dict[str, Any]:
+        return {"reply": reply_of(draft), "channel": draft.channel, "subject": draft.subject}
+
+    def respond(answer: _Answer[Any], gen: AiGeneration, rt: AiRuntime) -> MessageResponse:
+        draft: Draft = answer.value
+        warnings = _warnings(answer, rt) + _consent_warnings(consents, draft.channel)
+        return MessageResponse(
+            reply=reply_of(draft),
+            lead_id=lead_id,
+            channel=cast(Channel, draft.channel),
+            language=cast(Language, language),
+            subject=draft.subject,
+            body=draft.body,
+            **_meta(answer, gen, warnings),
+        )
+
+    return Prepared(
         action="generate_message",
         lead_id=lead_id,
-        input=stored_input,
+        input=_input(data, ctx, channel=channel, language=language),
         call=lambda p: p.draft(task),
-    )
-    draft = answer.value
-    reply = draft.body
-    if draft.subject:
-        reply = f"{_SUBJECT_LABEL[language]}: {draft.subject}\n\n{draft.body}"
-    warnings = _warnings(answer, rt) + await _consent_warnings(session, subject, draft.channel)
-    output = {"reply": reply, "channel": draft.channel, "subject": draft.subject}
-    gen = await _store(
-        session,
-        actor,
-        answer,
-        action="generate_message",
-        lead_id=lead_id,
-        input=stored_input,
         output=output,
-    )
-    return MessageResponse(
-        reply=reply,
-        lead_id=lead_id,
-        channel=cast(Channel, draft.channel),
-        language=cast(Language, language),
-        subject=draft.subject,
-        body=draft.body,
-        **_meta(answer, gen, warnings),
+        respond=respond,
     )
 
 
@@ -555,7 +695,7 @@ async def _pipeline_context(session: AsyncSession, actor: Actor) -> PipelineCont
     )
 
 
-async def chat(session: AsyncSession, actor: Actor, rt: AiRuntime, data: ChatData) -> ChatResponse:
+async def _prepare_chat(session: AsyncSession, actor: Actor, data: ChatData) -> Prepared:
     """An answer to the conversation, about the lead or, without one, the pipeline."""
     now = utcnow()
     default = (await org_settings(session, actor.organization_id)).default_language
@@ -579,27 +719,19 @@ async def chat(session: AsyncSession, actor: Actor, rt: AiRuntime, data: ChatDat
             "needs_action": pipeline_ctx.needs_action,
             "stages": {s.key: s.count for s in pipeline_ctx.stages},
         }
-    stored_input = _input(data, ctx, **extra)
-    answer = await _ask(
-        session,
-        actor,
-        rt,
+
+    def respond(answer: _Answer[Any], gen: AiGeneration, rt: AiRuntime) -> ChatResponse:
+        return ChatResponse(
+            reply=answer.value, lead_id=lead_id, **_meta(answer, gen, _warnings(answer, rt))
+        )
+
+    return Prepared(
         action="chat",
         lead_id=lead_id,
-        input=stored_input,
+        input=_input(data, ctx, **extra),
         call=lambda p: p.chat(task),
-    )
-    gen = await _store(
-        session,
-        actor,
-        answer,
-        action="chat",
-        lead_id=lead_id,
-        input=stored_input,
-        output={"reply": answer.value},
-    )
-    return ChatResponse(
-        reply=answer.value, lead_id=lead_id, **_meta(answer, gen, _warnings(answer, rt))
+        output=lambda reply: {"reply": reply},
+        respond=respond,
     )
 
 
@@ -635,14 +767,13 @@ def _analysis_reply(analysis: Analysis, language: str, now: datetime) -> str:
 async def _apply(
     session: AsyncSession, actor: Actor, lead: Lead, analysis: Analysis, generation_id: uuid.UUID
 ) -> None:
-    """Write the analysis to the lead; audited as `lead.ai_analysis`.
+    """Write the analysis to the (row-locked) lead; audited as `lead.ai_analysis`.
 
     The stage moves only to a stage the organisation's pipeline has (otherwise it stays), and
     through the leads service, so a move gets the same history, SLA handling and audit as a
-    manual one.
+    manual one. The lock is taken only in phase 3: holding the row during a model call would
+    block editors.
     """
-    # Lock and reload only now: holding the row during a model call would block editors.
-    await session.refresh(lead, with_for_update=True)
     fields = ("status", "needs_action", "next_action_at", "next_action_description", "score")
     before = {f: getattr(lead, f) for f in fields}
     target = normalize_status(analysis.status)
@@ -680,9 +811,7 @@ async def _apply(
     )
 
 
-async def analyze_lead(
-    session: AsyncSession, actor: Actor, rt: AiRuntime, data: AnalyzeData
-) -> AnalysisResponse:
+async def _prepare_analysis(session: AsyncSession, actor: Actor, data: AnalyzeData) -> Prepared:
     """Stage, urgency, next step, score and reasons; `apply` writes them to the lead."""
     now = utcnow()
     default = (await org_settings(session, actor.organization_id)).default_language
@@ -698,56 +827,48 @@ async def analyze_lead(
     language = "en" if ctx.language == "en" else "de"
     task = AnalyzeTask(ctx, language, now)
     lead_id = subject.row.id if subject.row else None
-    stored_input = _input(data, ctx)
-    answer = await _ask(
-        session,
-        actor,
-        rt,
+    applied = bool(data.apply) and lead_id is not None
+
+    def output(analysis: Analysis) -> dict[str, Any]:
+        at = analysis.next_action_at
+        return {
+            "reply": _analysis_reply(analysis, language, now),
+            "status": analysis.status,
+            "needs_action": analysis.needs_action,
+            "next_action_at": at.isoformat() if at else None,
+            "next_action_description": analysis.next_action_description,
+            "score": analysis.score,
+            "reasons": analysis.reasons,
+            "applied": bool(data.apply),
+        }
+
+    def respond(answer: _Answer[Any], gen: AiGeneration, rt: AiRuntime) -> AnalysisResponse:
+        analysis: Analysis = answer.value
+        return AnalysisResponse(
+            reply=_analysis_reply(analysis, language, now),
+            lead_id=lead_id,
+            status=analysis.status,
+            needs_action=analysis.needs_action,
+            next_action_at=analysis.next_action_at,
+            next_action_description=analysis.next_action_description,
+            score=analysis.score,
+            reasons=analysis.reasons,
+            applied=bool(data.apply),
+            **_meta(answer, gen, _warnings(answer, rt)),
+        )
+
+    return Prepared(
         action="analyze_lead",
         lead_id=lead_id,
-        input=stored_input,
+        input=_input(data, ctx),
         call=lambda p: p.analyze(task),
-    )
-    analysis = answer.value
-    reply = _analysis_reply(analysis, language, now)
-    output = {
-        "reply": reply,
-        "status": analysis.status,
-        "needs_action": analysis.needs_action,
-        "next_action_at": analysis.next_action_at.isoformat() if analysis.next_action_at else None,
-        "next_action_description": analysis.next_action_description,
-        "score": analysis.score,
-        "reasons": analysis.reasons,
-        "applied": bool(data.apply),
-    }
-    gen = await _store(
-        session,
-        actor,
-        answer,
-        action="analyze_lead",
-        lead_id=lead_id,
-        input=stored_input,
         output=output,
-    )
-    if data.apply and subject.row is not None:
-        await _apply(session, actor, subject.row, analysis, gen.id)
-    return AnalysisResponse(
-        reply=reply,
-        lead_id=lead_id,
-        status=analysis.status,
-        needs_action=analysis.needs_action,
-        next_action_at=analysis.next_action_at,
-        next_action_description=analysis.next_action_description,
-        score=analysis.score,
-        reasons=analysis.reasons,
-        applied=bool(data.apply),
-        **_meta(answer, gen, _warnings(answer, rt)),
+        respond=respond,
+        apply=applied,
     )
 
 
-async def summarize_lead(
-    session: AsyncSession, actor: Actor, rt: AiRuntime, data: SummarizeData
-) -> SummaryResponse:
+async def _prepare_summary(session: AsyncSession, actor: Actor, data: SummarizeData) -> Prepared:
     """A short summary of the lead and its timeline (AI entries themselves left out)."""
     now = utcnow()
     default = (await org_settings(session, actor.organization_id)).default_language
@@ -756,6 +877,7 @@ async def summarize_lead(
     )
     assert subject is not None and subject.row is not None
     ctx = subject.context
+    lead_id = subject.row.id
     language = data.language or ("en" if ctx.language == "en" else "de")
     kinds = [k for k in sources() if k != TIMELINE_KIND]
     items, _total = await timeline.timeline(
@@ -763,47 +885,44 @@ async def summarize_lead(
     )
     events = [TimelineEvent(i.occurred_at, i.kind, i.summary) for i in items]
     task = SummaryTask(ctx, events, language, now)
-    stored_input = _input(data, ctx, events=len(events))
-    answer = await _ask(
-        session,
-        actor,
-        rt,
+
+    def respond(answer: _Answer[Any], gen: AiGeneration, rt: AiRuntime) -> SummaryResponse:
+        return SummaryResponse(
+            reply=answer.value,
+            lead_id=lead_id,
+            language=cast(Language, language),
+            **_meta(answer, gen, _warnings(answer, rt)),
+        )
+
+    return Prepared(
         action="summarize_lead",
-        lead_id=subject.row.id,
-        input=stored_input,
+        lead_id=lead_id,
+        input=_input(data, ctx, events=len(events)),
         call=lambda p: p.summarize(task),
-    )
-    gen = await _store(
-        session,
-        actor,
-        answer,
-        action="summarize_lead",
-        lead_id=subject.row.id,
-        input=stored_input,
-        output={"reply": answer.value},
-    )
-    return SummaryResponse(
-        reply=answer.value,
-        lead_id=subject.row.id,
-        language=cast(Language, language),
-        **_meta(answer, gen, _warnings(answer, rt)),
+        output=lambda reply: {"reply": reply},
+        respond=respond,
     )
 
 
-async def run(
+async def prepare(
     session: AsyncSession,
     actor: Actor,
     rt: AiRuntime,
     body: GenerateMessageRequest | ChatRequest | AnalyzeRequest | SummarizeRequest,
-) -> MessageResponse | ChatResponse | AnalysisResponse | SummaryResponse:
-    """Dispatch `{action, data}` to its action."""
+) -> Prepared:
+    """Phase 1: every read the action needs (lead in scope, consents, timeline, settings)
+    and the organisation's daily budget; nothing is written."""
+    prepared: Prepared
     if isinstance(body, GenerateMessageRequest):
-        return await generate_message(session, actor, rt, body.data)
-    if isinstance(body, ChatRequest):
-        return await chat(session, actor, rt, body.data)
-    if isinstance(body, AnalyzeRequest):
-        return await analyze_lead(session, actor, rt, body.data)
-    return await summarize_lead(session, actor, rt, body.data)
+        prepared = await _prepare_message(session, actor, body.data)
+    elif isinstance(body, ChatRequest):
+        prepared = await _prepare_chat(session, actor, body.data)
+    elif isinstance(body, AnalyzeRequest):
+        prepared = await _prepare_analysis(session, actor, body.data)
+    else:
+        prepared = await _prepare_summary(session, actor, body.data)
+    await _check_budget(session, actor, rt)
+    return prepared
 
 
 async def list_generations(

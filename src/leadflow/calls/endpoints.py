@@ -28,7 +28,7 @@ from leadflow.calls.schemas import (
     ProviderEventOut,
 )
 from leadflow.db.session import SessionDep, SessionFactoryDep
-from leadflow.exceptions import Forbidden, LeadflowError
+from leadflow.exceptions import Forbidden, LeadflowError, TooManyRequests
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
     SESSION_ENDED_EVENT,
@@ -253,11 +253,18 @@ async def provider_events(
 # --------------------------------------------------------------------------- seed alias
 
 
-def _seed_error(status_code: int, request_id: str | None, error: str, code: str) -> JSONResponse:
+def _seed_error(
+    status_code: int,
+    request_id: str | None,
+    error: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """Seed 001's error shape (plus a stable `code`)."""
     return JSONResponse(
         {"status": "error", "request_id": request_id, "error": error, "code": code},
         status_code=status_code,
+        headers=headers,
     )
 
 
@@ -304,7 +311,10 @@ async def process_request(request: Request, session: SessionDep) -> JSONResponse
         await session.rollback()
         listed = exc.extra.get("errors")
         detail = _describe(listed) if listed else exc.detail
-        return _seed_error(exc.status, request_id, detail, exc.code)
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        )
+        return _seed_error(exc.status, request_id, detail, exc.code, headers)
     return JSONResponse(
         _accepted(row, created).model_dump(mode="json"),
         status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,

@@ -18,6 +18,7 @@ from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.call_request import CallRequest, CallRequestEvent
 from leadflow.models.lead import Lead
+from leadflow.models.organization import Organization
 
 # Waiting for an attempt: due once `scheduled_for` has passed.
 WAITING: tuple[CallStatus, ...] = (
@@ -229,3 +230,69 @@ async def move_status(
     )
     row = result.one_or_none()
     return None if row is None else (int(row[0]), row[1])
+
+
+async def lock_organization(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Queue concurrent submissions of one organisation behind each other (PostgreSQL row
+    lock on the organisation until commit), so the limit counts below stay exact.
+
+    FOR NO KEY UPDATE: rows referencing the organisation (their foreign-key checks take a
+    key-share lock) are not blocked. SQLite already runs one writer at a time.
+    """
+    await session.execute(
+        select(Organization.id)
+        .where(Organization.id == organization_id)
+        .with_for_update(key_share=True)
+    )
+
+
+def _created_since(
+    organization_id: uuid.UUID,
+    since: datetime,
+    requested_by: uuid.UUID | None,
+    strict: bool,
+) -> list[ColumnElement[bool]]:
+    conds = [
+        CallRequest.organization_id == organization_id,
+        CallRequest.created_at > since if strict else CallRequest.created_at >= since,
+    ]
+    if requested_by is not None:
+        conds.append(CallRequest.requested_by == requested_by)
+    return conds
+
+
+async def count_created_since(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    since: datetime,
+    *,
+    requested_by: uuid.UUID | None = None,
+    strict: bool = False,
+) -> int:
+    """Requests of the organisation (or of one requester in it) created at or after `since`
+    (after it, when `strict`)."""
+    conds = _created_since(organization_id, since, requested_by, strict)
+    return int(
+        await session.scalar(select(func.count()).select_from(CallRequest).where(*conds)) or 0
+    )
+
+
+async def nth_created_since(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    since: datetime,
+    n: int,
+    *,
+    requested_by: uuid.UUID | None = None,
+    strict: bool = False,
+) -> datetime | None:
+    """When the n-th oldest (0-based) of those requests was created."""
+    conds = _created_since(organization_id, since, requested_by, strict)
+    found: datetime | None = await session.scalar(
+        select(CallRequest.created_at)
+        .where(*conds)
+        .order_by(CallRequest.created_at)
+        .offset(n)
+        .limit(1)
+    )
+    return found

@@ -22,12 +22,14 @@ was canceled, or a newer attempt runs) changes nothing. The same UPDATE bumps
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +41,7 @@ from leadflow.calls.providers import CallUpdate, OutboundCall, UpdateKind
 from leadflow.calls.repository import ON_CALL, WAITING, CallFilter
 from leadflow.calls.schemas import CallRequestIn, CallStatus, EventType, ProviderEventOut
 from leadflow.config import Settings
-from leadflow.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from leadflow.exceptions import Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import normalize_phone
 from leadflow.kit.pagination import PageParams
@@ -47,6 +49,7 @@ from leadflow.leads import service as leads
 from leadflow.leads.registry import register_lead_child
 from leadflow.models.call_request import CallRequest, CallRequestEvent
 from leadflow.models.organization import Organization
+from leadflow.organizations.service import org_settings
 from leadflow.timeline.registry import model_source, register_source
 from leadflow.worker.jobs import enqueue_job
 
@@ -216,6 +219,97 @@ async def _schedule(
     return moved
 
 
+# --------------------------------------------------------------------------- limits
+
+
+class CallLimitExceeded(TooManyRequests):
+    """Too many call requests in the hour (per user or organisation) or the UTC day."""
+
+    code = "call_limit_exceeded"
+    title = "Call request limit reached"
+
+    def __init__(self, detail: str, *, retry_after: int, limit: str) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.extra["limit"] = limit  # user_hour, org_hour or org_day
+
+
+async def check_limits(session: AsyncSession, actor: Actor, settings: Settings) -> None:
+    """429 `call_limit_exceeded` (with Retry-After) when a new request would exceed
+    `LEADFLOW_CALLS_PER_ORG_PER_DAY` (UTC day), `LEADFLOW_CALLS_PER_ORG_PER_HOUR` or
+    `LEADFLOW_CALLS_PER_USER_PER_HOUR` (moving hour); 0 turns a limit off.
+
+    Counted from the stored requests, so every process sees the same counts and they
+    survive restarts; the organisation's row lock makes concurrent submissions count in turn.
+    """
+    now = utcnow()
+    org_id = actor.organization_id
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    hour_ago = now - timedelta(hours=1)
+    checks: list[tuple[str, int, datetime, uuid.UUID | None, str]] = [
+        ("org_day", settings.calls_per_org_per_day, day, None, "This organisation"),
+        ("org_hour", settings.calls_per_org_per_hour, hour_ago, None, "This organisation"),
+    ]
+    if actor.user_id is not None:
+        checks.append(
+            ("user_hour", settings.calls_per_user_per_hour, hour_ago, actor.user_id, "You")
+        )
+    if not any(limit > 0 for _, limit, *_ in checks):
+        return
+    await repository.lock_organization(session, org_id)
+    for name, limit, since, user, who in checks:
+        if limit <= 0:
+            continue
+        # The moving hour is (now - 1 h, now]: a request leaves it exactly an hour later, when
+        # the Retry-After below runs out. The day starts at midnight UTC inclusive.
+        strict = name != "org_day"
+        used = await repository.count_created_since(
+            session, org_id, since, requested_by=user, strict=strict
+        )
+        if used < limit:
+            continue
+        if name == "org_day":
+            frees_at = since + timedelta(days=1)
+            when = "today (UTC)"
+        else:
+            # The window frees up when enough of its oldest requests have aged out of it.
+            oldest = await repository.nth_created_since(
+                session, org_id, since, used - limit, requested_by=user, strict=strict
+            )
+            frees_at = (oldest or now) + timedelta(hours=1)
+            when = "in the last hour"
+        retry_after = max(1, math.ceil((frees_at - now).total_seconds()))
+        raise CallLimitExceeded(
+            f"{who} made {limit} call requests {when}; try again in {retry_after} s",
+            retry_after=retry_after,
+            limit=name,
+        )
+
+
+async def allowed_countries(
+    session: AsyncSession, organization_id: uuid.UUID, settings: Settings
+) -> list[str]:
+    """Countries (ISO 3166-1 alpha-2) outbound calls may go to: the organisation's
+    `allowed_call_countries`, else its business calendar's country, else
+    `LEADFLOW_DEFAULT_PHONE_REGION`."""
+    prefs = await org_settings(session, organization_id)
+    if prefs.allowed_call_countries:
+        return prefs.allowed_call_countries
+    country = (prefs.calendar or {}).get("country")
+    if isinstance(country, str) and country:
+        return [country.upper()]
+    return [settings.default_phone_region.upper()]
+
+
+def country_of(number: str, region: str) -> str | None:
+    """The country a phone number belongs to (None when it cannot be told)."""
+    try:
+        parsed = phonenumbers.parse(number, region.upper())
+    except phonenumbers.NumberParseException:
+        return None
+    found = phonenumbers.region_code_for_number(parsed)
+    return found if found and found != phonenumbers.UNKNOWN_REGION else None
+
+
 # --------------------------------------------------------------------------- accept
 
 
@@ -265,6 +359,19 @@ async def _resolve(
                 }
             ],
         )
+    allowed = await allowed_countries(session, actor.organization_id, settings)
+    country = country_of(number, region)
+    if country not in allowed:
+        msg = (
+            f"calls to {country or 'this number'} are not allowed for this organisation "
+            f"(allowed: {', '.join(allowed)})"
+        )
+        source = "number_to_call" if data.number_to_call else "number_to_call (the lead's phone)"
+        raise ValidationFailed(
+            f"{source}: {msg}",
+            errors=[{"loc": ["body", "number_to_call"], "msg": msg}],
+            code="call_country_not_allowed",
+        )
     if lead_id is None:
         lead_id = await repository.lead_by_phone(session, actor.organization_id, [number, callback])
     return callback, number, lead_id
@@ -275,12 +382,15 @@ async def submit(
 ) -> tuple[CallRequest, bool]:
     """Accept a request (True) or return the existing one with its request_id (False).
 
+    A replayed request_id is answered before the limits are checked (it starts nothing);
+    a new one counts against them (429) and may only call an allowed country (422).
     Inside business hours the call is queued to start at once; outside them the request
     becomes `outside_business_hours` and the call is queued for the next opening.
     """
     existing = await repository.by_request_id(session, actor.organization_id, data.request_id)
     if existing is not None:
         return await _existing(session, actor, existing), False
+    await check_limits(session, actor, settings)
     callback, number, lead_id = await _resolve(session, actor, settings, data)
     now = utcnow()
     row = CallRequest(

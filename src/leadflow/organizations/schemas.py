@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.authz.permissions import ALL_PERMISSIONS, RowScope
@@ -80,14 +81,35 @@ class TeamRead(BaseModel):
     created_at: datetime
 
 
+def _call_countries(v: list[str] | None) -> list[str] | None:
+    """ISO 3166-1 alpha-2 codes phonenumbers knows, upper-cased, de-duplicated, in order."""
+    if v is None:
+        return None
+    codes = list(dict.fromkeys(c.strip().upper() for c in v))
+    unknown = [c for c in codes if c not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(f"unknown country codes: {', '.join(unknown)} (ISO 3166-1 alpha-2)")
+    return codes
+
+
 class OrgSettings(BaseModel):
-    """Organisation-wide preferences (stored in `organizations.settings`)."""
+    """Organisation-wide preferences (stored in `organizations.settings`).
+
+    `allowed_call_countries`: countries outbound calls may go to (ISO 3166-1 alpha-2); unset
+    means the business calendar's country, else `LEADFLOW_DEFAULT_PHONE_REGION`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     clear_needs_action_on_interaction: bool = True
     default_language: str = Field(default="de", pattern=r"^(de|en)$")
     calendar: dict[str, Any] | None = None
+    allowed_call_countries: list[str] | None = Field(default=None, min_length=1, max_length=250)
+
+    @field_validator("allowed_call_countries")
+    @classmethod
+    def _countries(cls, v: list[str] | None) -> list[str] | None:
+        return _call_countries(v)
 
 
 class OrgSettingsUpdate(BaseModel):
@@ -98,3 +120,9 @@ class OrgSettingsUpdate(BaseModel):
     clear_needs_action_on_interaction: bool | None = None
     default_language: str | None = Field(default=None, pattern=r"^(de|en)$")
     calendar: dict[str, Any] | None = None
+    allowed_call_countries: list[str] | None = Field(default=None, min_length=1, max_length=250)
+
+    @field_validator("allowed_call_countries")
+    @classmethod
+    def _countries(cls, v: list[str] | None) -> list[str] | None:
+        return _call_countries(v)
