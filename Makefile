@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_QUIET ?= -q
 
-.PHONY: run test lint typecheck migrations-check pytest bench demo worker clean
+.PHONY: run test lint typecheck migrations-check pytest bench fuzz demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
 
 test: lint typecheck migrations-check pytest
+
+# Schemathesis against the served schema on SQLite and PostgreSQL, FUZZ_SECONDS per engine.
+FUZZ_SECONDS ?= 600
+fuzz: $(VENV)/.installed-dev
+	LEADFLOW_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench

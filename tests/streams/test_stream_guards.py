@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db.engine import transactions_that
 from leadflow.kit.clock import clock
 from leadflow.notifications.service import notify
 from tests.calls.conftest import API as CALLS
@@ -66,7 +67,9 @@ class RawStream:
         if not self.opened.is_set():
             self.opened.set()
             if self.on_first_chunk is not None:
-                await self.on_first_chunk()
+                # The test's own writes, not the GET's: they may write.
+                with transactions_that(write=True):
+                    await self.on_first_chunk()
             if self.hold:
                 await asyncio.Event().wait()  # cancelled when the client disconnects
 

@@ -44,9 +44,9 @@ _may_write: ContextVar[bool] = ContextVar("leadflow_may_write", default=True)
 
 
 @contextmanager
-def read_only_transactions() -> Iterator[None]:
-    """Transactions begun inside this block only read (SQLite: plain deferred BEGIN)."""
-    token = _may_write.set(False)
+def transactions_that(*, write: bool) -> Iterator[None]:
+    """Transactions begun inside this block may write (`write=True`) or only read."""
+    token = _may_write.set(write)
     try:
         yield
     finally:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from leadflow.db.engine import Database, read_only_transactions, unit_of_work
+from leadflow.db.engine import Database, transactions_that, unit_of_work
 
 # Safe methods only read; their transactions need not queue for SQLite's write lock.
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -23,11 +23,11 @@ class TransactionIntentMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Mark the request's transactions by its method."""
-        if scope["type"] == "http" and scope.get("method") in _READ_METHODS:
-            with read_only_transactions():
-                await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        with transactions_that(write=scope.get("method") not in _READ_METHODS):
+            await self.app(scope, receive, send)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
