@@ -14,9 +14,10 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +28,7 @@ from leadflow.ai.service import analyze_leads
 from leadflow.assignment.service import RulePicker
 from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
+from leadflow.calendar.business import BusinessCalendar
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
@@ -37,6 +39,7 @@ from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
+from leadflow.models.organization import Organization
 from leadflow.notifications import service as notifications
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
@@ -140,6 +143,7 @@ class _Ctx:
     defs: dict[str, CustomFieldDefinition]
     plan: parsing.ColumnPlan
     headers: list[str]
+    tz: tzinfo = UTC  # dates without an offset are wall-clock times of the organisation
     seen: set[int] = field(default_factory=set)
     stage_of: dict[str, str | None] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)
@@ -178,7 +182,7 @@ def _build(ctx: _Ctx, values: list[Any]) -> tuple[dict[str, Any] | None, dict[st
                 rec["phone"] = parsing.phone_value(value, ctx.settings.default_phone_region)
             elif target == "last_contacted_at":
                 rec["last_contacted_at"] = parsing.date_value(
-                    raw if not isinstance(raw, str) else value
+                    raw if not isinstance(raw, str) else value, ctx.tz
                 )
             elif target == "status":
                 key = _stage_key(ctx, value)
@@ -296,6 +300,8 @@ async def _context_for(
     custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
     custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
     plan = parsing.plan_columns(headers, custom_keys, options.mapping)
+    org = await session.get(Organization, org_id)
+    calendar = BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
     if not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
         raise FileProblem(
             "No name, email or phone column found (headers: " + ", ".join(headers[:20]) + ")"
@@ -310,6 +316,7 @@ async def _context_for(
         defs=defs,
         plan=plan,
         headers=headers,
+        tz=ZoneInfo(calendar.timezone),
     )
 
 
