@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     import_sync_max_rows: int = 5_000
     import_max_bytes: int = 100 * 1024 * 1024
     import_resume_seconds: int = 60
+    # -- imports: scope and claim fencing (wt-imports1) --
+    # A background import not checkpointed for this long may be claimed by another worker;
+    # the earlier worker is then fenced off (its next checkpoint fails and rolls back).
+    import_lease_seconds: int = Field(default=120, ge=1)
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

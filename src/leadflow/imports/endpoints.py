@@ -243,7 +243,7 @@ def _read(batch: ImportBatch, errors: list[RowError]) -> BatchRead:
 async def list_imports(
     session: SessionDep, actor: Importer, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[BatchRead]:
-    """Imports of the organisation, newest first."""
+    """Imports in the caller's scope (own / team / org by who started them), newest first."""
     rows, total = await service.list_batches(session, actor, page.limit, page.offset)
     return Page(
         items=[_read(b, []) for b in rows], total=total, limit=page.limit, offset=page.offset
@@ -262,7 +262,10 @@ async def get_import(
     rows = await service.batch_errors(session, batch.id, errors)
     return _read(
         batch,
-        [RowError(row=r.row, column=r.column, value=r.value, message=r.message) for r in rows],
+        [
+            RowError(row=r.row, column=r.column, value=r.value, message=r.message, code=r.code)
+            for r in rows
+        ],
     )
 
 
