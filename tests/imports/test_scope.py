@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db.engine import Database
 from leadflow.imports.service import run_job
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.lead import Lead
@@ -242,3 +243,33 @@ async def test_admin_still_matches_the_whole_organisation(
     assert body["errors"] == [] and body["imported_count"] == 0
     await session.refresh(lead)
     assert lead.company == ("Neu" if mode == "update" else "Alt")
+
+
+async def test_updates_cost_the_same_statements_for_few_and_many_leads(
+    client: httpx.AsyncClient, factory: Factory, database: Database
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    for i in range(30):
+        await factory.lead(org, email=f"u{i}@example.com", company="Alt", status="new")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql)
+
+    async def run(n: int) -> int:
+        statements.clear()
+        rows = [
+            {"Name": f"U {i}", "E-Mail": f"u{i}@example.com", "Firma": f"Neu {n}", "Status": "won"}
+            for i in range(n)
+        ]
+        body = await _import(client, admin, UPDATE, rows)
+        assert body["updated_count"] == n
+        return len(statements)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        few, many = await run(3), await run(30)
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+    assert few == many
