@@ -273,3 +273,22 @@ async def test_updates_cost_the_same_statements_for_few_and_many_leads(
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     assert few == many
+
+
+async def test_update_without_a_status_column_keeps_the_stage(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    lead = await factory.lead(org, email="stage@example.com", status="won")
+    for analyze in ("false", "true"):
+        body = await _import(
+            client,
+            admin,
+            f"/api/v1/leads/import?on_duplicate=update&analyze={analyze}",
+            [{"Name": "Stage Kept", "E-Mail": "stage@example.com", "Firma": "Neu"}],
+        )
+        assert body["updated_count"] == 1
+        await session.refresh(lead)
+        assert (lead.status, lead.company) == ("won", "Neu")
+    assert await _count(session, LeadStatusChange, LeadStatusChange.lead_id == lead.id) == 0

@@ -396,6 +396,8 @@ async def _update(
             value = rec.get(key)
             if key in _DERIVED or value in (None, "", []):
                 continue
+            if key == "status" and rec.get("_keep_status"):
+                continue
             row[key] = {**(row["custom"] or {}), **value} if key == "custom" else value
     if not state:
         return 0
@@ -655,6 +657,9 @@ async def _chunk(
             report.skipped_count += 1
             continue
         if existing is not None and mode == "update":
+            # Only a status the file (or default_status) gives moves an existing lead; the
+            # fallback to the first stage is for new leads.
+            rec["_keep_status"] = not (rec.get("raw_status") or ctx.options.default_status)
             updates.append((existing, rec))
         else:
             inserts.append(rec)
