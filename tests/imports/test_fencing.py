@@ -134,7 +134,8 @@ async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
 
     ctx_a = JobContext(settings=settings, session_factory=session_a)
     ctx_b = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    token_a = await service.claim(ctx_a, bid)
+    # Claimed outside A's counted sessions: A's commits are then exactly its chunks.
+    token_a = await service.claim(ctx_b, bid)
     assert token_a is not None
     assert await service.claim(ctx_b, bid) is None  # lease still held
     worker_a = asyncio.create_task(service.run_claimed(ctx_a, bid, token_a, pieces))
