@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     import_max_stored_errors: int = Field(default=10_000, ge=0)
     import_file_retention_hours: float = Field(default=24, ge=0)
     import_file_cleanup_seconds: int = Field(default=3600, ge=1)
+    # -- imports: scope and claim fencing (wt-imports1) --
+    # A background import not checkpointed for this long may be claimed by another worker;
+    # the earlier worker is then fenced off (its next checkpoint fails and rolls back).
+    import_lease_seconds: int = Field(default=120, ge=1)
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

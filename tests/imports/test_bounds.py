@@ -288,7 +288,7 @@ async def test_finished_batch_file_is_deleted_after_retention_running_one_kept(
     finished, running = ids
     assert await run_job(jobs, str(finished)) == "completed"
     # The other one was claimed by a worker that is still at it.
-    assert await repository.claim_batch(session, running, NOW, service.LEASE)
+    assert await repository.claim_batch(session, running, NOW, timedelta(minutes=2))
     await session.commit()
 
     async def chunks(batch_id: uuid.UUID) -> int:

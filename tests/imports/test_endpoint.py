@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from tests.fixtures.factories import Factory
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "import_example.csv"
 NOW = datetime(2024, 11, 25, 9, 0, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 async def _leads(session: AsyncSession, org_id: object) -> int:
@@ -76,7 +78,8 @@ async def test_seed_sample_gives_the_documented_response(
     assert lea.first_name == "Lea" and lea.last_name == "Kramer"
     assert lea.phone == "+4915123456789" and lea.status == "new"
     assert lea.needs_action is True and lea.next_action_description == "Angebot senden"
-    assert lea.last_contacted_at == datetime(2024, 11, 20, tzinfo=UTC)
+    # A date without an offset is the organisation's day (default zone Europe/Berlin).
+    assert lea.last_contacted_at == datetime(2024, 11, 20, tzinfo=BERLIN)
     assert str(lea.import_batch_id) == body["import_batch_id"]
     timeline = (
         await client.get(
@@ -283,7 +286,7 @@ async def test_xlsx_upload_and_custom_fields(
     assert r.json()["imported_count"] == 1
     ida = await session.scalar(select(Lead).where(Lead.first_name == "Ida"))
     assert ida is not None and ida.custom == {"branche": "IT"} and ida.phone == "+491712345678"
-    assert ida.last_contacted_at == datetime(2024, 5, 6, tzinfo=UTC)
+    assert ida.last_contacted_at == datetime(2024, 5, 6, tzinfo=BERLIN)
 
 
 async def test_undo_removes_created_and_restores_updated(
@@ -413,3 +416,43 @@ async def test_background_import_completes_when_index_maintenance_is_not_allowed
     assert await run_job(jobs, body["import_batch_id"]) == "completed"
     await session.execute(sql_text("RESET ROLE"))
     assert await _leads(session, org.id) == 12
+
+
+@pytest.mark.parametrize(
+    ("zone", "local_ten"),
+    [
+        ("Europe/Berlin", datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 7, 1, 14, 0, tzinfo=UTC)),
+    ],
+)
+async def test_dates_without_offset_are_read_in_the_organisation_zone(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    zone: str,
+    local_ten: datetime,
+) -> None:
+    org = await factory.org()
+    org.settings = {**(org.settings or {}), "calendar": {"timezone": zone}}
+    await session.commit()
+    admin = await factory.member(org)
+    data = (
+        "Name,E-Mail,Letzter Kontakt\n"
+        "Ohne Offset,local@example.com,2026-07-01 10:00\n"
+        "Mit Offset,offset@example.com,2026-07-01T10:00:00+02:00\n"
+    )
+    r = await client.post(
+        "/api/v1/leads/import",
+        content=data.encode(),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200 and r.json()["imported_count"] == 2, r.text
+    stored = dict(
+        (
+            await session.execute(
+                select(Lead.email, Lead.last_contacted_at).where(Lead.organization_id == org.id)
+            )
+        ).all()
+    )
+    assert stored["local@example.com"] == local_ten
+    assert stored["offset@example.com"] == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import codecs
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -102,7 +103,31 @@ def test_dates(raw: str, expected: datetime | None) -> None:
     assert parsing.date_value(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["31.02.2024", "gestern", "2024/11/20"])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # No offset: wall-clock time in the organisation's zone (summer: UTC+2, winter: UTC+1).
+        ("2026-07-01 10:00", datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        ("01.07.2026 10:00", datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        ("15.01.2026 10:00:30", datetime(2026, 1, 15, 9, 0, 30, tzinfo=UTC)),
+        ("2026-07-01", datetime(2026, 6, 30, 22, 0, tzinfo=UTC)),
+        # An offset is kept.
+        ("2026-07-01T10:00:00Z", datetime(2026, 7, 1, 10, 0, tzinfo=UTC)),
+        ("2026-07-01T10:00:00.123+05:30", datetime(2026, 7, 1, 4, 30, tzinfo=UTC)),
+        ("2026-07-01 10:00 -0500", datetime(2026, 7, 1, 15, 0, tzinfo=UTC)),
+        ("01.07.2026 10:00 UTC", datetime(2026, 7, 1, 10, 0, tzinfo=UTC)),
+        ("2026-07-01 10:00 Uhr", datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        # Spreadsheet cells: naive values are local, aware ones keep their zone.
+        (datetime(2026, 7, 1, 10, 0), datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        (datetime(2026, 7, 1, 10, 0, tzinfo=UTC), datetime(2026, 7, 1, 10, 0, tzinfo=UTC)),
+        (date(2026, 7, 1), datetime(2026, 6, 30, 22, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_without_offset_use_the_given_zone(raw: object, expected: datetime) -> None:
+    assert parsing.date_value(raw, ZoneInfo("Europe/Berlin")) == expected
+
+
+@pytest.mark.parametrize("raw", ["31.02.2024", "gestern", "2024/11/20", "2024-11-20 10:00+24:00"])
 def test_bad_dates_raise(raw: str) -> None:
     with pytest.raises(ValueError):
         parsing.date_value(raw)

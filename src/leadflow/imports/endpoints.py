@@ -280,7 +280,7 @@ def _read(batch: ImportBatch, errors: list[RowError], stored: int = 0) -> BatchR
 async def list_imports(
     session: SessionDep, actor: Importer, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[BatchRead]:
-    """Imports of the organisation, newest first."""
+    """Imports in the caller's scope (own / team / org by who started them), newest first."""
     rows, total = await service.list_batches(session, actor, page.limit, page.offset)
     stored = await service.stored_error_counts(session, [b.id for b in rows])
     return Page(
@@ -304,7 +304,10 @@ async def get_import(
     stored = await service.stored_error_counts(session, [batch.id])
     return _read(
         batch,
-        [RowError(row=r.row, column=r.column, value=r.value, message=r.message) for r in rows],
+        [
+            RowError(row=r.row, column=r.column, value=r.value, message=r.message, code=r.code)
+            for r in rows
+        ],
         stored.get(batch.id, 0),
     )
 

@@ -17,7 +17,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import IO, Any, BinaryIO
 
@@ -491,19 +491,28 @@ def _codes() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     return one, two, three
 
 
-def date_value(value: Any) -> datetime | None:
-    """DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY (optionally with a time) as aware UTC."""
+def date_value(value: Any, tz: tzinfo = UTC) -> datetime | None:
+    """DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY (optionally with a time and an offset) as aware UTC.
+
+    A value without an offset is a wall-clock time in `tz` (the organisation's zone); a
+    value with one (`Z`, `+02:00`, `-0500`, `UTC`) keeps it.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        local = value if value.tzinfo else value.replace(tzinfo=tz)
+        return local.astimezone(UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return _date_text(str(value).strip())
+        return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+    return _date_text(str(value).strip(), tz)
+
+
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?")
+_OFFSET = re.compile(r"^(?:(Z|UTC|GMT)|([+-])(\d{2}):?(\d{2})?)$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=8192)
-def _date_text(raw: str) -> datetime:
+def _date_text(raw: str, tz: tzinfo) -> datetime:
     # Cached: a file repeats the same few thousand dates across a million rows.
     for i, pattern in enumerate(_DATES):
         m = pattern.match(raw)
@@ -512,12 +521,24 @@ def _date_text(raw: str) -> datetime:
         a, b, c = (int(x) for x in m.groups())
         y, mo, d = (a, b, c) if i == 1 else (c, b, a)
         rest = raw[m.end() :].strip().lstrip("T").strip()
-        hh = mm = 0
-        tm = re.match(r"^(\d{1,2}):(\d{2})", rest)
+        hh = mm = ss = 0
+        tm = _TIME.match(rest)
         if tm:
-            hh, mm = int(tm.group(1)), int(tm.group(2))
+            hh, mm, ss = int(tm.group(1)), int(tm.group(2)), int(tm.group(3) or 0)
+            rest = rest[tm.end() :].strip()
+        zone = tz
+        # Text after the time that is not an offset ("Uhr") is ignored, as it always was.
+        off = _OFFSET.match(rest) if rest else None
+        if off is not None:
+            if off.group(1):
+                zone = UTC
+            else:
+                delta = timedelta(hours=int(off.group(3)), minutes=int(off.group(4) or 0))
+                if delta >= timedelta(hours=24):
+                    raise ValueError(f"not a valid offset: {raw!r}")
+                zone = timezone(-delta if off.group(2) == "-" else delta)
         try:
-            return datetime(y, mo, d, hh, mm, tzinfo=UTC)
+            return datetime(y, mo, d, hh, mm, ss, tzinfo=zone).astimezone(UTC)
         except ValueError:
             raise ValueError(f"not a valid date: {raw!r}") from None
     raise ValueError(f"unrecognised date {raw!r} (use DD.MM.YYYY, YYYY-MM-DD or DD/MM/YYYY)")

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
     Row,
     Select,
     String,
+    Table,
     any_,
+    bindparam,
+    case,
     delete,
     func,
     insert,
@@ -24,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.authz.actor import Actor
+from leadflow.authz.scopes import row_scope_clause
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadAssignment
@@ -64,6 +70,8 @@ _COPY_COLUMNS = (
 )
 _JSON_AT = tuple(_COPY_COLUMNS.index(c) for c in ("tags", "custom"))
 _GIN_INDEXES = ("pgx_leads_search_trgm", "pgx_leads_tags")
+# A lead is "theirs" for a user who is its assignee or its creator (as in the leads module).
+_OWNERS = (Lead.assignee_id, Lead.created_by)
 
 
 # ---- leads ----------------------------------------------------------------------------------
@@ -81,9 +89,13 @@ async def pipeline_stages(session: AsyncSession, org_id: uuid.UUID) -> list[Pipe
 
 
 async def existing_ids(
-    session: AsyncSession, org_id: uuid.UUID, emails: list[str], phones: list[str]
-) -> tuple[dict[str, uuid.UUID], dict[str, uuid.UUID]]:
-    """Ids of live leads with one of these emails / phones (first match per value)."""
+    session: AsyncSession, actor: Actor, emails: list[str], phones: list[str]
+) -> tuple[dict[str, uuid.UUID | None], dict[str, uuid.UUID | None]]:
+    """Live leads of the organisation with one of these emails / phones.
+
+    Per value: the id of a match inside the actor's row scope (preferred), or None when
+    every match lies outside it (the caller must neither see nor touch those leads).
+    """
     conds = []
     # One array parameter per list on PostgreSQL: a 4,000-element IN list costs more to
     # compile and plan than to run.
@@ -98,19 +110,76 @@ async def existing_ids(
         )
     if not conds:
         return {}, {}
+    visible = case((row_scope_clause(actor, _OWNERS), literal(1)), else_=literal(0))
     rows = await session.execute(
-        select(Lead.id, Lead.email, Lead.phone).where(
-            Lead.organization_id == org_id, Lead.deleted_at.is_(None), or_(*conds)
+        select(Lead.id, Lead.email, Lead.phone, visible).where(
+            Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), or_(*conds)
         )
     )
-    by_email: dict[str, uuid.UUID] = {}
-    by_phone: dict[str, uuid.UUID] = {}
-    for lead_id, email, phone in rows.all():
-        if email:
-            by_email.setdefault(email, lead_id)
-        if phone:
-            by_phone.setdefault(phone, lead_id)
+    by_email: dict[str, uuid.UUID | None] = {}
+    by_phone: dict[str, uuid.UUID | None] = {}
+    for lead_id, email, phone, in_scope in rows.all():
+        found = lead_id if in_scope else None
+        for value, seen in ((email, by_email), (phone, by_phone)):
+            if value and seen.get(value) is None:
+                seen[value] = found
     return by_email, by_phone
+
+
+async def leads_for_update(
+    session: AsyncSession, actor: Actor, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Live leads among `ids` inside the actor's scope, as column dicts, row-locked."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Lead.__table__)
+        .where(
+            Lead.id.in_(ids),
+            Lead.organization_id == actor.organization_id,
+            Lead.deleted_at.is_(None),
+            row_scope_clause(actor, _OWNERS),
+        )
+        .with_for_update()
+    )
+    return {r["id"]: dict(r) for r in rows.mappings().all()}
+
+
+async def update_leads(
+    session: AsyncSession, columns: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """Write `columns` of many leads by id in one executemany (every row carries them all)."""
+    if not rows:
+        return
+    table = cast(Table, Lead.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
+        .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns})
+    )
+    await session.execute(
+        stmt, [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
+    )
+
+
+async def updated_lead_ids(
+    session: AsyncSession, batch_id: uuid.UUID, ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Leads among `ids` that already have a before-image in this batch."""
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(ImportUpdate.lead_id).where(
+            ImportUpdate.batch_id == batch_id, ImportUpdate.lead_id.in_(ids)
+        )
+    )
+    return set(rows)
+
+
+async def insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of `model` (one executemany)."""
+    if rows:
+        await session.execute(insert(model), rows)
 
 
 def _json_text(value: Any) -> str:
@@ -191,20 +260,28 @@ async def imported_from(
 # ---- batches --------------------------------------------------------------------------------
 
 
-async def batch_in_org(
-    session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID
+def _batch_scope(actor: Actor) -> list[ColumnElement[bool]]:
+    # A batch belongs to whoever started it: own = mine, team = my team's, org = all.
+    return [
+        ImportBatch.organization_id == actor.organization_id,
+        row_scope_clause(actor, [ImportBatch.created_by]),
+    ]
+
+
+async def batch_in_scope(
+    session: AsyncSession, actor: Actor, batch_id: uuid.UUID
 ) -> ImportBatch | None:
-    """A batch of the organisation."""
+    """A batch of the organisation inside the actor's row scope."""
     return await session.scalar(
-        select(ImportBatch).where(ImportBatch.id == batch_id, ImportBatch.organization_id == org_id)
+        select(ImportBatch).where(ImportBatch.id == batch_id, *_batch_scope(actor))
     )
 
 
 async def list_batches(
-    session: AsyncSession, org_id: uuid.UUID, limit: int, offset: int
+    session: AsyncSession, actor: Actor, limit: int, offset: int
 ) -> tuple[list[ImportBatch], int]:
-    """Batches of the organisation, newest first, and their total."""
-    conds = [ImportBatch.organization_id == org_id]
+    """Batches in the actor's scope, newest first, and their total."""
+    conds = _batch_scope(actor)
     total = await session.scalar(select(func.count()).select_from(ImportBatch).where(*conds))
     rows = await session.scalars(
         select(ImportBatch)
@@ -218,8 +295,12 @@ async def list_batches(
 
 async def claim_batch(
     session: AsyncSession, batch_id: uuid.UUID, now: datetime, lease: timedelta
-) -> bool:
-    """Mark a pending batch, or a running one whose lease expired, as running; True if won."""
+) -> str | None:
+    """Mark a pending batch, or a running one whose lease expired, as running.
+
+    Returns the new claim token if won (None otherwise); it fences every earlier claimer.
+    """
+    token = str(uuid.uuid4())
     claimed = await session.execute(
         update(ImportBatch)
         .where(
@@ -227,10 +308,28 @@ async def claim_batch(
             ImportBatch.status.in_(("pending", "running")),
             or_(ImportBatch.status == "pending", ImportBatch.updated_at < now - lease),
         )
-        .values(status="running", updated_at=now)
+        .values(status="running", updated_at=now, claim_token=token)
         .execution_options(synchronize_session=False)
     )
-    return getattr(claimed, "rowcount", 0) == 1
+    return token if getattr(claimed, "rowcount", 0) == 1 else None
+
+
+async def checkpoint(
+    session: AsyncSession, batch_id: uuid.UUID, token: str | None, values: dict[str, Any]
+) -> bool:
+    """Write `values` to the batch only while `token` still holds its claim; False if fenced.
+
+    On PostgreSQL the row lock taken here makes a concurrent claim wait for this
+    transaction and then see the fresh `updated_at` (lease renewed), so it loses.
+    """
+    held = ImportBatch.claim_token.is_(None) if token is None else ImportBatch.claim_token == token
+    written = await session.execute(
+        update(ImportBatch)
+        .where(ImportBatch.id == batch_id, held)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(written, "rowcount", 0) == 1
 
 
 async def stale_batch_ids(session: AsyncSession, cutoff: datetime) -> list[uuid.UUID]:

@@ -16,6 +16,9 @@ class RowError(BaseModel):
     column: str | None
     value: str | None
     message: str
+    # invalid_value, or duplicate_out_of_scope: a lead with this email/phone exists outside
+    # the importer's row scope (nothing about it is shown and nothing was written).
+    code: str | None = None
 
 
 class ImportResult(BaseModel):

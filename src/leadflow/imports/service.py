@@ -16,30 +16,39 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from uuid_utils.compat import uuid7
 
 from leadflow.ai.local import LeadContext, normalize_status
 from leadflow.ai.service import analyze_leads
 from leadflow.assignment.service import RulePicker
-from leadflow.audit.service import record
+from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
+from leadflow.authz.permissions import RowScope
+from leadflow.calendar.business import BusinessCalendar
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
+from leadflow.kit.context import current_request
 from leadflow.kit.normalize import neutralize_formula
+from leadflow.kit.security import redact
 from leadflow.leads.service import split_name
+from leadflow.models.audit_log import AuditLog
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
+from leadflow.models.lead_history import LeadStatusChange
+from leadflow.models.organization import Organization
 from leadflow.notifications import service as notifications
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
@@ -49,7 +58,6 @@ log = logging.getLogger("leadflow.imports")
 CHUNK_ROWS = 2000
 FILE_CHUNK_BYTES = 1 << 20
 MAX_REPORTED_ERRORS = 1000
-LEASE = timedelta(minutes=2)
 _LIMITS = {
     "first_name": 120,
     "last_name": 120,
@@ -176,6 +184,7 @@ def _closing(rows: Iterator[list[Any]], fh: BinaryIO) -> Iterator[list[Any]]:
 
 @dataclass
 class _Ctx:
+    actor: Actor  # the importer: its row scope bounds duplicate matching and updates
     org_id: uuid.UUID
     user_id: uuid.UUID | None
     settings: Settings
@@ -185,6 +194,7 @@ class _Ctx:
     defs: dict[str, CustomFieldDefinition]
     plan: parsing.ColumnPlan
     headers: list[str]
+    tz: tzinfo = UTC  # dates without an offset are wall-clock times of the organisation
     seen: set[int] = field(default_factory=set)
     stage_of: dict[str, str | None] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)
@@ -223,7 +233,7 @@ def _build(ctx: _Ctx, values: list[Any]) -> tuple[dict[str, Any] | None, dict[st
                 rec["phone"] = parsing.phone_value(value, ctx.settings.default_phone_region)
             elif target == "last_contacted_at":
                 rec["last_contacted_at"] = parsing.date_value(
-                    raw if not isinstance(raw, str) else value
+                    raw if not isinstance(raw, str) else value, ctx.tz
                 )
             elif target == "status":
                 key = _stage_key(ctx, value)
@@ -316,12 +326,12 @@ def _finish(rec: dict[str, Any], analysis: Any, ctx: _Ctx) -> dict[str, Any]:
 
 async def _context_for(
     session: AsyncSession,
-    org_id: uuid.UUID,
-    user_id: uuid.UUID | None,
+    actor: Actor,
     settings: Settings,
     options: ImportOptions,
     headers: list[str],
 ) -> _Ctx:
+    org_id = actor.organization_id
     stages = await repository.pipeline_stages(session, org_id)
     if not stages:
         raise Conflict("The organisation has no pipeline stages", code="no_stages")
@@ -341,13 +351,16 @@ async def _context_for(
     custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
     custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
     plan = parsing.plan_columns(headers, custom_keys, options.mapping)
+    org = await session.get(Organization, org_id)
+    calendar = BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
     if not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
         raise FileProblem(
             "No name, email or phone column found (headers: " + ", ".join(headers[:20]) + ")"
         )
     return _Ctx(
+        actor=actor,
         org_id=org_id,
-        user_id=user_id,
+        user_id=actor.user_id,
         settings=settings,
         options=options,
         stages=stage_map,
@@ -355,6 +368,7 @@ async def _context_for(
         defs=defs,
         plan=plan,
         headers=headers,
+        tz=ZoneInfo(calendar.timezone),
     )
 
 
@@ -385,47 +399,157 @@ _UPDATABLE = (
 )
 
 
+_DERIVED = ("full_name", "search_text")
+# Every updated lead writes all of these (unchanged ones with their current value), so the
+# whole chunk is one executemany however the rows differ.
+_WRITTEN = (*_UPDATABLE, "sla_met_at", "version", "updated_at")
+_AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
+_DATETIME_FIELDS = frozenset({"next_action_at", "last_contacted_at", "analyzed_at", "sla_met_at"})
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy (datetimes as ISO text, ids as strings), as audit rows store them."""
+    return json.loads(
+        json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    )
+
+
 async def _update(
     session: AsyncSession,
+    ctx: _Ctx,
     batch_id: uuid.UUID | None,
     updates: list[tuple[uuid.UUID, dict[str, Any]]],
-) -> None:
+) -> int:
+    """Apply the file's values to existing leads in the importer's scope; how many changed.
+
+    Writes what an API update writes (audit row per changed lead, status history when the
+    status moves, the SLA response when a lead leaves the first stage) plus the before-image
+    for undo, each as one set-based statement for the whole chunk.
+    """
+    if not updates:
+        return 0
+    now = utcnow()
+    # Locked and re-checked against the scope in this transaction: a lead that left the
+    # scope or was deleted since it was matched is not touched.
+    current = await repository.leads_for_update(session, ctx.actor, [i for i, _ in updates])
+    state: dict[uuid.UUID, dict[str, Any]] = {}
     for lead_id, rec in updates:
-        lead = await session.get(Lead, lead_id)
-        if lead is None:
+        if lead_id not in current:
             continue
-        changes = {k: rec[k] for k in _UPDATABLE if k in rec and rec[k] not in (None, "", [])}
-        if "custom" in changes:
-            changes["custom"] = {**lead.custom, **changes["custom"]}
-        before = {k: getattr(lead, k) for k in changes}
-        if batch_id is not None:
-            session.add(
-                ImportUpdate(
-                    batch_id=batch_id,
-                    lead_id=lead_id,
-                    before=json.loads(json.dumps(before, default=str)),
-                )
+        row = state.setdefault(lead_id, dict(current[lead_id]))
+        for key in _UPDATABLE:
+            value = rec.get(key)
+            if key in _DERIVED or value in (None, "", []):
+                continue
+            if key == "status" and rec.get("_keep_status"):
+                continue
+            row[key] = {**(row["custom"] or {}), **value} if key == "custom" else value
+    if not state:
+        return 0
+    actor = ctx.actor
+    request = current_request()
+    leads: list[dict[str, Any]] = []
+    befores: list[dict[str, Any]] = []
+    moves: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    known = (
+        await repository.updated_lead_ids(session, batch_id, list(state))
+        if batch_id is not None
+        else set()
+    )
+    for lead_id, row in state.items():
+        old = current[lead_id]
+        row["full_name"] = " ".join(p for p in (row["first_name"], row["last_name"]) if p)
+        parts = (row["full_name"], row["email"], row["phone"], row["company"])
+        row["search_text"] = " ".join(p for p in parts if p).lower()
+        if row["status"] != old["status"]:
+            moves.append(
+                {
+                    "id": uuid7(),
+                    "organization_id": ctx.org_id,
+                    "lead_id": lead_id,
+                    "actor_user_id": actor.user_id,
+                    "from_status": old["status"],
+                    "to_status": row["status"],
+                    "reason": "import",
+                    "created_at": now,
+                }
             )
-        for k, v in changes.items():
-            setattr(lead, k, v)
-        lead.version = (lead.version or 1) + 1
-    await session.flush()
+            if (
+                old["status"] == ctx.first_stage
+                and old["sla_deadline"] is not None
+                and old["sla_met_at"] is None
+            ):
+                row["sla_met_at"] = now  # leaving the first stage counts as the response
+        row["version"] = (old["version"] or 1) + 1
+        row["updated_at"] = now
+        leads.append(row)
+        changed = [k for k in _WRITTEN if k not in ("version", "updated_at") and row[k] != old[k]]
+        if batch_id is not None and lead_id not in known:
+            # The first before-image of a lead in this batch is the one undo restores.
+            befores.append(
+                {
+                    "batch_id": batch_id,
+                    "lead_id": lead_id,
+                    "before": _plain({k: old[k] for k in changed}),
+                }
+            )
+        b, a = diff(
+            _plain({k: old[k] for k in changed if k not in _AUDIT_EXCLUDE}),
+            _plain({k: row[k] for k in changed if k not in _AUDIT_EXCLUDE}),
+        )
+        if a:
+            audits.append(
+                {
+                    "id": uuid7(),
+                    "organization_id": ctx.org_id,
+                    "actor_user_id": actor.user_id,
+                    "actor_api_key_id": actor.api_key_id,
+                    "actor_label": actor.label,
+                    "action": "lead.update",
+                    "resource_type": "lead",
+                    "resource_id": str(lead_id),
+                    "before": redact(b),
+                    "after": redact(a),
+                    "ip": request.ip,
+                    "request_id": request.request_id,
+                    "created_at": now,
+                }
+            )
+    await repository.update_leads(session, _WRITTEN, leads)
+    await repository.insert_rows(session, ImportUpdate, befores)
+    await repository.insert_rows(session, LeadStatusChange, moves)
+    await repository.insert_rows(session, AuditLog, audits)
+    return len(leads)
+
+
+class ImportFenced(Exception):
+    """The batch was claimed again (lease expired): this worker must stop and roll back."""
+
+    def __init__(self, batch_id: uuid.UUID) -> None:
+        super().__init__(f"import {batch_id}: claim taken over by another worker")
+        self.batch_id = batch_id
 
 
 async def process(
     session: AsyncSession,
     *,
-    org_id: uuid.UUID,
-    user_id: uuid.UUID | None,
+    actor: Actor,
     settings: Settings,
     source: Source,
     options: ImportOptions,
     batch: ImportBatch | None,
+    claim_token: str | None = None,
     commit_each_chunk: bool = False,
 ) -> Report:
-    """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`."""
+    """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`.
+
+    Every chunk's checkpoint is written only while `claim_token` still holds the batch
+    (ImportFenced otherwise, with the chunk's writes left to the caller to roll back).
+    """
+    org_id = actor.organization_id
     header, rows = open_rows(source, settings)
-    ctx = await _context_for(session, org_id, user_id, settings, options, header)
+    ctx = await _context_for(session, actor, settings, options, header)
     report = Report(ignored_columns=ctx.plan.ignored)
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
     assigned: dict[uuid.UUID, int] = {}
@@ -448,7 +572,9 @@ async def process(
             ahead = None
             if prepared is None:
                 break
-            await _chunk(session, ctx, prepared, report, batch, picker, assigned, read_ahead)
+            await _chunk(
+                session, ctx, prepared, report, batch, claim_token, picker, assigned, read_ahead
+            )
             read_ahead()
             if commit_each_chunk:
                 await session.commit()
@@ -480,7 +606,7 @@ class _Prepared:
     """One chunk, parsed and validated: the rows built into records and the failed ones."""
 
     size: int
-    built: list[tuple[int, dict[str, Any]]]
+    built: list[tuple[int, dict[str, Any], list[Any]]]  # row, record, raw values
     errors: list[tuple[int, dict[str, Any], list[Any]]]
 
 
@@ -510,7 +636,7 @@ class _ChunkReader:
                 chunk.errors.append((self.row_no, err, values))
             else:
                 assert rec is not None
-                chunk.built.append((self.row_no, rec))
+                chunk.built.append((self.row_no, rec, values))
             if chunk.size >= CHUNK_ROWS:
                 return chunk
         return chunk if chunk.size else None
@@ -522,6 +648,7 @@ async def _chunk(
     prepared: _Prepared,
     report: Report,
     batch: ImportBatch | None,
+    claim_token: str | None,
     picker: RulePicker | None,
     assigned: dict[uuid.UUID, int],
     before_write: Callable[[], None],
@@ -530,27 +657,54 @@ async def _chunk(
         # Earlier chunks are already in the table, so the database lookup below finds their
         # rows; remembering only this chunk keeps memory flat at any file size.
         ctx.seen.clear()
-    built, errors = prepared.built, prepared.errors
+    built, errors = prepared.built, list(prepared.errors)
     by_email, by_phone = await repository.existing_ids(
         session,
-        ctx.org_id,
-        [r["email"] for _, r in built if r.get("email")],
-        [r["phone"] for _, r in built if r.get("phone")],
+        ctx.actor,
+        [r["email"] for _, r, _ in built if r.get("email")],
+        [r["phone"] for _, r, _ in built if r.get("phone")],
     )
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[uuid.UUID, dict[str, Any]]] = []
     mode = ctx.options.on_duplicate
-    for _row_no, rec in built:
+    for row_no, rec, values in built:
         keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
         if rec.get("phone"):
             keys.append(parsing.digest("p:" + rec["phone"]))
-        existing = by_email.get(rec.get("email") or "") or by_phone.get(rec.get("phone") or "")
+        email, phone = rec.get("email") or "", rec.get("phone") or ""
+        existing = by_email.get(email) or by_phone.get(phone)
+        # Matches exist, but only outside the importer's scope (None marks those).
+        hidden = existing is None and (email in by_email or phone in by_phone)
         in_file = any(k in ctx.seen for k in keys)
         ctx.seen.update(keys)
-        if mode != "create" and (in_file or (existing is not None and mode == "skip")):
+        if mode != "create" and in_file:
+            report.skipped_count += 1
+            continue
+        if mode != "create" and hidden:
+            # Neither update a lead the importer may not see nor add a second copy of it.
+            column = "email" if email in by_email else "phone"
+            errors.append(
+                (
+                    row_no,
+                    {
+                        "column": column,
+                        "value": email if column == "email" else phone,
+                        "message": "a lead with this "
+                        + column
+                        + " exists outside your access; the row was not imported",
+                        "code": "duplicate_out_of_scope",
+                    },
+                    values,
+                )
+            )
+            continue
+        if existing is not None and mode == "skip":
             report.skipped_count += 1
             continue
         if existing is not None and mode == "update":
+            # Only a status the file (or default_status) gives moves an existing lead; the
+            # fallback to the first stage is for new leads.
+            rec["_keep_status"] = not (rec.get("raw_status") or ctx.options.default_status)
             updates.append((existing, rec))
         else:
             inserts.append(rec)
@@ -601,18 +755,20 @@ async def _chunk(
                 )
                 assigned[picked[0]] = assigned.get(picked[0], 0) + 1
     report.imported_count += len(inserts)
-    report.updated_count += len(updates)
     report.error_count += len(errors)
     for row_no, err, _ in errors:
         if len(report.errors) < MAX_REPORTED_ERRORS:
-            report.errors.append({"row": row_no, **err})
+            report.errors.append({"row": row_no, "code": err.get("code", "invalid_value"), **err})
     if ctx.options.dry_run:
+        report.updated_count += len(updates)
         return
     before_write()
     await repository.insert_leads(session, inserts)
     if history:
         await repository.insert_assignments(session, history)
-    await _update(session, batch_id, updates)
+    updated = await _update(session, ctx, batch_id, updates)
+    report.updated_count += updated
+    report.skipped_count += len(updates) - updated  # gone (deleted) since they were matched
     if batch is not None:
         # Only the first `import_max_stored_errors` failed rows are stored (errors.csv, the
         # detail); `error_count` counts them all. `batch.error_count` excludes this chunk yet.
@@ -628,21 +784,32 @@ async def _chunk(
                         "column": err["column"],
                         "value": err["value"],
                         "message": err["message"],
+                        "code": err.get("code", "invalid_value"),
                         "raw": [parsing.text(v) for v in values],
                     }
                     for row_no, err, values in errors[:room]
                 ],
             )
-        batch.processed_rows += prepared.size
-        batch.imported_count += len(inserts)
-        batch.updated_count += len(updates)
-        batch.skipped_count = batch.skipped_count + (len(built) - len(inserts) - len(updates))
-        batch.error_count += len(errors)
-        batch.needs_action_count += sum(1 for r in todo if r["needs_action"])
-        batch.without_last_contact_count += sum(
-            1 for r in todo if r.get("last_contacted_at") is None
-        )
-        batch.updated_at = utcnow()
+        progress = {
+            "processed_rows": batch.processed_rows + prepared.size,
+            "imported_count": batch.imported_count + len(inserts),
+            "updated_count": batch.updated_count + updated,
+            # Built rows neither written nor failed were skipped as duplicates.
+            "skipped_count": batch.skipped_count
+            + (len(built) - len(inserts) - updated - (len(errors) - len(prepared.errors))),
+            "error_count": batch.error_count + len(errors),
+            "needs_action_count": batch.needs_action_count
+            + sum(1 for r in todo if r["needs_action"]),
+            "without_last_contact_count": batch.without_last_contact_count
+            + sum(1 for r in todo if r.get("last_contacted_at") is None),
+            "updated_at": utcnow(),
+        }
+        # The fenced checkpoint: a worker whose claim was taken over stops here, before
+        # its chunk commits (the caller rolls it back).
+        if not await repository.checkpoint(session, batch.id, claim_token, progress):
+            raise ImportFenced(batch.id)
+        for key, value in progress.items():
+            set_committed_value(batch, key, value)
     if picker:
         for rule, _, _ in picker.rules:
             session.add(rule)
@@ -689,6 +856,8 @@ async def create_batch(
         file_format=source.fmt,
         options=options.to_json(),
         is_async=is_async,
+        row_scope=actor.row_scope.value,
+        team_id=actor.team_id,
         started_at=utcnow(),
     )
     session.add(batch)
@@ -726,8 +895,7 @@ async def run_sync(
     )
     report = await process(
         session,
-        org_id=actor.organization_id,
-        user_id=actor.user_id,
+        actor=actor,
         settings=settings,
         source=source,
         options=options,
@@ -816,46 +984,86 @@ def file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
     return read
 
 
+def _lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.import_lease_seconds)
+
+
+def batch_actor(batch: ImportBatch) -> Actor:
+    """The importer as a background run acts: their organisation, user and row scope."""
+    return Actor(
+        organization_id=batch.organization_id,
+        user_id=batch.created_by,
+        role="import",
+        permissions=frozenset({"imports:write"}),
+        # Batches from before scopes were recorded keep the organisation-wide behaviour.
+        row_scope=RowScope(batch.row_scope or RowScope.ORG.value),
+        team_id=batch.team_id,
+    )
+
+
+async def claim(ctx: JobContext, batch_id: uuid.UUID) -> str | None:
+    """Claim a pending batch, or one whose lease expired; the new claim token, or None."""
+    async with ctx.session_factory() as session:
+        token = await repository.claim_batch(session, batch_id, utcnow(), _lease(ctx.settings))
+        await session.commit()
+    return token
+
+
 @job("imports.run")
 async def run_job(ctx: JobContext, batch_id: str) -> str:
     """Process (or resume) a background import; a lease keeps two workers off one batch."""
     bid = uuid.UUID(batch_id)
-    now = utcnow()
-    async with ctx.session_factory() as session:
-        claimed = await repository.claim_batch(session, bid, now, LEASE)
-        await session.commit()
-        if not claimed:
-            return "skipped"
+    token = await claim(ctx, bid)
+    if token is None:
+        return "skipped"
     async with ctx.session_factory() as session:
         path = await _spool(session, bid)
     try:
-        return await _run_batch(ctx, bid, path)
+        return await run_claimed(
+            ctx, bid, token, file_chunks(path), open_file=lambda: path.open("rb")
+        )
     finally:
         path.unlink(missing_ok=True)
 
 
-async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
+async def run_claimed(
+    ctx: JobContext,
+    bid: uuid.UUID,
+    token: str,
+    chunks: Callable[[], Iterator[bytes]],
+    *,
+    open_file: Callable[[], BinaryIO] | None = None,
+) -> str:
+    """Run a batch this worker claimed with `token`; "fenced" if another claim took over.
+
+    Each chunk commits with its fenced checkpoint; a fenced chunk is rolled back and the
+    run stops at once, so no row is written by two workers.
+    """
     async with ctx.session_factory() as session:
         batch = await session.get(ImportBatch, bid)
         assert batch is not None
         source = Source(
             fmt=batch.file_format,  # type: ignore[arg-type]
-            chunks=file_chunks(path),
+            chunks=chunks,
             filename=batch.filename,
-            open_file=lambda: path.open("rb"),
+            open_file=open_file,
         )
         options = ImportOptions.from_json(batch.options)
         try:
             await process(
                 session,
-                org_id=batch.organization_id,
-                user_id=batch.created_by,
+                actor=batch_actor(batch),
                 settings=ctx.settings,
                 source=source,
                 options=options,
                 batch=batch,
+                claim_token=token,
                 commit_each_chunk=True,
             )
+        except ImportFenced:
+            await session.rollback()
+            log.warning("import %s: claimed by another worker; this run stopped", bid)
+            return "fenced"
         except FileProblem as exc:
             batch.status, batch.failure = "failed", str(exc)
         else:
@@ -870,6 +1078,13 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
             resource_id=batch.id,
             after=_summary(batch),
         )
+        await session.flush()
+        # The final write is fenced too: a run that lost its claim after its last chunk
+        # must not mark the batch finished under the new claimer.
+        if not await repository.checkpoint(session, bid, token, {"updated_at": utcnow()}):
+            await session.rollback()
+            log.warning("import %s: claimed by another worker; this run stopped", bid)
+            return "fenced"
         await session.commit()
         status, imported = batch.status, batch.imported_count
         written = imported + batch.updated_count
@@ -891,7 +1106,7 @@ async def _run_batch(ctx: JobContext, bid: uuid.UUID, path: Path) -> str:
 @job("imports.resume")
 async def resume_job(ctx: JobContext) -> int:
     """Restart background imports whose worker died (lease expired)."""
-    cutoff = utcnow() - LEASE
+    cutoff = utcnow() - _lease(ctx.settings)
     async with ctx.session_factory() as session:
         ids = await repository.stale_batch_ids(session, cutoff)
     for bid in ids:
@@ -927,13 +1142,13 @@ async def cleanup_files_job(ctx: JobContext) -> int:
 async def list_batches(
     session: AsyncSession, actor: Actor, limit: int, offset: int
 ) -> tuple[list[ImportBatch], int]:
-    """Batches of the organisation, newest first."""
-    return await repository.list_batches(session, actor.organization_id, limit, offset)
+    """Batches in the actor's scope (own / team / org by who started them), newest first."""
+    return await repository.list_batches(session, actor, limit, offset)
 
 
 async def get_batch(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
-    """A batch of the organisation, or 404."""
-    row = await repository.batch_in_org(session, actor.organization_id, batch_id)
+    """A batch in the actor's scope, or 404."""
+    row = await repository.batch_in_scope(session, actor, batch_id)
     if row is None:
         raise NotFound("Import not found")
     return row
@@ -1015,7 +1230,7 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
         if lead is None:
             continue
         for key, value in upd.before.items():
-            if key in ("next_action_at", "last_contacted_at", "analyzed_at") and value:
+            if key in _DATETIME_FIELDS and value:
                 value = datetime.fromisoformat(value)
             setattr(lead, key, value)
         lead.version = (lead.version or 1) + 1
@@ -1049,7 +1264,7 @@ async def preflight(
 ) -> None:
     """Reject whole-file problems (unreadable, empty, no identity column) before any write."""
     header, rows = open_rows(source, settings)
-    await _context_for(session, actor.organization_id, actor.user_id, settings, options, header)
+    await _context_for(session, actor, settings, options, header)
     if next(rows, None) is None:
         raise FileProblem("The file has a header but no rows")
 

@@ -43,6 +43,12 @@ class ImportBatch(IdMixin, TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_async: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Fencing: a new token on every claim; a checkpoint carrying an older one is refused.
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    # The importer's row scope when the file was accepted (own / team / org / nobody) and
+    # their team: a background run matches and updates only the leads it allowed.
+    row_scope: Mapped[str | None] = mapped_column(String(10))
+    team_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class ImportFileChunk(Base):
@@ -70,6 +76,7 @@ class ImportRowError(IdMixin, Base):
     column: Mapped[str | None] = mapped_column(String(200))
     value: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text, nullable=False)
+    code: Mapped[str | None] = mapped_column(String(40))
     raw: Mapped[list[Any]] = mapped_column(JSONType, nullable=False, default=list)
 
 

@@ -1,7 +1,7 @@
 """indexes for the pruning job
 
-Revision ID: 0009e
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29 10:00:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009e"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,183 @@
+"""A background import claimed again after its lease expired fences the earlier worker.
+
+Two workers are two independent sessions (own connections, real commits) driving the
+service's claim and run functions in the interleaving that used to insert a chunk twice:
+worker A commits some chunks and stalls, its lease expires, worker B claims the batch and
+finishes it, then A wakes up and tries to write its next chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.auth.service import actor_for_user
+from leadflow.config import Settings
+from leadflow.db import migrate
+from leadflow.db.engine import Database
+from leadflow.imports import service
+from leadflow.kit.clock import clock
+from leadflow.models.import_batch import ImportBatch
+from leadflow.models.lead import Lead
+from leadflow.models.user import User
+from leadflow.organizations import repository as org_repo
+from leadflow.organizations.service import create_organization
+from leadflow.worker.jobs import JobContext
+from tests.conftest import migrated_pg_database
+from tests.fixtures.factories import _PASSWORD_HASH
+from tests.fixtures.services import require
+
+CHUNK = 8
+FIRST = 24  # rows in the first piece of the file: worker A commits 3 chunks, then stalls
+TOTAL = 40
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def committed_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database of its own whose transactions really commit."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'fencing.db'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        db = Database(url, pool_size=5)
+        yield db
+        await db.dispose()
+        return
+    require("PostgreSQL")
+    async with migrated_pg_database(f"leadflow_fencing_{os.getpid()}") as url:
+        db = Database(url, pool_size=10)
+        yield db
+        await db.dispose()
+
+
+def _row(i: int) -> bytes:
+    # Long notes: the reader looks at 64 KiB before the first row, so the first piece
+    # alone must be that large for worker A to start before the gate opens.
+    return f"Person {i},p{i}@example.com,{'x' * 3000}\n".encode()
+
+
+async def _start(db: Database, tmp_path: Path) -> tuple[Settings, str, bytes, bytes]:
+    first = b"Name,E-Mail,Notizen\n" + b"".join(_row(i) for i in range(FIRST))
+    rest = b"".join(_row(i) for i in range(FIRST, TOTAL))
+    assert len(first) > 65536
+    settings = Settings(
+        env="test",
+        database_url=db.url,
+        secret_key="test-secret-key-" + "x" * 32,
+        data_dir=tmp_path / "data",
+        redis_url="",
+        import_lease_seconds=1,
+    )
+    async with db.sessionmaker() as session:
+        org = await create_organization(session, name="Fencing GmbH")
+        role = await org_repo.get_role_by_name(session, org.id, "admin")
+        assert role is not None
+        user = User(
+            organization_id=org.id,
+            email="fence@example.com",
+            full_name="Fence",
+            password_hash=_PASSWORD_HASH,
+            role_id=role.id,
+            status="active",
+        )
+        user.role = role
+        session.add(user)
+        await session.flush()
+        data = first + rest
+        batch = await service.start_async(
+            session,
+            actor_for_user(user),
+            service.Source(fmt="csv", chunks=lambda: iter([data]), filename="big.csv"),
+            # "create": no duplicate lookup could hide a second insert of the same rows.
+            service.ImportOptions(on_duplicate="create", analyze=False),
+        )
+        await session.commit()
+        return settings, str(batch.id), first, rest
+
+
+async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
+    committed_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    clock.freeze(T0)
+    settings, batch_id, first, rest = await _start(committed_db, tmp_path)
+    bid = ImportBatch.id.type.python_type(batch_id)
+
+    # Worker A: its file stalls after the first piece; its commits are counted.
+    gate = threading.Event()
+    commits = 0
+    stalled = asyncio.Event()
+
+    def pieces() -> Iterator[bytes]:
+        yield first
+        gate.wait(timeout=60)
+        yield rest
+
+    def on_commit(_session: object) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == FIRST // CHUNK:
+            stalled.set()
+
+    def session_a() -> AsyncSession:
+        s = committed_db.sessionmaker()
+        event.listen(s.sync_session, "after_commit", on_commit)
+        return s
+
+    ctx_a = JobContext(settings=settings, session_factory=session_a)
+    ctx_b = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
+    # Claimed outside A's counted sessions: A's commits are then exactly its chunks.
+    token_a = await service.claim(ctx_b, bid)
+    assert token_a is not None
+    assert await service.claim(ctx_b, bid) is None  # lease still held
+    worker_a = asyncio.create_task(service.run_claimed(ctx_a, bid, token_a, pieces))
+    try:
+        await asyncio.wait_for(stalled.wait(), timeout=60)
+        async with committed_db.sessionmaker() as s:
+            assert await s.scalar(select(ImportBatch.processed_rows)) == FIRST
+
+        # A's lease (1 s) expires; worker B claims the batch and finishes it.
+        clock.freeze(T0 + timedelta(seconds=2))
+        assert await service.run_job(ctx_b, batch_id) == "completed"
+    finally:
+        gate.set()
+    # A wakes up: its next checkpoint is refused and its chunk rolled back.
+    assert await asyncio.wait_for(worker_a, timeout=60) == "fenced"
+
+    async with committed_db.sessionmaker() as s:
+        emails = [e or "" for e in await s.scalars(select(Lead.email))]
+        assert sorted(emails) == sorted(f"p{i}@example.com" for i in range(TOTAL))
+        batch = await s.scalar(select(ImportBatch))
+        assert batch is not None
+        assert (batch.status, batch.processed_rows, batch.imported_count) == (
+            "completed",
+            TOTAL,
+            TOTAL,
+        )
+        assert await s.scalar(select(func.count()).select_from(Lead)) == TOTAL
+
+
+async def test_a_claim_replaces_the_token_and_the_old_one_is_refused(
+    committed_db: Database, tmp_path: Path
+) -> None:
+    clock.freeze(T0)
+    settings, batch_id, _, _ = await _start(committed_db, tmp_path)
+    ctx = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
+    bid = ImportBatch.id.type.python_type(batch_id)
+    old = await service.claim(ctx, bid)
+    clock.freeze(T0 + timedelta(seconds=2))
+    new = await service.claim(ctx, bid)
+    assert old is not None and new is not None and old != new
+    async with committed_db.sessionmaker() as s:
+        assert await service.repository.checkpoint(s, bid, old, {"processed_rows": 5}) is False
+        assert await service.repository.checkpoint(s, bid, new, {"processed_rows": 5}) is True
+        await s.commit()
+        assert await s.scalar(select(ImportBatch.processed_rows)) == 5
