@@ -114,7 +114,8 @@ async def record_event(
             ConsentIn(
                 channel=ConsentChannel(row.channel),
                 granted=False,
-                source=f"unsubscribed ({row.message_id or 'message event'})",
+                # A message id (up to 200) is cut to fit a consent's source (120).
+                source=f"unsubscribed ({(row.message_id or 'message event')[:100]})",
             ),
         )
     return row

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadflow.kit.conditions import CONDITION_KEYS
+from leadflow.kit.patch import PatchModel
 
 
 class Strategy(StrEnum):
@@ -37,7 +38,7 @@ class RuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
     is_active: bool = True
     conditions: dict[str, Any] = Field(default_factory=dict)
     strategy: Strategy
@@ -64,13 +65,15 @@ class RuleCreate(BaseModel):
         return self
 
 
-class RuleUpdate(BaseModel):
+class RuleUpdate(PatchModel):
     """Changes to a rule (only the fields sent)."""
+
+    not_null = frozenset({"name", "position", "is_active", "conditions", "user_ids"})
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
     is_active: bool | None = None
     conditions: dict[str, Any] | None = None
     user_ids: list[uuid.UUID] | None = None

@@ -187,7 +187,9 @@ async def stream_events(
     factory: SessionFactoryDep,
     actor: Reader,
     call_id: str,
-    after: Annotated[int | None, Query(ge=0, description="Last `seq` seen")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2_147_483_647, description="Last `seq` seen")
+    ] = None,
     max_events: Annotated[int | None, Query(ge=1, le=1000)] = None,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300,
 ) -> SlotStreamingResponse:

@@ -13,6 +13,10 @@ T = TypeVar("T")
 MAX_LIMIT = 500
 
 
+# Deeper than this is not paging; lists that grow that long offer keyset cursors.
+MAX_OFFSET = 1_000_000_000
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list."""
 
@@ -32,7 +36,7 @@ class PageParams:
 
 async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500)")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")] = 0,
 ) -> PageParams:
     """FastAPI dependency reading `limit`/`offset` from the query string."""
     return PageParams(limit=limit, offset=offset)

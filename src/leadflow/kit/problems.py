@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadflow.exceptions import LeadflowError, TooManyRequests
@@ -100,6 +101,38 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _bad_value(exc: BaseException) -> bool:
+    """Whether the database refused a value itself (out of range, NUL byte, bad encoding)."""
+    if isinstance(exc, OverflowError | sa_exc.DataError):
+        return True
+    return isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, OverflowError)
+
+
+async def _database_value_error(request: Request, exc: Exception) -> JSONResponse:
+    # The last line of defence: input that passed validation but that the database cannot
+    # store or compare (a number beyond 64 bits, a NUL byte in text on PostgreSQL). The
+    # request's transaction is rolled back by its unit of work; the client gets a 422.
+    if isinstance(exc, sa_exc.IntegrityError):
+        # A constraint met by a concurrent write after our own checks passed (two identical
+        # creates at once): the loser may retry and will then see the winner.
+        log.info("constraint refused a write: %s", str(exc).splitlines()[0][:200])
+        return problem(
+            409,
+            title="Conflict",
+            detail="The change conflicts with one made at the same time; reload and retry",
+            code="concurrent_conflict",
+        )
+    if not _bad_value(exc):
+        return await _unhandled(request, exc)
+    log.info("value refused by the database: %s", str(exc).splitlines()[0][:200])
+    return problem(
+        422,
+        title="Validation failed",
+        detail="A value is out of the range or character set the database can store",
+        code="value_out_of_range",
+    )
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return problem(
@@ -115,4 +148,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LeadflowError, _leadflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _database_value_error)
+    app.add_exception_handler(sa_exc.StatementError, _database_value_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -17,7 +17,7 @@ from leadflow.customfields import service as customfields
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.clock import utcnow
-from leadflow.kit.pagination import MAX_LIMIT
+from leadflow.kit.pagination import MAX_LIMIT, MAX_OFFSET
 from leadflow.leads import export, service
 from leadflow.leads.schemas import (
     AssignIn,
@@ -104,7 +104,7 @@ async def list_leads(
     f: Filter,
     sort: str = "-created_at",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     cursor: str | None = None,
 ) -> Response:
     """Leads in your scope: filters, sort, offset or keyset (`cursor`) paging."""
@@ -163,6 +163,7 @@ async def export_leads(
 ) -> StreamingResponse:
     """Stream the filtered leads as CSV (default) or XLSX."""
     f = body or ExportIn()
+    stmt = export.export_statement(session, actor, f)
     defs = await customfields.list_fields(session, actor.organization_id)
     keys = [d.key for d in defs]
     await record(
@@ -177,10 +178,10 @@ async def export_leads(
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     if format == "xlsx":
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        gen = export.stream_xlsx(factory, actor, f, keys)
+        gen = export.stream_xlsx(factory, stmt, keys)
     else:
         media = "text/csv; charset=utf-8"
-        gen = export.stream_csv(factory, actor, f, keys)
+        gen = export.stream_csv(factory, stmt, keys)
     headers = {"Content-Disposition": f'attachment; filename="leads-{stamp}.{format}"'}
     return StreamingResponse(gen, media_type=media, headers=headers)
 

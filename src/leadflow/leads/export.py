@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import xlsxwriter
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
@@ -57,27 +58,31 @@ def row_of(row: Mapping[str, Any], custom_keys: Sequence[str]) -> list[str]:
 _SELECTED = [*(Lead.__table__.c[c] for c in EXPORT_COLUMNS), Lead.__table__.c.custom]
 
 
+def export_statement(session: AsyncSession, actor: Actor, f: ExportIn) -> Select[Any]:
+    """The export's statement, built (and its filter and sort validated) before streaming:
+    once the response has started, a bad value could no longer be answered with a 422."""
+    dialect = repository.dialect_of(session)
+    return repository.export_query(actor, f, f.sort, dialect, columns=_SELECTED)
+
+
 async def _leads(
-    factory: Callable[[], AsyncSession], actor: Actor, f: ExportIn
+    factory: Callable[[], AsyncSession], stmt: Select[Any]
 ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
     """The matching leads in batches of `_BATCH` rows, read through a server-side cursor."""
     async with factory() as session:
-        stmt = repository.export_query(
-            actor, f, f.sort, repository.dialect_of(session), columns=_SELECTED
-        )
         result = await session.stream(stmt.execution_options(yield_per=_BATCH))
         async for batch in result.mappings().partitions():
             yield batch
 
 
 async def stream_csv(
-    factory: Callable[[], AsyncSession], actor: Actor, f: ExportIn, custom_keys: Sequence[str]
+    factory: Callable[[], AsyncSession], stmt: Select[Any], custom_keys: Sequence[str]
 ) -> AsyncIterator[bytes]:
     """CSV bytes in chunks of about a thousand rows."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([*EXPORT_COLUMNS, *custom_keys])
-    async for batch in _leads(factory, actor, f):
+    async for batch in _leads(factory, stmt):
         writer.writerows(row_of(row, custom_keys) for row in batch)
         yield buf.getvalue().encode()
         buf.seek(0)
@@ -86,7 +91,7 @@ async def stream_csv(
 
 
 async def stream_xlsx(
-    factory: Callable[[], AsyncSession], actor: Actor, f: ExportIn, custom_keys: Sequence[str]
+    factory: Callable[[], AsyncSession], stmt: Select[Any], custom_keys: Sequence[str]
 ) -> AsyncIterator[bytes]:
     """XLSX built row by row in constant memory on disk, then streamed and removed."""
     fd, path = tempfile.mkstemp(suffix=".xlsx")
@@ -105,7 +110,7 @@ async def stream_xlsx(
         for col, name in enumerate([*EXPORT_COLUMNS, *custom_keys]):
             sheet.write_string(0, col, name)
         row = 1
-        async for batch in _leads(factory, actor, f):
+        async for batch in _leads(factory, stmt):
             for lead in batch:
                 for col, value in enumerate(row_of(lead, custom_keys)):
                     sheet.write_string(row, col, value)

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from leadflow.kit.patch import PatchModel
+
 DISG_TYPES = ("D", "I", "S", "G", "C")
 
 
@@ -84,10 +86,12 @@ class LeadCreate(_LeadFields):
     name: str | None = Field(default=None, max_length=250)
 
 
-class LeadUpdate(_LeadFields):
+class LeadUpdate(PatchModel, _LeadFields):
     """Partial update; `version` (or `If-Match`) guards against overwriting newer changes."""
 
-    version: int | None = Field(default=None, ge=1)
+    not_null = frozenset({"status", "tags", "custom", "score", "needs_action"})
+
+    version: int | None = Field(default=None, ge=1, le=2_147_483_647)
 
 
 class NotesUpdate(BaseModel):
@@ -96,7 +100,7 @@ class NotesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     notes: str | None = Field(max_length=20_000)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=2_147_483_647)
 
 
 class StatusChange(BaseModel):

@@ -10,6 +10,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.authz.permissions import ALL_PERMISSIONS, RowScope
+from leadflow.kit.patch import PatchModel
 
 
 def _known(perms: list[str]) -> list[str]:
@@ -112,8 +113,10 @@ class OrgSettings(BaseModel):
         return _call_countries(v)
 
 
-class OrgSettingsUpdate(BaseModel):
+class OrgSettingsUpdate(PatchModel):
     """Changes to the organisation settings (only the keys sent)."""
+
+    not_null = frozenset({"clear_needs_action_on_interaction", "default_language"})
 
     model_config = ConfigDict(extra="forbid")
 

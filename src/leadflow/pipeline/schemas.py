@@ -25,7 +25,7 @@ class StageCreate(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     category: StageCategory = StageCategory.OPEN
     probability: int = Field(default=0, ge=0, le=100)
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class StageUpdate(BaseModel):

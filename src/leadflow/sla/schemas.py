@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.assignment.schemas import check_conditions
+from leadflow.kit.patch import PatchModel
 
 
 class PolicyCreate(BaseModel):
@@ -21,7 +22,7 @@ class PolicyCreate(BaseModel):
     reminder_minutes_before: int = Field(default=30, ge=0, le=60 * 24 * 10)
     conditions: dict[str, Any] = Field(default_factory=dict)
     calendar: dict[str, Any] | None = None
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
     is_active: bool = True
 
     @field_validator("conditions")
@@ -30,8 +31,19 @@ class PolicyCreate(BaseModel):
         return check_conditions(v)
 
 
-class PolicyUpdate(BaseModel):
+class PolicyUpdate(PatchModel):
     """Changes to a policy."""
+
+    not_null = frozenset(
+        {
+            "name",
+            "duration_minutes",
+            "reminder_minutes_before",
+            "conditions",
+            "position",
+            "is_active",
+        }
+    )
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -40,7 +52,7 @@ class PolicyUpdate(BaseModel):
     reminder_minutes_before: int | None = Field(default=None, ge=0, le=60 * 24 * 10)
     conditions: dict[str, Any] | None = None
     calendar: dict[str, Any] | None = None
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
     is_active: bool | None = None
 
     @field_validator("conditions")

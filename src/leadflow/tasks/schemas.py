@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadflow.kit.patch import PatchModel
+
 
 class Priority(StrEnum):
     """How urgent a task is."""
@@ -50,8 +52,10 @@ class TaskCreate(BaseModel):
         return _aware(v)
 
 
-class TaskUpdate(BaseModel):
+class TaskUpdate(PatchModel):
     """Changes to a task (only the fields sent)."""
+
+    not_null = frozenset({"title", "priority", "status"})
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

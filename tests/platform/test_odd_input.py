@@ -1,0 +1,123 @@
+"""Odd input found by fuzzing is a 4xx problem+json that writes nothing, never a 5xx:
+numbers beyond 64 bits, null for fields that always hold a value, values longer than a
+column, and a bad export sort (which used to fail after the stream had started)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.models.activity import MessageEvent
+from leadflow.models.assignment_rule import SlaPolicy
+from leadflow.models.lead import Lead
+from tests.fixtures.factories import Factory
+
+HUGE = 10**24
+
+
+def _is_problem(r: httpx.Response, status: int) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users",
+        "/api/v1/tasks",
+        "/api/v1/notifications",
+        "/api/v1/imports",
+        "/api/v1/call-requests",
+        "/api/v1/admin/audit-logs",
+        "/api/v1/leads",
+    ],
+)
+async def test_offsets_beyond_64_bits_are_422(
+    client: httpx.AsyncClient, factory: Factory, path: str
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    r = await client.get(path, headers=admin.headers, params={"offset": HUGE})
+    _is_problem(r, 422)
+
+
+async def test_huge_numbers_in_bodies_are_422_and_write_nothing(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    r = await client.post(
+        "/api/v1/sla/policies",
+        headers=admin.headers,
+        json={"name": "Big", "duration_minutes": 60, "position": 13830723944782708736},
+    )
+    _is_problem(r, 422)
+    count = select(func.count()).select_from(SlaPolicy).where(SlaPolicy.organization_id == org.id)
+    assert await session.scalar(count) == 0
+    lead = await factory.lead(org)
+    r = await client.patch(
+        f"/api/v1/leads/{lead.id}", headers=admin.headers, json={"company": "X", "version": HUGE}
+    )
+    _is_problem(r, 422)
+
+
+@pytest.mark.parametrize(
+    "body", [{"needs_action": None}, {"status": None}, {"tags": None}, {"score": None}]
+)
+async def test_null_for_a_lead_field_that_always_holds_a_value_is_422(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, body: dict[str, None]
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    lead = await factory.lead(org, company="Before")
+    r = await client.patch(
+        f"/api/v1/leads/{lead.id}", headers=admin.headers, json={**body, "company": "After"}
+    )
+    _is_problem(r, 422)
+    assert next(iter(body)) in r.json()["errors"][0]["msg"]
+    company = await session.scalar(select(Lead.company).where(Lead.id == lead.id))
+    assert company == "Before"
+    # Null where clearing means something still works.
+    r = await client.patch(f"/api/v1/leads/{lead.id}", headers=admin.headers, json={"notes": None})
+    assert r.status_code == 200, r.text
+
+
+async def test_null_organisation_settings_are_422(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    for body in ({"default_language": None}, {"clear_needs_action_on_interaction": None}):
+        r = await client.patch("/api/v1/admin/settings", headers=admin.headers, json=body)
+        _is_problem(r, 422)
+    r = await client.get("/api/v1/admin/settings", headers=admin.headers)
+    assert r.status_code == 200 and r.json()["default_language"] in ("de", "en")
+
+
+async def test_unsubscribe_event_with_a_long_message_id_is_stored(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    lead = await factory.lead(org)
+    r = await client.post(
+        f"/api/v1/leads/{lead.id}/events",
+        headers=admin.headers,
+        json={"type": "unsubscribed", "channel": "email", "message_id": "m" * 200},
+    )
+    assert r.status_code == 201, r.text
+    stored = select(func.count()).select_from(MessageEvent).where(MessageEvent.lead_id == lead.id)
+    assert await session.scalar(stored) == 1
+
+
+async def test_bad_export_sort_is_422_before_the_stream_starts(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    await factory.lead(org)
+    for sort in ("", "nope", "-"):
+        r = await client.post("/api/v1/leads/export", headers=admin.headers, json={"sort": sort})
+        _is_problem(r, 422)
