@@ -106,6 +106,28 @@ async def committed_pg() -> AsyncIterator[Database]:
         await db.dispose()
 
 
+@pytest.fixture(params=ENGINES)
+async def committed_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated database of the test's own on each engine, whose transactions really
+    commit (served processes, concurrent sessions); yields its URL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'committed.db'}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+        return
+    require("PostgreSQL")
+    async with migrated_pg_database(f"leadflow_own_{os.getpid()}") as url:
+        yield url
+
+
+@pytest.fixture
+async def committed_db(committed_db_url: str) -> AsyncIterator[Database]:
+    """`committed_db_url` as a Database."""
+    db = Database(committed_db_url, pool_size=5)
+    yield db
+    await db.dispose()
+
+
 @pytest.fixture
 def dialect(database: Database) -> str:
     """`sqlite` or `postgresql`."""

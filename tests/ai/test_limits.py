@@ -17,12 +17,10 @@ from sqlalchemy.pool import QueuePool
 
 from leadflow.app import create_app
 from leadflow.config import Settings
-from leadflow.db import migrate
 from leadflow.db.engine import Database
 from leadflow.kit.clock import clock
 from leadflow.models.ai_generation import AiGeneration
 from tests.ai.fake_openai import FakeOpenAI
-from tests.conftest import ENGINES
 from tests.fixtures.factories import Factory, Member
 
 # Ten minutes before midnight UTC: the access tokens stay valid into the next budget day.
@@ -186,21 +184,10 @@ async def test_lead_deleted_while_the_provider_answers_is_a_404_and_nothing_is_s
 # --------------------------------------------------------------------------- no connection held
 
 
-@pytest.fixture(params=ENGINES)
-def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database of the test's own whose transactions really commit."""
-    if request.param == "postgresql":
-        committed: Database = request.getfixturevalue("committed_pg")
-        return committed.url
-    url = f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
-    migrate.upgrade(url)
-    return url
-
-
 async def test_waiting_provider_calls_hold_no_database_connection(
-    own_database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
+    committed_db_url: str, tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    db = Database(own_database_url, pool_size=2)  # PostgreSQL: 2 + 2 overflow connections
+    db = Database(committed_db_url, pool_size=2)  # PostgreSQL: 2 + 2 overflow connections
     settings = Settings(
         env="test",
         database_url=db.url,

@@ -8,9 +8,7 @@ order of events is fixed by the test, not by timing.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,39 +17,19 @@ import pytest
 from leadflow.app import create_app
 from leadflow.auth import passwords
 from leadflow.config import Settings
-from leadflow.db import migrate
 from leadflow.db.engine import Database
-from tests.conftest import ENGINES, migrated_pg_database
 from tests.fixtures.factories import PASSWORD, Factory
-from tests.fixtures.services import require
 
 LOGINS = 20
 
 
-@pytest.fixture(params=ENGINES)
-async def committing_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database of its own whose transactions really commit."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
-        await asyncio.to_thread(migrate.upgrade, url)
-        db = Database(url)
-        yield db
-        await db.dispose()
-        return
-    require("PostgreSQL")
-    async with migrated_pg_database(f"leadflow_pwpool_{os.getpid()}") as url:
-        db = Database(url, pool_size=5)
-        yield db
-        await db.dispose()
-
-
 async def test_list_answers_while_twenty_logins_wait_for_hashing(
-    committing_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    committed_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(
-        env="test", database_url=committing_db.url, secret_key="pw-" + "x" * 40, data_dir=tmp_path
+        env="test", database_url=committed_db.url, secret_key="pw-" + "x" * 40, data_dir=tmp_path
     )
-    async with committing_db.sessionmaker() as session:
+    async with committed_db.sessionmaker() as session:
         factory = Factory(session, settings)
         org = await factory.org()
         admin = await factory.member(org)
@@ -77,7 +55,7 @@ async def test_list_answers_while_twenty_logins_wait_for_hashing(
         return real_verify(password, hash)
 
     monkeypatch.setattr(passwords._hasher, "verify", gated_verify)
-    app = create_app(settings, database=committing_db)
+    app = create_app(settings, database=committed_db)
     transport = httpx.ASGITransport(app=app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://pw") as client,

@@ -10,35 +10,24 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from leadflow.db import migrate
-from tests.conftest import migrated_pg_database
 from tests.fixtures.server import Served, register_admin, serve
-from tests.fixtures.services import require
 
 FUZZ_SECONDS = os.environ.get("LEADFLOW_FUZZ_SECONDS", "")
 # Ending the fuzzer's own session would turn every later case into a 401.
 EXCLUDED = ["/api/v1/auth/logout"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+@pytest.fixture
+def served(committed_db_url: str, tmp_path: Path) -> Iterator[Served]:
     """The app served on a fresh, migrated database of each engine."""
     settings = {"access_token_minutes": "120", "register_per_hour": "1000"}
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"
-        await asyncio.to_thread(migrate.upgrade, url)
-        with serve(url, tmp_path, **settings) as s:
-            yield s
-        return
-    require("PostgreSQL")
-    async with migrated_pg_database(f"leadflow_fuzz_{os.getpid()}") as url:
-        with serve(url, tmp_path, **settings) as s:
-            yield s
+    with serve(committed_db_url, tmp_path, **settings) as s:
+        yield s
 
 
 def _st_command(base_url: str, token: str, report: Path) -> list[str]:

@@ -9,9 +9,8 @@ finishes it, then A wakes up and tries to write its next chunk.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.service import actor_for_user
 from leadflow.config import Settings
-from leadflow.db import migrate
 from leadflow.db.engine import Database
 from leadflow.imports import service
 from leadflow.kit.clock import clock
@@ -31,31 +29,12 @@ from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.organizations.service import create_organization
 from leadflow.worker.jobs import JobContext
-from tests.conftest import migrated_pg_database
 from tests.fixtures.factories import _PASSWORD_HASH
-from tests.fixtures.services import require
 
 CHUNK = 8
 FIRST = 24  # rows in the first piece of the file: worker A commits 3 chunks, then stalls
 TOTAL = 40
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def committed_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database of its own whose transactions really commit."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'fencing.db'}"
-        await asyncio.to_thread(migrate.upgrade, url)
-        db = Database(url, pool_size=5)
-        yield db
-        await db.dispose()
-        return
-    require("PostgreSQL")
-    async with migrated_pg_database(f"leadflow_fencing_{os.getpid()}") as url:
-        db = Database(url, pool_size=10)
-        yield db
-        await db.dispose()
 
 
 def _row(i: int) -> bytes:
