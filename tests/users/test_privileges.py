@@ -239,3 +239,46 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(committed_pg: Da
             .where(User.organization_id == org.id, Role.name == "admin")
         )
     assert admins == 1
+
+
+async def test_team_scoped_user_admin_cannot_move_into_another_team(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    team_a, team_b = await factory.team(org), await factory.team(org)
+    await _custom_role(
+        session, org, "teamadmin", ["users:read", "admin:users", "leads:read"], "team"
+    )
+    await _custom_role(session, org, "reader", ["leads:read"], "own")
+    ta = await factory.member(org, "teamadmin", team=team_a)
+    other = await factory.user(org, "reader", team=team_b)
+    b_rep = await factory.user(org, "counselor", team=team_b)
+    lead = await factory.lead(org, assignee_id=b_rep.id)
+    assert (await client.get(f"/api/v1/leads/{lead.id}", headers=ta.headers)).status_code == 404
+
+    r = await client.patch(
+        f"/api/v1/users/{ta.user.id}", headers=ta.headers, json={"team_id": str(team_b.id)}
+    )
+    assert r.status_code == 409 and r.json()["code"] == "self_team_change"
+    r = await client.patch(
+        f"/api/v1/users/{other.id}", headers=ta.headers, json={"team_id": str(team_a.id)}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "privilege_escalation"
+    r = await client.post(
+        "/api/v1/users",
+        headers=ta.headers,
+        json={
+            "email": "t@example.com",
+            "full_name": "T",
+            "role": "reader",
+            "team_id": str(team_b.id),
+        },
+    )
+    assert r.status_code == 403
+    assert (await client.get(f"/api/v1/leads/{lead.id}", headers=ta.headers)).status_code == 404
+    # An organisation-wide admin places people in teams.
+    admin = await factory.member(org)
+    r = await client.patch(
+        f"/api/v1/users/{other.id}", headers=admin.headers, json={"team_id": str(team_a.id)}
+    )
+    assert r.status_code == 200 and r.json()["team_id"] == str(team_a.id)

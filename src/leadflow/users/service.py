@@ -10,7 +10,8 @@ from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.auth.passwords import hash_password_async
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import ADMIN_ROLE, ensure_holds
-from leadflow.exceptions import Conflict, NotFound
+from leadflow.authz.permissions import RowScope
+from leadflow.exceptions import Conflict, Forbidden, NotFound
 from leadflow.kit.pagination import PageParams
 from leadflow.models.role import Role
 from leadflow.models.user import User
@@ -66,6 +67,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     role = await orgs.role_by_name(session, actor.organization_id, data.role)
     _ensure_holds_role(actor, role)
     if data.team_id is not None:
+        _ensure_may_place_in_teams(actor)
         await orgs.get_team(session, actor, data.team_id)
     user = User(
         organization_id=actor.organization_id,
@@ -110,7 +112,12 @@ async def update_user(
             await _ensure_other_admin(session, user)
         user.role_id = role.id
         user.role = role
-    if "team_id" in fields:
+    if "team_id" in fields and fields["team_id"] != user.team_id:
+        # A team decides whose leads a team-scoped role sees: moving oneself (or others into
+        # one's own team) would widen a scope, so teams are set by organisation-wide admins.
+        if user.id == actor.user_id:
+            raise Conflict("You cannot change your own team", code="self_team_change")
+        _ensure_may_place_in_teams(actor)
         if fields["team_id"] is not None:
             await orgs.get_team(session, actor, fields["team_id"])
         user.team_id = fields["team_id"]
@@ -152,6 +159,14 @@ async def _set_status(session: AsyncSession, actor: Actor, user: User, status: U
             await _ensure_other_admin(session, user)
         await repository.revoke_sessions(session, user.id, "user_deactivated")
     user.status = status.value
+
+
+def _ensure_may_place_in_teams(actor: Actor) -> None:
+    if actor.row_scope is not RowScope.ORG:
+        raise Forbidden(
+            "Only a user with organisation-wide scope can set teams",
+            code="privilege_escalation",
+        )
 
 
 def _ensure_holds_role(actor: Actor, role: Role, *, what: str = "grant") -> None:
