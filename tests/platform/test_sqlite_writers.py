@@ -4,13 +4,18 @@ is running: a real server process, 8 concurrent clients and periodic jobs every 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from leadflow.app import create_app
+from leadflow.config import Settings
 from leadflow.db import migrate
+from leadflow.db.engine import Database
+from tests.fixtures.factories import Factory
 from tests.fixtures.server import Served, register_admin, serve
 
 CLIENTS = 8
@@ -76,3 +81,110 @@ async def test_concurrent_writers_and_periodic_jobs_all_succeed(server: Served) 
         items = listed.json()["items"]
         assert len(items) == CLIENTS * WRITES // 2
         assert all(item["company"] and item["company"].startswith("Firm ") for item in items)
+
+
+# ---------------------------------------------------------------- the lock is not held while
+# a client is slow: an upload still streaming in, an export being read
+
+
+async def _member_headers(db: Database, settings: Settings) -> tuple[dict[str, str], Factory]:
+    session = db.sessionmaker()
+    factory = Factory(session, settings)
+    org = await factory.org()
+    await factory.lead(org)
+    admin = await factory.member(org)
+    return admin.headers, factory
+
+
+def _lock_is_free(path: str) -> bool:
+    """Whether another connection can take SQLite's write lock right now (waiting 0.2 s)."""
+    conn = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def _scope(method: str, path: str, headers: dict[str, str], ctype: str) -> dict[str, object]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"content-type", ctype.encode())]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+    }
+
+
+async def test_slow_upload_and_slow_export_reader_hold_no_write_lock(tmp_path: Path) -> None:
+    file = tmp_path / "lock.db"
+    url = f"sqlite+aiosqlite:///{file}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url)
+    settings = Settings(
+        env="test", database_url=url, secret_key="lock-" + "x" * 40, data_dir=tmp_path, redis_url=""
+    )
+    app = create_app(settings, database=db)
+    headers, factory = await _member_headers(db, settings)
+    await factory.session.close()
+
+    # An upload whose body is still arriving.
+    mid_body, finish = asyncio.Event(), asyncio.Event()
+    sent: list[dict[str, object]] = []
+    parts = [b"name,email\nAda,ada@example.com\n", b"Bob,bob@example.com\n"]
+
+    async def receive() -> dict[str, object]:
+        if len(parts) == 1:
+            mid_body.set()
+            await finish.wait()
+        return {"type": "http.request", "body": parts.pop(0), "more_body": bool(parts)}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = _scope("POST", "/api/v1/leads/import", headers, "text/csv")
+    upload = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
+    await mid_body.wait()
+    assert await asyncio.to_thread(_lock_is_free, str(file))
+    finish.set()
+    await upload
+    assert sent[0]["status"] == 200, sent
+
+    # An export whose reader stalls after the first chunk.
+    first_chunk, go_on = asyncio.Event(), asyncio.Event()
+    chunks: list[bytes] = []
+
+    body = [b"{}"]
+
+    async def no_body() -> dict[str, object]:
+        if body:
+            return {"type": "http.request", "body": body.pop(), "more_body": False}
+        await asyncio.Event().wait()  # no disconnect: cancelled when the response ends
+        return {"type": "http.disconnect"}
+
+    async def slow_reader(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))  # type: ignore[arg-type]
+            if not first_chunk.is_set():
+                first_chunk.set()
+                await go_on.wait()
+
+    scope = _scope("POST", "/api/v1/leads/export", headers, "application/json")
+    export = asyncio.create_task(app(scope, no_body, slow_reader))  # type: ignore[arg-type]
+    await first_chunk.wait()
+    assert await asyncio.to_thread(_lock_is_free, str(file))
+    go_on.set()
+    await export
+    assert b"ada@example.com" in b"".join(chunks)
+    await db.dispose()

@@ -203,13 +203,17 @@ _DOC = {
 async def import_leads(request: Request, session: SessionDep, actor: Importer) -> Any:
     """Import leads from CSV, JSON or XLSX (options in the query, JSON body or form)."""
     settings = request.app.state.settings
+    # End the authentication's transaction before the body streams in: on SQLite it holds
+    # the write lock, which a slow upload must not keep from every other writer.
+    await session.commit()
     async with AsyncExitStack() as stack:
         source, raw_opts = await _source(request, settings.import_max_bytes, stack)
         options = _options(raw_opts)
         try:
-            await service.preflight(session, actor, settings, source, options)
-            # Counting reads the whole file (an XLSX sheet is parsed): off the event loop.
+            # Counting reads the whole file (an XLSX sheet is parsed): off the event loop, and
+            # before the next transaction begins.
             estimate = await asyncio.to_thread(service.estimate_rows, source, settings)
+            await service.preflight(session, actor, settings, source, options)
             if estimate > settings.import_sync_max_rows and not options.dry_run:
                 started = await service.start_async(session, actor, source, options)
                 url = f"/api/v1/imports/{started.id}"

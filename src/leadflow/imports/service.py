@@ -35,6 +35,7 @@ from leadflow.authz.permissions import RowScope
 from leadflow.calendar.business import BusinessCalendar
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
+from leadflow.db.engine import transactions_that
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
@@ -1016,8 +1017,10 @@ async def run_job(ctx: JobContext, batch_id: str) -> str:
     token = await claim(ctx, bid)
     if token is None:
         return "skipped"
-    async with ctx.session_factory() as session:
-        path = await _spool(session, bid)
+    # Copying the stored file only reads: no SQLite write lock while it runs.
+    with transactions_that(write=False):
+        async with ctx.session_factory() as session:
+            path = await _spool(session, bid)
     try:
         return await run_claimed(
             ctx, bid, token, file_chunks(path), open_file=lambda: path.open("rb")

@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
+from leadflow.db.engine import transactions_that
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.leads import repository
 from leadflow.leads.schemas import ExportIn
@@ -70,7 +71,10 @@ async def _leads(
 ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
     """The matching leads in batches of `_BATCH` rows, read through a server-side cursor."""
     async with factory() as session:
-        result = await session.stream(stmt.execution_options(yield_per=_BATCH))
+        # Only reads: on SQLite a slow reader must not hold the write lock (the request is a
+        # POST). The mark matters when the transaction begins, so it ends before any yield.
+        with transactions_that(write=False):
+            result = await session.stream(stmt.execution_options(yield_per=_BATCH))
         async for batch in result.mappings().partitions():
             yield batch
 
