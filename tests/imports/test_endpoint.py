@@ -456,3 +456,25 @@ async def test_dates_without_offset_are_read_in_the_organisation_zone(
     )
     assert stored["local@example.com"] == local_ten
     assert stored["offset@example.com"] == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+
+
+async def test_dates_beyond_the_calendar_are_row_errors(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    data = (
+        "Name,E-Mail,Letzter Kontakt\n"
+        "Spät,late@example.com,31.12.9999 23:00-01:00\n"
+        "Früh,early@example.com,01.01.0001 00:00+01:00\n"
+        "Gut,good@example.com,01.07.2026\n"
+    )
+    r = await client.post(
+        "/api/v1/leads/import",
+        content=data.encode(),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["imported_count"] == 1 and body["error_count"] == 2
+    assert {e["row"] for e in body["errors"]} == {2, 3}

@@ -162,3 +162,14 @@ def test_json_rows() -> None:
     assert list(rows) == [["A", "a@example.com", None], ["B", None, "030 123456"]]
     with pytest.raises(FileProblem):
         parsing.json_rows({"not": "a list"})
+
+
+@pytest.mark.parametrize("raw", ["31.12.9999 23:00-01:00", "01.01.0001 00:00+01:00"])
+def test_dates_beyond_the_calendar_are_value_errors(raw: str) -> None:
+    with pytest.raises(ValueError, match="not a valid date"):
+        parsing.date_value(raw)
+
+
+def test_spreadsheet_dates_at_the_calendar_edge_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        parsing.date_value(date(1, 1, 1), ZoneInfo("Europe/Berlin"))

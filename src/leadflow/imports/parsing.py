@@ -499,11 +499,15 @@ def date_value(value: Any, tz: tzinfo = UTC) -> datetime | None:
     """
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        local = value if value.tzinfo else value.replace(tzinfo=tz)
-        return local.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+    try:
+        if isinstance(value, datetime):
+            local = value if value.tzinfo else value.replace(tzinfo=tz)
+            return local.astimezone(UTC)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        # Year 1 or 9999 moved across midnight by the zone: outside what a datetime holds.
+        raise ValueError(f"date out of range: {value!r}") from None
     return _date_text(str(value).strip(), tz)
 
 
@@ -539,7 +543,7 @@ def _date_text(raw: str, tz: tzinfo) -> datetime:
                 zone = timezone(-delta if off.group(2) == "-" else delta)
         try:
             return datetime(y, mo, d, hh, mm, ss, tzinfo=zone).astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"not a valid date: {raw!r}") from None
     raise ValueError(f"unrecognised date {raw!r} (use DD.MM.YYYY, YYYY-MM-DD or DD/MM/YYYY)")
 

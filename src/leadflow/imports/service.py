@@ -1069,6 +1069,16 @@ async def run_claimed(
             return "fenced"
         except FileProblem as exc:
             batch.status, batch.failure = "failed", str(exc)
+        except (DBAPIError, OSError):
+            raise  # the database or the disk went away: the batch stays for resume
+        except Exception as exc:
+            # A fault in the file's content that slipped past row validation would fail the
+            # same way on every resume: stop here instead of retrying forever.
+            log.exception("import %s failed", bid)
+            await session.rollback()
+            batch = await session.get(ImportBatch, bid)
+            assert batch is not None
+            batch.status, batch.failure = "failed", f"unexpected error: {type(exc).__name__}"
         else:
             batch.status = "completed"
         batch.finished_at = utcnow()
@@ -1113,7 +1123,11 @@ async def resume_job(ctx: JobContext) -> int:
     async with ctx.session_factory() as session:
         ids = await repository.stale_batch_ids(session, cutoff)
     for bid in ids:
-        await run_job(ctx, str(bid))
+        try:
+            await run_job(ctx, str(bid))
+        except Exception:
+            # One broken batch must not keep the others from resuming.
+            log.exception("import %s: resume failed", bid)
     return len(ids)
 
 
