@@ -52,10 +52,13 @@ async def claims(app: FastAPI, factory: Factory) -> dict[str, Any]:
         ({"email_verified": True}, 200),
         ({"email_verified": False}, 401),
         ({"email_verified": "true"}, 401),
-        ({"user_metadata": {"email_verified": True}}, 200),
-        ({"user_metadata": {"email_confirmed_at": "2026-01-05T10:00:00Z"}}, 200),
-        ({"user_metadata": {"email_verified": False}}, 401),
-        ({"user_metadata": "email_verified"}, 401),
+        ({"app_metadata": {"email_verified": True}}, 200),
+        ({"app_metadata": {"email_confirmed_at": "2026-01-05T10:00:00Z"}}, 200),
+        ({"app_metadata": {"email_verified": False}}, 401),
+        ({"app_metadata": "email_verified"}, 401),
+        # The user writes user_metadata themselves: it proves nothing.
+        ({"user_metadata": {"email_verified": True}}, 401),
+        ({"user_metadata": {"email_confirmed_at": "2026-01-05T10:00:00Z"}}, 401),
     ],
 )
 async def test_only_confirmed_emails_are_accepted(

@@ -119,9 +119,10 @@ def decode_supabase_token(settings: Settings, token: str) -> str | None:
 
 
 def _email_confirmed(claims: dict[str, Any]) -> bool:
-    # Supabase puts `email_confirmed_at` / `email_verified` at the top level or in
-    # `user_metadata` depending on version and provider; any one of them counts.
-    meta = claims.get("user_metadata")
+    # Only claims the user cannot write count: the top level and `app_metadata` (set by the
+    # server, e.g. by a custom access-token hook). `user_metadata` is the user's own to edit
+    # (`updateUser({data: ...})`), so an `email_verified` there proves nothing.
+    meta = claims.get("app_metadata")
     for source in (claims, meta if isinstance(meta, dict) else {}):
         confirmed_at = source.get("email_confirmed_at")
         if isinstance(confirmed_at, str) and confirmed_at.strip():
