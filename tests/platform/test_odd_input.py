@@ -121,3 +121,25 @@ async def test_bad_export_sort_is_422_before_the_stream_starts(
     for sort in ("", "nope", "-"):
         r = await client.post("/api/v1/leads/export", headers=admin.headers, json={"sort": sort})
         _is_problem(r, 422)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/v1/leads/import", ""),
+        ("/api/v1/leads/import", "?mapping=" + "[" * 5000),
+        ("/api/process-request", ""),
+        ("/api/v1/leads", ""),
+    ],
+)
+async def test_deeply_nested_json_is_a_4xx(
+    client: httpx.AsyncClient, factory: Factory, path: str, query: str
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    r = await client.post(
+        path + query,
+        headers={**admin.headers, "Content-Type": "application/json"},
+        content=b"[" * 100_000,
+    )
+    assert 400 <= r.status_code < 500, r.text

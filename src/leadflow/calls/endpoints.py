@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import leadflow.calls.jobs  # noqa: F401  (registers the jobs the service queues)
@@ -296,7 +296,7 @@ async def process_request(request: Request, session: SessionDep) -> JSONResponse
     """Seed 001's `POST /api/process-request`: same rules, seed-shaped answers and errors."""
     raw = await request.body()
     try:
-        payload: Any = json.loads(raw) if raw else None
+        payload: Any = from_json(raw) if raw else None
     except ValueError:
         return _seed_error(400, None, "The body is not valid JSON", "bad_request")
     rid = payload.get("request_id") if isinstance(payload, dict) else None

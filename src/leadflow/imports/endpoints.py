@@ -13,6 +13,7 @@ from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.dependencies import require_permission
@@ -66,7 +67,7 @@ def _options(raw: dict[str, Any]) -> ImportOptions:
         mapping = raw["mapping"]
         if isinstance(mapping, str):
             try:
-                mapping = json.loads(mapping)
+                mapping = from_json(mapping)
             except ValueError:
                 raise ValidationFailed("mapping must be a JSON object", field="mapping") from None
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
@@ -146,7 +147,7 @@ async def _source(
     if ctype == "application/json":
         body = spool.read()
         try:
-            payload = json.loads(body)
+            payload = from_json(body)
         except ValueError as exc:
             raise InvalidFile(f"The body is not valid JSON: {exc}") from None
         if isinstance(payload, dict):

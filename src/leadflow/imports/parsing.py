@@ -11,7 +11,6 @@ import codecs
 import csv
 import hashlib
 import io
-import json
 import re
 import threading
 import zipfile
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import IO, Any, BinaryIO
+
+from pydantic_core import from_json
 
 from leadflow.kit.normalize import fold
 
@@ -566,6 +567,6 @@ def digest(value: str) -> int:
 def load_json(raw: bytes) -> Any:
     """Parse a JSON body (FileProblem when it is not JSON)."""
     try:
-        return json.loads(raw)
+        return from_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FileProblem(f"The body is not valid JSON: {exc}") from None

@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import from_json
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -280,7 +281,7 @@ def _encode_cursor(sort: str, value: Any, lead_id: uuid.UUID) -> str:
 
 def _decode_cursor(cursor: str, sort: str, col: Any) -> tuple[Any, uuid.UUID]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        data = from_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if data["s"] != sort:
             raise ValueError("cursor belongs to another sort")
         value = data["v"]
