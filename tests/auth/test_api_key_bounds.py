@@ -112,3 +112,15 @@ async def test_keys_are_refused_on_personal_endpoints(
     assert (
         await client.get("/api/v1/notifications", headers={"X-API-Key": "lf_nope"})
     ).status_code == 401
+
+
+async def test_a_key_cannot_mint_keys(client: httpx.AsyncClient, factory: Factory) -> None:
+    org = await factory.org()
+    creator = await factory.member(org)
+    key = await _key(client, creator, ["admin:api_keys", "users:read"])
+    r = await client.post(
+        "/api/v1/admin/api-keys", headers=key, json={"name": "child", "scopes": ["users:read"]}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "person_required"
+    listed = (await client.get("/api/v1/admin/api-keys", headers=creator.headers)).json()
+    assert [k["name"] for k in listed] == [listed[0]["name"]]

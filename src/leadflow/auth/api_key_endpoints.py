@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from leadflow.auth import api_keys
 from leadflow.auth.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from leadflow.auth.dependencies import require_permission
+from leadflow.auth.dependencies import current_person, require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
 
@@ -17,8 +17,18 @@ router = APIRouter(tags=["api keys"])
 KeyAdmin = Annotated[Actor, Depends(require_permission("admin:api_keys"))]
 
 
+async def _person_key_admin(actor: KeyAdmin) -> Actor:
+    # A key must not mint keys: they would carry its creator's name and outlive its revocation.
+    return await current_person(actor)
+
+
+PersonKeyAdmin = Annotated[Actor, Depends(_person_key_admin)]
+
+
 @router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
-async def create_api_key(session: SessionDep, actor: KeyAdmin, body: ApiKeyCreate) -> ApiKeyCreated:
+async def create_api_key(
+    session: SessionDep, actor: PersonKeyAdmin, body: ApiKeyCreate
+) -> ApiKeyCreated:
     """Issue a key. The full key is in this response only."""
     return await api_keys.create_key(session, actor, body)
 

@@ -277,7 +277,7 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         if may_write():
             row.last_used_at = now
-        else:
+        elif _touch_due(row.id, now):
             # A read-only request must not write (SQLite could not queue for the lock).
             enqueue_job(session, "auth.touch_api_key", str(row.id), now.isoformat())
     return Actor(
@@ -289,6 +289,20 @@ async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
         team_id=creator.team_id,
         api_key_id=row.id,
     )
+
+
+# When this process last queued a key's touch: a burst of reads queues one job a minute.
+_touch_queued: dict[uuid.UUID, datetime] = {}
+
+
+def _touch_due(key_id: uuid.UUID, now: datetime) -> bool:
+    last = _touch_queued.get(key_id)
+    if last is not None and now - last < timedelta(minutes=1):
+        return False
+    if len(_touch_queued) > 10_000:
+        _touch_queued.clear()
+    _touch_queued[key_id] = now
+    return True
 
 
 @job("auth.touch_api_key")
