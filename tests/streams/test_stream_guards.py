@@ -9,7 +9,8 @@ sees each chunk as it is produced, which is where the test acts, with the genera
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import transactions_that
 from leadflow.kit.clock import clock
+from leadflow.kit.sse import SlotStreamingResponse, StreamSlots
 from leadflow.notifications.service import notify
 from tests.calls.conftest import API as CALLS
 from tests.calls.conftest import TUESDAY_10, submit
@@ -265,3 +267,18 @@ async def test_malformed_last_event_id_on_call_events_is_400(
     )
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "invalid_last_event_id"
+
+
+def test_a_stream_response_never_sent_gives_its_slot_back() -> None:
+    slots = StreamSlots()
+    release = slots.acquire("user-1", 1)
+
+    async def nothing() -> AsyncIterator[bytes]:
+        yield b""
+
+    response = SlotStreamingResponse(nothing(), release=release)
+    assert slots.open_count("user-1") == 1
+    del response
+    gc.collect()
+    assert slots.open_count("user-1") == 0
+    slots.acquire("user-1", 1)  # the slot is free again

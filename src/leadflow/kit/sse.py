@@ -6,6 +6,7 @@ Generic pieces only (no domain imports); the endpoints supply how to re-check a 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -77,6 +78,9 @@ class SlotStreamingResponse(StreamingResponse):
     def __init__(self, content: Any, *, release: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._release = release
+        # A response that is never sent (the request failed after the endpoint returned, e.g.
+        # in a dependency's teardown) still gives its slot back once it is dropped.
+        weakref.finalize(self, release)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
