@@ -292,3 +292,47 @@ async def test_update_without_a_status_column_keeps_the_stage(
         await session.refresh(lead)
         assert (lead.status, lead.company) == ("won", "Neu")
     assert await _count(session, LeadStatusChange, LeadStatusChange.lead_id == lead.id) == 0
+
+
+async def test_undo_leaves_leads_that_moved_out_of_scope_alone(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    team_a, team_b = await factory.team(org), await factory.team(org)
+    manager = await factory.member(org, "manager", team=team_a)
+    mate = await factory.user(org, "counselor", team=team_a)
+    stranger = await factory.user(org, "counselor", team=team_b)
+    kept = await factory.lead(org, email="kept@example.com", company="Alt", assignee_id=mate.id)
+    rows = [
+        {"Name": "Kept", "E-Mail": "kept@example.com", "Firma": "Neu"},
+        {"Name": "Fresh", "E-Mail": "fresh@example.com", "Firma": "Neu"},
+    ]
+    report = await _import(client, manager, UPDATE, rows)
+    assert report["imported_count"] == 1 and report["updated_count"] == 1, report
+    # Both leads are reassigned to another team and edited there.
+    await session.execute(
+        Lead.__table__.update()
+        .where(Lead.organization_id == org.id)
+        .values(assignee_id=stranger.id, company="Team B")
+    )
+    await session.commit()
+    r = await client.post(
+        f"/api/v1/imports/{report['import_batch_id']}/undo", headers=manager.headers
+    )
+    assert r.status_code == 200, r.text
+    live = {
+        email: (company, deleted)
+        for email, company, deleted in (
+            await session.execute(
+                select(Lead.email, Lead.company, Lead.deleted_at).where(
+                    Lead.organization_id == org.id
+                )
+            )
+        ).all()
+    }
+    # Updated by the import, now team B's: not restored.
+    assert live["kept@example.com"] == ("Team B", None)
+    # Created by the import: the manager is its creator, so it is still theirs to remove.
+    assert live["fresh@example.com"][1] is not None
+    assert kept.id is not None
+    assert r.json()["status"] == "undone"

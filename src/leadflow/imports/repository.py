@@ -215,20 +215,38 @@ async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) 
 
 
 async def remove_batch_leads(
-    session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID, now: datetime
+    session: AsyncSession, actor: Actor, batch_id: uuid.UUID, now: datetime
 ) -> int:
-    """Soft-delete the live leads a batch created; how many."""
+    """Soft-delete the live leads a batch created that are in the actor's scope; how many."""
     removed = await session.execute(
         update(Lead)
         .where(
-            Lead.organization_id == org_id,
+            Lead.organization_id == actor.organization_id,
             Lead.import_batch_id == batch_id,
             Lead.deleted_at.is_(None),
+            row_scope_clause(actor, _OWNERS),
         )
         .values(deleted_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return getattr(removed, "rowcount", 0)
+
+
+async def leads_in_scope(session: AsyncSession, actor: Actor, ids: list[uuid.UUID]) -> list[Lead]:
+    """The live leads among `ids` that the actor may change, row-locked."""
+    if not ids:
+        return []
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.id.in_(ids),
+            Lead.organization_id == actor.organization_id,
+            Lead.deleted_at.is_(None),
+            row_scope_clause(actor, _OWNERS),
+        )
+        .with_for_update()
+    )
+    return list(rows)
 
 
 async def flush_search_indexes(session: AsyncSession) -> None:

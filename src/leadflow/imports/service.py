@@ -47,7 +47,6 @@ from leadflow.leads.service import split_name
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
-from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
 from leadflow.notifications import service as notifications
@@ -1240,10 +1239,17 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
             code="import_not_finished",
         )
     now = utcnow()
-    removed = await repository.remove_batch_leads(session, actor.organization_id, batch.id, now)
+    # Only leads the caller may change today: a lead reassigned out of their scope since the
+    # import is neither removed nor restored (it is counted as skipped).
+    removed = await repository.remove_batch_leads(session, actor, batch.id, now)
+    updates = await repository.import_updates(session, batch.id)
+    leads = {
+        lead.id: lead
+        for lead in await repository.leads_in_scope(session, actor, [u.lead_id for u in updates])
+    }
     restored = 0
-    for upd in await repository.import_updates(session, batch.id):
-        lead = await session.get(Lead, upd.lead_id)
+    for upd in updates:
+        lead = leads.get(upd.lead_id)
         if lead is None:
             continue
         for key, value in upd.before.items():
@@ -1263,7 +1269,11 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
         action="import.undo",
         resource_type="import",
         resource_id=batch.id,
-        after={"removed_leads": removed, "restored_leads": restored},
+        after={
+            "removed_leads": removed,
+            "restored_leads": restored,
+            "skipped_updates": len(updates) - restored,
+        },
     )
     return batch
 
