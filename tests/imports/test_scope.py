@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
@@ -311,9 +311,10 @@ async def test_undo_leaves_leads_that_moved_out_of_scope_alone(
     assert report["imported_count"] == 1 and report["updated_count"] == 1, report
     # Both leads are reassigned to another team and edited there.
     await session.execute(
-        Lead.__table__.update()
+        update(Lead)
         .where(Lead.organization_id == org.id)
         .values(assignee_id=stranger.id, company="Team B")
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
     r = await client.post(

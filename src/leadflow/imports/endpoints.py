@@ -147,7 +147,8 @@ async def _source(
     if ctype == "application/json":
         body = spool.read()
         try:
-            payload = from_json(body)
+            # Up to the import limit: parsed off the event loop.
+            payload = await asyncio.to_thread(from_json, body)
         except ValueError as exc:
             raise InvalidFile(f"The body is not valid JSON: {exc}") from None
         if isinstance(payload, dict):
@@ -157,7 +158,7 @@ async def _source(
                 return Source(fmt="csv", chunks=lambda: _single(text)), raw_opts
             rows = payload.get("rows") or payload.get("leads")
             if isinstance(rows, list):
-                encoded = json.dumps(rows).encode()
+                encoded = await asyncio.to_thread(lambda: json.dumps(rows).encode())
                 return Source(fmt="json", chunks=lambda: _single(encoded)), raw_opts
             raise InvalidFile('Send {"csv": "..."}, {"rows": [...]} or an array of objects')
         return Source(fmt="json", chunks=lambda: _single(body)), raw_opts
