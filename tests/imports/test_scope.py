@@ -16,6 +16,7 @@ from leadflow.models.audit_log import AuditLog
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
+from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.worker.jobs import JobContext
 from tests.fixtures.factories import Factory, Member
@@ -337,3 +338,27 @@ async def test_undo_leaves_leads_that_moved_out_of_scope_alone(
     assert live["fresh@example.com"][1] is not None
     assert kept.id is not None
     assert r.json()["status"] == "undone"
+
+
+async def test_background_import_stops_when_the_importer_is_deactivated(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+) -> None:
+    app.state.settings.import_sync_max_rows = 2
+    org = await factory.org()
+    manager = await factory.member(org, "manager")
+    lines = ["Name,E-Mail"] + [f"Gone {i},gone{i}@example.com" for i in range(5)]
+    r = await client.post(
+        "/api/v1/leads/import?analyze=false",
+        content="\n".join(lines).encode(),
+        headers={**manager.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 202, r.text
+    batch_id = r.json()["import_batch_id"]
+    await session.execute(update(User).where(User.id == manager.user.id).values(status="inactive"))
+    await session.commit()
+    assert await run_job(jobs, batch_id) == "failed"
+    assert await _count(session, Lead, Lead.email.like("gone%")) == 0

@@ -12,6 +12,11 @@ ADMIN_ROLE = "admin"
 _BREADTH = {RowScope.OWN: 0, RowScope.TEAM: 1, RowScope.ORG: 2}
 
 
+def narrower_scope(a: RowScope, b: RowScope) -> RowScope:
+    """The narrower of two row scopes."""
+    return a if _BREADTH[a] <= _BREADTH[b] else b
+
+
 def _wider_scope(scope: str, than: RowScope) -> bool:
     try:
         return _BREADTH[RowScope(scope)] > _BREADTH[than]

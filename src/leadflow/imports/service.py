@@ -31,6 +31,7 @@ from leadflow.ai.service import analyze_leads
 from leadflow.assignment.service import RulePicker
 from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
+from leadflow.authz.grants import narrower_scope
 from leadflow.authz.permissions import RowScope
 from leadflow.calendar.business import BusinessCalendar
 from leadflow.config import Settings
@@ -49,6 +50,7 @@ from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
+from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
@@ -988,17 +990,36 @@ def _lease(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.import_lease_seconds)
 
 
-def batch_actor(batch: ImportBatch) -> Actor:
-    """The importer as a background run acts: their organisation, user and row scope."""
+def batch_actor(batch: ImportBatch, importer: User | None = None) -> Actor:
+    """The importer as a background run acts: their organisation, user and row scope.
+
+    With the importer's current row, the narrower of the recorded scope and today's role
+    applies and their current team: a demotion during a long import takes effect at once.
+    """
+    # Batches from before scopes were recorded keep the organisation-wide behaviour.
+    scope = RowScope(batch.row_scope or RowScope.ORG.value)
+    team_id = batch.team_id
+    if importer is not None:
+        scope = narrower_scope(scope, RowScope(importer.role.row_scope))
+        team_id = importer.team_id
     return Actor(
         organization_id=batch.organization_id,
         user_id=batch.created_by,
         role="import",
         permissions=frozenset({"imports:write"}),
-        # Batches from before scopes were recorded keep the organisation-wide behaviour.
-        row_scope=RowScope(batch.row_scope or RowScope.ORG.value),
-        team_id=batch.team_id,
+        row_scope=scope,
+        team_id=team_id,
     )
+
+
+async def _importer(session: AsyncSession, batch: ImportBatch) -> User | None:
+    """The batch's creator as they are now; FileProblem when they may no longer import."""
+    if batch.created_by is None:
+        return None
+    user = await users.get_with_role(session, batch.created_by)
+    if user is None or user.status != "active" or "imports:write" not in user.role.permissions:
+        raise FileProblem("The importer is no longer active or may no longer import")
+    return user
 
 
 async def claim(ctx: JobContext, batch_id: uuid.UUID) -> str | None:
@@ -1052,9 +1073,10 @@ async def run_claimed(
         )
         options = ImportOptions.from_json(batch.options)
         try:
+            importer = await _importer(session, batch)
             await process(
                 session,
-                actor=batch_actor(batch),
+                actor=batch_actor(batch, importer),
                 settings=ctx.settings,
                 source=source,
                 options=options,
