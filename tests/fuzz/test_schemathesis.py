@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,8 +19,11 @@ import pytest
 from tests.fixtures.server import Served, register_admin, serve
 
 FUZZ_SECONDS = os.environ.get("LEADFLOW_FUZZ_SECONDS", "")
-# Ending the fuzzer's own session would turn every later case into a 401.
+# Ending the fuzzer's own session would turn every later case into a 401; event streams stay
+# open as long as asked (up to an hour, keep-alives defeat read timeouts) and have tests of
+# their own (tests/streams).
 EXCLUDED = ["/api/v1/auth/logout"]
+EXCLUDED_REGEX = r".*/stream$"
 
 
 @pytest.fixture
@@ -53,6 +57,7 @@ def _st_command(base_url: str, token: str, report: Path) -> list[str]:
     ]
     for path in EXCLUDED:
         cmd += ["--exclude-path", path]
+    cmd += ["--exclude-path-regex", EXCLUDED_REGEX]
     if FUZZ_SECONDS:
         cmd += ["--max-time", FUZZ_SECONDS]
     else:
@@ -68,4 +73,9 @@ async def test_no_input_produces_a_server_error(served: Served, tmp_path: Path) 
     )
     output = proc.stdout[-6000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, output
-    assert "Authentication failed" not in output, output
+    # The token must have worked everywhere but on the provider's signed webhook (403 without
+    # a Twilio signature, by design).
+    failed_auth = re.search(r"Authentication failed: (\d+) operation", output)
+    assert failed_auth is None or (failed_auth.group(1) == "1" and "provider-events" in output), (
+        output
+    )
