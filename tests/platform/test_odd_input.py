@@ -143,3 +143,33 @@ async def test_deeply_nested_json_is_a_4xx(
         content=b"[" * 100_000,
     )
     assert 400 <= r.status_code < 500, r.text
+
+
+async def test_text_the_database_cannot_store_is_never_a_5xx(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    before = await session.scalar(select(func.count()).select_from(Lead))
+    # PostgreSQL text cannot hold a NUL byte.
+    r = await client.get("/api/v1/users", headers=admin.headers, params={"role": "a\x00b"})
+    assert r.status_code < 500, r.text
+    # JSON escapes for a NUL byte and for a lone surrogate (not encodable as UTF-8).
+    for escaped in ("a\\u0000b", "x\\udba1y"):
+        bodies = {
+            "/api/v1/leads": '{"name": "%s", "email": "odd@example.com"}',
+            "/api/v1/auth/register": '{"email": "odd-owner@example.com", "password": '
+            '"correct horse battery", "full_name": "%s", "organization_name": "Odd"}',
+        }
+        for path, template in bodies.items():
+            r = await client.post(
+                path,
+                headers={**admin.headers, "Content-Type": "application/json"},
+                content=template.replace("%s", escaped).encode(),
+            )
+            assert r.status_code < 500, (path, escaped, r.text)
+            if r.status_code >= 400:
+                assert r.headers["content-type"].startswith("application/problem+json")
+                # Refused: nothing written.
+                assert await session.scalar(select(func.count()).select_from(Lead)) == before
+            before = await session.scalar(select(func.count()).select_from(Lead))

@@ -103,9 +103,16 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _bad_value(exc: BaseException) -> bool:
     """Whether the database refused a value itself (out of range, NUL byte, bad encoding)."""
-    if isinstance(exc, OverflowError | sa_exc.DataError):
+    if isinstance(exc, OverflowError | UnicodeEncodeError | sa_exc.DataError):
         return True
-    return isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, OverflowError)
+    if not isinstance(exc, sa_exc.StatementError):
+        return False
+    if isinstance(exc.orig, OverflowError | UnicodeEncodeError):
+        return True
+    # PostgreSQL's class 22 is "data exception": the value, not the statement, is at fault.
+    # asyncpg's adapted errors carry the SQLSTATE; its own client-side checks use 22000.
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith("22")
 
 
 async def _database_value_error(request: Request, exc: Exception) -> JSONResponse:
@@ -149,5 +156,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _database_value_error)
+    app.add_exception_handler(UnicodeEncodeError, _database_value_error)
     app.add_exception_handler(sa_exc.StatementError, _database_value_error)
     app.add_exception_handler(Exception, _unhandled)
