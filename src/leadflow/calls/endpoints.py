@@ -56,6 +56,7 @@ def _accepted(row: CallRequest, created: bool) -> CallAccepted:
         id=row.id,
         call_status=CallStatus(row.status),
         duplicate=not created,
+        warnings=service.warnings_of(row),
     )
 
 

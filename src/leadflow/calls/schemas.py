@@ -69,8 +69,16 @@ class CallRequestIn(BaseModel):
         return v
 
 
+class CallWarning(BaseModel):
+    """Something accepted but worth a second look (e.g. a number not known to be valid)."""
+
+    field: str
+    code: str
+    message: str
+
+
 class CallAccepted(BaseModel):
-    """Seed 001's immediate answer, plus our id and the current status."""
+    """Seed 001's immediate answer, plus our id, the current status and any warnings."""
 
     status: Literal["accepted"] = "accepted"
     request_id: str
@@ -78,6 +86,7 @@ class CallAccepted(BaseModel):
     id: uuid.UUID
     call_status: CallStatus
     duplicate: bool = False
+    warnings: list[CallWarning] = Field(default_factory=list)
 
 
 class CallRequestRead(BaseModel):

@@ -39,11 +39,17 @@ from leadflow.calendar import BusinessCalendar
 from leadflow.calls import repository, twilio
 from leadflow.calls.providers import CallUpdate, OutboundCall, UpdateKind
 from leadflow.calls.repository import ON_CALL, WAITING, CallFilter
-from leadflow.calls.schemas import CallRequestIn, CallStatus, EventType, ProviderEventOut
+from leadflow.calls.schemas import (
+    CallRequestIn,
+    CallStatus,
+    CallWarning,
+    EventType,
+    ProviderEventOut,
+)
 from leadflow.config import Settings
 from leadflow.exceptions import Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
 from leadflow.kit.clock import utcnow
-from leadflow.kit.normalize import normalize_phone
+from leadflow.kit.normalize import is_valid_phone, normalize_phone, normalize_possible_phone
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
 from leadflow.leads.registry import register_lead_child
@@ -333,7 +339,9 @@ async def _resolve(
     callback: str | None = None
     number: str | None = None
     try:
-        callback = normalize_phone(data.callback_number, region)
+        # Only the caller's own number: a possible but unassigned-looking one (the seed's own
+        # example) is kept and flagged, while the number we dial must be valid.
+        callback, _ = normalize_possible_phone(data.callback_number, region)
     except ValueError as exc:
         errors.append({"loc": ["body", "callback_number"], "msg": str(exc)})
     if data.number_to_call:
@@ -375,6 +383,28 @@ async def _resolve(
     if lead_id is None:
         lead_id = await repository.lead_by_phone(session, actor.organization_id, [number, callback])
     return callback, number, lead_id
+
+
+PHONE_UNVERIFIED = "phone_unverified"
+
+
+def warnings_of(row: CallRequest) -> list[CallWarning]:
+    """What was accepted with a doubt: a callback number not known to be valid.
+
+    Derived from the stored row, so a replayed request_id answers with the same warnings.
+    """
+    if is_valid_phone(row.callback_number):
+        return []
+    return [
+        CallWarning(
+            field="callback_number",
+            code=PHONE_UNVERIFIED,
+            message=(
+                f"{row.callback_number} is a possible number but not known to be valid; "
+                "it was accepted as given"
+            ),
+        )
+    ]
 
 
 async def submit(
@@ -428,7 +458,7 @@ async def submit(
             type=EventType.REQUEST_RECEIVED.value,
             status=CallStatus.QUEUED.value,
             message=f"Request received: {row.title}",
-            data=None,
+            data=_warnings_data(row),
             created_at=now,
         )
     )
@@ -450,6 +480,12 @@ async def submit(
     assert result is not None  # nobody else can see the row before we commit
     await record_create(session, actor, result, "call_request.create", "call_request")
     return result, True
+
+
+def _warnings_data(row: CallRequest) -> dict[str, Any] | None:
+    """The request_received event's record of the warnings (None when there are none)."""
+    found = warnings_of(row)
+    return {"warnings": [w.model_dump() for w in found]} if found else None
 
 
 # --------------------------------------------------------------------------- read

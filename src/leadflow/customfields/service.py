@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -112,7 +113,12 @@ def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:
         if str(value) not in defn.options:
             raise ValueError(f"must be one of {', '.join(map(str, defn.options))}")
         return str(value)
-    values = value if isinstance(value, list) else [v.strip() for v in str(value).split(",")]
+    # Text lists are split on `,` or `;` (the lead export joins lists with `;`).
+    values = (
+        value
+        if isinstance(value, list)
+        else [v.strip() for v in re.split(r"[,;]", str(value)) if v.strip()]
+    )
     bad = [v for v in values if str(v) not in defn.options]
     if bad:
         raise ValueError(f"unknown options {bad}; allowed: {', '.join(map(str, defn.options))}")

@@ -85,6 +85,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "zuletzt kontaktiert",
         "letzter kontakt am",
         "last_contact",
+        # The API's and the export's own name (an export must import back).
+        "last_contacted_at",
     ),
     "source": ("quelle", "source", "herkunft", "lead quelle", "lead source"),
     "tags": ("tags", "tag", "schlagworte", "labels", "label"),
@@ -94,7 +96,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "utm_campaign": ("utm campaign",),
     "score": ("score", "punkte", "lead score"),
 }
-_LOOKUP = {syn: fld for fld, syns in SYNONYMS.items() for syn in syns}
+_LOOKUP: dict[str, str] = {}  # filled below header_key (spellings are folded like headers)
 IDENTITY_FIELDS = ("name", "first_name", "last_name", "email", "phone", "company")
 
 
@@ -107,6 +109,10 @@ class FileProblem(ValueError):
 def header_key(header: str) -> str:
     """Folded header for matching: accents and case removed, punctuation as spaces."""
     return " ".join(re.sub(r"[^a-z0-9]+", " ", fold(header)).split())
+
+
+# Folded the way a header is, so a spelling such as `last_contacted_at` matches its header.
+_LOOKUP.update({header_key(syn): fld for fld, syns in SYNONYMS.items() for syn in syns})
 
 
 @dataclass
@@ -421,13 +427,21 @@ _DATES = (
 )
 
 
+# The export quotes a value a spreadsheet would evaluate (kit.normalize.neutralize_formula);
+# importing it back must restore the value, not keep the quote.
+_QUOTED_FORMULA = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+
+
 def text(value: Any) -> str:
-    """A cell as trimmed text ('' for empty)."""
+    """A cell as trimmed text ('' for empty), without the export's formula-guard quote."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    out = str(value)
+    if out.startswith(_QUOTED_FORMULA):
+        out = out[1:]
+    return out.strip()
 
 
 def email_value(raw: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.kit.patch import PatchModel
+from leadflow.sla.schemas import SlaClock
 
 DISG_TYPES = ("D", "I", "S", "G", "C")
 
@@ -190,11 +191,12 @@ class LeadRead(BaseModel):
 
 
 class LeadDetail(LeadRead):
-    """A lead with its notes, stage and latest consent per channel."""
+    """A lead with its notes, stage, latest consent per channel and SLA clock."""
 
     notes: str | None
     stage: StageRef | None
     consents: dict[str, ConsentRead]
+    sla: SlaClock
 
 
 class LeadPage(BaseModel):

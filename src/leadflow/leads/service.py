@@ -146,6 +146,7 @@ async def detail_of(session: AsyncSession, lead: Lead) -> LeadDetail:
         if stage
         else None,
         consents={ch: ConsentRead.model_validate(c) for ch, c in consents.items()},
+        sla=await sla.clock_of(session, lead, utcnow()),
     )
 
 

@@ -31,6 +31,15 @@ async def policies(
     return list(rows)
 
 
+async def policy_in_org(
+    session: AsyncSession, org_id: uuid.UUID, policy_id: uuid.UUID
+) -> SlaPolicy | None:
+    """A policy of the organisation by id (None when deleted)."""
+    return await session.scalar(
+        select(SlaPolicy).where(SlaPolicy.id == policy_id, SlaPolicy.organization_id == org_id)
+    )
+
+
 async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy | None:
     """A policy of the actor's organisation."""
     return await session.scalar(

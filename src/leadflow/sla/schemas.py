@@ -77,6 +77,27 @@ class PolicyRead(BaseModel):
 
 
 SlaState = Literal["at_risk", "breached", "met", "running"]
+# `none`: the lead has no clock (never assigned, or its clock was never started).
+SlaClockState = Literal["none", "running", "at_risk", "met", "breached"]
+
+
+class SlaPolicyRef(BaseModel):
+    """The policy a clock was started under (`name` is null once the policy is deleted)."""
+
+    id: uuid.UUID
+    name: str | None
+
+
+class SlaClock(BaseModel):
+    """A lead's SLA clock; `policy` is null when the organisation default applied."""
+
+    state: SlaClockState
+    policy: SlaPolicyRef | None
+    deadline: datetime | None
+    reminder_at: datetime | None
+    reminded_at: datetime | None
+    met_at: datetime | None
+    breached_at: datetime | None
 
 
 class SlaLead(BaseModel):

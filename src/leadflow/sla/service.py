@@ -30,7 +30,13 @@ from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
-from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
+from leadflow.sla.schemas import (
+    PolicyCreate,
+    PolicyUpdate,
+    SlaClock,
+    SlaClockState,
+    SlaPolicyRef,
+)
 from leadflow.users import repository as members
 from leadflow.worker.jobs import JobContext, job
 
@@ -226,8 +232,10 @@ async def check_job(ctx: JobContext) -> dict[str, int]:
     return totals
 
 
-def state_of(lead: Lead, now: datetime) -> str:
-    """`met`, `breached`, `at_risk` (past the reminder time) or `running`."""
+def state_of(lead: Lead, now: datetime) -> SlaClockState:
+    """`met`, `breached`, `at_risk` (past the reminder time), `running`, or `none` (no clock)."""
+    if lead.sla_deadline is None:  # as /sla/status, which lists only leads with a deadline
+        return "none"
     if lead.sla_met_at is not None:
         return "met"
     if lead.sla_breached_at is not None or (lead.sla_deadline and lead.sla_deadline <= now):
@@ -235,6 +243,23 @@ def state_of(lead: Lead, now: datetime) -> str:
     if lead.sla_reminder_at is not None and lead.sla_reminder_at <= now:
         return "at_risk"
     return "running"
+
+
+async def clock_of(session: AsyncSession, lead: Lead, now: datetime) -> SlaClock:
+    """A lead's SLA clock as its detail shows it (state as `/sla/status` computes it)."""
+    policy: SlaPolicyRef | None = None
+    if lead.sla_policy_id is not None:
+        found = await repository.policy_in_org(session, lead.organization_id, lead.sla_policy_id)
+        policy = SlaPolicyRef(id=lead.sla_policy_id, name=found.name if found else None)
+    return SlaClock(
+        state=state_of(lead, now),
+        policy=policy,
+        deadline=lead.sla_deadline,
+        reminder_at=lead.sla_reminder_at,
+        reminded_at=lead.sla_reminded_at,
+        met_at=lead.sla_met_at,
+        breached_at=lead.sla_breached_at,
+    )
 
 
 async def leads_in_state(
