@@ -429,7 +429,7 @@ async def _page(
         value, last_id = _decode_cursor(paging.cursor, sort, order.col)
         params.update(lf_after_value=value, lf_after_id=last_id, lf_offset=0)
     stmt = _page_statement(w.shape, order, bool(paging.cursor))
-    items = [dict(r) for r in await fetch_all(session, stmt, params)]
+    items = await fetch_all(session, stmt, params)
     short_page = len(items) < paging.limit and (len(items) > 0 or paging.offset == 0)
     if short_page and not paging.cursor:
         # A short page (the first, or the last one reached by offset) already tells the
@@ -459,7 +459,7 @@ async def _search_page(
         "lf_limit": paging.limit,
         "lf_offset": paging.offset,
     }
-    rows = [dict(r) for r in await fetch_all(session, _search_statement(w.shape, order), params)]
+    rows = await fetch_all(session, _search_statement(w.shape, order), params)
     if not rows:
         if paging.offset:
             return None, 0  # past the end: the count comes from the usual path
