@@ -32,6 +32,8 @@ from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import Executable
 
+from leadflow.db.dialect import is_postgres
+
 _CACHE_SIZE = 500
 
 
@@ -114,7 +116,7 @@ async def fetch_all(
     the session is not autoflushed first, so pending ORM changes are not seen.
     """
     conn = await session.connection()
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         prepared, key = _lookup(stmt, conn.dialect)
         if prepared is not None:
             # The same call SQLAlchemy makes when it reuses a cached compilation: this
