@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 from sqlalchemy import Integer, bindparam, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.auth.service import authenticate
+from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.db.fastpath import fetch_all, fetch_one
+from leadflow.leads import repository as leads_repository
+from leadflow.leads.schemas import LeadFilter
 from leadflow.models.lead import Lead
 from tests.fixtures.factories import Factory
 
@@ -100,3 +106,43 @@ async def test_a_lost_connection_is_dropped_from_the_pool(database: Database) ->
     async with database.sessionmaker() as s:
         again = await fetch_one(s, pid_of)
         assert again is not None and again["pid"] != row["pid"]
+
+
+def _assert_plain(row: object) -> None:
+    """A dict whose UUIDs are `uuid.UUID` itself (not a driver subclass)."""
+    assert type(row) is dict
+    for value in row.values():
+        if isinstance(value, uuid.UUID):
+            assert type(value) is uuid.UUID, type(value)
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_driver_types_stay_in_the_data_layer(
+    session: AsyncSession, factory: Factory, settings: Settings
+) -> None:
+    """asyncpg hands out Records and its own UUID subclass; callers get dicts and uuid.UUID."""
+    org = await factory.org()
+    member = await factory.member(org)
+    lead = await factory.lead(org, assignee_id=member.user.id)
+    row = await fetch_one(session, select(Lead.id, Lead.assignee_id).where(Lead.id == lead.id))
+    assert row is not None
+    _assert_plain(row)
+    assert type(row["id"]) is uuid.UUID and type(row["assignee_id"]) is uuid.UUID
+    # The two callers of the fast path: authentication and the lead list.
+    actor = await authenticate(session, settings, member.headers["Authorization"][7:])
+    for value in (actor.organization_id, actor.user_id, actor.session_id):
+        assert type(value) is uuid.UUID
+    page = await leads_repository.list_leads(
+        session,
+        actor,
+        LeadFilter(),
+        sort="created_at",
+        limit=10,
+        offset=0,
+        cursor=None,
+        count_cap=1000,
+    )
+    assert [item["id"] for item in page.items] == [lead.id]
+    for item in page.items:
+        _assert_plain(item)
+        assert type(item["assignee_id"]) is uuid.UUID

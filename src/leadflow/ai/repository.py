@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.ai.providers import LocalProvider
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import RowScope
+from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
 from leadflow.authz.scopes import row_scope_clause
-from leadflow.leads.repository import scope_conditions
 from leadflow.models.ai_generation import AiGeneration
 from leadflow.models.lead import Lead
 from leadflow.models.task import Task

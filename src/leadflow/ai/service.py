@@ -71,7 +71,7 @@ from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.db.types import new_id
-from leadflow.exceptions import Forbidden, NotFound, ServiceUnavailable, TooManyRequests
+from leadflow.exceptions import NotFound, ServiceUnavailable, TooManyRequests
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.kit.ratelimit import build_storage
@@ -359,12 +359,7 @@ async def _resolve(
     """The stored lead in scope (404 otherwise; reading it needs `leads:read`) or the inline one."""
     if lead_id is not None:
         row = await leads.get_lead(session, actor, lead_id)
-        if not actor.can("leads:read"):
-            raise Forbidden(
-                "Missing permission 'leads:read'",
-                code="missing_permission",
-                permission="leads:read",
-            )
+        actor.require("leads:read")
         ctx = await _context_of(session, row, now=now, default_language=default_language)
         return _Subject(row, ctx)
     if lead is not None:
@@ -819,10 +814,8 @@ async def _prepare_analysis(session: AsyncSession, actor: Actor, data: AnalyzeDa
         session, actor, lead=data.lead, lead_id=data.lead_id, now=now, default_language=default
     )
     assert subject is not None  # the schema requires lead or lead_id
-    if data.apply and not actor.can("leads:write"):
-        raise Forbidden(
-            "Missing permission 'leads:write'", code="missing_permission", permission="leads:write"
-        )
+    if data.apply:
+        actor.require("leads:write")
     ctx = subject.context
     language = "en" if ctx.language == "en" else "de"
     task = AnalyzeTask(ctx, language, now)

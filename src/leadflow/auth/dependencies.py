@@ -56,12 +56,7 @@ def require_permission(permission: str) -> Callable[[Actor], Awaitable[Actor]]:
     """Dependency factory: the current actor if it holds `permission`, else 403."""
 
     async def guard(actor: CurrentActor) -> Actor:
-        if not actor.can(permission):
-            raise Forbidden(
-                f"Missing permission '{permission}'",
-                code="missing_permission",
-                permission=permission,
-            )
+        actor.require(permission)
         return actor
 
     guard.__name__ = f"require_{permission.replace(':', '_')}"

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from leadflow.authz.permissions import RowScope
+from leadflow.exceptions import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,15 @@ class Actor:
     def can(self, permission: str) -> bool:
         """Whether the actor holds `permission`."""
         return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        """Raise 403 `missing_permission` (naming `permission`) unless the actor holds it."""
+        if permission not in self.permissions:
+            raise Forbidden(
+                f"Missing permission '{permission}'",
+                code="missing_permission",
+                permission=permission,
+            )
 
     @property
     def label(self) -> str:

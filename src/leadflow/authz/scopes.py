@@ -1,4 +1,8 @@
-"""Row-scope clauses: own / team / org, built once and reused by every repository."""
+"""Row-scope clauses: own / team / org, built once and reused by every repository.
+
+The one place that decides which rows an actor sees: repositories combine these with their
+own filters, they do not build scope clauses themselves (tests/platform/test_layers.py).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,14 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import RowScope
+from leadflow.models.call_request import CallRequest
+from leadflow.models.lead import Lead
+from leadflow.models.task import Task
 from leadflow.models.user import User
 
 ScopeKind = Literal["org", "team", "own", "nobody"]
+# A lead is "theirs" for a user who is its assignee or its creator.
+LEAD_OWNERS = (Lead.assignee_id, Lead.created_by)
 
 
 def scope_kind(actor: Actor) -> ScopeKind:
@@ -61,3 +70,34 @@ def row_scope_clause(actor: Actor, owner_columns: Sequence[Any]) -> ColumnElemen
         team=actor.team_id,
         org=actor.organization_id,
     )
+
+
+def lead_scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
+    """Live leads of the actor's organisation within their row scope (assignee or creator)."""
+    return [
+        Lead.organization_id == actor.organization_id,
+        Lead.deleted_at.is_(None),
+        row_scope_clause(actor, LEAD_OWNERS),
+    ]
+
+
+def task_scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
+    """Own tasks, tasks of the actor's scope, and tasks on leads in the actor's scope."""
+    conds: list[ColumnElement[bool]] = [Task.organization_id == actor.organization_id]
+    if actor.row_scope is not RowScope.ORG:
+        leads_in_scope = select(Lead.id).where(*lead_scope_conditions(actor))
+        conds.append(
+            or_(
+                row_scope_clause(actor, [Task.assignee_id, Task.created_by]),
+                Task.lead_id.in_(leads_in_scope),
+            )
+        )
+    return conds
+
+
+def call_scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
+    """The actor's organisation and row scope: own requests, the team's, or the org's."""
+    return [
+        CallRequest.organization_id == actor.organization_id,
+        row_scope_clause(actor, [CallRequest.requested_by]),
+    ]

@@ -28,7 +28,7 @@ from leadflow.calls.schemas import (
     ProviderEventOut,
 )
 from leadflow.db.session import SessionDep, SessionFactoryDep
-from leadflow.exceptions import Forbidden, LeadflowError, TooManyRequests
+from leadflow.exceptions import LeadflowError, TooManyRequests
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
     SESSION_ENDED_EVENT,
@@ -285,10 +285,7 @@ async def _alias_actor(request: Request, session: AsyncSession) -> Actor:
     scheme, _, token = authorization.partition(" ")
     bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     actor = await current_actor(request, session, bearer, request.headers.get("x-api-key"))
-    if not actor.can("calls:write"):
-        raise Forbidden(
-            "Missing permission 'calls:write'", code="missing_permission", permission="calls:write"
-        )
+    actor.require("calls:write")
     return actor
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
-from leadflow.authz.scopes import row_scope_clause
+from leadflow.authz.scopes import call_scope_conditions as scope_conditions
 from leadflow.calls.schemas import CallStatus
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
@@ -37,14 +37,6 @@ class CallFilter:
     requested_by: uuid.UUID | None = None
     external_user_id: str | None = None
     lead_id: uuid.UUID | None = None
-
-
-def scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
-    """The actor's organisation and row scope: own requests, the team's, or the org's."""
-    return [
-        CallRequest.organization_id == actor.organization_id,
-        row_scope_clause(actor, [CallRequest.requested_by]),
-    ]
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:

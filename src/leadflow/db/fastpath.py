@@ -12,19 +12,27 @@ The statement runs on the session's own connection: inside the request's transac
 one is open, on its own before that (see `_driver`). It relies on a few SQLAlchemy
 internals — `_generate_cache_key`, `construct_params` with collected parameters and
 `_cached_bind_processor` — exactly as SQLAlchemy's own execution uses them; the tests in
-`tests/platform/test_fastpath.py` and every list/auth test on PostgreSQL pin them.
+`tests/platform/test_fastpath.py` and every list/auth test on PostgreSQL pin them (and
+`pyproject.toml` pins SQLAlchemy's minor version for that reason).
+
+Driver types stop here: rows leave this module as plain dicts whose values are plain Python
+types (`uuid.UUID`, not asyncpg's own UUID subclass), on both engines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.pgproto.pgproto import UUID as _DriverUUID
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import Executable
+
+from leadflow.db.dialect import is_postgres
 
 _CACHE_SIZE = 500
 
@@ -80,6 +88,14 @@ def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
     return prepared, key
 
 
+def _plain(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """asyncpg Records as dicts of plain values (asyncpg decodes UUIDs to its own subclass)."""
+    return [
+        {k: uuid.UUID(int=v.int) if type(v) is _DriverUUID else v for k, v in r.items()}
+        for r in records
+    ]
+
+
 async def _driver(conn: AsyncConnection) -> Any:
     raw = await conn.get_raw_connection()
     # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement it
@@ -92,15 +108,15 @@ async def _driver(conn: AsyncConnection) -> Any:
 
 async def fetch_all(
     session: AsyncSession, stmt: Executable, params: Mapping[str, Any] | None = None
-) -> Sequence[Mapping[str, Any]]:
-    """All rows of `stmt` as mappings (asyncpg Records on PostgreSQL).
+) -> list[dict[str, Any]]:
+    """All rows of `stmt` as dicts of plain Python values, on both engines.
 
     `params` fill named `bindparam()`s: a statement built once at import time and run with
     new values skips rebuilding and re-keying the expression on every call. For reads only:
     the session is not autoflushed first, so pending ORM changes are not seen.
     """
     conn = await session.connection()
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         prepared, key = _lookup(stmt, conn.dialect)
         if prepared is not None:
             # The same call SQLAlchemy makes when it reuses a cached compilation: this
@@ -125,13 +141,13 @@ async def fetch_all(
                     # Other errors (a bad value, a cancelled statement) leave it in place.
                     await conn.invalidate()
                 raise
-            return records
+            return _plain(records)
     return [dict(m) for m in (await conn.execute(stmt, params)).mappings()]
 
 
 async def fetch_one(
     session: AsyncSession, stmt: Executable, params: Mapping[str, Any] | None = None
-) -> Mapping[str, Any] | None:
+) -> dict[str, Any] | None:
     """The first row of `stmt`, or None."""
     rows = await fetch_all(session, stmt, params)
     return rows[0] if rows else None

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Row,
     Select,
-    String,
     Table,
-    any_,
     bindparam,
     case,
     delete,
@@ -30,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
+from leadflow.db.dialect import bulk_insert, dialect_name, one_of_values
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadAssignment
@@ -68,7 +65,6 @@ _COPY_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_JSON_AT = tuple(_COPY_COLUMNS.index(c) for c in ("tags", "custom"))
 _GIN_INDEXES = ("pgx_leads_search_trgm", "pgx_leads_tags")
 # A lead is "theirs" for a user who is its assignee or its creator (as in the leads module).
 _OWNERS = (Lead.assignee_id, Lead.created_by)
@@ -99,15 +95,11 @@ async def existing_ids(
     conds = []
     # One array parameter per list on PostgreSQL: a 4,000-element IN list costs more to
     # compile and plan than to run.
-    pg = session.get_bind().dialect.name == "postgresql"
+    dialect = dialect_name(session)
     if emails:
-        conds.append(
-            Lead.email == any_(literal(emails, ARRAY(String))) if pg else Lead.email.in_(emails)
-        )
+        conds.append(one_of_values(Lead.email, emails, dialect))
     if phones:
-        conds.append(
-            Lead.phone == any_(literal(phones, ARRAY(String))) if pg else Lead.phone.in_(phones)
-        )
+        conds.append(one_of_values(Lead.phone, phones, dialect))
     if not conds:
         return {}, {}
     visible = case((row_scope_clause(actor, _OWNERS), literal(1)), else_=literal(0))
@@ -182,31 +174,9 @@ async def insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, An
         await session.execute(insert(model), rows)
 
 
-def _json_text(value: Any) -> str:
-    if not value:
-        return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value)
-
-
 async def insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert lead records (COPY on PostgreSQL)."""
-    if not rows:
-        return
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        # COPY through the session's own connection: same transaction, ~10x faster than INSERT.
-        raw = await conn.get_raw_connection()
-        records = []
-        for r in rows:
-            record = [r.get(c) for c in _COPY_COLUMNS]
-            for i in _JSON_AT:
-                record[i] = _json_text(record[i])
-            records.append(record)
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            "leads", records=records, columns=_COPY_COLUMNS
-        )
-    else:
-        await session.execute(insert(Lead), rows)
+    await bulk_insert(session, Lead, rows, columns=_COPY_COLUMNS, json_columns=("tags", "custom"))
 
 
 async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

@@ -36,6 +36,7 @@ from leadflow.authz.permissions import RowScope
 from leadflow.calendar.business import BusinessCalendar
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
+from leadflow.db.dialect import is_postgres
 from leadflow.db.engine import transactions_that
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
@@ -1122,7 +1123,7 @@ async def run_claimed(
         await session.commit()
         status, imported = batch.status, batch.imported_count
         written = imported + batch.updated_count
-        if written and session.get_bind().dialect.name == "postgresql":
+        if written and is_postgres(session):
             try:
                 await repository.flush_search_indexes(session)
                 if imported > 10_000:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -31,7 +31,6 @@ from leadflow.leads.schemas import (
     LeadDetail,
     LeadFilter,
     LeadPage,
-    LeadRead,
     LeadUpdate,
     MergeIn,
     NeedsAction,
@@ -89,11 +88,6 @@ async def lead_filter(
 
 
 Filter = Annotated[LeadFilter, Depends(lead_filter)]
-_UUID_KEYS = tuple(
-    k
-    for k, f in LeadRead.model_fields.items()
-    if f.annotation is uuid.UUID or uuid.UUID in get_args(f.annotation)
-)
 
 
 @router.get("", response_model=LeadPage)
@@ -118,12 +112,6 @@ async def list_leads(
         offset=offset,
         cursor=cursor,
     )
-    for item in res.items:
-        # asyncpg returns its own UUID subclass, which pydantic-core serialises an order of
-        # magnitude slower than a str; the ids are written as the same text either way.
-        for key in _UUID_KEYS:
-            if item[key] is not None:
-                item[key] = str(item[key])
     page = {
         "items": res.items,
         "total": res.total,

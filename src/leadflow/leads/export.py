@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
+from leadflow.db.dialect import dialect_name
 from leadflow.db.engine import transactions_that
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.leads import repository
@@ -62,7 +63,7 @@ _SELECTED = [*(Lead.__table__.c[c] for c in EXPORT_COLUMNS), Lead.__table__.c.cu
 def export_statement(session: AsyncSession, actor: Actor, f: ExportIn) -> Select[Any]:
     """The export's statement, built (and its filter and sort validated) before streaming:
     once the response has started, a bad value could no longer be answered with a 422."""
-    dialect = repository.dialect_of(session)
+    dialect = dialect_name(session)
     return repository.export_query(actor, f, f.sort, dialect, columns=_SELECTED)
 
 

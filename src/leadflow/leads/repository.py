@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic_core import from_json
 from sqlalchemy import (
-    ARRAY,
     JSON,
     BindParameter,
     Boolean,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    any_,
     bindparam,
     func,
     or_,
@@ -33,12 +31,19 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
-from leadflow.authz.scopes import scope_clause, scope_kind
+from leadflow.authz.scopes import LEAD_OWNERS, scope_clause, scope_kind
+from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
+from leadflow.db.dialect import (
+    dialect_name,
+    is_postgres,
+    json_array_contains,
+    json_array_elements,
+    one_of_param,
+)
 from leadflow.db.explain import Explain
 from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
-from leadflow.kit.jsonarray import json_array_contains, json_array_elements
 from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import LeadFilter, LeadRead
 from leadflow.models.lead import Lead
@@ -57,11 +62,6 @@ _SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
 # Statement shapes kept built (per process); a shape is which filters are present, so a few
 # dozen cover real use.
 _SHAPES = 256
-
-
-def dialect_of(session: AsyncSession) -> str:
-    """`sqlite` or `postgresql`."""
-    return session.get_bind().dialect.name
 
 
 def _escape_like(text: str) -> str:
@@ -157,16 +157,20 @@ def _conditions(
     conds = [
         Lead.organization_id == org,
         Lead.deleted_at.is_(None),
-        scope_clause(kind, [Lead.assignee_id, Lead.created_by], user=user, team=team, org=org),
+        scope_clause(kind, LEAD_OWNERS, user=user, team=team, org=org),
     ]
     for token in filters:
         match token:
             case "q":
                 conds.append(Lead.search_text.like(b("lf_q", String()), escape="\\"))
-            case ("status", "postgresql"):
-                conds.append(Lead.status == any_(b("lf_status", ARRAY(String))))
-            case ("status", _):
-                conds.append(Lead.status.in_(b("lf_status", String(), expanding=True)))
+            case ("status", dialect):
+                conds.append(
+                    one_of_param(
+                        Lead.status,
+                        dialect,
+                        lambda type_, expanding: b("lf_status", type_, expanding=expanding),
+                    )
+                )
             case ("tag", dialect, i):
                 conds.append(json_array_contains(Lead.tags, b(f"lf_tag{i}", String()), dialect))
             case "source":
@@ -191,12 +195,6 @@ def _conditions(
             case _:
                 raise AssertionError(f"unknown filter {token!r}")
     return conds
-
-
-def scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
-    """Organisation, not deleted, and the actor's row scope (assignee or creator)."""
-    w = _where(actor, None, "")
-    return _conditions(w.shape, w.params)
 
 
 def filter_conditions(actor: Actor, f: LeadFilter, dialect: str) -> list[ColumnElement[bool]]:
@@ -369,8 +367,7 @@ async def _count_capped(
     `cap` rows are counted exactly, and that count stops at `cap + 1`. Filters known to be
     selective (a text search) skip the planner and are counted directly.
     """
-    is_pg = dialect_of(session) == "postgresql"
-    if is_pg and not selective:
+    if is_postgres(session) and not selective:
         estimate = await _planner_estimate(session, w)
         if estimate > cap:
             return estimate, True
@@ -383,7 +380,7 @@ async def _count_capped(
 
 async def _estimate_over_cap(session: AsyncSession, w: _Where, cap: int) -> int:
     """The total to report when more than `cap` rows match (an estimate, at least cap + 1)."""
-    if dialect_of(session) != "postgresql":
+    if not is_postgres(session):
         return cap
     return max(await _planner_estimate(session, w), cap + 1)
 
@@ -429,7 +426,7 @@ async def _page(
         value, last_id = _decode_cursor(paging.cursor, sort, order.col)
         params.update(lf_after_value=value, lf_after_id=last_id, lf_offset=0)
     stmt = _page_statement(w.shape, order, bool(paging.cursor))
-    items = [dict(r) for r in await fetch_all(session, stmt, params)]
+    items = await fetch_all(session, stmt, params)
     short_page = len(items) < paging.limit and (len(items) > 0 or paging.offset == 0)
     if short_page and not paging.cursor:
         # A short page (the first, or the last one reached by offset) already tells the
@@ -459,7 +456,7 @@ async def _search_page(
         "lf_limit": paging.limit,
         "lf_offset": paging.offset,
     }
-    rows = [dict(r) for r in await fetch_all(session, _search_statement(w.shape, order), params)]
+    rows = await fetch_all(session, _search_statement(w.shape, order), params)
     if not rows:
         if paging.offset:
             return None, 0  # past the end: the count comes from the usual path
@@ -485,7 +482,7 @@ async def list_leads(
 ) -> ListResult:
     """One page of leads in scope, filtered and sorted."""
     order = _order(sort)
-    w = _where(actor, f, dialect_of(session))
+    w = _where(actor, f, dialect_name(session))
     paging = _Paging(limit, offset, cursor, count_cap)
     items: list[dict[str, Any]] | None = None
     matched = 0
@@ -507,7 +504,7 @@ async def select_ids(
     session: AsyncSession, actor: Actor, f: LeadFilter, limit: int
 ) -> list[uuid.UUID]:
     """Ids of leads matching `f` in scope (at most `limit`)."""
-    conds = filter_conditions(actor, f, dialect_of(session))
+    conds = filter_conditions(actor, f, dialect_name(session))
     rows = await session.scalars(select(Lead.id).where(*conds).order_by(Lead.id).limit(limit))
     return list(rows)
 
@@ -592,7 +589,7 @@ async def consent_history(session: AsyncSession, lead_id: uuid.UUID) -> list[Con
 
 async def tag_counts(session: AsyncSession, actor: Actor) -> list[tuple[str, int]]:
     """Tags used by leads in scope with their counts, most used first."""
-    elements = json_array_elements(Lead.tags, dialect_of(session))
+    elements = json_array_elements(Lead.tags, dialect_name(session))
     value = elements.c.value
     stmt = (
         select(value, func.count())

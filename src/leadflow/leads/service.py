@@ -14,7 +14,7 @@ from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
-from leadflow.exceptions import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from leadflow.exceptions import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import normalize_email, normalize_phone
 from leadflow.leads import repository
@@ -167,13 +167,8 @@ async def create_lead(
         "assignee_id" in fields
         and fields["assignee_id"] is not None
         and fields["assignee_id"] != actor.user_id
-        and not actor.can("leads:assign")
     ):
-        raise Forbidden(
-            "Missing permission 'leads:assign'",
-            code="missing_permission",
-            permission="leads:assign",
-        )
+        actor.require("leads:assign")
     fields = await _validated(session, actor, settings, fields, creating=True)
     if not any(fields.get(k) for k in ("first_name", "last_name", "email", "phone", "company")):
         raise ValidationFailed(
@@ -275,16 +270,8 @@ async def update_lead(
     _check_version(lead, expected)
     if not fields:
         return lead
-    if (
-        "assignee_id" in fields
-        and fields["assignee_id"] != lead.assignee_id
-        and not actor.can("leads:assign")
-    ):
-        raise Forbidden(
-            "Missing permission 'leads:assign'",
-            code="missing_permission",
-            permission="leads:assign",
-        )
+    if "assignee_id" in fields and fields["assignee_id"] != lead.assignee_id:
+        actor.require("leads:assign")
     fields = await _validated(session, actor, settings, fields, creating=False)
     for key in ("email", "phone"):
         if fields.get(key) and fields[key] != getattr(lead, key):
@@ -613,12 +600,7 @@ async def merge(
         raise NotFound("One or more leads to merge were not found")
     # Merging soft-deletes the others, so it needs the delete right (checked after the scope
     # lookups: a lead outside scope stays a 404).
-    if not actor.can("leads:delete"):
-        raise Forbidden(
-            "Missing permission 'leads:delete'",
-            code="missing_permission",
-            permission="leads:delete",
-        )
+    actor.require("leads:delete")
     order = {i: n for n, i in enumerate(ids)}
     others.sort(key=lambda o: order[o.id])
     before = _audit_view(lead)
@@ -673,10 +655,7 @@ _BULK_PERMISSION = {"assign": "leads:assign", "delete": "leads:delete"}
 async def bulk(session: AsyncSession, actor: Actor, settings: Settings, data: BulkIn) -> BulkOut:
     """Apply one action to many leads in scope; every change is audited."""
     permission = _BULK_PERMISSION.get(data.action, "leads:write")
-    if not actor.can(permission):
-        raise Forbidden(
-            f"Missing permission '{permission}'", code="missing_permission", permission=permission
-        )
+    actor.require(permission)
     if (data.ids is None) == (data.filter is None):
         raise ValidationFailed("Give either ids or filter", field="ids")
     cap = settings.bulk_max_leads

@@ -10,8 +10,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
+from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
 from leadflow.kit.pagination import PageParams
-from leadflow.leads.repository import scope_conditions
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
 

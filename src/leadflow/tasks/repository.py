@@ -6,15 +6,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
-from leadflow.authz.permissions import RowScope
-from leadflow.authz.scopes import row_scope_clause
+from leadflow.authz.scopes import task_scope_conditions as scope_conditions
 from leadflow.kit.pagination import PageParams
-from leadflow.leads.repository import scope_conditions as lead_scope
-from leadflow.models.lead import Lead
 from leadflow.models.task import Task
 
 
@@ -28,20 +25,6 @@ class TaskFilter:
     due_before: datetime | None = None
     overdue_at: datetime | None = None
     q: str | None = None
-
-
-def scope_conditions(actor: Actor) -> list[ColumnElement[bool]]:
-    """Own tasks, tasks of the actor's scope, and tasks on leads in the actor's scope."""
-    conds: list[ColumnElement[bool]] = [Task.organization_id == actor.organization_id]
-    if actor.row_scope is not RowScope.ORG:
-        leads_in_scope = select(Lead.id).where(*lead_scope(actor))
-        conds.append(
-            or_(
-                row_scope_clause(actor, [Task.assignee_id, Task.created_by]),
-                Task.lead_id.in_(leads_in_scope),
-            )
-        )
-    return conds
 
 
 async def get(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Task | None:

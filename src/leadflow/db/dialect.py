@@ -1,0 +1,133 @@
+"""Where SQLite and PostgreSQL differ, behind one small interface.
+
+Domain code asks these functions for an expression or a capability instead of branching on
+the dialect name itself (the idea of Prefect's `query_components`). A third engine, or a
+changed trick on one of them, is then a change in this module only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    String,
+    any_,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+POSTGRESQL = "postgresql"
+SQLITE = "sqlite"
+
+
+def dialect_name(bind: AsyncSession | AsyncConnection) -> str:
+    """`sqlite` or `postgresql`."""
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def is_postgres(bind: AsyncSession | AsyncConnection | str) -> bool:
+    """Whether `bind` (a session, a connection or a dialect name) talks to PostgreSQL.
+
+    For capabilities only PostgreSQL has (planner estimates, ANALYZE, COPY, index
+    maintenance); SQL that differs between the engines has its own function below.
+    """
+    name = bind if isinstance(bind, str) else dialect_name(bind)
+    return name == POSTGRESQL
+
+
+def one_of_param(
+    col: Any,
+    dialect: str,
+    bind: Callable[[Any, bool], BindParameter[Any]],
+    element_type: Any = None,
+) -> ColumnElement[bool]:
+    """`col` equals one element of a list parameter made by `bind(type_, expanding)`.
+
+    PostgreSQL binds the list as one array (`= ANY(:p)`): the SQL does not depend on the
+    list's length, so one compiled statement serves every length. SQLite expands an IN list.
+    """
+    element_type = element_type if element_type is not None else String()
+    if is_postgres(dialect):
+        return col == any_(bind(ARRAY(element_type), False))
+    return col.in_(bind(element_type, True))
+
+
+def one_of_values(col: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """`col` equals one of `values` (strings), bound inline.
+
+    One array parameter on PostgreSQL: a list of thousands costs more to compile and plan as
+    an IN list than to run.
+    """
+    if is_postgres(dialect):
+        return col == any_(literal(list(values), ARRAY(String)))
+    return col.in_(values)
+
+
+def json_array_contains(col: Any, value: Any, dialect: str) -> ColumnElement[bool]:
+    """`value` (a string or a string-typed bind parameter) is an element of the array in `col`."""
+    if is_postgres(dialect):
+        # `@> jsonb_build_array(value)` rather than `@> '["value"]'`: the value stays a plain
+        # text parameter on both dialects, and the tags GIN index (jsonb_path_ops) still serves it.
+        return type_coerce(col, JSONB).contains(func.jsonb_build_array(value))
+    each = func.json_each(col).table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(column("value") == value))
+
+
+def json_array_elements(col: Any, dialect: str) -> Any:
+    """A table-valued expression yielding one `value` row per array element."""
+    if is_postgres(dialect):
+        return func.jsonb_array_elements_text(type_coerce(col, JSONB)).table_valued("value")
+    return func.json_each(col).table_valued("value")
+
+
+def _json_text(value: Any) -> str:
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value)
+
+
+async def bulk_insert(
+    session: AsyncSession,
+    model: Any,
+    rows: list[dict[str, Any]],
+    *,
+    columns: Sequence[str],
+    json_columns: Iterable[str] = (),
+) -> None:
+    """Insert `rows` (dicts keyed by column name) into `model`'s table in this transaction.
+
+    PostgreSQL uses COPY through the session's own connection (same transaction, about ten
+    times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
+    JSON text. SQLite runs one executemany INSERT.
+    """
+    if not rows:
+        return
+    conn = await session.connection()
+    if not is_postgres(conn):
+        await session.execute(insert(model), rows)
+        return
+    json_at = [columns.index(c) for c in json_columns]
+    records = []
+    for r in rows:
+        record = [r.get(c) for c in columns]
+        for i in json_at:
+            record[i] = _json_text(record[i])
+        records.append(record)
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        model.__tablename__, records=records, columns=list(columns)
+    )
