@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -65,17 +66,38 @@ def _st_command(base_url: str, token: str, report: Path) -> list[str]:
     return cmd
 
 
+def _problems(junit: Path) -> list[str]:
+    """Failed checks and failed requests from the JUnit report; schemathesis' own internal
+    errors (its generator tripping over a deep structure) are not the server's."""
+    found = []
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        for child in case:
+            text = (child.text or "").strip()
+            if child.tag == "failure" or (
+                child.tag == "error" and not text.startswith("Runtime Error")
+            ):
+                found.append(f"{case.get('name')}: {text[:600]}")
+    return found
+
+
+# Operations that answer 401/403 to an admin token by design: the provider's signed webhook,
+# and a login with generated credentials.
+EXPECTED_UNAUTHORIZED = {"provider-events", "/auth/login"}
+
+
 async def test_no_input_produces_a_server_error(served: Served, tmp_path: Path) -> None:
     token = await asyncio.to_thread(register_admin, served.base_url)
-    cmd = _st_command(served.base_url, token, tmp_path / "junit.xml")
+    junit = tmp_path / "junit.xml"
+    cmd = _st_command(served.base_url, token, junit)
     proc = await asyncio.to_thread(
         subprocess.run, cmd, capture_output=True, text=True, timeout=3600, check=False
     )
     output = proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert proc.returncode == 0, output
-    # The token must have worked everywhere but on the provider's signed webhook (403 without
-    # a Twilio signature, by design).
-    failed_auth = re.search(r"Authentication failed: (\d+) operation", output)
-    assert failed_auth is None or (failed_auth.group(1) == "1" and "provider-events" in output), (
-        output
-    )
+    assert junit.exists(), output
+    problems = _problems(junit)
+    assert not problems, "\n\n".join(problems)
+    # The token worked: only the expected operations answered nothing but 401/403.
+    block = re.search(r"Authentication failed:.*?\n\n(.*?)\n💡", output, re.S)
+    if block:
+        ops = [line.strip("- ").strip() for line in block.group(1).splitlines() if "- " in line]
+        assert all(any(e in op for e in EXPECTED_UNAUTHORIZED) for op in ops), output

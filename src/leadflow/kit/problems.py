@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -105,6 +106,10 @@ def _bad_value(exc: BaseException) -> bool:
     """Whether the database refused a value itself (out of range, NUL byte, bad encoding)."""
     if isinstance(exc, OverflowError | UnicodeEncodeError | sa_exc.DataError):
         return True
+    # Driver errors reach here unwrapped from the PostgreSQL fast path (db/fastpath.py).
+    own_state = getattr(exc, "sqlstate", None)
+    if isinstance(own_state, str) and own_state.startswith("22"):
+        return True
     if not isinstance(exc, sa_exc.StatementError):
         return False
     if isinstance(exc.orig, OverflowError | UnicodeEncodeError):
@@ -157,5 +162,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OverflowError, _database_value_error)
     app.add_exception_handler(UnicodeEncodeError, _database_value_error)
+    app.add_exception_handler(asyncpg.exceptions.DataError, _database_value_error)
     app.add_exception_handler(sa_exc.StatementError, _database_value_error)
     app.add_exception_handler(Exception, _unhandled)
