@@ -44,6 +44,7 @@ from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
 from leadflow.kit.normalize import neutralize_formula
+from leadflow.kit.records import RecordView
 from leadflow.kit.security import redact
 from leadflow.leads.service import split_name
 from leadflow.models.audit_log import AuditLog
@@ -53,6 +54,7 @@ from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
+from leadflow.sla import service as sla
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
 from leadflow.worker.jobs import JobContext, enqueue_job, job
@@ -738,25 +740,31 @@ async def _chunk(
         rec.setdefault("tags", [])
         rec.setdefault("custom", {})
         rec.setdefault("score", 0)
+        # Same keys in every record (one executemany on SQLite); assigned leads get a clock below.
+        rec.update(sla_policy_id=None, sla_deadline=None, sla_reminder_at=None)
         rec["assignee_id"] = ctx.options.assignee_id
+        reason, rule_id = "import", None
         if rec["assignee_id"] is None and picker:
-            picked = picker.pick(_LeadView(rec))
+            picked = picker.pick(RecordView(rec))
             if picked is not None:
-                rec["assignee_id"] = picked[0]
-                history.append(
-                    {
-                        "id": uuid7(),
-                        "organization_id": ctx.org_id,
-                        "lead_id": rec["id"],
-                        "actor_user_id": ctx.user_id,
-                        "from_user_id": None,
-                        "to_user_id": picked[0],
-                        "reason": f"import: {picked[2]}",
-                        "rule_id": picked[1],
-                        "created_at": ctx.now,
-                    }
-                )
-                assigned[picked[0]] = assigned.get(picked[0], 0) + 1
+                rec["assignee_id"], rule_id, reason = picked[0], picked[1], f"import: {picked[2]}"
+        if rec["assignee_id"] is not None:
+            # Every assignment has its history row, by rule or by the importer's choice.
+            history.append(
+                {
+                    "id": uuid7(),
+                    "organization_id": ctx.org_id,
+                    "lead_id": rec["id"],
+                    "actor_user_id": ctx.user_id,
+                    "from_user_id": None,
+                    "to_user_id": rec["assignee_id"],
+                    "reason": reason,
+                    "rule_id": rule_id,
+                    "created_at": ctx.now,
+                }
+            )
+            if rule_id is not None:
+                assigned[rec["assignee_id"]] = assigned.get(rec["assignee_id"], 0) + 1
     report.imported_count += len(inserts)
     report.error_count += len(errors)
     for row_no, err, _ in errors:
@@ -766,6 +774,10 @@ async def _chunk(
         report.updated_count += len(updates)
         return
     before_write()
+    # An assigned lead's SLA clock starts as it would for one assigned through the API.
+    await sla.start_clocks(
+        session, ctx.settings, ctx.org_id, [r for r in inserts if r["assignee_id"]], ctx.now
+    )
     await repository.insert_leads(session, inserts)
     if history:
         await repository.insert_assignments(session, history)
@@ -817,16 +829,6 @@ async def _chunk(
         for rule, _, _ in picker.rules:
             session.add(rule)
     await session.flush()
-
-
-class _LeadView:
-    """Attribute access over a record dict, for rule conditions."""
-
-    def __init__(self, rec: dict[str, Any]) -> None:
-        self._rec = rec
-
-    def __getattr__(self, name: str) -> Any:
-        return self._rec.get(name)
 
 
 # ---- batches --------------------------------------------------------------------------------

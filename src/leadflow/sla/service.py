@@ -24,6 +24,7 @@ from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.conditions import lead_matches
 from leadflow.kit.pagination import PageParams
+from leadflow.kit.records import RecordView
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
 from leadflow.models.organization import Organization
@@ -73,6 +74,42 @@ async def start_clock(session: AsyncSession, settings: Settings, lead: Lead, now
     lead.sla_reminded_at = None
     lead.sla_met_at = None
     lead.sla_breached_at = None
+
+
+async def start_clocks(
+    session: AsyncSession,
+    settings: Settings,
+    org_id: uuid.UUID,
+    records: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """`start_clock` for many new leads given as column dicts (an import chunk), in place.
+
+    Sets `sla_policy_id`, `sla_deadline` and `sla_reminder_at` of each record.
+
+    The policies and calendars are read once; every lead starting at `now` under the same
+    policy gets the same deadline, so each is computed once.
+    """
+    if not records:
+        return
+    policies = await repository.policies(session, org_id, active_only=True)
+    clocks: dict[uuid.UUID | None, tuple[datetime, datetime | None]] = {}
+    for rec in records:
+        policy = next((p for p in policies if lead_matches(p.conditions, RecordView(rec))), None)
+        key = policy.id if policy else None
+        if key not in clocks:
+            duration = policy.duration_minutes if policy else settings.default_sla_duration_minutes
+            remind = (
+                policy.reminder_minutes_before if policy else settings.default_sla_reminder_minutes
+            )
+            cal = await _calendar(session, org_id, policy)
+            reminder = (
+                cal.add_business_minutes(now, duration - remind) if 0 < remind < duration else None
+            )
+            clocks[key] = (cal.add_business_minutes(now, duration), reminder)
+        # New leads: nothing reminded, met or breached yet (those columns start empty).
+        rec["sla_policy_id"] = key
+        rec["sla_deadline"], rec["sla_reminder_at"] = clocks[key]
 
 
 def mark_met(lead: Lead, now: datetime) -> bool:
