@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,6 +130,18 @@ async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[uuid.UUID, uui
     """
     picker = await RulePicker.load(session, lead.organization_id)
     return picker.pick(lead) if picker else None
+
+
+async def on_assigned_records(
+    session: AsyncSession,
+    settings: Settings,
+    org_id: uuid.UUID,
+    records: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Many new leads (column dicts of an import chunk) got an assignee: start their SLA
+    clocks set-based. Their assignees are notified once per import, not per lead."""
+    await sla.start_clocks(session, settings, org_id, records, now)
 
 
 async def on_assigned(

@@ -28,7 +28,7 @@ from uuid_utils.compat import uuid7
 
 from leadflow.ai.local import LeadContext, normalize_status
 from leadflow.ai.service import analyze_leads
-from leadflow.assignment.service import RulePicker
+from leadflow.assignment.service import RulePicker, on_assigned_records
 from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import narrower_scope
@@ -54,7 +54,6 @@ from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
-from leadflow.sla import service as sla
 from leadflow.timeline.registry import TimelineEntry, TimelineSource, register_source
 from leadflow.users import repository as users
 from leadflow.worker.jobs import JobContext, enqueue_job, job
@@ -775,7 +774,7 @@ async def _chunk(
         return
     before_write()
     # An assigned lead's SLA clock starts as it would for one assigned through the API.
-    await sla.start_clocks(
+    await on_assigned_records(
         session, ctx.settings, ctx.org_id, [r for r in inserts if r["assignee_id"]], ctx.now
     )
     await repository.insert_leads(session, inserts)
