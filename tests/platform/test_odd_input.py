@@ -4,11 +4,18 @@ column, and a bad export sort (which used to fail after the stream had started).
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
+from leadflow.auth.service import _touch_due
+from leadflow.kit.problems import _database_value_error
 from leadflow.models.activity import MessageEvent
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
@@ -174,3 +181,29 @@ async def test_text_the_database_cannot_store_is_never_a_5xx(
                 # Refused: nothing written.
                 assert await session.scalar(select(func.count()).select_from(Lead)) == before
             before = await session.scalar(select(func.count()).select_from(Lead))
+
+
+async def test_database_refusals_map_to_client_errors() -> None:
+    """The last line of defence, fed the errors the drivers raise."""
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []})
+
+    class PgDataError(Exception):
+        sqlstate = "22021"
+
+    cases = [
+        (sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")), 409),
+        (sa_exc.DBAPIError("SELECT", {}, PgDataError("bad byte")), 422),
+        (OverflowError("Python int too large to convert to SQLite INTEGER"), 422),
+        (sa_exc.DBAPIError("SELECT", {}, Exception("connection lost")), 500),
+    ]
+    for error, status in cases:
+        response = await _database_value_error(request, error)
+        assert response.status_code == status, error
+
+
+def test_a_burst_of_reads_with_one_key_queues_one_touch_a_minute() -> None:
+    key, t0 = uuid.uuid4(), datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert _touch_due(key, t0)
+    assert not _touch_due(key, t0 + timedelta(seconds=59))
+    assert _touch_due(key, t0 + timedelta(seconds=61))
+    assert _touch_due(uuid.uuid4(), t0)
