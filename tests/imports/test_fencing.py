@@ -18,18 +18,14 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.auth.service import actor_for_user
 from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.imports import service
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
-from leadflow.models.user import User
-from leadflow.organizations import repository as org_repo
-from leadflow.organizations.service import create_organization
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import _PASSWORD_HASH
+from tests.fixtures.factories import background_batch
 
 CHUNK = 8
 FIRST = 24  # rows in the first piece of the file: worker A commits 3 chunks, then stalls
@@ -56,30 +52,8 @@ async def _start(db: Database, tmp_path: Path) -> tuple[Settings, str, bytes, by
         import_lease_seconds=1,
     )
     async with db.sessionmaker() as session:
-        org = await create_organization(session, name="Fencing GmbH")
-        role = await org_repo.get_role_by_name(session, org.id, "admin")
-        assert role is not None
-        user = User(
-            organization_id=org.id,
-            email="fence@example.com",
-            full_name="Fence",
-            password_hash=_PASSWORD_HASH,
-            role_id=role.id,
-            status="active",
-        )
-        user.role = role
-        session.add(user)
-        await session.flush()
-        data = first + rest
-        batch = await service.start_async(
-            session,
-            actor_for_user(user),
-            service.Source(fmt="csv", chunks=lambda: iter([data]), filename="big.csv"),
-            # "create": no duplicate lookup could hide a second insert of the same rows.
-            service.ImportOptions(on_duplicate="create", analyze=False),
-        )
-        await session.commit()
-        return settings, str(batch.id), first, rest
+        batch_id = await background_batch(session, first + rest)
+    return settings, batch_id, first, rest
 
 
 async def test_stale_worker_is_fenced_and_every_row_is_imported_once(

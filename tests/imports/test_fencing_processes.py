@@ -19,15 +19,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from leadflow.auth.service import actor_for_user
 from leadflow.db.engine import Database
-from leadflow.imports import service
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
-from leadflow.models.user import User
-from leadflow.organizations import repository as org_repo
-from leadflow.organizations.service import create_organization
-from tests.fixtures.factories import _PASSWORD_HASH
+from tests.fixtures.factories import background_batch
 from tests.imports import fence_worker as fw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,30 +83,7 @@ class _Worker:
 
 async def _start_batch(db: Database) -> str:
     async with db.sessionmaker() as session:
-        org = await create_organization(session, name="Fencing Prozess GmbH")
-        role = await org_repo.get_role_by_name(session, org.id, "admin")
-        assert role is not None
-        user = User(
-            organization_id=org.id,
-            email="fence@example.com",
-            full_name="Fence",
-            password_hash=_PASSWORD_HASH,
-            role_id=role.id,
-            status="active",
-        )
-        user.role = role
-        session.add(user)
-        await session.flush()
-        data = fw.first_piece() + fw.rest_piece()
-        batch = await service.start_async(
-            session,
-            actor_for_user(user),
-            service.Source(fmt="csv", chunks=lambda: iter([data]), filename="big.csv"),
-            # "create": no duplicate lookup could hide a second insert of the same rows.
-            service.ImportOptions(on_duplicate="create", analyze=False),
-        )
-        await session.commit()
-        return str(batch.id)
+        return await background_batch(session, fw.first_piece() + fw.rest_piece())
 
 
 def _env(db_url: str, data_dir: Path) -> dict[str, str]:
