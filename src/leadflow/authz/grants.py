@@ -55,3 +55,12 @@ def ensure_holds(
             code="privilege_escalation",
             beyond=beyond,
         )
+
+
+def ensure_may_set_teams(actor: Actor) -> None:
+    """403 unless the actor sees the whole organisation: a team decides whose leads a
+    team-scoped role sees, so placing people in teams would let a narrower actor widen scopes."""
+    if actor.row_scope is not RowScope.ORG:
+        raise Forbidden(
+            "Only a user with organisation-wide scope can set teams", code="privilege_escalation"
+        )

@@ -9,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.auth.passwords import hash_password_async
 from leadflow.authz.actor import Actor
-from leadflow.authz.grants import ADMIN_ROLE, ensure_holds
-from leadflow.authz.permissions import RowScope
-from leadflow.exceptions import Conflict, Forbidden, NotFound
+from leadflow.authz.grants import ADMIN_ROLE, ensure_holds, ensure_may_set_teams
+from leadflow.exceptions import Conflict, NotFound
 from leadflow.kit.pagination import PageParams
 from leadflow.models.role import Role
 from leadflow.models.user import User
@@ -67,7 +66,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     role = await orgs.role_by_name(session, actor.organization_id, data.role)
     _ensure_holds_role(actor, role)
     if data.team_id is not None:
-        _ensure_may_place_in_teams(actor)
+        ensure_may_set_teams(actor)
         await orgs.get_team(session, actor, data.team_id)
     user = User(
         organization_id=actor.organization_id,
@@ -117,7 +116,7 @@ async def update_user(
         # one's own team) would widen a scope, so teams are set by organisation-wide admins.
         if user.id == actor.user_id:
             raise Conflict("You cannot change your own team", code="self_team_change")
-        _ensure_may_place_in_teams(actor)
+        ensure_may_set_teams(actor)
         if fields["team_id"] is not None:
             await orgs.get_team(session, actor, fields["team_id"])
         user.team_id = fields["team_id"]
@@ -159,14 +158,6 @@ async def _set_status(session: AsyncSession, actor: Actor, user: User, status: U
             await _ensure_other_admin(session, user)
         await repository.revoke_sessions(session, user.id, "user_deactivated")
     user.status = status.value
-
-
-def _ensure_may_place_in_teams(actor: Actor) -> None:
-    if actor.row_scope is not RowScope.ORG:
-        raise Forbidden(
-            "Only a user with organisation-wide scope can set teams",
-            code="privilege_escalation",
-        )
 
 
 def _ensure_holds_role(actor: Actor, role: Role, *, what: str = "grant") -> None:
