@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from limits import RateLimitItemPerHour
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-import leadflow.models  # noqa: F401  (registers every model)
+import leadflow.models
+import leadflow.wiring  # noqa: F401  (jobs, delivery handlers, event subscribers)
 from leadflow import __version__
 from leadflow.activities.endpoints import router as activities_router
 from leadflow.ai.endpoints import router as ai_router
@@ -41,7 +42,7 @@ from leadflow.sla.endpoints import router as sla_router
 from leadflow.tasks.endpoints import router as tasks_router
 from leadflow.timeline.endpoints import router as timeline_router
 from leadflow.users.endpoints import router as users_router
-from leadflow.worker.admin import emails_router, jobs_router
+from leadflow.worker.endpoints import emails_router, jobs_router
 from leadflow.worker.jobs import set_queue
 from leadflow.worker.runtime import HueyQueue, Worker, build_huey
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+import leadflow.wiring  # noqa: F401  (jobs, delivery handlers, event subscribers)
 from leadflow.config import get_settings
 from leadflow.db import migrate
 from leadflow.db.engine import Database, session_scope

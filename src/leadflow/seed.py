@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from leadflow.auth.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from leadflow.db.engine import Database, session_scope
 from leadflow.kit.clock import utcnow
-from leadflow.leads.service import derive
+from leadflow.kit.passwords import MIN_PASSWORD_LENGTH, hash_password_async
+from leadflow.leads.effects import derive
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadStatusChange
 from leadflow.models.organization import Organization

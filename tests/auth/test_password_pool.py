@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from leadflow.app import create_app
-from leadflow.auth import passwords
 from leadflow.config import Settings
 from leadflow.db.engine import Database
+from leadflow.kit import passwords
 from tests.fixtures.factories import PASSWORD, Factory
 
 LOGINS = 20

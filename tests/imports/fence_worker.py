@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import leadflow.wiring  # noqa: F401  (event subscribers, jobs)
 from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.imports import service

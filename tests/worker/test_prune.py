@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import leadflow.worker.registry  # noqa: F401  (registers every job)
+import leadflow.wiring  # noqa: F401  (registers every job)
 from leadflow.audit.service import record
 from leadflow.kit.clock import clock
 from leadflow.models.audit_log import AuditLog

@@ -17,7 +17,6 @@ from leadflow.leads import service as leads
 from leadflow.leads.schemas import ConsentChannel, ConsentIn
 from leadflow.models.activity import Interaction, MessageEvent
 from leadflow.organizations import service as orgs
-from leadflow.sla import service as sla
 
 # Internal notes are not contact with the lead.
 _CONTACT_TYPES = frozenset({"call", "email", "meeting", "sms", "whatsapp"})
@@ -44,15 +43,15 @@ async def log_interaction(
     session.add(row)
     lead_changes: dict[str, object] = {}
     if row.type in _CONTACT_TYPES:
-        if lead.last_contacted_at is None or occurred > lead.last_contacted_at:
-            lead.last_contacted_at = occurred
-            lead_changes["last_contacted_at"] = occurred
-        if row.direction == "outbound":
-            sla.mark_met(lead, utcnow())  # the first outbound contact answers the lead
         settings = await orgs.org_settings(session, lead.organization_id)
-        if settings.clear_needs_action_on_interaction and lead.needs_action:
-            lead.needs_action = False
-            lead_changes["needs_action"] = False
+        lead_changes = await leads.record_contact(
+            session,
+            actor,
+            lead,
+            occurred,
+            outbound=row.direction == "outbound",  # the first outbound contact answers the lead
+            clear_needs_action=settings.clear_needs_action_on_interaction,
+        )
     await session.flush()
     await record(
         session,

@@ -67,7 +67,6 @@ from leadflow.ai.schemas import (
     SummaryResponse,
 )
 from leadflow.ai.types import Analysis, Draft, LeadContext
-from leadflow.audit.service import diff, record
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.db.types import new_id
@@ -762,15 +761,13 @@ def _analysis_reply(analysis: Analysis, language: str, now: datetime) -> str:
 async def _apply(
     session: AsyncSession, actor: Actor, lead: Lead, analysis: Analysis, generation_id: uuid.UUID
 ) -> None:
-    """Write the analysis to the (row-locked) lead; audited as `lead.ai_analysis`.
+    """Write the analysis to the (row-locked) lead through the leads service.
 
-    The stage moves only to a stage the organisation's pipeline has (otherwise it stays), and
-    through the leads service, so a move gets the same history, SLA handling and audit as a
-    manual one. The lock is taken only in phase 3: holding the row during a model call would
-    block editors.
+    The stage moves only to a stage the organisation's pipeline has (otherwise it stays), as
+    a manual move would (history, SLA, audit); the other fields are audited as
+    `lead.ai_analysis`. The lock is taken only in phase 3: holding the row during a model
+    call would block editors.
     """
-    fields = ("status", "needs_action", "next_action_at", "next_action_description", "score")
-    before = {f: getattr(lead, f) for f in fields}
     target = normalize_status(analysis.status)
     moved = False
     if (
@@ -781,28 +778,19 @@ async def _apply(
         await leads.change_status(session, actor, lead.id, target, "AI analysis")
         moved = True
     desc = analysis.next_action_description
-    values = {
-        "needs_action": analysis.needs_action,
-        "next_action_at": analysis.next_action_at,
-        "next_action_description": desc[:500] if desc else None,
-        "score": analysis.score,
-    }
-    changed = any(getattr(lead, k) != v for k, v in values.items())
-    for key, value in values.items():
-        setattr(lead, key, value)
-    if changed and not moved:
-        leads.touch(lead)  # one apply is one edit: the stage move already counted it
-    await session.flush()
-    b, a = diff(before, {f: getattr(lead, f) for f in fields})
-    await record(
+    await leads.apply_fields(
         session,
-        actor=actor,
-        organization_id=actor.organization_id,
+        actor,
+        lead,
+        {
+            "needs_action": analysis.needs_action,
+            "next_action_at": analysis.next_action_at,
+            "next_action_description": desc[:500] if desc else None,
+            "score": analysis.score,
+        },
         action="lead.ai_analysis",
-        resource_type="lead",
-        resource_id=lead.id,
-        before=b,
-        after={**a, "generation_id": str(generation_id), "reasons": analysis.reasons},
+        extra={"generation_id": str(generation_id), "reasons": analysis.reasons},
+        count_edit=not moved,  # one apply is one edit: the stage move already counted it
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadflow.kit.conditions import CONDITION_KEYS
+from leadflow.kit.conditions import check_conditions
 from leadflow.kit.patch import PatchModel
 
 
@@ -20,16 +20,6 @@ class Strategy(StrEnum):
     LEAST_LOADED = "least_loaded"
     FIXED_USER = "fixed_user"
     TEAM = "team"
-
-
-def check_conditions(v: dict[str, Any]) -> dict[str, Any]:
-    """Reject unknown condition keys."""
-    unknown = sorted(set(v) - CONDITION_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown conditions: {', '.join(unknown)}; use {', '.join(sorted(CONDITION_KEYS))}"
-        )
-    return v
 
 
 class RuleCreate(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,17 +16,13 @@ from leadflow.audit.service import (
     snapshot,
 )
 from leadflow.authz.actor import Actor
-from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.conditions import lead_matches
 from leadflow.models.assignment_rule import AssignmentRule
 from leadflow.models.lead import Lead
-from leadflow.models.lead_history import LeadAssignment
 from leadflow.models.user import User
-from leadflow.notifications import service as notifications
 from leadflow.organizations import service as orgs
-from leadflow.sla import service as sla
 
 
 async def list_rules(session: AsyncSession, org_id: uuid.UUID) -> list[AssignmentRule]:
@@ -132,84 +127,6 @@ async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[uuid.UUID, uui
     return picker.pick(lead) if picker else None
 
 
-async def on_assigned_records(
-    session: AsyncSession,
-    settings: Settings,
-    org_id: uuid.UUID,
-    records: list[dict[str, Any]],
-    now: datetime,
-) -> None:
-    """Many new leads (column dicts of an import chunk) got an assignee: start their SLA
-    clocks set-based. Their assignees are notified once per import, not per lead."""
-    await sla.start_clocks(session, settings, org_id, records, now)
-
-
-async def on_assigned(
-    session: AsyncSession,
-    settings: Settings,
-    actor: Actor | None,
-    lead: Lead,
-    assignment: LeadAssignment,
-) -> None:
-    """A lead got an assignee: start its SLA clock, notify the assignee in-app and by email."""
-    if lead.assignee_id is None:
-        return
-    now = utcnow()
-    await sla.start_clock(session, settings, lead, now)
-    assignee = await session.get(User, lead.assignee_id)
-    if assignee is None:
-        return
-    by = actor.label if actor else "Leadflow"
-    key = f"lead-assigned:{assignment.id}"
-    await notifications.notify(
-        session,
-        organization_id=lead.organization_id,
-        user_id=assignee.id,
-        kind="lead_assigned",
-        title=f"New lead assigned: {lead.full_name or lead.email or ''}",
-        body=assignment.reason,
-        lead_id=lead.id,
-        delivery_key=key,
-        data={
-            "assignment_id": str(assignment.id),
-            "sla_deadline": lead.sla_deadline.isoformat() if lead.sla_deadline else None,
-        },
-    )
-    await queue_assignment_email(
-        session, settings, lead, assignee, by=by, reason=assignment.reason, delivery_key=key
-    )
-
-
-async def queue_assignment_email(
-    session: AsyncSession,
-    settings: Settings,
-    lead: Lead,
-    assignee: User,
-    *,
-    by: str | None,
-    reason: str | None,
-    delivery_key: str,
-) -> None:
-    """The "lead assigned" email to the assignee, through the outbox."""
-    await notifications.queue_email(
-        session,
-        organization_id=lead.organization_id,
-        to=assignee.email,
-        template="lead_assigned",
-        language=assignee.language,
-        context={
-            "recipient_name": assignee.full_name,
-            "lead_name": lead.full_name or lead.email or lead.phone or "Lead",
-            "lead_company": lead.company,
-            "assigned_by": by,
-            "reason": reason,
-            "lead_url": f"{settings.public_url.rstrip('/')}/leads/{lead.id}",
-        },
-        delivery_key=delivery_key,
-        max_attempts=settings.outbox_max_attempts,
-    )
-
-
 class RulePicker:
     """Evaluates the rules for many leads in memory (imports): one load, one save.
 
@@ -237,6 +154,11 @@ class RulePicker:
 
     def __bool__(self) -> bool:
         return bool(self.rules)
+
+    def save(self, session: AsyncSession) -> None:
+        """Write the advanced round-robin counters back with the caller's flush."""
+        for rule, _, _ in self.rules:
+            session.add(rule)
 
     def pick(self, lead: Any) -> tuple[uuid.UUID, uuid.UUID, str] | None:
         """(user id, rule id, reason) for a lead-like object, or None."""

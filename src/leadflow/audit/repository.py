@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
@@ -75,3 +76,9 @@ async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> Aud
             AuditLog.id == log_id, AuditLog.organization_id == actor.organization_id
         )
     )
+
+
+async def insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert many audit rows (one executemany)."""
+    if rows:
+        await session.execute(insert(AuditLog), rows)

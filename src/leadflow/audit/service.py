@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -11,11 +12,13 @@ from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from leadflow.audit import repository
 from leadflow.audit.repository import AuditFilter
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import NotFound
+from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
 from leadflow.kit.pagination import PageParams
 from leadflow.kit.security import redact
@@ -80,6 +83,53 @@ async def record(
     )
     session.add(row)
     return row
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row of a set-based change (`record_many`)."""
+
+    action: str
+    resource_type: str
+    resource_id: uuid.UUID | str | None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+async def record_many(
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    organization_id: uuid.UUID,
+    entries: list[Entry],
+    now: datetime | None = None,
+) -> None:
+    """Write many audit rows in one statement (what `record` writes, row by row)."""
+    if not entries:
+        return
+    ctx = current_request()
+    at = now or utcnow()
+    await repository.insert_rows(
+        session,
+        [
+            {
+                "id": uuid7(),
+                "organization_id": organization_id,
+                "actor_user_id": actor.user_id if actor else None,
+                "actor_api_key_id": actor.api_key_id if actor else None,
+                "actor_label": actor.label if actor else "system",
+                "action": e.action,
+                "resource_type": e.resource_type,
+                "resource_id": str(e.resource_id) if e.resource_id is not None else None,
+                "before": redact(_jsonable(e.before)) if e.before is not None else None,
+                "after": redact(_jsonable(e.after)) if e.after is not None else None,
+                "ip": ctx.ip,
+                "request_id": ctx.request_id,
+                "created_at": at,
+            }
+            for e in entries
+        ],
+    )
 
 
 async def list_logs(

@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from leadflow.auth.passwords import MIN_PASSWORD_LENGTH
+from leadflow.kit.passwords import MIN_PASSWORD_LENGTH
 
 
 class _Strict(BaseModel):

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record
 from leadflow.auth import repository
-from leadflow.auth.passwords import hash_password_async, verify_password_async
 from leadflow.auth.schemas import RegisterIn, TokenPair
 from leadflow.auth.tokens import decode_access_token, decode_supabase_token, issue_access_token
 from leadflow.authz.actor import Actor
@@ -19,6 +18,7 @@ from leadflow.db.engine import may_write
 from leadflow.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
+from leadflow.kit.passwords import hash_password_async, verify_password_async
 from leadflow.kit.ratelimit import FailureLimiter, HitLimiter
 from leadflow.kit.security import new_token, token_digest
 from leadflow.models.auth_session import AuthSession, RefreshToken

@@ -28,8 +28,8 @@ from uuid_utils.compat import uuid7
 
 from leadflow.ai.local import LeadContext, normalize_status
 from leadflow.ai.service import analyze_leads
-from leadflow.assignment.service import RulePicker, on_assigned_records
-from leadflow.audit.service import diff, record
+from leadflow.assignment.service import RulePicker
+from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import narrower_scope
 from leadflow.authz.permissions import RowScope
@@ -42,15 +42,12 @@ from leadflow.exceptions import Conflict, NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
-from leadflow.kit.context import current_request
 from leadflow.kit.normalize import neutralize_formula
-from leadflow.kit.records import RecordView
-from leadflow.kit.security import redact
+from leadflow.leads import bulk
 from leadflow.leads.service import split_name
-from leadflow.models.audit_log import AuditLog
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
-from leadflow.models.lead_history import LeadStatusChange
+from leadflow.models.lead import Lead
 from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
@@ -376,43 +373,11 @@ async def _context_for(
     )
 
 
-_UPDATABLE = (
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "company",
-    "channel",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "status",
-    "tags",
-    "disg_type",
-    "notes",
-    "custom",
-    "score",
-    "needs_action",
-    "next_action_at",
-    "next_action_description",
-    "last_contacted_at",
-    "analyzed_at",
-    "search_text",
-)
-
-
-_DERIVED = ("full_name", "search_text")
-# Every updated lead writes all of these (unchanged ones with their current value), so the
-# whole chunk is one executemany however the rows differ.
-_WRITTEN = (*_UPDATABLE, "sla_met_at", "version", "updated_at")
-_AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
 _DATETIME_FIELDS = frozenset({"next_action_at", "last_contacted_at", "analyzed_at", "sla_met_at"})
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready copy (datetimes as ISO text, ids as strings), as audit rows store them."""
+    """A JSON-ready copy (datetimes as ISO text, ids as strings), as before-images store them."""
     return json.loads(
         json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
     )
@@ -424,107 +389,29 @@ async def _update(
     batch_id: uuid.UUID | None,
     updates: list[tuple[uuid.UUID, dict[str, Any]]],
 ) -> int:
-    """Apply the file's values to existing leads in the importer's scope; how many changed.
-
-    Writes what an API update writes (audit row per changed lead, status history when the
-    status moves, the SLA response when a lead leaves the first stage) plus the before-image
-    for undo, each as one set-based statement for the whole chunk.
-    """
+    """Apply the file's non-empty values to existing leads through the leads service; keep
+    the first before-image of each lead in this batch for undo. How many leads changed."""
     if not updates:
         return 0
-    now = utcnow()
-    # Locked and re-checked against the scope in this transaction: a lead that left the
-    # scope or was deleted since it was matched is not touched.
-    current = await repository.leads_for_update(session, ctx.actor, [i for i, _ in updates])
-    state: dict[uuid.UUID, dict[str, Any]] = {}
-    for lead_id, rec in updates:
-        if lead_id not in current:
-            continue
-        row = state.setdefault(lead_id, dict(current[lead_id]))
-        for key in _UPDATABLE:
-            value = rec.get(key)
-            if key in _DERIVED or value in (None, "", []):
-                continue
-            if key == "status" and rec.get("_keep_status"):
-                continue
-            row[key] = {**(row["custom"] or {}), **value} if key == "custom" else value
-    if not state:
-        return 0
-    actor = ctx.actor
-    request = current_request()
-    leads: list[dict[str, Any]] = []
-    befores: list[dict[str, Any]] = []
-    moves: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
-    known = (
-        await repository.updated_lead_ids(session, batch_id, list(state))
-        if batch_id is not None
-        else set()
+    values = [
+        (lead_id, {k: v for k, v in rec.items() if not (k == "status" and rec.get("_keep_status"))})
+        for lead_id, rec in updates
+    ]
+    done = await bulk.update_records(
+        session, ctx.actor, values, now=utcnow(), reason="import", fill=True
     )
-    for lead_id, row in state.items():
-        old = current[lead_id]
-        row["full_name"] = " ".join(p for p in (row["first_name"], row["last_name"]) if p)
-        parts = (row["full_name"], row["email"], row["phone"], row["company"])
-        row["search_text"] = " ".join(p for p in parts if p).lower()
-        if row["status"] != old["status"]:
-            moves.append(
-                {
-                    "id": uuid7(),
-                    "organization_id": ctx.org_id,
-                    "lead_id": lead_id,
-                    "actor_user_id": actor.user_id,
-                    "from_status": old["status"],
-                    "to_status": row["status"],
-                    "reason": "import",
-                    "created_at": now,
-                }
-            )
-            if (
-                old["status"] == ctx.first_stage
-                and old["sla_deadline"] is not None
-                and old["sla_met_at"] is None
-            ):
-                row["sla_met_at"] = now  # leaving the first stage counts as the response
-        row["version"] = (old["version"] or 1) + 1
-        row["updated_at"] = now
-        leads.append(row)
-        changed = [k for k in _WRITTEN if k not in ("version", "updated_at") and row[k] != old[k]]
-        if batch_id is not None and lead_id not in known:
-            # The first before-image of a lead in this batch is the one undo restores.
-            befores.append(
-                {
-                    "batch_id": batch_id,
-                    "lead_id": lead_id,
-                    "before": _plain({k: old[k] for k in changed}),
-                }
-            )
-        b, a = diff(
-            _plain({k: old[k] for k in changed if k not in _AUDIT_EXCLUDE}),
-            _plain({k: row[k] for k in changed if k not in _AUDIT_EXCLUDE}),
+    if batch_id is not None and done:
+        known = await repository.updated_lead_ids(session, batch_id, [u.lead_id for u in done])
+        await repository.insert_rows(
+            session,
+            ImportUpdate,
+            [
+                {"batch_id": batch_id, "lead_id": u.lead_id, "before": _plain(u.before)}
+                for u in done
+                if u.lead_id not in known
+            ],
         )
-        if a:
-            audits.append(
-                {
-                    "id": uuid7(),
-                    "organization_id": ctx.org_id,
-                    "actor_user_id": actor.user_id,
-                    "actor_api_key_id": actor.api_key_id,
-                    "actor_label": actor.label,
-                    "action": "lead.update",
-                    "resource_type": "lead",
-                    "resource_id": str(lead_id),
-                    "before": redact(b),
-                    "after": redact(a),
-                    "ip": request.ip,
-                    "request_id": request.request_id,
-                    "created_at": now,
-                }
-            )
-    await repository.update_leads(session, _WRITTEN, leads)
-    await repository.insert_rows(session, ImportUpdate, befores)
-    await repository.insert_rows(session, LeadStatusChange, moves)
-    await repository.insert_rows(session, AuditLog, audits)
-    return len(leads)
+    return len(done)
 
 
 class ImportFenced(Exception):
@@ -725,45 +612,8 @@ async def _chunk(
         if rec.get("last_contacted_at") is None:
             report.without_last_contact_count += 1
     batch_id = batch.id if batch is not None else None
-    history: list[dict[str, Any]] = []
     for rec in inserts:
-        rec.update(
-            id=uuid7(),
-            organization_id=ctx.org_id,
-            created_by=ctx.user_id,
-            import_batch_id=batch_id,
-            version=1,
-            created_at=ctx.now,
-            updated_at=ctx.now,
-        )
-        rec.setdefault("tags", [])
-        rec.setdefault("custom", {})
-        rec.setdefault("score", 0)
-        # Same keys in every record (one executemany on SQLite); assigned leads get a clock below.
-        rec.update(sla_policy_id=None, sla_deadline=None, sla_reminder_at=None)
         rec["assignee_id"] = ctx.options.assignee_id
-        reason, rule_id = "import", None
-        if rec["assignee_id"] is None and picker:
-            picked = picker.pick(RecordView(rec))
-            if picked is not None:
-                rec["assignee_id"], rule_id, reason = picked[0], picked[1], f"import: {picked[2]}"
-        if rec["assignee_id"] is not None:
-            # Every assignment has its history row, by rule or by the importer's choice.
-            history.append(
-                {
-                    "id": uuid7(),
-                    "organization_id": ctx.org_id,
-                    "lead_id": rec["id"],
-                    "actor_user_id": ctx.user_id,
-                    "from_user_id": None,
-                    "to_user_id": rec["assignee_id"],
-                    "reason": reason,
-                    "rule_id": rule_id,
-                    "created_at": ctx.now,
-                }
-            )
-            if rule_id is not None:
-                assigned[rec["assignee_id"]] = assigned.get(rec["assignee_id"], 0) + 1
     report.imported_count += len(inserts)
     report.error_count += len(errors)
     for row_no, err, _ in errors:
@@ -773,13 +623,19 @@ async def _chunk(
         report.updated_count += len(updates)
         return
     before_write()
-    # An assigned lead's SLA clock starts as it would for one assigned through the API.
-    await on_assigned_records(
-        session, ctx.settings, ctx.org_id, [r for r in inserts if r["assignee_id"]], ctx.now
+    # New leads go through the leads service like any other: history, SLA clocks, events.
+    by_rule = await bulk.create_records(
+        session,
+        ctx.actor,
+        ctx.settings,
+        inserts,
+        now=ctx.now,
+        reason="import",
+        batch_id=batch_id,
+        picker=picker,
     )
-    await repository.insert_leads(session, inserts)
-    if history:
-        await repository.insert_assignments(session, history)
+    for user_id, count in by_rule.items():
+        assigned[user_id] = assigned.get(user_id, 0) + count
     updated = await _update(session, ctx, batch_id, updates)
     report.updated_count += updated
     report.skipped_count += len(updates) - updated  # gone (deleted) since they were matched
@@ -824,9 +680,6 @@ async def _chunk(
             raise ImportFenced(batch.id)
         for key, value in progress.items():
             set_committed_value(batch, key, value)
-    if picker:
-        for rule, _, _ in picker.rules:
-            session.add(rule)
     await session.flush()
 
 
@@ -1254,6 +1107,14 @@ async def _errors_csv_stream(
             yield buf.getvalue().encode()
 
 
+def _typed(before: dict[str, Any]) -> dict[str, Any]:
+    """A stored before-image with its datetimes parsed back."""
+    return {
+        k: datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v
+        for k, v in before.items()
+    }
+
+
 async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> ImportBatch:
     """Remove the leads the batch created and restore the fields it overwrote."""
     batch = await get_batch(session, actor, batch_id)
@@ -1263,25 +1124,26 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
             code="import_not_finished",
         )
     now = utcnow()
-    # Only leads the caller may change today: a lead reassigned out of their scope since the
-    # import is neither removed nor restored (it is counted as skipped).
-    removed = await repository.remove_batch_leads(session, actor, batch.id, now)
+    # Through the leads service, and only leads the caller may change today: a lead
+    # reassigned out of their scope since the import is neither removed nor restored (it is
+    # counted as skipped).
+    removed = await bulk.delete_where(
+        session,
+        actor,
+        Lead.import_batch_id == batch.id,
+        now=now,
+        reason="import undone",
+        audit_resource=("import", batch.id),
+    )
     updates = await repository.import_updates(session, batch.id)
-    leads = {
-        lead.id: lead
-        for lead in await repository.leads_in_scope(session, actor, [u.lead_id for u in updates])
-    }
-    restored = 0
-    for upd in updates:
-        lead = leads.get(upd.lead_id)
-        if lead is None:
-            continue
-        for key, value in upd.before.items():
-            if key in _DATETIME_FIELDS and value:
-                value = datetime.fromisoformat(value)
-            setattr(lead, key, value)
-        lead.version = (lead.version or 1) + 1
-        restored += 1
+    restored = await bulk.update_records(
+        session,
+        actor,
+        [(u.lead_id, _typed(u.before)) for u in updates],
+        now=now,
+        reason="import undone",
+        fill=False,
+    )
     await repository.delete_import_updates(session, batch.id)
     batch.status = "undone"
     batch.undone_at = now
@@ -1294,9 +1156,9 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
         resource_type="import",
         resource_id=batch.id,
         after={
-            "removed_leads": removed,
-            "restored_leads": restored,
-            "skipped_updates": len(updates) - restored,
+            "removed_leads": len(removed),
+            "restored_leads": len(restored),
+            "skipped_updates": len(updates) - len(restored),
         },
     )
     return batch

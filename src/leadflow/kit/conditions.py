@@ -45,3 +45,13 @@ def lead_matches(conditions: Mapping[str, Any], lead: Any) -> bool:
 
 
 CONDITION_KEYS = frozenset({"source", "channel", "status", "tags", "custom", "postal_code_prefix"})
+
+
+def check_conditions(v: dict[str, Any]) -> dict[str, Any]:
+    """Reject unknown condition keys."""
+    unknown = sorted(set(v) - CONDITION_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown conditions: {', '.join(unknown)}; use {', '.join(sorted(CONDITION_KEYS))}"
+        )
+    return v

@@ -18,7 +18,7 @@ from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import MAX_LIMIT, MAX_OFFSET
-from leadflow.leads import export, service
+from leadflow.leads import bulk, export, service
 from leadflow.leads.schemas import (
     AssignIn,
     BulkIn,
@@ -39,6 +39,7 @@ from leadflow.leads.schemas import (
     StatusChange,
     TagCount,
 )
+from leadflow.notifications import lead_assigned
 
 router = APIRouter(tags=["leads"])
 tags_router = APIRouter(tags=["leads"])
@@ -179,7 +180,7 @@ async def bulk_action(
     request: Request, session: SessionDep, actor: Writer, body: BulkIn
 ) -> BulkOut:
     """Assign, move, tag, untag or delete many leads (by ids or by filter)."""
-    return await service.bulk(session, actor, request.app.state.settings, body)
+    return await bulk.apply_action(session, actor, request.app.state.settings, body)
 
 
 @router.get("/needs-action", response_model=NeedsAction)
@@ -329,5 +330,5 @@ async def resend_email(
     request: Request, session: SessionDep, actor: Writer, lead_id: uuid.UUID
 ) -> dict[str, str]:
     """Send the assignment notification email to the assignee again."""
-    key = await service.resend_assignment_email(session, actor, request.app.state.settings, lead_id)
+    key = await lead_assigned.resend(session, actor, request.app.state.settings, lead_id)
     return {"status": "queued", "delivery_key": key}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from pydantic_core import from_json
 from sqlalchemy import (
@@ -20,8 +20,10 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     bindparam,
     func,
+    insert,
     or_,
     select,
     true,
@@ -34,6 +36,7 @@ from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import LEAD_OWNERS, scope_clause, scope_kind
 from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
 from leadflow.db.dialect import (
+    bulk_insert,
     dialect_name,
     is_postgres,
     json_array_contains,
@@ -46,8 +49,9 @@ from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
 from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import LeadFilter, LeadRead
+from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
-from leadflow.models.lead_history import Consent
+from leadflow.models.lead_history import Consent, LeadAssignment, LeadStatusChange
 
 # sort key -> (column, nullable). Keyset cursors need non-null sort columns.
 _SORT_COLUMNS: dict[str, tuple[Any, bool]] = {
@@ -602,26 +606,6 @@ async def tag_counts(session: AsyncSession, actor: Actor) -> list[tuple[str, int
     return [(str(t), int(c)) for t, c in (await session.execute(stmt)).all()]
 
 
-async def count_by_status(session: AsyncSession, actor: Actor) -> dict[str, int]:
-    """Number of live leads in scope per status."""
-    rows = await session.execute(
-        select(Lead.status, func.count()).where(*scope_conditions(actor)).group_by(Lead.status)
-    )
-    return {s: int(c) for s, c in rows.all()}
-
-
-async def count_with_status(session: AsyncSession, org_id: uuid.UUID, status: str) -> int:
-    """Live leads of the organisation in `status` (any scope)."""
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Lead)
-            .where(Lead.organization_id == org_id, Lead.status == status, Lead.deleted_at.is_(None))
-        )
-        or 0
-    )
-
-
 async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> list[Lead]:
     """Leads in scope that need action or were never analysed; overdue first, then soonest."""
     stmt = (
@@ -651,3 +635,121 @@ async def move_children(
             .values(lead_id=to_id)
             .execution_options(synchronize_session=False)
         )
+
+
+# ---- set-based writes (the leads service's `bulk` door) ------------------------------------
+
+# The columns a new lead is written with set-based (COPY on PostgreSQL).
+INSERT_COLUMNS = (
+    "id",
+    "organization_id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "company",
+    "channel",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "status",
+    "tags",
+    "assignee_id",
+    "created_by",
+    "disg_type",
+    "notes",
+    "custom",
+    "score",
+    "needs_action",
+    "next_action_at",
+    "next_action_description",
+    "last_contacted_at",
+    "import_batch_id",
+    "analyzed_at",
+    "search_text",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+async def insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert lead records (COPY on PostgreSQL), each carrying every `INSERT_COLUMNS` key."""
+    await bulk_insert(session, Lead, rows, columns=INSERT_COLUMNS, json_columns=("tags", "custom"))
+
+
+_STATUS_COLUMNS = (
+    "id",
+    "organization_id",
+    "lead_id",
+    "actor_user_id",
+    "from_status",
+    "to_status",
+    "reason",
+    "created_at",
+)
+
+
+async def insert_status_changes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert status history rows (COPY on PostgreSQL)."""
+    await bulk_insert(session, LeadStatusChange, rows, columns=_STATUS_COLUMNS)
+
+
+async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert assignment history rows (one executemany)."""
+    if rows:
+        await session.execute(insert(LeadAssignment), rows)
+
+
+async def rows_for_update(
+    session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Live leads among `ids` inside the actor's scope, as column dicts, row-locked."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Lead.__table__).where(Lead.id.in_(ids), *scope_conditions(actor)).with_for_update()
+    )
+    return {r["id"]: dict(r) for r in rows.mappings().all()}
+
+
+async def update_rows(
+    session: AsyncSession, columns: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """Write `columns` of many leads by id in one executemany (every row carries them all)."""
+    if not rows:
+        return
+    table = cast(Table, Lead.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
+        .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns})
+    )
+    await session.execute(
+        stmt, [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
+    )
+
+
+async def soft_delete_where(
+    session: AsyncSession, actor: Actor, now: datetime, *conditions: ColumnElement[bool]
+) -> list[uuid.UUID]:
+    """Soft-delete the live leads in the actor's scope that meet `conditions`; their ids."""
+    rows = await session.execute(
+        update(Lead)
+        .where(*scope_conditions(actor), *conditions)
+        .values(deleted_at=now, updated_at=now)
+        .returning(Lead.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(rows.scalars())
+
+
+async def sla_policy_name(
+    session: AsyncSession, org_id: uuid.UUID, policy_id: uuid.UUID
+) -> str | None:
+    """The name of an SLA policy of the organisation (None once it is deleted)."""
+    return await session.scalar(
+        select(SlaPolicy.name).where(SlaPolicy.id == policy_id, SlaPolicy.organization_id == org_id)
+    )

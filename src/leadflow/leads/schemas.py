@@ -10,7 +10,6 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.kit.patch import PatchModel
-from leadflow.sla.schemas import SlaClock
 
 DISG_TYPES = ("D", "I", "S", "G", "C")
 
@@ -188,6 +187,29 @@ class LeadRead(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+# `none`: the lead has no clock (never assigned, or its clock was never started).
+SlaClockState = Literal["none", "running", "at_risk", "met", "breached"]
+
+
+class SlaPolicyRef(BaseModel):
+    """The policy a clock was started under (`name` is null once the policy is deleted)."""
+
+    id: uuid.UUID
+    name: str | None
+
+
+class SlaClock(BaseModel):
+    """A lead's SLA clock; `policy` is null when the organisation default applied."""
+
+    state: SlaClockState
+    policy: SlaPolicyRef | None
+    deadline: datetime | None
+    reminder_at: datetime | None
+    reminded_at: datetime | None
+    met_at: datetime | None
+    breached_at: datetime | None
 
 
 class LeadDetail(LeadRead):

@@ -1,26 +1,42 @@
-"""Lead rules: validation, duplicates, status moves, assignment, consents, merge, bulk."""
+"""The leads service: the one door every lead change passes.
+
+Validation, duplicates, status moves, assignment, consents, merge and bulk actions, each
+with the same side effects written here and nowhere else: derived fields, version, status
+history, assignment history, audit, and a domain event (`leads.events`) to which SLA clocks
+and notifications subscribe. Many leads at once (an import chunk, a bulk action) go through
+`leads.bulk`, which does the same work set-based.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.assignment import service as assignment
-from leadflow.audit.service import diff, record, record_update, snapshot
+from leadflow.audit.service import Entry, diff, record, record_many
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
-from leadflow.exceptions import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from leadflow.db.base import new_id
+from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import normalize_email, normalize_phone
-from leadflow.leads import repository
+from leadflow.leads import effects, repository
+from leadflow.leads.events import (
+    Change,
+    LeadsCreated,
+    LeadsDeleted,
+    LeadsMerged,
+    LeadsResponded,
+    LeadsUpdated,
+)
 from leadflow.leads.schemas import (
-    BulkIn,
-    BulkOut,
     ConsentIn,
     ConsentRead,
     DuplicateRead,
@@ -29,27 +45,17 @@ from leadflow.leads.schemas import (
     LeadFilter,
     LeadRead,
     LeadUpdate,
+    SlaClock,
+    SlaClockState,
+    SlaPolicyRef,
     StageRef,
 )
 from leadflow.models.lead import Lead
-from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
+from leadflow.models.lead_history import Consent, LeadNoteEdit, LeadStatusChange
 from leadflow.pipeline import service as pipeline
-from leadflow.sla import service as sla
 from leadflow.users import repository as users
 
 _AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
-
-
-def touch(lead: Lead) -> None:
-    """Count a user-visible edit (the optimistic-concurrency version)."""
-    lead.version = (lead.version or 1) + 1
-
-
-def derive(lead: Lead) -> None:
-    """Recompute the derived columns (full name, search text) from the record."""
-    lead.full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    parts = (lead.full_name, lead.email, lead.phone, lead.company)
-    lead.search_text = " ".join(p for p in parts if p).lower()
 
 
 def split_name(name: str) -> tuple[str | None, str | None]:
@@ -62,10 +68,6 @@ def split_name(name: str) -> tuple[str | None, str | None]:
         return first.strip() or None, last.strip() or None
     first, _, last = name.rpartition(" ")
     return (first, last) if first else (last, None)
-
-
-def _audit_view(lead: Lead) -> dict[str, Any]:
-    return snapshot(lead, exclude=_AUDIT_EXCLUDE)
 
 
 async def _validated(
@@ -128,7 +130,7 @@ async def get_lead(
 
 
 async def lead_detail(session: AsyncSession, actor: Actor, lead_id: uuid.UUID) -> LeadDetail:
-    """A lead with its notes, stage and latest consent per channel."""
+    """A lead with its notes, stage, latest consent per channel and SLA clock."""
     lead = await get_lead(session, actor, lead_id)
     return await detail_of(session, lead)
 
@@ -146,8 +148,41 @@ async def detail_of(session: AsyncSession, lead: Lead) -> LeadDetail:
         if stage
         else None,
         consents={ch: ConsentRead.model_validate(c) for ch, c in consents.items()},
-        sla=await sla.clock_of(session, lead, utcnow()),
+        sla=await sla_clock(session, lead, utcnow()),
     )
+
+
+def sla_state(lead: Any, now: datetime) -> SlaClockState:
+    """`met`, `breached`, `at_risk` (past the reminder time), `running`, or `none` (no clock)."""
+    if lead.sla_deadline is None:  # as /sla/status, which lists only leads with a deadline
+        return "none"
+    if lead.sla_met_at is not None:
+        return "met"
+    if lead.sla_breached_at is not None or lead.sla_deadline <= now:
+        return "breached"
+    if lead.sla_reminder_at is not None and lead.sla_reminder_at <= now:
+        return "at_risk"
+    return "running"
+
+
+async def sla_clock(session: AsyncSession, lead: Lead, now: datetime) -> SlaClock:
+    """A lead's SLA clock as its detail shows it (state as `/sla/status` computes it)."""
+    policy: SlaPolicyRef | None = None
+    if lead.sla_policy_id is not None:
+        name = await repository.sla_policy_name(session, lead.organization_id, lead.sla_policy_id)
+        policy = SlaPolicyRef(id=lead.sla_policy_id, name=name)
+    return SlaClock(
+        state=sla_state(lead, now),
+        policy=policy,
+        deadline=lead.sla_deadline,
+        reminder_at=lead.sla_reminder_at,
+        reminded_at=lead.sla_reminded_at,
+        met_at=lead.sla_met_at,
+        breached_at=lead.sla_breached_at,
+    )
+
+
+# ---- single-lead writes ----------------------------------------------------------------------
 
 
 async def create_lead(
@@ -186,26 +221,37 @@ async def create_lead(
     if not fields.get("status"):
         fields["status"] = (await pipeline.first_stage(session, actor.organization_id)).key
     fields.setdefault("tags", [])
+    assignee = fields.pop("assignee_id", None)
     lead = Lead(
+        id=new_id(),
         organization_id=actor.organization_id,
         created_by=actor.user_id,
-        **{k: v for k, v in fields.items() if v is not None or k == "assignee_id"},
+        **{k: v for k, v in fields.items() if v is not None},
     )
-    derive(lead)
+    effects.derive(lead)
+    now = utcnow()
     session.add(lead)
-    await session.flush()
     session.add(
         LeadStatusChange(
+            id=new_id(),
             organization_id=lead.organization_id,
             lead_id=lead.id,
             actor_user_id=actor.user_id,
             from_status=None,
             to_status=lead.status,
             reason="created",
+            created_at=now,
         )
     )
-    if lead.assignee_id is not None:
-        await _record_assignment(session, settings, actor, lead, None, "created")
+    await session.flush()
+    await events.publish(
+        session,
+        LeadsCreated(actor=actor, organization_id=lead.organization_id, now=now, leads=[lead]),
+    )
+    if assignee is not None:
+        await effects.assign_many(
+            session, settings, actor, lead.organization_id, [(lead, assignee, "created", None)], now
+        )
     else:
         await apply_rules(session, settings, actor, lead)
     await record(
@@ -215,7 +261,7 @@ async def create_lead(
         action="lead.create",
         resource_type="lead",
         resource_id=lead.id,
-        after=_audit_view(lead),
+        after=effects.audit_view(lead),
     )
     return lead
 
@@ -283,7 +329,7 @@ async def update_lead(
             )
             if dup is not None:
                 raise await _duplicate_conflict(session, actor, dup, f"Another lead has this {key}")
-    before = _audit_view(lead)
+    before = effects.audit_view(lead)
     status = fields.pop("status", None)
     assignee_present = "assignee_id" in fields
     assignee = fields.pop("assignee_id", None)
@@ -303,14 +349,17 @@ async def update_lead(
         if key == "custom":
             value = value or {}
         setattr(lead, key, value)
-    if status and status != lead.status:
-        await _move(session, actor, lead, status, None)
+    now = utcnow()
+    if status:
+        await effects.move_many(session, actor, lead.organization_id, [(lead, status)], None, now)
     if assignee_present and assignee != lead.assignee_id:
-        await _assign(session, settings, actor, lead, assignee, None)
-    derive(lead)
-    touch(lead)
+        await effects.assign_many(
+            session, settings, actor, lead.organization_id, [(lead, assignee, None, None)], now
+        )
+    effects.derive(lead)
+    effects.touch(lead)
     await session.flush()
-    await record_update(session, actor, lead, before, "lead.update", "lead", view=_audit_view)
+    await effects.announce_update(session, actor, lead, before, "lead.update")
     return lead
 
 
@@ -336,77 +385,12 @@ async def update_notes(
             after=notes,
         )
     )
-    before = lead.notes
+    before = effects.audit_view(lead)
     lead.notes = notes
-    touch(lead)
+    effects.touch(lead)
     await session.flush()
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="lead.notes",
-        resource_type="lead",
-        resource_id=lead.id,
-        before={"notes": before},
-        after={"notes": notes},
-    )
+    await effects.announce_update(session, actor, lead, before, "lead.notes")
     return lead
-
-
-async def _move(
-    session: AsyncSession, actor: Actor, lead: Lead, status: str, reason: str | None
-) -> None:
-    session.add(
-        LeadStatusChange(
-            organization_id=lead.organization_id,
-            lead_id=lead.id,
-            actor_user_id=actor.user_id,
-            from_status=lead.status,
-            to_status=status,
-            reason=reason,
-        )
-    )
-    first = await pipeline.first_stage(session, lead.organization_id)
-    if lead.status == first.key and status != first.key:
-        sla.mark_met(lead, utcnow())  # leaving the first stage counts as the response
-    lead.status = status
-
-
-async def _assign(
-    session: AsyncSession,
-    settings: Settings,
-    actor: Actor | None,
-    lead: Lead,
-    assignee: uuid.UUID | None,
-    reason: str | None,
-    rule_id: uuid.UUID | None = None,
-) -> None:
-    previous = lead.assignee_id
-    lead.assignee_id = assignee
-    await _record_assignment(session, settings, actor, lead, previous, reason, rule_id)
-
-
-async def _record_assignment(
-    session: AsyncSession,
-    settings: Settings,
-    actor: Actor | None,
-    lead: Lead,
-    previous: uuid.UUID | None,
-    reason: str | None,
-    rule_id: uuid.UUID | None = None,
-) -> None:
-    row = LeadAssignment(
-        organization_id=lead.organization_id,
-        lead_id=lead.id,
-        actor_user_id=actor.user_id if actor else None,
-        from_user_id=previous,
-        to_user_id=lead.assignee_id,
-        reason=reason,
-        rule_id=rule_id,
-    )
-    session.add(row)
-    await session.flush()
-    await assignment.on_assigned(session, settings, actor, lead, row)
 
 
 async def apply_rules(
@@ -419,7 +403,9 @@ async def apply_rules(
     if picked is None:
         return False
     user_id, rule_id, reason = picked
-    await _assign(session, settings, actor, lead, user_id, reason, rule_id)
+    await effects.assign_many(
+        session, settings, actor, lead.organization_id, [(lead, user_id, reason, rule_id)], utcnow()
+    )
     return True
 
 
@@ -432,8 +418,10 @@ async def change_status(
     if status == lead.status:
         return lead
     before = lead.status
-    await _move(session, actor, lead, status, reason)
-    touch(lead)
+    await effects.move_many(
+        session, actor, lead.organization_id, [(lead, status)], reason, utcnow()
+    )
+    effects.touch(lead)
     await session.flush()
     await record(
         session,
@@ -467,8 +455,15 @@ async def assign(
     if assignee_id == lead.assignee_id:
         return lead
     before = lead.assignee_id
-    await _assign(session, settings, actor, lead, assignee_id, reason)
-    touch(lead)
+    await effects.assign_many(
+        session,
+        settings,
+        actor,
+        lead.organization_id,
+        [(lead, assignee_id, reason, None)],
+        utcnow(),
+    )
+    effects.touch(lead)
     await session.flush()
     await record(
         session,
@@ -486,8 +481,9 @@ async def assign(
 async def delete_lead(session: AsyncSession, actor: Actor, lead_id: uuid.UUID) -> None:
     """Soft-delete: gone from lists and exports, kept for audit."""
     lead = await get_lead(session, actor, lead_id, for_update=True)
-    lead.deleted_at = utcnow()
-    touch(lead)
+    now = utcnow()
+    lead.deleted_at = now
+    effects.touch(lead)
     await session.flush()
     await record(
         session,
@@ -496,8 +492,101 @@ async def delete_lead(session: AsyncSession, actor: Actor, lead_id: uuid.UUID) -
         action="lead.delete",
         resource_type="lead",
         resource_id=lead.id,
-        before=_audit_view(lead),
+        before=effects.audit_view(lead),
     )
+    await events.publish(
+        session,
+        LeadsDeleted(
+            actor=actor, organization_id=lead.organization_id, now=now, lead_ids=[lead.id]
+        ),
+    )
+
+
+async def apply_fields(
+    session: AsyncSession,
+    actor: Actor,
+    lead: Lead,
+    values: dict[str, Any],
+    *,
+    action: str,
+    extra: dict[str, Any] | None = None,
+    count_edit: bool = True,
+) -> None:
+    """Write plain field values to a (row-locked) lead another domain computed (an AI
+    analysis): audited as `action` with `extra`, announced as `lead.updated`."""
+    before = effects.audit_view(lead)
+    changed = any(getattr(lead, k) != v for k, v in values.items())
+    for key, value in values.items():
+        setattr(lead, key, value)
+    effects.derive(lead)
+    if changed and count_edit:
+        effects.touch(lead)
+    await session.flush()
+    b, a = diff(before, effects.audit_view(lead))
+    a.pop("version", None)
+    await record(
+        session,
+        actor=actor,
+        organization_id=lead.organization_id,
+        action=action,
+        resource_type="lead",
+        resource_id=lead.id,
+        before=b,
+        after={**a, **(extra or {})},
+    )
+    if a:
+        await events.publish(
+            session,
+            LeadsUpdated(
+                actor=actor,
+                organization_id=lead.organization_id,
+                now=utcnow(),
+                changes=[Change(lead.id, b, a)],
+            ),
+        )
+
+
+async def record_contact(
+    session: AsyncSession,
+    actor: Actor,
+    lead: Lead,
+    occurred: datetime,
+    *,
+    outbound: bool,
+    clear_needs_action: bool,
+) -> dict[str, Any]:
+    """A contact with the lead happened (an interaction was logged): move its last contact,
+    clear needs-action if the organisation wants it, and count an outbound contact as the
+    response to the lead. Returns the changed fields (the caller audits the interaction)."""
+    changes: dict[str, Any] = {}
+    if lead.last_contacted_at is None or occurred > lead.last_contacted_at:
+        changes["last_contacted_at"] = occurred
+    if clear_needs_action and lead.needs_action:
+        changes["needs_action"] = False
+    before = {k: getattr(lead, k) for k in changes}
+    for key, value in changes.items():
+        setattr(lead, key, value)
+    await session.flush()
+    now = utcnow()
+    if changes:
+        await events.publish(
+            session,
+            LeadsUpdated(
+                actor=actor,
+                organization_id=lead.organization_id,
+                now=now,
+                changes=[Change(lead.id, before, changes)],
+                source="interaction",
+            ),
+        )
+    if outbound:
+        await events.publish(
+            session,
+            LeadsResponded(
+                actor=actor, organization_id=lead.organization_id, now=now, lead_ids=[lead.id]
+            ),
+        )
+    return changes
 
 
 async def add_consent(
@@ -603,7 +692,7 @@ async def merge(
     actor.require("leads:delete")
     order = {i: n for n, i in enumerate(ids)}
     others.sort(key=lambda o: order[o.id])
-    before = _audit_view(lead)
+    before = effects.audit_view(lead)
     for field in _MERGE_FIELDS:
         if getattr(lead, field) in (None, ""):
             for other in others:
@@ -622,123 +711,40 @@ async def merge(
         other.merged_into_id = lead.id
     await session.flush()  # the others leave the duplicate checks before their values move
     await repository.move_children(session, ids, lead.id)
-    derive(lead)
-    touch(lead)
+    effects.derive(lead)
+    effects.touch(lead)
     await session.flush()
-    b, a = diff(before, _audit_view(lead))
-    await record(
+    b, a = diff(before, effects.audit_view(lead))
+    await record_many(
         session,
         actor=actor,
         organization_id=actor.organization_id,
-        action="lead.merge",
-        resource_type="lead",
-        resource_id=lead.id,
-        before=b,
-        after={**a, "merged_ids": [str(i) for i in ids]},
+        entries=[
+            Entry("lead.merge", "lead", lead.id, b, {**a, "merged_ids": [str(i) for i in ids]}),
+            *(
+                Entry("lead.merged_into", "lead", o.id, None, {"merged_into_id": str(lead.id)})
+                for o in others
+            ),
+        ],
+        now=now,
     )
-    for other in others:
-        await record(
+    org = lead.organization_id
+    await events.publish(
+        session,
+        LeadsMerged(actor=actor, organization_id=org, now=now, survivor_id=lead.id, merged_ids=ids),
+    )
+    await events.publish(
+        session,
+        LeadsDeleted(actor=actor, organization_id=org, now=now, lead_ids=ids, reason="merged"),
+    )
+    if a:
+        await events.publish(
             session,
-            actor=actor,
-            organization_id=actor.organization_id,
-            action="lead.merged_into",
-            resource_type="lead",
-            resource_id=other.id,
-            after={"merged_into_id": str(lead.id)},
+            LeadsUpdated(
+                actor=actor, organization_id=org, now=now, changes=[Change(lead.id, b, a)]
+            ),
         )
     return lead
-
-
-_BULK_PERMISSION = {"assign": "leads:assign", "delete": "leads:delete"}
-
-
-async def bulk(session: AsyncSession, actor: Actor, settings: Settings, data: BulkIn) -> BulkOut:
-    """Apply one action to many leads in scope; every change is audited."""
-    permission = _BULK_PERMISSION.get(data.action, "leads:write")
-    actor.require(permission)
-    if (data.ids is None) == (data.filter is None):
-        raise ValidationFailed("Give either ids or filter", field="ids")
-    cap = settings.bulk_max_leads
-    if data.ids is not None:
-        leads = await repository.get_many(session, actor, list(dict.fromkeys(data.ids)))
-    else:
-        assert data.filter is not None
-        ids = await repository.select_ids(session, actor, data.filter, cap + 1)
-        if len(ids) > cap:
-            raise PayloadTooLarge(
-                f"The filter matches more than {cap} leads; narrow it down", code="bulk_too_large"
-            )
-        leads = await repository.get_many(session, actor, ids)
-    value = await _bulk_value(session, actor, data)
-    updated = 0
-    for lead in leads:
-        if await _bulk_apply(session, settings, actor, lead, data.action, value):
-            updated += 1
-    await session.flush()
-    return BulkOut(matched=len(leads), updated=updated)
-
-
-async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
-    v = data.value
-    if data.action == "assign":
-        if v is None:
-            return None
-        try:
-            assignee = uuid.UUID(str(v))
-        except ValueError:
-            raise ValidationFailed("value must be a user id", field="value") from None
-        if not await users.is_active_member(session, actor.organization_id, assignee):
-            raise ValidationFailed(
-                "value must be an active user of this organisation", field="value"
-            )
-        return assignee
-    if data.action == "status":
-        if not isinstance(v, str):
-            raise ValidationFailed("value must be a stage key", field="value")
-        await pipeline.stage_for(session, actor.organization_id, v)
-        return v
-    if data.action in ("tag_add", "tag_remove"):
-        if not isinstance(v, str) or not v.strip() or len(v) > 60:
-            raise ValidationFailed("value must be a tag (1–60 characters)", field="value")
-        return v.strip()
-    return None
-
-
-async def _bulk_apply(
-    session: AsyncSession, settings: Settings, actor: Actor, lead: Lead, action: str, value: Any
-) -> bool:
-    before = _audit_view(lead)
-    if action == "assign":
-        if lead.assignee_id == value:
-            return False
-        await _assign(session, settings, actor, lead, value, "bulk")
-    elif action == "status":
-        if lead.status == value:
-            return False
-        await _move(session, actor, lead, value, "bulk")
-    elif action == "tag_add":
-        if value in lead.tags:
-            return False
-        lead.tags = [*lead.tags, value]
-    elif action == "tag_remove":
-        if value not in lead.tags:
-            return False
-        lead.tags = [t for t in lead.tags if t != value]
-    elif action == "delete":
-        lead.deleted_at = utcnow()
-    touch(lead)
-    b, a = diff(before, _audit_view(lead))
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action=f"lead.bulk_{action}",
-        resource_type="lead",
-        resource_id=lead.id,
-        before=b,
-        after=a,
-    )
-    return True
 
 
 async def list_leads(
@@ -768,32 +774,6 @@ async def list_leads(
 async def tags(session: AsyncSession, actor: Actor) -> list[tuple[str, int]]:
     """Tags with counts in the actor's scope."""
     return await repository.tag_counts(session, actor)
-
-
-async def resend_assignment_email(
-    session: AsyncSession, actor: Actor, settings: Settings, lead_id: uuid.UUID
-) -> str:
-    """Queue the "lead assigned" email to the current assignee again; returns the delivery key."""
-    lead = await get_lead(session, actor, lead_id)
-    if lead.assignee_id is None:
-        raise Conflict("The lead has no assignee to notify", code="not_assigned")
-    assignee = await users.get(session, actor, lead.assignee_id)
-    if assignee is None or assignee.status != "active":
-        raise Conflict("The assignee is not an active user", code="assignee_inactive")
-    key = f"lead-assigned-resend:{lead.id}:{uuid.uuid4().hex}"
-    await assignment.queue_assignment_email(
-        session, settings, lead, assignee, by=actor.label, reason="resent", delivery_key=key
-    )
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="lead.resend_email",
-        resource_type="lead",
-        resource_id=lead.id,
-        after={"to": assignee.email, "delivery_key": key},
-    )
-    return key
 
 
 async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> list[Lead]:

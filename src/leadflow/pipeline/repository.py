@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.authz.actor import Actor
+from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
+from leadflow.models.lead import Lead
 from leadflow.models.pipeline_stage import PipelineStage
 
 
@@ -39,4 +42,28 @@ async def get_stage_by_key(
         select(PipelineStage).where(
             PipelineStage.organization_id == org_id, PipelineStage.key == key
         )
+    )
+
+
+# Leads per stage: the pipeline's read of the lead table (counts only; leads are written by
+# the leads service).
+
+
+async def count_by_status(session: AsyncSession, actor: Actor) -> dict[str, int]:
+    """Number of live leads in scope per status."""
+    rows = await session.execute(
+        select(Lead.status, func.count()).where(*scope_conditions(actor)).group_by(Lead.status)
+    )
+    return {s: int(c) for s, c in rows.all()}
+
+
+async def count_with_status(session: AsyncSession, org_id: uuid.UUID, status: str) -> int:
+    """Live leads of the organisation in `status` (any scope)."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Lead)
+            .where(Lead.organization_id == org_id, Lead.status == status, Lead.deleted_at.is_(None))
+        )
+        or 0
     )

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import record, record_create, record_update, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import Conflict, NotFound, ValidationFailed
-from leadflow.leads import repository as leads_repo
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.pipeline import repository
 from leadflow.pipeline.schemas import (
@@ -119,7 +118,7 @@ async def reorder(session: AsyncSession, actor: Actor, data: ReorderIn) -> list[
 async def delete_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID) -> None:
     """Delete a stage no lead uses."""
     stage = await _get(session, actor, stage_id)
-    used = await leads_repo.count_with_status(session, actor.organization_id, stage.key)
+    used = await repository.count_with_status(session, actor.organization_id, stage.key)
     if used:
         raise Conflict(
             f"{used} leads are in this stage; move them first", code="stage_in_use", lead_count=used
@@ -144,7 +143,7 @@ async def delete_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID)
 
 async def summary(session: AsyncSession, actor: Actor) -> PipelineSummary:
     """Leads per stage within the actor's scope."""
-    counts = await leads_repo.count_by_status(session, actor)
+    counts = await repository.count_by_status(session, actor)
     total = sum(counts.values())
     stages = await repository.list_stages(session, actor.organization_id)
     return PipelineSummary(

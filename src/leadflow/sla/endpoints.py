@@ -12,6 +12,7 @@ from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import Page, PageParams, page_params
+from leadflow.leads.service import sla_state
 from leadflow.sla import service
 from leadflow.sla.schemas import PolicyCreate, PolicyRead, PolicyUpdate, SlaLead
 
@@ -71,7 +72,7 @@ async def sla_status(
                 sla_deadline=r.sla_deadline,
                 sla_met_at=r.sla_met_at,
                 sla_breached_at=r.sla_breached_at,
-                state=service.state_of(r, now),
+                state=sla_state(r, now),
             )
             for r in rows
         ],

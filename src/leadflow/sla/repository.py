@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,15 +30,6 @@ async def policies(
         stmt = stmt.where(SlaPolicy.is_active.is_(True))
     rows = await session.scalars(stmt.order_by(SlaPolicy.position, SlaPolicy.created_at))
     return list(rows)
-
-
-async def policy_in_org(
-    session: AsyncSession, org_id: uuid.UUID, policy_id: uuid.UUID
-) -> SlaPolicy | None:
-    """A policy of the organisation by id (None when deleted)."""
-    return await session.scalar(
-        select(SlaPolicy).where(SlaPolicy.id == policy_id, SlaPolicy.organization_id == org_id)
-    )
 
 
 async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> SlaPolicy | None:
@@ -139,3 +131,41 @@ async def leads_in_state(
         .offset(page.offset)
     )
     return list(rows), int(total or 0)
+
+
+async def start_clocks(
+    session: AsyncSession,
+    lead_ids: Sequence[uuid.UUID],
+    *,
+    policy_id: uuid.UUID | None,
+    deadline: datetime,
+    reminder_at: datetime | None,
+) -> None:
+    """Start one clock on many leads: nothing reminded, met or breached yet.
+
+    An ORM UPDATE that also updates the leads loaded in this session (`evaluate`), so an
+    API response built from the instance shows the new clock.
+    """
+    await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(lead_ids))
+        .values(
+            sla_policy_id=policy_id,
+            sla_deadline=deadline,
+            sla_reminder_at=reminder_at,
+            sla_reminded_at=None,
+            sla_met_at=None,
+            sla_breached_at=None,
+        )
+        .execution_options(synchronize_session="evaluate")
+    )
+
+
+async def mark_met(session: AsyncSession, lead_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Stop the running clocks among `lead_ids` (those with a deadline and not yet met)."""
+    await session.execute(
+        update(Lead)
+        .where(Lead.id.in_(lead_ids), Lead.sla_deadline.is_not(None), Lead.sla_met_at.is_(None))
+        .values(sla_met_at=now)
+        .execution_options(synchronize_session="evaluate")
+    )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from leadflow.assignment.schemas import check_conditions
+from leadflow.kit.conditions import check_conditions
 from leadflow.kit.patch import PatchModel
 
 
@@ -77,27 +77,6 @@ class PolicyRead(BaseModel):
 
 
 SlaState = Literal["at_risk", "breached", "met", "running"]
-# `none`: the lead has no clock (never assigned, or its clock was never started).
-SlaClockState = Literal["none", "running", "at_risk", "met", "breached"]
-
-
-class SlaPolicyRef(BaseModel):
-    """The policy a clock was started under (`name` is null once the policy is deleted)."""
-
-    id: uuid.UUID
-    name: str | None
-
-
-class SlaClock(BaseModel):
-    """A lead's SLA clock; `policy` is null when the organisation default applied."""
-
-    state: SlaClockState
-    policy: SlaPolicyRef | None
-    deadline: datetime | None
-    reminder_at: datetime | None
-    reminded_at: datetime | None
-    met_at: datetime | None
-    breached_at: datetime | None
 
 
 class SlaLead(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,20 +25,13 @@ from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.conditions import lead_matches
 from leadflow.kit.pagination import PageParams
-from leadflow.kit.records import RecordView
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
 from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
-from leadflow.sla.schemas import (
-    PolicyCreate,
-    PolicyUpdate,
-    SlaClock,
-    SlaClockState,
-    SlaPolicyRef,
-)
+from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
 from leadflow.users import repository as members
 from leadflow.worker.jobs import JobContext, job
 
@@ -54,70 +48,49 @@ async def _calendar(
     return BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
 
 
-async def policy_for(session: AsyncSession, lead: Lead) -> SlaPolicy | None:
-    """The first active policy whose conditions the lead meets."""
-    policies = await repository.policies(session, lead.organization_id, active_only=True)
-    return next((p for p in policies if lead_matches(p.conditions, lead)), None)
-
-
-async def start_clock(session: AsyncSession, settings: Settings, lead: Lead, now: datetime) -> None:
-    """Set the lead's SLA deadline (and reminder time) in business minutes from `now`."""
-    policy = await policy_for(session, lead)
-    duration = policy.duration_minutes if policy else settings.default_sla_duration_minutes
-    remind = policy.reminder_minutes_before if policy else settings.default_sla_reminder_minutes
-    cal = await _calendar(session, lead.organization_id, policy)
-    lead.sla_policy_id = policy.id if policy else None
-    lead.sla_deadline = cal.add_business_minutes(now, duration)
-    lead.sla_reminder_at = (
-        cal.add_business_minutes(now, duration - remind) if 0 < remind < duration else None
-    )
-    lead.sla_reminded_at = None
-    lead.sla_met_at = None
-    lead.sla_breached_at = None
-
-
 async def start_clocks(
     session: AsyncSession,
     settings: Settings,
     org_id: uuid.UUID,
-    records: list[dict[str, Any]],
+    leads: Sequence[Any],
     now: datetime,
 ) -> None:
-    """`start_clock` for many new leads given as column dicts (an import chunk), in place.
+    """Start the SLA clocks of leads that just got an assignee, in business minutes from `now`.
 
-    Sets `sla_policy_id`, `sla_deadline` and `sla_reminder_at` of each record.
-
-    The policies and calendars are read once; every lead starting at `now` under the same
-    policy gets the same deadline, so each is computed once.
+    The first active policy whose conditions a lead meets sets its duration (else the
+    organisation default). Policies and calendars are read once; every lead starting at `now`
+    under the same policy gets the same deadline, so each group is one UPDATE — a whole
+    import chunk costs as many statements as it has distinct policies.
     """
-    if not records:
+    if not leads:
         return
     policies = await repository.policies(session, org_id, active_only=True)
-    clocks: dict[uuid.UUID | None, tuple[datetime, datetime | None]] = {}
-    for rec in records:
-        policy = next((p for p in policies if lead_matches(p.conditions, RecordView(rec))), None)
-        key = policy.id if policy else None
-        if key not in clocks:
-            duration = policy.duration_minutes if policy else settings.default_sla_duration_minutes
-            remind = (
-                policy.reminder_minutes_before if policy else settings.default_sla_reminder_minutes
-            )
-            cal = await _calendar(session, org_id, policy)
-            reminder = (
-                cal.add_business_minutes(now, duration - remind) if 0 < remind < duration else None
-            )
-            clocks[key] = (cal.add_business_minutes(now, duration), reminder)
-        # New leads: nothing reminded, met or breached yet (those columns start empty).
-        rec["sla_policy_id"] = key
-        rec["sla_deadline"], rec["sla_reminder_at"] = clocks[key]
+    groups: dict[uuid.UUID | None, list[uuid.UUID]] = {}
+    for lead in leads:
+        policy = next((p for p in policies if lead_matches(p.conditions, lead)), None)
+        groups.setdefault(policy.id if policy else None, []).append(lead.id)
+    by_id = {p.id: p for p in policies}
+    for key, ids in groups.items():
+        policy = by_id.get(key) if key else None
+        duration = policy.duration_minutes if policy else settings.default_sla_duration_minutes
+        remind = policy.reminder_minutes_before if policy else settings.default_sla_reminder_minutes
+        cal = await _calendar(session, org_id, policy)
+        reminder = (
+            cal.add_business_minutes(now, duration - remind) if 0 < remind < duration else None
+        )
+        await repository.start_clocks(
+            session,
+            ids,
+            policy_id=key,
+            deadline=cal.add_business_minutes(now, duration),
+            reminder_at=reminder,
+        )
 
 
-def mark_met(lead: Lead, now: datetime) -> bool:
-    """Stop a running clock: the lead got its first response in time or late."""
-    if lead.sla_deadline is None or lead.sla_met_at is not None:
-        return False
-    lead.sla_met_at = now
-    return True
+async def stop_clocks(session: AsyncSession, lead_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """The leads got their first response: a running clock is met (in time or late)."""
+    if lead_ids:
+        await repository.mark_met(session, lead_ids, now)
 
 
 def _local(dt: datetime, tz: str) -> str:
@@ -267,36 +240,6 @@ async def check_job(ctx: JobContext) -> dict[str, int]:
     if totals["reminded"] or totals["breached"]:
         log.info("sla check", extra=totals)
     return totals
-
-
-def state_of(lead: Lead, now: datetime) -> SlaClockState:
-    """`met`, `breached`, `at_risk` (past the reminder time), `running`, or `none` (no clock)."""
-    if lead.sla_deadline is None:  # as /sla/status, which lists only leads with a deadline
-        return "none"
-    if lead.sla_met_at is not None:
-        return "met"
-    if lead.sla_breached_at is not None or (lead.sla_deadline and lead.sla_deadline <= now):
-        return "breached"
-    if lead.sla_reminder_at is not None and lead.sla_reminder_at <= now:
-        return "at_risk"
-    return "running"
-
-
-async def clock_of(session: AsyncSession, lead: Lead, now: datetime) -> SlaClock:
-    """A lead's SLA clock as its detail shows it (state as `/sla/status` computes it)."""
-    policy: SlaPolicyRef | None = None
-    if lead.sla_policy_id is not None:
-        found = await repository.policy_in_org(session, lead.organization_id, lead.sla_policy_id)
-        policy = SlaPolicyRef(id=lead.sla_policy_id, name=found.name if found else None)
-    return SlaClock(
-        state=state_of(lead, now),
-        policy=policy,
-        deadline=lead.sla_deadline,
-        reminder_at=lead.sla_reminder_at,
-        reminded_at=lead.sla_reminded_at,
-        met_at=lead.sla_met_at,
-        breached_at=lead.sla_breached_at,
-    )
 
 
 async def leads_in_state(

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from leadflow.auth.passwords import MIN_PASSWORD_LENGTH
+from leadflow.kit.passwords import MIN_PASSWORD_LENGTH
 
 
 class UserStatus(StrEnum):

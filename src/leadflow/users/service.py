@@ -7,11 +7,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import diff, record, record_update, snapshot
-from leadflow.auth.passwords import hash_password_async
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import ADMIN_ROLE, ensure_holds, ensure_may_set_teams
 from leadflow.exceptions import Conflict, NotFound
 from leadflow.kit.pagination import PageParams
+from leadflow.kit.passwords import hash_password_async
 from leadflow.models.role import Role
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs

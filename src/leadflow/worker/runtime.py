@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leadflow.config import Settings
 from leadflow.db.engine import Database
+from leadflow.kit.events import require_wired
 from leadflow.models.outbox import PeriodicRun
 from leadflow.worker.jobs import JobContext, run_job, set_queue
 
@@ -155,8 +156,7 @@ class Worker:
 
     def start(self) -> None:
         """Start consuming in background threads."""
-        import leadflow.worker.registry  # noqa: F401  (registers every job)
-
+        require_wired()  # every job is registered
         self.consumer.start()
         self.ticker.start()
 
@@ -167,8 +167,7 @@ class Worker:
 
     def run_forever(self) -> None:
         """Standalone `leadflow worker`: block until SIGINT/SIGTERM."""
-        import leadflow.worker.registry  # noqa: F401
-
+        require_wired()
         self.ticker.start()
         try:
             self.consumer.run()

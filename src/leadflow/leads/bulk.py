@@ -1,0 +1,435 @@
+"""Many leads at once — a bulk action, an import chunk, an import undo — with the work of
+the leads service done set-based: however many leads, each kind of row (leads, status
+history, assignment history, audit) is one statement and each event is published once.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from leadflow.assignment.service import RulePicker
+from leadflow.audit.service import Entry, diff, record_many
+from leadflow.authz.actor import Actor
+from leadflow.config import Settings
+from leadflow.exceptions import PayloadTooLarge, ValidationFailed
+from leadflow.kit import events
+from leadflow.kit.clock import utcnow
+from leadflow.kit.records import RecordView
+from leadflow.leads import repository
+from leadflow.leads.effects import assign_many, audit_view, derive, move_many, touch
+from leadflow.leads.events import (
+    Assignment,
+    Change,
+    LeadsAssigned,
+    LeadsCreated,
+    LeadsDeleted,
+    LeadsResponded,
+    LeadsStatusChanged,
+    LeadsUpdated,
+    Move,
+)
+from leadflow.leads.schemas import BulkIn, BulkOut
+from leadflow.pipeline import service as pipeline
+from leadflow.users import repository as users
+
+_BULK_PERMISSION = {"assign": "leads:assign", "delete": "leads:delete"}
+
+
+async def apply_action(
+    session: AsyncSession, actor: Actor, settings: Settings, data: BulkIn
+) -> BulkOut:
+    """Apply one action to many leads in scope, set-based: one read, one write per kind of
+    row (leads, history, audit) and one event, however many leads."""
+    permission = _BULK_PERMISSION.get(data.action, "leads:write")
+    actor.require(permission)
+    if (data.ids is None) == (data.filter is None):
+        raise ValidationFailed("Give either ids or filter", field="ids")
+    cap = settings.bulk_max_leads
+    if data.ids is not None:
+        leads = await repository.get_many(session, actor, list(dict.fromkeys(data.ids)))
+    else:
+        assert data.filter is not None
+        ids = await repository.select_ids(session, actor, data.filter, cap + 1)
+        if len(ids) > cap:
+            raise PayloadTooLarge(
+                f"The filter matches more than {cap} leads; narrow it down", code="bulk_too_large"
+            )
+        leads = await repository.get_many(session, actor, ids)
+    value = await _bulk_value(session, actor, data)
+    org, now, action = actor.organization_id, utcnow(), data.action
+    befores = {lead.id: audit_view(lead) for lead in leads}
+    if action == "assign":
+        changed = [lead for lead in leads if lead.assignee_id != value]
+        await assign_many(
+            session, settings, actor, org, [(lead, value, "bulk", None) for lead in changed], now
+        )
+    elif action == "status":
+        changed = [lead for lead in leads if lead.status != value]
+        await move_many(session, actor, org, [(lead, value) for lead in changed], "bulk", now)
+    elif action == "tag_add":
+        changed = [lead for lead in leads if value not in lead.tags]
+        for lead in changed:
+            lead.tags = [*lead.tags, value]
+    elif action == "tag_remove":
+        changed = [lead for lead in leads if value in lead.tags]
+        for lead in changed:
+            lead.tags = [t for t in lead.tags if t != value]
+    else:  # delete
+        changed = list(leads)
+        for lead in changed:
+            lead.deleted_at = now
+    for lead in changed:
+        touch(lead)
+    await session.flush()
+    diffs = [(lead.id, *diff(befores[lead.id], audit_view(lead))) for lead in changed]
+    await record_many(
+        session,
+        actor=actor,
+        organization_id=org,
+        entries=[Entry(f"lead.bulk_{action}", "lead", i, b, a) for i, b, a in diffs],
+        now=now,
+    )
+    if action == "delete":
+        await events.publish(
+            session,
+            LeadsDeleted(
+                actor=actor, organization_id=org, now=now, lead_ids=[i for i, _, _ in diffs]
+            ),
+        )
+    elif diffs:
+        await events.publish(
+            session,
+            LeadsUpdated(
+                actor=actor,
+                organization_id=org,
+                now=now,
+                changes=[Change(i, b, a) for i, b, a in diffs],
+                source="bulk",
+            ),
+        )
+    return BulkOut(matched=len(leads), updated=len(changed))
+
+
+async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
+    v = data.value
+    if data.action == "assign":
+        if v is None:
+            return None
+        try:
+            assignee = uuid.UUID(str(v))
+        except ValueError:
+            raise ValidationFailed("value must be a user id", field="value") from None
+        if not await users.is_active_member(session, actor.organization_id, assignee):
+            raise ValidationFailed(
+                "value must be an active user of this organisation", field="value"
+            )
+        return assignee
+    if data.action == "status":
+        if not isinstance(v, str):
+            raise ValidationFailed("value must be a stage key", field="value")
+        await pipeline.stage_for(session, actor.organization_id, v)
+        return v
+    if data.action in ("tag_add", "tag_remove"):
+        if not isinstance(v, str) or not v.strip() or len(v) > 60:
+            raise ValidationFailed("value must be a tag (1–60 characters)", field="value")
+        return v.strip()
+    return None
+
+
+# ---- records: new and existing leads as column dicts (imports) -------------------------------
+
+# Fields a record may set on an existing lead (the derived ones are recomputed).
+WRITABLE = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "channel",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "status",
+    "tags",
+    "disg_type",
+    "notes",
+    "custom",
+    "score",
+    "needs_action",
+    "next_action_at",
+    "next_action_description",
+    "last_contacted_at",
+    "analyzed_at",
+)
+# Every updated lead writes all of these (unchanged ones with their current value), so a
+# whole chunk is one executemany however the rows differ.
+_WRITTEN = (*WRITABLE, "full_name", "search_text", "version", "updated_at")
+_AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy (datetimes as ISO text, ids as strings), as audit rows store them."""
+    return json.loads(
+        json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    )
+
+
+async def create_records(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    records: list[dict[str, Any]],
+    *,
+    now: datetime,
+    reason: str,
+    batch_id: uuid.UUID | None = None,
+    picker: RulePicker | None = None,
+) -> dict[uuid.UUID, int]:
+    """Write new leads given as column dicts (completed in place with id, defaults and
+    derived fields): the leads, their first status history row, an assignment history row
+    for each assigned one (the given `assignee_id`, else the rules' pick), one audit row for
+    the set, `lead.created` and `lead.assigned` (SLA clocks start; the assignees are not
+    messaged per lead — the caller sends a summary). Returns how many leads the rules gave
+    each user."""
+    if not records:
+        return {}
+    org = actor.organization_id
+    by_rule: dict[uuid.UUID, int] = {}
+    statuses: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    assigned: list[Assignment] = []
+    for rec in records:
+        rec.update(
+            id=uuid7(),
+            organization_id=org,
+            created_by=actor.user_id,
+            import_batch_id=batch_id,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        rec.setdefault("tags", [])
+        rec.setdefault("custom", {})
+        rec.setdefault("score", 0)
+        view = RecordView(rec)
+        derive(view)
+        why, rule_id = reason, None
+        if rec.get("assignee_id") is None and picker:
+            picked = picker.pick(view)
+            if picked is not None:
+                rec["assignee_id"], rule_id, why = picked[0], picked[1], f"{reason}: {picked[2]}"
+                by_rule[picked[0]] = by_rule.get(picked[0], 0) + 1
+        statuses.append(_status_row(org, actor, rec["id"], None, rec["status"], reason, now))
+        if rec.get("assignee_id") is not None:
+            row_id = uuid7()
+            history.append(
+                {
+                    "id": row_id,
+                    "organization_id": org,
+                    "lead_id": rec["id"],
+                    "actor_user_id": actor.user_id,
+                    "from_user_id": None,
+                    "to_user_id": rec["assignee_id"],
+                    "reason": why,
+                    "rule_id": rule_id,
+                    "created_at": now,
+                }
+            )
+            assigned.append(Assignment(view, row_id, None, rec["assignee_id"], why))
+    for rec in records:
+        rec.setdefault("assignee_id", None)
+    await repository.insert_leads(session, records)
+    await repository.insert_status_changes(session, statuses)
+    await repository.insert_assignments(session, history)
+    if picker:
+        picker.save(session)
+    await record_many(
+        session,
+        actor=actor,
+        organization_id=org,
+        entries=[
+            Entry(
+                "lead.create_many",
+                "import" if batch_id else "lead",
+                batch_id,
+                None,
+                {"count": len(records), "reason": reason, "assigned": len(assigned)},
+            )
+        ],
+        now=now,
+    )
+    views = [RecordView(r) for r in records]
+    await events.publish(
+        session,
+        LeadsCreated(actor=actor, organization_id=org, now=now, leads=views, source=reason),
+    )
+    if assigned:
+        await events.publish(
+            session,
+            LeadsAssigned(
+                actor=actor,
+                organization_id=org,
+                now=now,
+                settings=settings,
+                assignments=assigned,
+                notify=False,
+            ),
+        )
+    return by_rule
+
+
+def _status_row(
+    org: uuid.UUID,
+    actor: Actor | None,
+    lead_id: uuid.UUID,
+    from_status: str | None,
+    to_status: str,
+    reason: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(),
+        "organization_id": org,
+        "lead_id": lead_id,
+        "actor_user_id": actor.user_id if actor else None,
+        "from_status": from_status,
+        "to_status": to_status,
+        "reason": reason,
+        "created_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class Updated:
+    """An existing lead a set-based update changed: the changed columns before and after."""
+
+    lead_id: uuid.UUID
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+async def update_records(
+    session: AsyncSession,
+    actor: Actor,
+    updates: Iterable[tuple[uuid.UUID, dict[str, Any]]],
+    *,
+    now: datetime,
+    reason: str,
+    fill: bool,
+    audit_action: str = "lead.update",
+) -> list[Updated]:
+    """Write values to existing leads inside the actor's scope (row-locked and re-checked in
+    this transaction: a lead that left the scope or was deleted is not touched).
+
+    `fill=True` (an import): only non-empty values are written and `custom` is merged into
+    the lead's; `fill=False` (an undo): every given value is written as it is. Writes what an
+    API update writes — derived fields, version, a status history row when the stage moves,
+    an audit row per changed lead — and publishes `lead.updated`, `lead.status_changed` and
+    `lead.responded` (leaving the first stage), each once for the whole set.
+    """
+    updates = list(updates)
+    current = await repository.rows_for_update(session, actor, [i for i, _ in updates])
+    state: dict[uuid.UUID, dict[str, Any]] = {}
+    for lead_id, values in updates:
+        if lead_id not in current:
+            continue
+        row = state.setdefault(lead_id, dict(current[lead_id]))
+        for key, value in values.items():
+            if key not in WRITABLE or (fill and value in (None, "", [])):
+                continue
+            row[key] = {**(row["custom"] or {}), **value} if fill and key == "custom" else value
+    org = actor.organization_id
+    rows: list[dict[str, Any]] = []
+    done: list[Updated] = []
+    moves: list[Move] = []
+    statuses: list[dict[str, Any]] = []
+    audits: list[Entry] = []
+    for lead_id, row in state.items():
+        old = current[lead_id]
+        derive(RecordView(row))
+        changed = [k for k in _WRITTEN if k not in ("version", "updated_at") and row[k] != old[k]]
+        if not changed:
+            continue
+        row["version"] = (old["version"] or 1) + 1
+        row["updated_at"] = now
+        rows.append(row)
+        done.append(Updated(lead_id, {k: old[k] for k in changed}, {k: row[k] for k in changed}))
+        if row["status"] != old["status"]:
+            moves.append(Move(RecordView(row), old["status"], row["status"], reason))
+            statuses.append(
+                _status_row(org, actor, lead_id, old["status"], row["status"], reason, now)
+            )
+        b, a = diff(
+            _plain({k: old[k] for k in changed if k not in _AUDIT_EXCLUDE}),
+            _plain({k: row[k] for k in changed if k not in _AUDIT_EXCLUDE}),
+        )
+        if a:
+            audits.append(Entry(audit_action, "lead", lead_id, b, a))
+    await repository.update_rows(session, _WRITTEN, rows)
+    await repository.insert_status_changes(session, statuses)
+    await record_many(session, actor=actor, organization_id=org, entries=audits, now=now)
+    if audits:
+        await events.publish(
+            session,
+            LeadsUpdated(
+                actor=actor,
+                organization_id=org,
+                now=now,
+                changes=[
+                    Change(uuid.UUID(str(e.resource_id)), e.before or {}, e.after or {})
+                    for e in audits
+                ],
+                source=reason,
+            ),
+        )
+    if moves:
+        await events.publish(
+            session, LeadsStatusChanged(actor=actor, organization_id=org, now=now, moves=moves)
+        )
+        first = (await pipeline.first_stage(session, org)).key
+        responded = [m.lead.id for m in moves if m.from_status == first]
+        if responded:
+            await events.publish(
+                session,
+                LeadsResponded(actor=actor, organization_id=org, now=now, lead_ids=responded),
+            )
+    return done
+
+
+async def delete_where(
+    session: AsyncSession,
+    actor: Actor,
+    *conditions: Any,
+    now: datetime,
+    reason: str,
+    audit_resource: tuple[str, uuid.UUID] | None = None,
+) -> list[uuid.UUID]:
+    """Soft-delete the live leads in the actor's scope that meet `conditions` (one UPDATE);
+    one audit row for the set and `lead.deleted`. Returns their ids."""
+    ids = await repository.soft_delete_where(session, actor, now, *conditions)
+    if not ids:
+        return []
+    kind, ref = audit_resource or ("lead", None)
+    await record_many(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        entries=[Entry("lead.delete_many", kind, ref, None, {"count": len(ids), "reason": reason})],
+        now=now,
+    )
+    await events.publish(
+        session,
+        LeadsDeleted(
+            actor=actor, organization_id=actor.organization_id, now=now, lead_ids=ids, reason=reason
+        ),
+    )
+    return ids
