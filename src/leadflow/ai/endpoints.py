@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 
-from leadflow.ai import service
+from leadflow.ai import provider_call, service
+from leadflow.ai.runtime import AiRuntime, build_runtime
 from leadflow.ai.schemas import AiRequest, AiResponse, GenerationRead
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
@@ -19,21 +20,21 @@ router = APIRouter(tags=["ai"])
 AiUser = Annotated[Actor, Depends(require_permission("ai:use"))]
 
 
-async def ai_runtime(request: Request) -> service.AiRuntime:
+async def ai_runtime(request: Request) -> AiRuntime:
     """The app's provider, fallback and rate limiter, built on first use and rebuilt when the
     AI settings change (tests swap `app.state.settings`)."""
     state = request.app.state
-    current: service.AiRuntime | None = getattr(state, "ai_runtime", None)
+    current: AiRuntime | None = getattr(state, "ai_runtime", None)
     if current is not None and current.matches(state.settings):
         return current
-    state.ai_runtime = service.build_runtime(state.settings)
+    state.ai_runtime = build_runtime(state.settings)
     if current is not None:
         await current.aclose()
-    runtime: service.AiRuntime = state.ai_runtime
+    runtime: AiRuntime = state.ai_runtime
     return runtime
 
 
-Runtime = Annotated[service.AiRuntime, Depends(ai_runtime)]
+Runtime = Annotated[AiRuntime, Depends(ai_runtime)]
 
 
 @router.post("", response_model=AiResponse)
@@ -43,7 +44,7 @@ async def run_action(
     actor: AiUser,
     runtime: Runtime,
     body: AiRequest,
-) -> service.AiResponse:
+) -> provider_call.AiResponse:
     """Run an AI action: `generate_message`, `chat`, `analyze_lead` or `summarize_lead`.
 
     The `local` provider (default) is rule-based — keyword rules and templates, no language
@@ -58,9 +59,9 @@ async def run_action(
     # the pool while the provider works (seconds, for a language model). The request's own
     # commit at the end then has nothing left to do.
     await session.commit()
-    answered = await service.ask(actor, runtime, prepared)
+    answered = await provider_call.ask(actor, runtime, prepared)
     async with sessions() as store, unit_of_work(store):
-        return await service.finish(store, actor, runtime, prepared, answered)
+        return await provider_call.finish(store, actor, runtime, prepared, answered)
 
 
 @router.get("/generations", response_model=Page[GenerationRead])

@@ -510,11 +510,13 @@ async def apply_fields(
     *,
     action: str,
     extra: dict[str, Any] | None = None,
+    since: dict[str, Any] | None = None,
     count_edit: bool = True,
 ) -> None:
-    """Write plain field values to a (row-locked) lead another domain computed (an AI
-    analysis): audited as `action` with `extra`, announced as `lead.updated`."""
-    before = effects.audit_view(lead)
+    """Write field values another domain computed (an AI analysis) to a row-locked lead:
+    audited as `action` with `extra` — the change since `since` (the lead's audit view taken
+    before related changes, e.g. a stage move) — and announced as `lead.updated`."""
+    before = since if since is not None else effects.audit_view(lead)
     changed = any(getattr(lead, k) != v for k, v in values.items())
     for key, value in values.items():
         setattr(lead, key, value)
@@ -523,7 +525,6 @@ async def apply_fields(
         effects.touch(lead)
     await session.flush()
     b, a = diff(before, effects.audit_view(lead))
-    a.pop("version", None)
     await record(
         session,
         actor=actor,
