@@ -44,6 +44,12 @@ def subscribe(event_type: type[E]) -> Callable[[Callable[[AsyncSession, E], Awai
     return register
 
 
+def unsubscribe(event_type: type[Event], handler: Handler) -> None:
+    """Remove a handler (tests that listen for a while)."""
+    if handler in _subscribers.get(event_type, []):
+        _subscribers[event_type].remove(handler)
+
+
 def subscribers(event_type: type[Event]) -> list[Handler]:
     """The handlers registered for `event_type` (a copy)."""
     return list(_subscribers.get(event_type, ()))

@@ -22,9 +22,14 @@ from leadflow.users import repository as members
 
 @subscribe(LeadsAssigned)
 async def tell_assignees(session: AsyncSession, event: LeadsAssigned) -> None:
-    """In-app notification and email for each new assignee (not for an import, which sends
-    one summary per assignee instead)."""
+    """One lead: an in-app notification and an email to its new assignee. Many at once (a
+    bulk action): one in-app summary per assignee instead of a message per lead, so a bulk
+    assignment costs the same statements for 2 leads or 500. An import sends its own
+    summary (`notify` is False)."""
     if not event.notify:
+        return
+    if len(event.assignments) > 1:
+        await _summaries(session, event)
         return
     for done in event.assignments:
         if done.to_user_id is None:
@@ -56,6 +61,32 @@ async def tell_assignees(session: AsyncSession, event: LeadsAssigned) -> None:
             by=event.actor.label if event.actor else "Leadflow",
             reason=done.reason,
             delivery_key=key,
+        )
+
+
+SUMMARY_LEAD_IDS = 50
+
+
+async def _summaries(session: AsyncSession, event: LeadsAssigned) -> None:
+    per_user: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for done in event.assignments:
+        if done.to_user_id is not None:
+            per_user.setdefault(done.to_user_id, []).append(done.lead.id)
+    by = event.actor.label if event.actor else "Leadflow"
+    for user_id, lead_ids in per_user.items():
+        first = event.assignments[0].assignment_id
+        await notify(
+            session,
+            organization_id=event.organization_id,
+            user_id=user_id,
+            kind="leads_assigned",
+            title=f"{len(lead_ids)} leads were assigned to you",
+            body=f"by {by}",
+            delivery_key=f"leads-assigned:{first}:{user_id}",
+            data={
+                "count": len(lead_ids),
+                "lead_ids": [str(i) for i in lead_ids[:SUMMARY_LEAD_IDS]],
+            },
         )
 
 
