@@ -4,7 +4,7 @@
     LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench import_leads
 
 The file has German headers, 10% duplicate rows (same email as an earlier row) and 1% bad rows
-(broken email). "Leadflow" is `imports.service.start_async` (stores the upload, as the endpoint
+(broken email). "Leadflow" is `imports.batches.start_async` (stores the upload, as the endpoint
 does for large files) followed by the worker job `imports.run` (parse, validate, deduplicate,
 analyse, COPY into `leads`, checkpoint per chunk, ANALYZE). "Raw COPY" is asyncpg
 `copy_to_table` of the same file into a bare table with one text column per CSV column.
@@ -28,7 +28,10 @@ from leadflow.auth.service import actor_for_user
 from leadflow.config import Settings
 from leadflow.db import migrate
 from leadflow.db.engine import Database, session_scope
-from leadflow.imports import service
+from leadflow.imports.batches import file_chunks, start_async
+from leadflow.imports.jobs import run_job
+from leadflow.imports.options import ImportOptions
+from leadflow.imports.rows import Source
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
@@ -86,11 +89,11 @@ async def leadflow_import(db: Database, path: Path, settings: Settings) -> dict[
         actor = actor_for_user(user)
     t0 = time.perf_counter()
     async with session_scope(db) as session:
-        source = service.Source(fmt="csv", chunks=service.file_chunks(path), filename=path.name)
-        batch = await service.start_async(session, actor, source, service.ImportOptions())
+        source = Source(fmt="csv", chunks=file_chunks(path), filename=path.name)
+        batch = await start_async(session, actor, source, ImportOptions())
         batch_id = str(batch.id)
     ctx = JobContext(settings=settings, session_factory=db.sessionmaker)
-    status = await service.run_job(ctx, batch_id)
+    status = await run_job(ctx, batch_id)
     elapsed = time.perf_counter() - t0
     async with db.sessionmaker() as session:
         done = await session.get(ImportBatch, batch.id)

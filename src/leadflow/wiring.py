@@ -9,7 +9,8 @@ before the assignee is told, so the notification can name the deadline.
 
 import leadflow.auth.service
 import leadflow.calls.jobs
-import leadflow.imports.service
+import leadflow.imports.jobs
+import leadflow.imports.timeline  # the "imported" timeline kind, as in the app
 import leadflow.notifications.lead_assigned  # after sla.handlers: the message shows the deadline
 import leadflow.notifications.service
 import leadflow.sla.handlers

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import leadflow.wiring  # noqa: F401  (event subscribers, jobs)
 from leadflow.config import Settings
 from leadflow.db.engine import Database
-from leadflow.imports import service
+from leadflow.imports import batches, pipeline
 from leadflow.worker.jobs import JobContext
 
 CHUNK = 8
@@ -65,7 +65,7 @@ def _wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 async def _run_a(ctx: JobContext, db: Database, bid: uuid.UUID, release: Path) -> str:
-    token = await service.claim(ctx, bid)
+    token = await batches.claim(ctx, bid)
     if token is None:
         return "not claimed"
     commits = 0
@@ -89,25 +89,25 @@ async def _run_a(ctx: JobContext, db: Database, bid: uuid.UUID, release: Path) -
         yield release.read_bytes()
 
     ctx_a = JobContext(settings=ctx.settings, session_factory=counted_session)
-    return await service.run_claimed(ctx_a, bid, token, pieces)
+    return await batches.run_claimed(ctx_a, bid, token, pieces)
 
 
 async def _run_b(ctx: JobContext, bid: uuid.UUID) -> str:
     deadline = time.monotonic() + WAIT_SECONDS
     tries = 0
     # A's lease expires in real time: retry the claim until it is granted.
-    while (token := await service.claim(ctx, bid)) is None:
+    while (token := await batches.claim(ctx, bid)) is None:
         tries += 1
         if time.monotonic() > deadline:
             return "not claimed"
         await asyncio.sleep(POLL_SECONDS)
     _say(f"B: claimed after {tries} refused claims")
     data = first_piece() + rest_piece()
-    return await service.run_claimed(ctx, bid, token, lambda: iter([data]))
+    return await batches.run_claimed(ctx, bid, token, lambda: iter([data]))
 
 
 async def _main(role: str, bid: uuid.UUID, release: Path | None) -> str:
-    service.CHUNK_ROWS = CHUNK
+    pipeline.CHUNK_ROWS = CHUNK
     settings = Settings()
     db = Database(settings.database_url, pool_size=3)
     ctx = JobContext(settings=settings, session_factory=db.sessionmaker)

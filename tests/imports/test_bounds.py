@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from leadflow.imports import repository, service
-from leadflow.imports.service import cleanup_files_job, run_job
+from leadflow.imports import batches, pipeline, repository
+from leadflow.imports.jobs import cleanup_files_job, run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError
 from leadflow.models.lead import Lead
@@ -209,7 +209,7 @@ async def test_background_import_caps_stored_errors_across_chunks(
     jobs: JobContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(service, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
     app.state.settings.import_max_stored_errors = 3
     app.state.settings.import_sync_max_rows = 4
     org = await factory.org()
@@ -235,7 +235,7 @@ async def test_background_import_caps_stored_errors_across_chunks(
 async def test_errors_csv_streams_formula_safe_rows(
     client: httpx.AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "ERRORS_CSV_BATCH", 2)  # several batches from the database
+    monkeypatch.setattr(batches, "ERRORS_CSV_BATCH", 2)  # several batches from the database
     org = await factory.org()
     admin = await factory.member(org)
     data = (

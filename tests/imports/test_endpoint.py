@@ -19,7 +19,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.imports.service import run_job
+from leadflow.imports.jobs import run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead

@@ -1,7 +1,7 @@
 """A background import claimed again after its lease expired fences the earlier worker.
 
 Two workers are two independent sessions (own connections, real commits) driving the
-service's claim and run functions in the interleaving that used to insert a chunk twice:
+batch lifecycle's claim and run functions in the interleaving that used to insert a chunk twice:
 worker A commits some chunks and stalls, its lease expires, worker B claims the batch and
 finishes it, then A wakes up and tries to write its next chunk.
 """
@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
 from leadflow.db.engine import Database
-from leadflow.imports import service
+from leadflow.imports import batches, pipeline, repository
+from leadflow.imports.jobs import run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
@@ -59,7 +60,7 @@ async def _start(db: Database, tmp_path: Path) -> tuple[Settings, str, bytes, by
 async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
     committed_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", CHUNK)
     clock.freeze(T0)
     settings, batch_id, first, rest = await _start(committed_db, tmp_path)
     bid = ImportBatch.id.type.python_type(batch_id)
@@ -88,10 +89,10 @@ async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
     ctx_a = JobContext(settings=settings, session_factory=session_a)
     ctx_b = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
     # Claimed outside A's counted sessions: A's commits are then exactly its chunks.
-    token_a = await service.claim(ctx_b, bid)
+    token_a = await batches.claim(ctx_b, bid)
     assert token_a is not None
-    assert await service.claim(ctx_b, bid) is None  # lease still held
-    worker_a = asyncio.create_task(service.run_claimed(ctx_a, bid, token_a, pieces))
+    assert await batches.claim(ctx_b, bid) is None  # lease still held
+    worker_a = asyncio.create_task(batches.run_claimed(ctx_a, bid, token_a, pieces))
     try:
         await asyncio.wait_for(stalled.wait(), timeout=60)
         async with committed_db.sessionmaker() as s:
@@ -99,7 +100,7 @@ async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
 
         # A's lease (1 s) expires; worker B claims the batch and finishes it.
         clock.freeze(T0 + timedelta(seconds=2))
-        assert await service.run_job(ctx_b, batch_id) == "completed"
+        assert await run_job(ctx_b, batch_id) == "completed"
     finally:
         gate.set()
     # A wakes up: its next checkpoint is refused and its chunk rolled back.
@@ -125,12 +126,12 @@ async def test_a_claim_replaces_the_token_and_the_old_one_is_refused(
     settings, batch_id, _, _ = await _start(committed_db, tmp_path)
     ctx = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
     bid = ImportBatch.id.type.python_type(batch_id)
-    old = await service.claim(ctx, bid)
+    old = await batches.claim(ctx, bid)
     clock.freeze(T0 + timedelta(seconds=2))
-    new = await service.claim(ctx, bid)
+    new = await batches.claim(ctx, bid)
     assert old is not None and new is not None and old != new
     async with committed_db.sessionmaker() as s:
-        assert await service.repository.checkpoint(s, bid, old, {"processed_rows": 5}) is False
-        assert await service.repository.checkpoint(s, bid, new, {"processed_rows": 5}) is True
+        assert await repository.checkpoint(s, bid, old, {"processed_rows": 5}) is False
+        assert await repository.checkpoint(s, bid, new, {"processed_rows": 5}) is True
         await s.commit()
         assert await s.scalar(select(ImportBatch.processed_rows)) == 5

@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
-from leadflow.imports.service import run_job
+from leadflow.imports.jobs import run_job
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange

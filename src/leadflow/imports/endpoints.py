@@ -16,14 +16,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import leadflow.imports.timeline  # noqa: F401  (registers the "imported" timeline kind)
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
-from leadflow.imports import parsing, service
+from leadflow.imports import batches, parsing
+from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
+from leadflow.imports.rows import Source, estimate_rows
 from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
-from leadflow.imports.service import ImportOptions, Source
+from leadflow.imports.undo import undo
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.import_batch import ImportBatch
 
@@ -101,14 +104,14 @@ async def _spool_body(request: Request, limit: int, spool: IO[bytes]) -> None:
 
 
 def _single(data: bytes) -> Iterator[bytes]:
-    for i in range(0, len(data), service.FILE_CHUNK_BYTES):
-        yield data[i : i + service.FILE_CHUNK_BYTES]
+    for i in range(0, len(data), batches.FILE_CHUNK_BYTES):
+        yield data[i : i + batches.FILE_CHUNK_BYTES]
 
 
 def _file_source(
     fmt: Literal["csv", "xlsx"], spool: IO[bytes], filename: str | None = None
 ) -> Source:
-    chunks, open_file = parsing.shared_file_openers(spool, service.FILE_CHUNK_BYTES)
+    chunks, open_file = parsing.shared_file_openers(spool, batches.FILE_CHUNK_BYTES)
     return Source(fmt=fmt, chunks=chunks, filename=filename, open_file=open_file)
 
 
@@ -141,7 +144,7 @@ async def _source(
         raw_opts.update({k: v for k, v in form.items() if k in _OPTION_KEYS and isinstance(v, str)})
         return _file_source(fmt, upload.file, upload.filename), raw_opts
     spool = stack.enter_context(
-        tempfile.SpooledTemporaryFile(max_size=service.FILE_CHUNK_BYTES)  # noqa: SIM115 (closed by the stack)
+        tempfile.SpooledTemporaryFile(max_size=batches.FILE_CHUNK_BYTES)  # noqa: SIM115 (closed by the stack)
     )
     await _spool_body(request, limit, spool)
     if ctype == "application/json":
@@ -214,10 +217,10 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
         try:
             # Counting reads the whole file (an XLSX sheet is parsed): off the event loop, and
             # before the next transaction begins.
-            estimate = await asyncio.to_thread(service.estimate_rows, source, settings)
-            await service.preflight(session, actor, settings, source, options)
+            estimate = await asyncio.to_thread(estimate_rows, source, settings)
+            await batches.preflight(session, actor, settings, source, options)
             if estimate > settings.import_sync_max_rows and not options.dry_run:
-                started = await service.start_async(session, actor, source, options)
+                started = await batches.start_async(session, actor, source, options)
                 url = f"/api/v1/imports/{started.id}"
                 return JSONResponse(
                     ImportAccepted(
@@ -225,7 +228,7 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
                     ).model_dump(mode="json"),
                     status_code=status.HTTP_202_ACCEPTED,
                 )
-            batch, report = await service.run_sync(session, actor, settings, source, options)
+            batch, report = await batches.run_sync(session, actor, settings, source, options)
         except FileProblem as exc:
             raise InvalidFile(str(exc), code=exc.code) from None
     return ImportResult(
@@ -247,7 +250,7 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
 async def _not_stored(session: AsyncSession, batch: ImportBatch | None) -> int:
     if batch is None:
         return 0
-    stored = (await service.stored_error_counts(session, [batch.id])).get(batch.id, 0)
+    stored = (await batches.stored_error_counts(session, [batch.id])).get(batch.id, 0)
     return max(0, batch.error_count - stored)
 
 
@@ -287,8 +290,8 @@ async def list_imports(
     session: SessionDep, actor: Importer, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[BatchRead]:
     """Imports in the caller's scope (own / team / org by who started them), newest first."""
-    rows, total = await service.list_batches(session, actor, page.limit, page.offset)
-    stored = await service.stored_error_counts(session, [b.id for b in rows])
+    rows, total = await batches.list_batches(session, actor, page.limit, page.offset)
+    stored = await batches.stored_error_counts(session, [b.id for b in rows])
     return Page(
         items=[_read(b, [], stored.get(b.id, 0)) for b in rows],
         total=total,
@@ -305,9 +308,9 @@ async def get_import(
     errors: Annotated[int, Query(ge=0, le=1000)] = 100,
 ) -> BatchRead:
     """Status, progress (rows done of total) and counts of an import."""
-    batch = await service.get_batch(session, actor, batch_id)
-    rows = await service.batch_errors(session, batch.id, errors)
-    stored = await service.stored_error_counts(session, [batch.id])
+    batch = await batches.get_batch(session, actor, batch_id)
+    rows = await batches.batch_errors(session, batch.id, errors)
+    stored = await batches.stored_error_counts(session, [batch.id])
     return _read(
         batch,
         [
@@ -323,7 +326,7 @@ async def import_errors_csv(
     session: SessionDep, factory: SessionFactoryDep, actor: Importer, batch_id: uuid.UUID
 ) -> StreamingResponse:
     """The stored failed rows as uploaded plus an `error` column, ready to fix and upload again."""
-    body = await service.errors_csv(session, actor, batch_id, factory)
+    body = await batches.errors_csv(session, actor, batch_id, factory)
     return StreamingResponse(
         body,
         media_type="text/csv; charset=utf-8",
@@ -334,4 +337,4 @@ async def import_errors_csv(
 @batches_router.post("/{batch_id}/undo", response_model=BatchRead)
 async def undo_import(session: SessionDep, actor: Importer, batch_id: uuid.UUID) -> BatchRead:
     """Remove the leads the import created and restore the fields it updated."""
-    return _read(await service.undo(session, actor, batch_id), [])
+    return _read(await undo(session, actor, batch_id), [])

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
-    Table,
-    bindparam,
     case,
     delete,
     func,
@@ -26,48 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
-from leadflow.db.dialect import bulk_insert, dialect_name, one_of_values
+from leadflow.db.dialect import dialect_name, one_of_values
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
-from leadflow.models.lead_history import LeadAssignment
 from leadflow.models.pipeline_stage import PipelineStage
 
-_COPY_COLUMNS = (
-    "id",
-    "organization_id",
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "company",
-    "channel",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "status",
-    "tags",
-    "assignee_id",
-    "created_by",
-    "disg_type",
-    "notes",
-    "custom",
-    "score",
-    "needs_action",
-    "next_action_at",
-    "next_action_description",
-    "last_contacted_at",
-    "import_batch_id",
-    "analyzed_at",
-    "search_text",
-    "sla_policy_id",
-    "sla_deadline",
-    "sla_reminder_at",
-    "version",
-    "created_at",
-    "updated_at",
-)
 _GIN_INDEXES = ("pgx_leads_search_trgm", "pgx_leads_tags")
 # A lead is "theirs" for a user who is its assignee or its creator (as in the leads module).
 _OWNERS = (Lead.assignee_id, Lead.created_by)
@@ -121,42 +82,6 @@ async def existing_ids(
     return by_email, by_phone
 
 
-async def leads_for_update(
-    session: AsyncSession, actor: Actor, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """Live leads among `ids` inside the actor's scope, as column dicts, row-locked."""
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(Lead.__table__)
-        .where(
-            Lead.id.in_(ids),
-            Lead.organization_id == actor.organization_id,
-            Lead.deleted_at.is_(None),
-            row_scope_clause(actor, _OWNERS),
-        )
-        .with_for_update()
-    )
-    return {r["id"]: dict(r) for r in rows.mappings().all()}
-
-
-async def update_leads(
-    session: AsyncSession, columns: tuple[str, ...], rows: list[dict[str, Any]]
-) -> None:
-    """Write `columns` of many leads by id in one executemany (every row carries them all)."""
-    if not rows:
-        return
-    table = cast(Table, Lead.__table__)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
-        .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns})
-    )
-    await session.execute(
-        stmt, [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
-    )
-
-
 async def updated_lead_ids(
     session: AsyncSession, batch_id: uuid.UUID, ids: list[uuid.UUID]
 ) -> set[uuid.UUID]:
@@ -175,51 +100,6 @@ async def insert_rows(session: AsyncSession, model: Any, rows: list[dict[str, An
     """Insert many rows of `model` (one executemany)."""
     if rows:
         await session.execute(insert(model), rows)
-
-
-async def insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert lead records (COPY on PostgreSQL)."""
-    await bulk_insert(session, Lead, rows, columns=_COPY_COLUMNS, json_columns=("tags", "custom"))
-
-
-async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert assignment history rows."""
-    await session.execute(insert(LeadAssignment), rows)
-
-
-async def remove_batch_leads(
-    session: AsyncSession, actor: Actor, batch_id: uuid.UUID, now: datetime
-) -> int:
-    """Soft-delete the live leads a batch created that are in the actor's scope; how many."""
-    removed = await session.execute(
-        update(Lead)
-        .where(
-            Lead.organization_id == actor.organization_id,
-            Lead.import_batch_id == batch_id,
-            Lead.deleted_at.is_(None),
-            row_scope_clause(actor, _OWNERS),
-        )
-        .values(deleted_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return getattr(removed, "rowcount", 0)
-
-
-async def leads_in_scope(session: AsyncSession, actor: Actor, ids: list[uuid.UUID]) -> list[Lead]:
-    """The live leads among `ids` that the actor may change, row-locked."""
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(Lead)
-        .where(
-            Lead.id.in_(ids),
-            Lead.organization_id == actor.organization_id,
-            Lead.deleted_at.is_(None),
-            row_scope_clause(actor, _OWNERS),
-        )
-        .with_for_update()
-    )
-    return list(rows)
 
 
 async def flush_search_indexes(session: AsyncSession) -> None:
