@@ -146,7 +146,7 @@ async def _import_undo(w: World) -> list[uuid.UUID]:
     body = await w.import_csv(
         f"Name,E-Mail,Status\nOpen Lead,{w.open.email},contacted\n", "&on_duplicate=update"
     )
-    await w.ok("POST", f"/api/v1/imports/{body['batch_id']}/undo")
+    await w.ok("POST", f"/api/v1/imports/{body['import_batch_id']}/undo")
     return [w.open.id]
 
 

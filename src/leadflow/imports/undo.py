@@ -70,8 +70,8 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
         resource_id=batch.id,
         after={
             "removed_leads": len(removed),
-            "restored_leads": len(restored),
-            "skipped_updates": len(updates) - len(restored),
+            "restored_leads": len(restored.updated),
+            "skipped_updates": len(updates) - len(restored.updated),
         },
     )
     return batch

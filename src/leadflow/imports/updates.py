@@ -45,15 +45,17 @@ async def apply_updates(
     done = await bulk.update_records(
         session, ctx.actor, values, now=utcnow(), reason="import", fill=True
     )
-    if batch_id is not None and done:
-        known = await repository.updated_lead_ids(session, batch_id, [u.lead_id for u in done])
+    if batch_id is not None and done.updated:
+        known = await repository.updated_lead_ids(
+            session, batch_id, [u.lead_id for u in done.updated]
+        )
         await repository.insert_rows(
             session,
             ImportUpdate,
             [
                 {"batch_id": batch_id, "lead_id": u.lead_id, "before": _plain(u.before)}
-                for u in done
+                for u in done.updated
                 if u.lead_id not in known
             ],
         )
-    return len(done)
+    return len(done.updated)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.records import RecordView
 from leadflow.leads import repository
-from leadflow.leads.effects import assign_many, audit_view, derive, move_many, touch
+from leadflow.leads.effects import derive
 from leadflow.leads.events import (
     Assignment,
     Change,
@@ -37,6 +37,7 @@ from leadflow.leads.events import (
     Move,
 )
 from leadflow.leads.schemas import BulkIn, BulkOut
+from leadflow.models.lead import Lead
 from leadflow.pipeline import service as pipeline
 from leadflow.users import repository as users
 
@@ -54,7 +55,7 @@ async def apply_action(
         raise ValidationFailed("Give either ids or filter", field="ids")
     cap = settings.bulk_max_leads
     if data.ids is not None:
-        leads = await repository.get_many(session, actor, list(dict.fromkeys(data.ids)))
+        ids = list(dict.fromkeys(data.ids))
     else:
         assert data.filter is not None
         ids = await repository.select_ids(session, actor, data.filter, cap + 1)
@@ -62,60 +63,41 @@ async def apply_action(
             raise PayloadTooLarge(
                 f"The filter matches more than {cap} leads; narrow it down", code="bulk_too_large"
             )
-        leads = await repository.get_many(session, actor, ids)
     value = await _bulk_value(session, actor, data)
-    org, now, action = actor.organization_id, utcnow(), data.action
-    befores = {lead.id: audit_view(lead) for lead in leads}
-    if action == "assign":
-        changed = [lead for lead in leads if lead.assignee_id != value]
-        await assign_many(
-            session, settings, actor, org, [(lead, value, "bulk", None) for lead in changed], now
-        )
-    elif action == "status":
-        changed = [lead for lead in leads if lead.status != value]
-        await move_many(session, actor, org, [(lead, value) for lead in changed], "bulk", now)
-    elif action == "tag_add":
-        changed = [lead for lead in leads if value not in lead.tags]
-        for lead in changed:
-            lead.tags = [*lead.tags, value]
-    elif action == "tag_remove":
-        changed = [lead for lead in leads if value in lead.tags]
-        for lead in changed:
-            lead.tags = [t for t in lead.tags if t != value]
-    else:  # delete
-        changed = list(leads)
-        for lead in changed:
-            lead.deleted_at = now
-    for lead in changed:
-        touch(lead)
-    await session.flush()
-    diffs = [(lead.id, *diff(befores[lead.id], audit_view(lead))) for lead in changed]
-    await record_many(
-        session,
-        actor=actor,
-        organization_id=org,
-        entries=[Entry(f"lead.bulk_{action}", "lead", i, b, a) for i, b, a in diffs],
-        now=now,
-    )
+    now, action = utcnow(), data.action
     if action == "delete":
-        await events.publish(
+        deleted = await delete_where(
             session,
-            LeadsDeleted(
-                actor=actor, organization_id=org, now=now, lead_ids=[i for i, _, _ in diffs]
-            ),
+            actor,
+            Lead.id.in_(ids),
+            now=now,
+            reason="bulk",
+            audit_action="lead.bulk_delete",
         )
-    elif diffs:
-        await events.publish(
-            session,
-            LeadsUpdated(
-                actor=actor,
-                organization_id=org,
-                now=now,
-                changes=[Change(i, b, a) for i, b, a in diffs],
-                source="bulk",
-            ),
-        )
-    return BulkOut(matched=len(leads), updated=len(changed))
+        return BulkOut(matched=len(deleted), updated=len(deleted))
+
+    def change(row: dict[str, Any]) -> dict[str, Any]:
+        if action == "assign":
+            return {"assignee_id": value}
+        if action == "status":
+            return {"status": value}
+        tags = list(row["tags"] or [])
+        if action == "tag_add":
+            return {"tags": tags if value in tags else [*tags, value]}
+        return {"tags": [t for t in tags if t != value]}
+
+    result = await update_records(
+        session,
+        actor,
+        [(i, change) for i in ids],
+        now=now,
+        reason="bulk",
+        fill=False,
+        audit_action=f"lead.bulk_{action}",
+        settings=settings,
+        writable=(*WRITABLE, "assignee_id"),
+    )
+    return BulkOut(matched=result.matched, updated=len(result.updated))
 
 
 async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
@@ -172,7 +154,7 @@ WRITABLE = (
 )
 # Every updated lead writes all of these (unchanged ones with their current value), so a
 # whole chunk is one executemany however the rows differ.
-_WRITTEN = (*WRITABLE, "full_name", "search_text", "version", "updated_at")
+_WRITTEN = (*WRITABLE, "assignee_id", "full_name", "search_text", "version", "updated_at")
 _AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
 
 
@@ -317,34 +299,51 @@ class Updated:
     after: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class UpdateResult:
+    """What `update_records` found (live leads in scope) and changed."""
+
+    matched: int
+    updated: list[Updated]
+
+
+Values = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+
+
 async def update_records(
     session: AsyncSession,
     actor: Actor,
-    updates: Iterable[tuple[uuid.UUID, dict[str, Any]]],
+    updates: Iterable[tuple[uuid.UUID, Values]],
     *,
     now: datetime,
     reason: str,
     fill: bool,
     audit_action: str = "lead.update",
-) -> list[Updated]:
+    settings: Settings | None = None,
+    writable: Sequence[str] = WRITABLE,
+) -> UpdateResult:
     """Write values to existing leads inside the actor's scope (row-locked and re-checked in
-    this transaction: a lead that left the scope or was deleted is not touched).
+    this transaction: a lead that left the scope or was deleted is not touched). Values are
+    a dict or a function of the lead's current row (a bulk "add a tag").
 
     `fill=True` (an import): only non-empty values are written and `custom` is merged into
-    the lead's; `fill=False` (an undo): every given value is written as it is. Writes what an
-    API update writes — derived fields, version, a status history row when the stage moves,
-    an audit row per changed lead — and publishes `lead.updated`, `lead.status_changed` and
-    `lead.responded` (leaving the first stage), each once for the whole set.
+    the lead's; `fill=False`: every given value is written as it is. Writes what an API
+    update writes — derived fields, version, a status history row when the stage moves, an
+    assignment history row when the assignee changes (`settings` needed then), an audit row
+    per changed lead — in one statement per kind of row, and publishes `lead.updated`,
+    `lead.status_changed`, `lead.responded` (leaving the first stage) and `lead.assigned`,
+    each once for the whole set.
     """
     updates = list(updates)
     current = await repository.rows_for_update(session, actor, [i for i, _ in updates])
     state: dict[uuid.UUID, dict[str, Any]] = {}
-    for lead_id, values in updates:
+    for lead_id, given in updates:
         if lead_id not in current:
             continue
         row = state.setdefault(lead_id, dict(current[lead_id]))
+        values = given(row) if callable(given) else given
         for key, value in values.items():
-            if key not in WRITABLE or (fill and value in (None, "", [])):
+            if key not in writable or (fill and value in (None, "", [])):
                 continue
             row[key] = {**(row["custom"] or {}), **value} if fill and key == "custom" else value
     org = actor.organization_id
@@ -352,6 +351,8 @@ async def update_records(
     done: list[Updated] = []
     moves: list[Move] = []
     statuses: list[dict[str, Any]] = []
+    assignments: list[Assignment] = []
+    history: list[dict[str, Any]] = []
     audits: list[Entry] = []
     for lead_id, row in state.items():
         old = current[lead_id]
@@ -368,6 +369,24 @@ async def update_records(
             statuses.append(
                 _status_row(org, actor, lead_id, old["status"], row["status"], reason, now)
             )
+        if row["assignee_id"] != old["assignee_id"]:
+            row_id = uuid7()
+            history.append(
+                {
+                    "id": row_id,
+                    "organization_id": org,
+                    "lead_id": lead_id,
+                    "actor_user_id": actor.user_id,
+                    "from_user_id": old["assignee_id"],
+                    "to_user_id": row["assignee_id"],
+                    "reason": reason,
+                    "rule_id": None,
+                    "created_at": now,
+                }
+            )
+            assignments.append(
+                Assignment(RecordView(row), row_id, old["assignee_id"], row["assignee_id"], reason)
+            )
         b, a = diff(
             _plain({k: old[k] for k in changed if k not in _AUDIT_EXCLUDE}),
             _plain({k: row[k] for k in changed if k not in _AUDIT_EXCLUDE}),
@@ -376,20 +395,15 @@ async def update_records(
             audits.append(Entry(audit_action, "lead", lead_id, b, a))
     await repository.update_rows(session, _WRITTEN, rows)
     await repository.insert_status_changes(session, statuses)
+    await repository.insert_assignments(session, history)
     await record_many(session, actor=actor, organization_id=org, entries=audits, now=now)
     if audits:
+        changes = [
+            Change(uuid.UUID(str(e.resource_id)), e.before or {}, e.after or {}) for e in audits
+        ]
         await events.publish(
             session,
-            LeadsUpdated(
-                actor=actor,
-                organization_id=org,
-                now=now,
-                changes=[
-                    Change(uuid.UUID(str(e.resource_id)), e.before or {}, e.after or {})
-                    for e in audits
-                ],
-                source=reason,
-            ),
+            LeadsUpdated(actor=actor, organization_id=org, now=now, changes=changes, source=reason),
         )
     if moves:
         await events.publish(
@@ -402,7 +416,19 @@ async def update_records(
                 session,
                 LeadsResponded(actor=actor, organization_id=org, now=now, lead_ids=responded),
             )
-    return done
+    if assignments:
+        assert settings is not None, "assignee changes need the settings (SLA, messages)"
+        await events.publish(
+            session,
+            LeadsAssigned(
+                actor=actor,
+                organization_id=org,
+                now=now,
+                settings=settings,
+                assignments=assignments,
+            ),
+        )
+    return UpdateResult(matched=len(state), updated=done)
 
 
 async def delete_where(
@@ -411,25 +437,27 @@ async def delete_where(
     *conditions: Any,
     now: datetime,
     reason: str,
+    audit_action: str | None = None,
     audit_resource: tuple[str, uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
-    """Soft-delete the live leads in the actor's scope that meet `conditions` (one UPDATE);
-    one audit row for the set and `lead.deleted`. Returns their ids."""
+    """Soft-delete the live leads in the actor's scope that meet `conditions` (one UPDATE,
+    which also counts the edit in their version) and publish `lead.deleted`. Audited with
+    one row per lead as `audit_action` (a bounded bulk action), else one row for the set
+    (an import undo, any size). Returns their ids."""
     ids = await repository.soft_delete_where(session, actor, now, *conditions)
     if not ids:
         return []
-    kind, ref = audit_resource or ("lead", None)
-    await record_many(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        entries=[Entry("lead.delete_many", kind, ref, None, {"count": len(ids), "reason": reason})],
-        now=now,
-    )
+    org = actor.organization_id
+    if audit_action:
+        entries = [Entry(audit_action, "lead", i, None, {"deleted_at": now}) for i in ids]
+    else:
+        kind, ref = audit_resource or ("lead", None)
+        entries = [
+            Entry("lead.delete_many", kind, ref, None, {"count": len(ids), "reason": reason})
+        ]
+    await record_many(session, actor=actor, organization_id=org, entries=entries, now=now)
     await events.publish(
         session,
-        LeadsDeleted(
-            actor=actor, organization_id=actor.organization_id, now=now, lead_ids=ids, reason=reason
-        ),
+        LeadsDeleted(actor=actor, organization_id=org, now=now, lead_ids=ids, reason=reason),
     )
     return ids

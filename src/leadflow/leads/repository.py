@@ -739,7 +739,7 @@ async def soft_delete_where(
     rows = await session.execute(
         update(Lead)
         .where(*scope_conditions(actor), *conditions)
-        .values(deleted_at=now, updated_at=now)
+        .values(deleted_at=now, updated_at=now, version=Lead.version + 1)
         .returning(Lead.id)
         .execution_options(synchronize_session=False)
     )
