@@ -20,7 +20,7 @@ import leadflow
 ROOT = Path(leadflow.__file__).parent
 FOUNDATION = frozenset({"kit", "config", "db", "models", "exceptions"})
 # Entry points that assemble everything; they may import any package.
-ENTRY_POINTS = frozenset({"app", "cli", "seed"})
+ENTRY_POINTS = frozenset({"app", "cli", "seed", "wiring"})
 # The HTTP layer: modules that hold routes (`endpoints.py`, `api_key_endpoints.py`). It sits
 # above every domain: an endpoint may call any domain's service and the `auth` dependencies,
 # and only entry points import it. Cycles are checked between the domains below it.
