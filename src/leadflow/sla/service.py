@@ -19,6 +19,7 @@ from leadflow.audit.service import (
 )
 from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
+from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
@@ -27,7 +28,6 @@ from leadflow.kit.pagination import PageParams
 from leadflow.kit.records import RecordView
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
-from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
@@ -50,8 +50,7 @@ async def _calendar(
 ) -> BusinessCalendar:
     if policy is not None and policy.calendar:
         return BusinessCalendar.from_dict(policy.calendar)
-    org = await session.get(Organization, org_id)
-    return BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
+    return await calendar_of(session, org_id)
 
 
 async def policy_for(session: AsyncSession, lead: Lead) -> SlaPolicy | None:
