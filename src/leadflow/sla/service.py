@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -39,9 +38,7 @@ from leadflow.sla.schemas import (
     SlaPolicyRef,
 )
 from leadflow.users import repository as members
-from leadflow.worker.jobs import JobContext, job
 
-log = logging.getLogger("leadflow.sla")
 BATCH = 500
 
 
@@ -250,22 +247,6 @@ async def check(session: AsyncSession, settings: Settings, now: datetime) -> dic
             await _breach(session, settings, lead, now)
             breached += 1
     return {"reminded": reminded, "breached": breached}
-
-
-@job("sla.check")
-async def check_job(ctx: JobContext) -> dict[str, int]:
-    """The periodic SLA check (every LEADFLOW_SLA_CHECK_SECONDS, once across all workers)."""
-    totals = {"reminded": 0, "breached": 0}
-    while True:
-        async with ctx.session_factory() as session:
-            result = await check(session, ctx.settings, utcnow())
-            await session.commit()
-        totals = {k: totals[k] + result[k] for k in totals}
-        if result["reminded"] < BATCH and result["breached"] < BATCH:
-            break
-    if totals["reminded"] or totals["breached"]:
-        log.info("sla check", extra=totals)
-    return totals
 
 
 def state_of(lead: Lead, now: datetime) -> SlaClockState:
