@@ -1,20 +1,23 @@
 """Connects the domains: imports every module that registers a background job, an outbox
-delivery handler or a domain-event subscriber, then marks the process wired.
+delivery handler, a timeline kind or a domain-event subscriber, then marks the process wired.
 
 Entry points (`leadflow.app`, `leadflow.cli`) import this module once. Domains never import
-it: a subscriber depends on the publisher, and only this list knows them all. The order of
-the subscriber imports is the order handlers run for the same event — SLA clocks start
-before the assignee is told, so the notification can name the deadline.
+it: a subscriber depends on the publisher, and only this list knows them all.
 """
 
-import leadflow.auth.service
+# Event subscribers.
+# Timeline kinds, so a lead's timeline reads the same in the worker as in the app.
+import leadflow.ai.timeline
+
+# Jobs and outbox delivery handlers.
+import leadflow.auth.jobs
 import leadflow.calls.jobs
 import leadflow.imports.jobs
-import leadflow.imports.timeline  # the "imported" timeline kind, as in the app
-import leadflow.notifications.lead_assigned  # after sla.handlers: the message shows the deadline
-import leadflow.notifications.service
+import leadflow.imports.timeline
+import leadflow.notifications.jobs
+import leadflow.notifications.lead_assigned
 import leadflow.sla.handlers
-import leadflow.sla.service
+import leadflow.sla.jobs
 import leadflow.tasks.jobs
 import leadflow.worker.outbox
 import leadflow.worker.prune  # noqa: F401

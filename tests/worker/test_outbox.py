@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import leadflow.notifications.jobs  # noqa: F401  (registers the email delivery handler)
 from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext, RecordingQueue

@@ -1,7 +1,7 @@
 """AI generations in the lead timeline (kind `ai_generation`) and in lead merges.
 
-Importing this module registers both; `leadflow.ai.service` imports it, so the app and the
-worker (through `leadflow.imports.service`) have them.
+Importing this module registers both; `leadflow.ai.service` imports it for the app and
+`leadflow.wiring` for every process.
 """
 
 from __future__ import annotations

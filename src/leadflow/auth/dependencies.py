@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+import leadflow.auth.jobs  # noqa: F401  (registers the job the service queues)
 from leadflow.auth import service
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep

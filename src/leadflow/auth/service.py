@@ -26,7 +26,7 @@ from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs
 from leadflow.users import repository as users
-from leadflow.worker.jobs import JobContext, enqueue_job, job
+from leadflow.worker.jobs import enqueue_job
 
 API_KEY_PREFIX = "lf_"
 INVALID_CREDENTIALS = "Invalid email or password"
@@ -303,11 +303,3 @@ def _touch_due(key_id: uuid.UUID, now: datetime) -> bool:
         _touch_queued.clear()
     _touch_queued[key_id] = now
     return True
-
-
-@job("auth.touch_api_key")
-async def touch_api_key(ctx: JobContext, key_id: str, used_at: str) -> None:
-    """Record when a key was last used (queued by read-only requests)."""
-    async with ctx.session_factory() as session:
-        await repository.touch_api_key(session, uuid.UUID(key_id), datetime.fromisoformat(used_at))
-        await session.commit()

@@ -1,7 +1,7 @@
 """Business calendar: working hours, public holidays and business-time arithmetic.
 
-Pure Python (no database, no FastAPI); an organisation stores its calendar as the JSON
-dict produced by `BusinessCalendar.to_dict()`.
+`business` is pure Python (no database, no FastAPI); an organisation stores its calendar as
+the JSON dict produced by `BusinessCalendar.to_dict()`, and `organization.calendar_of` reads it.
 """
 
 from leadflow.calendar.business import (

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import call_scope_conditions as scope_conditions
 from leadflow.calls.schemas import CallStatus
+from leadflow.db.claims import claim_returning
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.call_request import CallRequest, CallRequestEvent
@@ -208,19 +209,16 @@ async def move_status(
     conds = [CallRequest.id == call_id, CallRequest.status.in_(expect)]
     if attempt is not None:
         conds.append(CallRequest.attempts == attempt)
-    result = await session.execute(
-        update(CallRequest)
-        .where(*conds)
-        .values(
-            status=to,
-            event_count=CallRequest.event_count + new_events,
-            updated_at=utcnow(),
-            **values,
-        )
-        .returning(CallRequest.event_count, CallRequest.organization_id)
-        .execution_options(synchronize_session=False)
+    row = await claim_returning(
+        session,
+        CallRequest,
+        (CallRequest.event_count, CallRequest.organization_id),
+        *conds,
+        status=to,
+        event_count=CallRequest.event_count + new_events,
+        updated_at=utcnow(),
+        **values,
     )
-    row = result.one_or_none()
     return None if row is None else (int(row[0]), row[1])
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import record, record_create
 from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
+from leadflow.calendar.organization import calendar_of
 from leadflow.calls import repository, twilio
 from leadflow.calls.providers import CallUpdate, OutboundCall, UpdateKind
 from leadflow.calls.repository import ON_CALL, WAITING, CallFilter
@@ -54,7 +55,6 @@ from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
 from leadflow.leads.registry import register_lead_child
 from leadflow.models.call_request import CallRequest, CallRequestEvent
-from leadflow.models.organization import Organization
 from leadflow.organizations.service import org_settings
 from leadflow.timeline.registry import model_source, register_source
 from leadflow.worker.jobs import enqueue_job
@@ -128,12 +128,6 @@ register_lead_child(CallRequest)  # merging leads moves their call requests with
 
 
 # --------------------------------------------------------------------------- calendar
-
-
-async def calendar_for(session: AsyncSession, organization_id: uuid.UUID) -> BusinessCalendar:
-    """The organisation's business calendar (Mon-Fri 08:00-18:00 Berlin, German holidays)."""
-    org = await session.get(Organization, organization_id)
-    return BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
 
 
 def local_label(calendar: BusinessCalendar, at: datetime) -> str:
@@ -463,7 +457,7 @@ async def submit(
         )
     )
     await session.flush()
-    calendar = await calendar_for(session, row.organization_id)
+    calendar = await calendar_of(session, row.organization_id)
     result: CallRequest | None = row
     if calendar.is_open(now):
         enqueue_job(session, "calls.process", str(row.id))
@@ -599,7 +593,7 @@ async def start_attempt(
     status = CallStatus(row.status)
     if status not in WAITING or row.scheduled_for is None or row.scheduled_for > now:
         return "not_due", row
-    calendar = await calendar_for(session, row.organization_id)
+    calendar = await calendar_of(session, row.organization_id)
     if not calendar.is_open(now):
         at = calendar.next_open(now)
         to = CallStatus.OUTSIDE_BUSINESS_HOURS if status is CallStatus.QUEUED else status
@@ -657,7 +651,7 @@ async def _attempt_failed(
     )
     common: dict[str, Any] = {"call_deadline_at": None, "last_error": message[:500]}
     if attempt < limit:
-        calendar = await calendar_for(session, row.organization_id)
+        calendar = await calendar_of(session, row.organization_id)
         at = calendar.next_open(utcnow() + timedelta(minutes=settings.call_retry_minutes))
         return await _schedule(
             session,

@@ -17,13 +17,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    update,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
+from leadflow.db.claims import claim
 from leadflow.db.dialect import dialect_name, one_of_values
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
@@ -172,17 +172,17 @@ async def claim_batch(
     Returns the new claim token if won (None otherwise); it fences every earlier claimer.
     """
     token = str(uuid.uuid4())
-    claimed = await session.execute(
-        update(ImportBatch)
-        .where(
-            ImportBatch.id == batch_id,
-            ImportBatch.status.in_(("pending", "running")),
-            or_(ImportBatch.status == "pending", ImportBatch.updated_at < now - lease),
-        )
-        .values(status="running", updated_at=now, claim_token=token)
-        .execution_options(synchronize_session=False)
+    won = await claim(
+        session,
+        ImportBatch,
+        ImportBatch.id == batch_id,
+        ImportBatch.status.in_(("pending", "running")),
+        or_(ImportBatch.status == "pending", ImportBatch.updated_at < now - lease),
+        status="running",
+        updated_at=now,
+        claim_token=token,
     )
-    return token if getattr(claimed, "rowcount", 0) == 1 else None
+    return token if won else None
 
 
 async def checkpoint(
@@ -194,13 +194,7 @@ async def checkpoint(
     transaction and then see the fresh `updated_at` (lease renewed), so it loses.
     """
     held = ImportBatch.claim_token.is_(None) if token is None else ImportBatch.claim_token == token
-    written = await session.execute(
-        update(ImportBatch)
-        .where(ImportBatch.id == batch_id, held)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return getattr(written, "rowcount", 0) == 1
+    return await claim(session, ImportBatch, ImportBatch.id == batch_id, held, **values)
 
 
 async def stale_batch_ids(session: AsyncSession, cutoff: datetime) -> list[uuid.UUID]:

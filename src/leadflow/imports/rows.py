@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai.local import LeadContext, normalize_status
 from leadflow.authz.actor import Actor
-from leadflow.calendar.business import BusinessCalendar
+from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
 from leadflow.exceptions import Conflict, ValidationFailed
@@ -29,7 +29,6 @@ from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
-from leadflow.models.organization import Organization
 
 _LIMITS = {
     "first_name": 120,
@@ -299,8 +298,7 @@ async def load_context(
     custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
     custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
     plan = parsing.plan_columns(headers, custom_keys, options.mapping)
-    org = await session.get(Organization, org_id)
-    calendar = BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
+    calendar = await calendar_of(session, org_id)
     if not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
         raise FileProblem(
             "No name, email or phone column found (headers: " + ", ".join(headers[:20]) + ")"

@@ -1,6 +1,6 @@
 """The "imported" kind of the lead timeline: which import created a lead.
 
-Importing this module registers the source (the endpoints and the worker registry do).
+Importing this module registers the source (the endpoints and `leadflow.wiring` do).
 """
 
 from __future__ import annotations

@@ -29,16 +29,22 @@ class Event:
 E = TypeVar("E", bound=Event)
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 
-_subscribers: dict[type[Event], list[Handler]] = defaultdict(list)
+_subscribers: dict[type[Event], list[tuple[int, Handler]]] = defaultdict(list)
 _wired = False
 
 
-def subscribe(event_type: type[E]) -> Callable[[Callable[[AsyncSession, E], Awaitable[None]]], Any]:
-    """Decorator: run the handler for every published `event_type`, in registration order."""
+def subscribe(
+    event_type: type[E], *, order: int = 100
+) -> Callable[[Callable[[AsyncSession, E], Awaitable[None]]], Any]:
+    """Decorator: run the handler for every published `event_type`. Handlers run by `order`
+    (then by registration), so one that needs another's writes says so instead of relying on
+    import order (an SLA clock starts before the assignee's message names its deadline)."""
 
     def register(handler: Callable[[AsyncSession, E], Awaitable[None]]) -> Any:
-        if handler not in _subscribers[event_type]:
-            _subscribers[event_type].append(handler)
+        found = _subscribers[event_type]
+        if all(h is not handler for _, h in found):
+            found.append((order, handler))
+            found.sort(key=lambda item: item[0])  # stable: equal orders keep registration order
         return handler
 
     return register
@@ -46,13 +52,13 @@ def subscribe(event_type: type[E]) -> Callable[[Callable[[AsyncSession, E], Awai
 
 def unsubscribe(event_type: type[Event], handler: Handler) -> None:
     """Remove a handler (tests that listen for a while)."""
-    if handler in _subscribers.get(event_type, []):
-        _subscribers[event_type].remove(handler)
+    found = _subscribers.get(event_type, [])
+    found[:] = [(o, h) for o, h in found if h is not handler]
 
 
 def subscribers(event_type: type[Event]) -> list[Handler]:
     """The handlers registered for `event_type` (a copy)."""
-    return list(_subscribers.get(event_type, ()))
+    return [h for _, h in _subscribers.get(event_type, ())]
 
 
 def wired() -> None:
@@ -70,5 +76,5 @@ def require_wired() -> None:
 async def publish(session: AsyncSession, event: Event) -> None:
     """Run every subscriber of the event now, in the caller's transaction."""
     require_wired()
-    for handler in _subscribers.get(type(event), ()):
+    for _, handler in list(_subscribers.get(type(event), ())):
         await handler(session, event)

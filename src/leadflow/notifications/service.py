@@ -13,17 +13,9 @@ from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.notifications import repository
-from leadflow.notifications.email import (
-    DELIVERY_KEY_HEADER,
-    EmailDeliveryError,
-    RenderedEmail,
-    SmtpConfig,
-    render,
-    send,
-)
+from leadflow.notifications.email import DELIVERY_KEY_HEADER, render
 from leadflow.users import repository as members
 from leadflow.worker import outbox
-from leadflow.worker.jobs import JobContext
 
 
 async def notify(
@@ -88,35 +80,8 @@ async def queue_email(
     )
 
 
-async def _deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
-    s = ctx.settings
-    if not s.smtp_host:
-        # No SMTP configured: keep the email readable at /admin/emails instead of sending it.
-        return {"status": "logged"}
-    p = row.payload
-    config = SmtpConfig(
-        host=s.smtp_host,
-        port=s.smtp_port,
-        username=s.smtp_username or None,
-        password=s.smtp_password or None,
-        sender=s.smtp_from,
-        starttls=s.smtp_starttls,
-        use_tls=s.smtp_tls,
-    )
-    message_id = await send(
-        config,
-        RenderedEmail(
-            to=p["to"],
-            subject=p["subject"],
-            text=p["text"],
-            html=p.get("html"),
-            headers=p.get("headers") or {},
-        ),
-    )
-    return {"status": "sent", "message_id": message_id}
-
-
-async def _email_failed(session: AsyncSession, row: OutboxMessage) -> None:
+async def notify_email_failed(session: AsyncSession, row: OutboxMessage) -> None:
+    """Tell the organisation's admins in-app that an email finally failed (once per admin)."""
     if row.organization_id is None:
         return
     admins = await members.active_with_role(session, "admin", organization_id=row.organization_id)
@@ -131,10 +96,6 @@ async def _email_failed(session: AsyncSession, row: OutboxMessage) -> None:
             data={"outbox_id": str(row.id)},
             delivery_key=f"email-failed:{row.id}:{admin.id}",
         )
-
-
-outbox.register_handler("email", _deliver_email, _email_failed)
-_ = EmailDeliveryError  # failures carry `permanent`, read by the outbox
 
 
 async def list_for(

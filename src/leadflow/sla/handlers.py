@@ -9,7 +9,8 @@ from leadflow.leads.events import LeadsAssigned, LeadsResponded
 from leadflow.sla import service
 
 
-@subscribe(LeadsAssigned)
+# Before other subscribers of `lead.assigned`: the assignee's message names the new deadline.
+@subscribe(LeadsAssigned, order=10)
 async def start_on_assignment(session: AsyncSession, event: LeadsAssigned) -> None:
     """Every lead that got an assignee gets a fresh deadline."""
     leads = [a.lead for a in event.assignments if a.to_user_id is not None]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
+from leadflow.db.claims import claim
 from leadflow.kit.pagination import PageParams
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
@@ -62,13 +63,14 @@ async def claim_reminder(session: AsyncSession, lead_id: uuid.UUID, now: datetim
 
     A conditional UPDATE (`… IS NULL`), so concurrent checks never remind twice.
     """
-    claimed = await session.execute(
-        update(Lead)
-        .where(Lead.id == lead_id, Lead.sla_reminded_at.is_(None), _OPEN)
-        .values(sla_reminded_at=now)
-        .execution_options(synchronize_session=False)
+    return await claim(
+        session,
+        Lead,
+        Lead.id == lead_id,
+        Lead.sla_reminded_at.is_(None),
+        _OPEN,
+        sla_reminded_at=now,
     )
-    return getattr(claimed, "rowcount", 0) == 1
 
 
 async def late_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -86,13 +88,9 @@ async def claim_breach(session: AsyncSession, lead_id: uuid.UUID, now: datetime)
 
     A conditional UPDATE like `claim_reminder`, so concurrent checks never notify twice.
     """
-    claimed = await session.execute(
-        update(Lead)
-        .where(Lead.id == lead_id, _OPEN, Lead.sla_deadline <= now)
-        .values(sla_breached_at=now)
-        .execution_options(synchronize_session=False)
+    return await claim(
+        session, Lead, Lead.id == lead_id, _OPEN, Lead.sla_deadline <= now, sla_breached_at=now
     )
-    return getattr(claimed, "rowcount", 0) == 1
 
 
 async def leads_in_state(

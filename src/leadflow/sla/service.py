@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,6 +19,7 @@ from leadflow.audit.service import (
 )
 from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
+from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
@@ -27,15 +27,12 @@ from leadflow.kit.conditions import lead_matches
 from leadflow.kit.pagination import PageParams
 from leadflow.models.assignment_rule import SlaPolicy
 from leadflow.models.lead import Lead
-from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
 from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
 from leadflow.users import repository as members
-from leadflow.worker.jobs import JobContext, job
 
-log = logging.getLogger("leadflow.sla")
 BATCH = 500
 
 
@@ -44,8 +41,7 @@ async def _calendar(
 ) -> BusinessCalendar:
     if policy is not None and policy.calendar:
         return BusinessCalendar.from_dict(policy.calendar)
-    org = await session.get(Organization, org_id)
-    return BusinessCalendar.from_dict((org.settings or {}).get("calendar") if org else None)
+    return await calendar_of(session, org_id)
 
 
 async def start_clocks(
@@ -224,22 +220,6 @@ async def check(session: AsyncSession, settings: Settings, now: datetime) -> dic
             await _breach(session, settings, lead, now)
             breached += 1
     return {"reminded": reminded, "breached": breached}
-
-
-@job("sla.check")
-async def check_job(ctx: JobContext) -> dict[str, int]:
-    """The periodic SLA check (every LEADFLOW_SLA_CHECK_SECONDS, once across all workers)."""
-    totals = {"reminded": 0, "breached": 0}
-    while True:
-        async with ctx.session_factory() as session:
-            result = await check(session, ctx.settings, utcnow())
-            await session.commit()
-        totals = {k: totals[k] + result[k] for k in totals}
-        if result["reminded"] < BATCH and result["breached"] < BATCH:
-            break
-    if totals["reminded"] or totals["breached"]:
-        log.info("sla check", extra=totals)
-    return totals
 
 
 async def leads_in_state(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
+from leadflow.db.claims import claim
 from leadflow.kit.clock import utcnow
 from leadflow.models.lead import Lead
 from leadflow.models.task import Task
@@ -36,13 +37,9 @@ async def notify_due(session: AsyncSession, settings: Settings, now: datetime) -
     )
     sent = 0
     for task_id in ids:
-        claimed = await session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.due_notified_at.is_(None))
-            .values(due_notified_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
+        if not await claim(
+            session, Task, Task.id == task_id, Task.due_notified_at.is_(None), due_notified_at=now
+        ):
             continue  # another worker took it
         task = await session.get(Task, task_id, populate_existing=True)
         assert task is not None and task.due_at is not None and task.assignee_id is not None

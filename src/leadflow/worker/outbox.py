@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.db.claims import claim_returning
 from leadflow.kit.clock import utcnow
 from leadflow.models.outbox import OutboxMessage
 from leadflow.worker.jobs import JobContext, enqueue_job, job
@@ -75,22 +76,17 @@ async def add(
 async def _claim(ctx: JobContext, message_id: uuid.UUID) -> OutboxMessage | None:
     now = utcnow()
     async with ctx.session_factory() as session:
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                OutboxMessage.status.in_(DUE),
-                OutboxMessage.next_attempt_at <= now,
-                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
-            )
-            .values(
-                locked_until=now + timedelta(seconds=ctx.settings.outbox_lock_seconds),
-                attempts=OutboxMessage.attempts + 1,
-            )
-            .returning(OutboxMessage.id)
-            .execution_options(synchronize_session=False)
+        claimed = await claim_returning(
+            session,
+            OutboxMessage,
+            (OutboxMessage.id,),
+            OutboxMessage.id == message_id,
+            OutboxMessage.status.in_(DUE),
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now),
+            locked_until=now + timedelta(seconds=ctx.settings.outbox_lock_seconds),
+            attempts=OutboxMessage.attempts + 1,
         )
-        claimed = result.scalar_one_or_none()
         await session.commit()
         if claimed is None:
             return None
