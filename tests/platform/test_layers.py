@@ -251,3 +251,40 @@ def test_dialect_differences_live_in_db() -> None:
         if _is_dialect_test(node)
     )
     assert not bad, f"use leadflow.db.dialect instead: {bad}"
+
+
+# Who may write the `leads` table: the leads service (the one door), SLA for its own clock
+# columns (as a subscriber of the lead events), and the demo seed.
+LEAD_WRITERS = frozenset({"leads", "sla", "seed"})
+
+
+def _lead_writes(module: Module) -> list[int]:
+    """Lines that build a `Lead(...)` or an `insert(Lead)` / `update(Lead)` statement."""
+    lines = []
+    for node in ast.walk(module.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if name == "Lead" or (
+            name in ("insert", "update")
+            and any(isinstance(a, ast.Name) and a.id == "Lead" for a in node.args)
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_leads_service_writes_leads() -> None:
+    bad = sorted(
+        f"{m.name}:{line}"
+        for m in _modules()
+        if m.package not in LEAD_WRITERS
+        for line in _lead_writes(m)
+    )
+    assert not bad, f"write leads through leads.service / leads.bulk: {bad}"
+
+
+def test_lead_writes_are_found() -> None:
+    """Guards the check above: the leads service's own writes are seen."""
+    found = {m.name for m in _modules() if _lead_writes(m)}
+    assert {"leadflow.leads.service", "leadflow.leads.repository"} <= found
