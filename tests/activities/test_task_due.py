@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import clock
 from leadflow.models.outbox import Notification, OutboxMessage
-from leadflow.tasks.jobs import notify_due
+from leadflow.tasks.service import notify_due
 from tests.fixtures.factories import Factory
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

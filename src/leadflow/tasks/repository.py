@@ -77,3 +77,20 @@ async def open_counts(session: AsyncSession, lead_id: uuid.UUID, now: datetime) 
         .where(Task.lead_id == lead_id, Task.status == "open", Task.due_at < now)
     )
     return int(open_n or 0), int(overdue_n or 0)
+
+
+async def due_unnotified_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Open, assigned tasks that fell due and whose assignee was not told yet."""
+    return list(
+        await session.scalars(
+            select(Task.id)
+            .where(
+                Task.status == "open",
+                Task.due_at.is_not(None),
+                Task.due_at <= now,
+                Task.due_notified_at.is_(None),
+                Task.assignee_id.is_not(None),
+            )
+            .limit(limit)
+        )
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,11 +16,17 @@ from leadflow.audit.service import (
     snapshot,
 )
 from leadflow.authz.actor import Actor
+from leadflow.calendar.organization import calendar_of
+from leadflow.config import Settings
+from leadflow.db.claims import claim
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
+from leadflow.models.lead import Lead
 from leadflow.models.task import Task
+from leadflow.models.user import User
+from leadflow.notifications import service as notifications
 from leadflow.tasks import repository
 from leadflow.tasks.repository import TaskFilter
 from leadflow.tasks.schemas import TaskCreate, TaskRead, TaskStatus, TaskUpdate
@@ -129,3 +137,55 @@ async def list_tasks(
 ) -> tuple[list[Task], int]:
     """Tasks in the actor's scope."""
     return await repository.list_tasks(session, actor, f, page)
+
+
+BATCH = 500
+
+
+async def notify_due(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """Notify the assignees of open tasks that fell due; each task and due time only once."""
+    ids = await repository.due_unnotified_ids(session, now, BATCH)
+    sent = 0
+    for task_id in ids:
+        if not await claim(
+            session, Task, Task.id == task_id, Task.due_notified_at.is_(None), due_notified_at=now
+        ):
+            continue  # another worker took it
+        task = await session.get(Task, task_id, populate_existing=True)
+        assert task is not None and task.due_at is not None and task.assignee_id is not None
+        user = await session.get(User, task.assignee_id)
+        if user is None or user.status != "active":
+            continue
+        lead = await session.get(Lead, task.lead_id) if task.lead_id else None
+        calendar = await calendar_of(session, task.organization_id)  # due time as the team reads it
+        key = f"task-due:{task.id}:{task.due_at.isoformat()}"
+        await notifications.notify(
+            session,
+            organization_id=task.organization_id,
+            user_id=user.id,
+            kind="task_due",
+            title=f"Task due: {task.title}",
+            lead_id=task.lead_id,
+            data={"task_id": str(task.id), "due_at": task.due_at.isoformat()},
+            delivery_key=key,
+        )
+        await notifications.queue_email(
+            session,
+            organization_id=task.organization_id,
+            to=user.email,
+            template="task_due",
+            language=user.language,
+            context={
+                "recipient_name": user.full_name,
+                "task_title": task.title,
+                "due_local": task.due_at.astimezone(ZoneInfo(calendar.timezone)).strftime(
+                    "%d.%m.%Y %H:%M"
+                ),
+                "lead_name": lead.full_name if lead else None,
+                "task_url": f"{settings.public_url.rstrip('/')}/tasks/{task.id}",
+            },
+            delivery_key=key,
+            max_attempts=settings.outbox_max_attempts,
+        )
+        sent += 1
+    return sent
