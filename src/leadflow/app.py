@@ -26,6 +26,7 @@ from leadflow.config import Settings, get_settings
 from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
 from leadflow.db.session import TransactionIntentMiddleware
+from leadflow.exceptions import Unauthorized
 from leadflow.health.endpoints import router as health_router
 from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.kit.context import parse_networks
@@ -185,7 +186,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                     401,
                     title="Not authenticated",
                     detail="/metrics requires the metrics bearer token",
-                    code="unauthorized",
+                    code=Unauthorized.code,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,6 @@
-"""Domain errors. Each carries an HTTP status and a stable `code`; one handler renders them."""
+"""The generic errors. Each carries an HTTP status and a stable `code`; one handler renders them.
+
+Specific codes are subclasses, one per code, in the owning package's `errors.py`."""
 
 from __future__ import annotations
 
@@ -20,8 +22,6 @@ class LeadflowError(Exception):
         # Some failures must still persist what was flushed (e.g. revoking a session on
         # refresh-token reuse); the request boundary commits instead of rolling back.
         self.keep_changes = keep_changes
-        if "code" in extra:
-            self.code = extra.pop("code")
         self.extra = extra
 
 

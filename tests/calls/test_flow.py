@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.calls import jobs as call_jobs
 from leadflow.calls import service
+from leadflow.calls.errors import IllegalTransition
 from leadflow.calls.providers import (
     CallUpdate,
     OutboundCall,
@@ -367,7 +368,7 @@ def test_only_documented_transitions_are_allowed(current: CallStatus, target: Ca
     if (current.value, target.value) in _ALLOWED:
         service.check_transition(current, target)
         return
-    with pytest.raises(service.IllegalTransition) as info:
+    with pytest.raises(IllegalTransition) as info:
         service.check_transition(current, target)
     assert info.value.status == 409 and info.value.code == "illegal_transition"
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai import repository
+from leadflow.ai.errors import CONSENT_REVOKED, CONSENT_UNCHECKED, NO_CONSENT
 from leadflow.ai.local_rules import detect_language, normalize_channel
 from leadflow.ai.provider_call import (
     Answer,
@@ -60,7 +61,7 @@ def _consent_warnings(consents: dict[str, bool] | None, channel: str) -> list[Ai
     if consents is None:
         return [
             AiWarning(
-                code="consent_unchecked",
+                code=CONSENT_UNCHECKED,
                 message="Consent could not be checked for an inline lead; send a lead_id.",
             )
         ]
@@ -68,14 +69,14 @@ def _consent_warnings(consents: dict[str, bool] | None, channel: str) -> list[Ai
     if granted is None:
         return [
             AiWarning(
-                code="no_consent",
+                code=NO_CONSENT,
                 message=f"The lead has no recorded consent for {channel}; check before sending.",
             )
         ]
     if not granted:
         return [
             AiWarning(
-                code="consent_revoked",
+                code=CONSENT_REVOKED,
                 message=f"The lead revoked consent for {channel}; do not send this message.",
             )
         ]

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai import prompts, repository
+from leadflow.ai.errors import PROVIDER_FALLBACK, AiUnavailable
 from leadflow.ai.providers import Provider, ProviderError, Result
 from leadflow.ai.runtime import AiRuntime
 from leadflow.ai.schemas import (
@@ -34,7 +35,7 @@ from leadflow.ai.schemas import (
 from leadflow.ai.types import LeadContext
 from leadflow.authz.actor import Actor
 from leadflow.db.types import new_id
-from leadflow.exceptions import NotFound, ServiceUnavailable
+from leadflow.exceptions import NotFound
 from leadflow.leads import service as leads
 from leadflow.models.ai_generation import AiGeneration
 from leadflow.models.lead import Lead
@@ -203,9 +204,7 @@ async def finish(
     if lead is None and prepared.lead_id is not None:
         lead = await leads.get_lead(session, actor, prepared.lead_id)
     if isinstance(answered, Failed):
-        raise ServiceUnavailable(
-            "The AI bridge could not answer", code="ai_unavailable", keep_changes=True
-        )
+        raise AiUnavailable("The AI bridge could not answer", keep_changes=True)
     if prepared.apply is not None and lead is not None:
         await prepared.apply(session, actor, lead, answered.value, gen.id)
     return prepared.respond(answered, gen, rt)
@@ -217,7 +216,7 @@ def fallback_warnings(answer: Answer[Any], rt: AiRuntime) -> list[AiWarning]:
         return []
     return [
         AiWarning(
-            code="provider_fallback",
+            code=PROVIDER_FALLBACK,
             message=f"The {rt.provider.name} provider failed ({answer.error}); the rule-based "
             "local provider answered instead.",
         )

@@ -22,6 +22,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.ai import repository
+from leadflow.ai.errors import AiBudgetExhausted, AiBusy
 from leadflow.ai.openai_provider import OpenAIProvider
 from leadflow.ai.providers import LocalProvider, Provider
 from leadflow.authz.actor import Actor
@@ -29,20 +30,6 @@ from leadflow.config import Settings
 from leadflow.exceptions import TooManyRequests
 from leadflow.kit.clock import utcnow
 from leadflow.kit.ratelimit import build_storage
-
-
-class AiBusy(TooManyRequests):
-    """Every provider slot of this process stayed busy for the whole queue wait."""
-
-    code = "ai_busy"
-    title = "AI provider busy"
-
-
-class AiBudgetExhausted(TooManyRequests):
-    """The organisation used up its provider calls of the (UTC) day."""
-
-    code = "ai_budget_exhausted"
-    title = "AI budget exhausted"
 
 
 class CallLimiter:

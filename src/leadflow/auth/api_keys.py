@@ -10,10 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record
 from leadflow.auth import repository
+from leadflow.auth.errors import ScopeEscalation
 from leadflow.auth.service import API_KEY_PREFIX
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import ALL_PERMISSIONS
-from leadflow.exceptions import Forbidden, NotFound
+from leadflow.exceptions import NotFound
 from leadflow.kit.clock import utcnow
 from leadflow.kit.security import new_token, token_digest
 from leadflow.models.api_key import ApiKey
@@ -62,9 +63,7 @@ async def create_key(session: AsyncSession, actor: Actor, data: ApiKeyCreate) ->
     """Issue a key; its scopes cannot exceed the creator's permissions."""
     beyond = sorted(set(data.scopes) - actor.permissions)
     if beyond:
-        raise Forbidden(
-            f"You cannot grant scopes you do not hold: {', '.join(beyond)}", code="scope_escalation"
-        )
+        raise ScopeEscalation(f"You cannot grant scopes you do not hold: {', '.join(beyond)}")
     secret = API_KEY_PREFIX + new_token(32)
     row = ApiKey(
         organization_id=actor.organization_id,

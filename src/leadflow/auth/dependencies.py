@@ -10,9 +10,9 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 import leadflow.auth.jobs  # noqa: F401  (registers the job the service queues)
 from leadflow.auth import service
+from leadflow.auth.errors import NotAuthenticated, PersonRequired
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
-from leadflow.exceptions import Forbidden, Unauthorized
 
 # OAuth2 password flow so /docs can authorize; the bearer value may also be an API key.
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -28,7 +28,7 @@ async def current_actor(
     """The authenticated caller, or 401."""
     credential = bearer or api_key
     if not credential:
-        raise Unauthorized("Authentication required", code="not_authenticated")
+        raise NotAuthenticated("Authentication required")
     actor = await service.authenticate(session, request.app.state.settings, credential)
     request.state.actor = actor
     return actor
@@ -44,9 +44,7 @@ async def current_person(actor: CurrentActor) -> Actor:
     answering as its creator would let an integration read or end that person's things.
     """
     if actor.api_key_id is not None or actor.user_id is None:
-        raise Forbidden(
-            "This endpoint is for signed-in users, not API keys", code="person_required"
-        )
+        raise PersonRequired("This endpoint is for signed-in users, not API keys")
     return actor
 
 

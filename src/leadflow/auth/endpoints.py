@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from leadflow.auth import service
 from leadflow.auth.dependencies import CurrentActor, CurrentPerson
+from leadflow.auth.errors import MalformedBody
 from leadflow.auth.schemas import (
     LoginIn,
     MeOut,
@@ -20,7 +21,7 @@ from leadflow.auth.schemas import (
     UserRef,
 )
 from leadflow.db.session import SessionDep
-from leadflow.exceptions import BadRequest, ValidationFailed
+from leadflow.exceptions import ValidationFailed
 from leadflow.organizations import service as orgs
 from leadflow.users import service as users
 
@@ -73,7 +74,7 @@ async def _login_body(request: Request) -> LoginIn:
         errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
         raise ValidationFailed("Email and password are required", errors=errors) from exc
     except ValueError as exc:
-        raise BadRequest("Malformed request body", code="malformed_body") from exc
+        raise MalformedBody("Malformed request body") from exc
 
 
 @router.post("/login", response_model=TokenPair, openapi_extra=_LOGIN_BODY)

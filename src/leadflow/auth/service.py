@@ -9,13 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record
 from leadflow.auth import repository
+from leadflow.auth.errors import (
+    ApiKeyCreatorInactive,
+    InvalidApiKey,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidToken,
+    RefreshTokenReused,
+    SessionEnded,
+    SignupDisabled,
+)
 from leadflow.auth.schemas import RegisterIn, TokenPair
 from leadflow.auth.tokens import decode_access_token, decode_supabase_token, issue_access_token
 from leadflow.authz.actor import Actor
 from leadflow.authz.permissions import RowScope
 from leadflow.config import Settings
 from leadflow.db.engine import may_write
-from leadflow.exceptions import Conflict, Forbidden, TooManyRequests, Unauthorized
+from leadflow.exceptions import TooManyRequests
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
 from leadflow.kit.passwords import hash_password_async, verify_password_async
@@ -26,6 +36,7 @@ from leadflow.models.organization import Organization
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs
 from leadflow.users import repository as users
+from leadflow.users.errors import EmailTaken
 from leadflow.worker.jobs import enqueue_job
 
 API_KEY_PREFIX = "lf_"
@@ -102,7 +113,7 @@ async def register(
 ) -> tuple[User, Organization, TokenPair]:
     """Create an organisation with its first admin and sign them in; limited per client IP."""
     if not settings.allow_signup:
-        raise Forbidden("Sign-up is disabled on this server", code="signup_disabled")
+        raise SignupDisabled("Sign-up is disabled on this server")
     wait = await limiter.hit(f"ip:{current_request().ip or 'unknown'}")
     if wait:
         raise TooManyRequests(
@@ -111,7 +122,7 @@ async def register(
     # Hashed before the first query, so no database connection waits on argon2.
     password_hash = await hash_password_async(data.password)
     if await users.get_by_email(session, data.email):
-        raise Conflict("A user with this email already exists", code="email_taken")
+        raise EmailTaken("A user with this email already exists")
     org = await orgs.create_organization(session, name=data.organization_name)
     admin_role = await orgs.role_by_name(session, org.id, "admin")
     user = User(
@@ -168,7 +179,7 @@ async def login(
     user = await users.get_with_role(session, user_id) if ok and active and user_id else None
     if user is None or user.status != "active":
         await limiter.record_failure(*keys)
-        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+        raise InvalidCredentials(INVALID_CREDENTIALS)
     await limiter.reset(f"email:{email}")
     user.last_login_at = utcnow()
     pair = await start_session(session, settings, user)
@@ -187,7 +198,7 @@ async def refresh(session: AsyncSession, settings: Settings, token: str) -> Toke
     """Rotate a refresh token. Replaying a spent one revokes the whole session."""
     row = await repository.get_refresh_token(session, token_digest(token))
     if row is None:
-        raise Unauthorized("Invalid refresh token", code="invalid_refresh_token")
+        raise InvalidRefreshToken("Invalid refresh token")
     auth_session = await repository.get_session_row(session, row.session_id)
     now = utcnow()
     if (
@@ -195,19 +206,17 @@ async def refresh(session: AsyncSession, settings: Settings, token: str) -> Toke
         or auth_session.revoked_at is not None
         or auth_session.expires_at <= now
     ):
-        raise Unauthorized("Session has ended", code="session_ended")
+        raise SessionEnded("Session has ended")
     if row.used_at is not None:
         auth_session.revoked_at = now
         auth_session.revoked_reason = "refresh_token_reuse"
         # The revocation must persist although the request fails: reuse signals theft.
-        raise Unauthorized(
-            "Refresh token was already used; session revoked",
-            code="refresh_token_reused",
-            keep_changes=True,
+        raise RefreshTokenReused(
+            "Refresh token was already used; session revoked", keep_changes=True
         )
     user = await users.get_with_role(session, auth_session.user_id)
     if user is None or user.status != "active":
-        raise Unauthorized("Session has ended", code="session_ended")
+        raise SessionEnded("Session has ended")
     row.used_at = now
     return await _issue_pair(session, settings, user, auth_session)
 
@@ -243,7 +252,7 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
             or row["user_id"] != claims.user_id
             or row["status"] != "active"
         ):
-            raise Unauthorized("Session has ended", code="session_ended")
+            raise SessionEnded("Session has ended")
         return _user_actor(
             row["organization_id"],
             row["user_id"],
@@ -259,19 +268,17 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
         user = await users.get_by_email(session, email)
         if user is not None and user.status == "active":
             return actor_for_user(user)
-    raise Unauthorized("Invalid or expired token", code="invalid_token")
+    raise InvalidToken("Invalid or expired token")
 
 
 async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
     found = await repository.get_api_key_by_hash(session, token_digest(key))
     if found is None or found[0].revoked_at is not None:
-        raise Unauthorized("Invalid API key", code="invalid_api_key")
+        raise InvalidApiKey("Invalid API key")
     row, creator = found
     # A key never outranks the person who made it: it stops with them and shrinks with them.
     if creator is None or creator.status != "active":
-        raise Unauthorized(
-            "The API key's creator is no longer active", code="api_key_creator_inactive"
-        )
+        raise ApiKeyCreatorInactive("The API key's creator is no longer active")
     now = utcnow()
     # Avoid a write per request: last-used is accurate to the minute.
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):

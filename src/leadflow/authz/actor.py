@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from leadflow.authz.errors import MissingPermission
 from leadflow.authz.permissions import RowScope
-from leadflow.exceptions import Forbidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +30,7 @@ class Actor:
     def require(self, permission: str) -> None:
         """Raise 403 `missing_permission` (naming `permission`) unless the actor holds it."""
         if permission not in self.permissions:
-            raise Forbidden(
-                f"Missing permission '{permission}'",
-                code="missing_permission",
-                permission=permission,
-            )
+            raise MissingPermission(f"Missing permission '{permission}'", permission=permission)
 
     @property
     def label(self) -> str:

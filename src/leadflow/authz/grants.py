@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from leadflow.authz.actor import Actor
+from leadflow.authz.errors import PrivilegeEscalation
 from leadflow.authz.permissions import RowScope
-from leadflow.exceptions import Forbidden
 
 ADMIN_ROLE = "admin"
 _BREADTH = {RowScope.OWN: 0, RowScope.TEAM: 1, RowScope.ORG: 2}
@@ -47,13 +47,11 @@ def ensure_holds(
     to hold every permission, nor by an API key).
     """
     if role_name == ADMIN_ROLE and (actor.role != ADMIN_ROLE or actor.api_key_id is not None):
-        raise Forbidden(f"Only an admin can {what} the admin role", code="privilege_escalation")
+        raise PrivilegeEscalation(f"Only an admin can {what} the admin role")
     beyond = exceeds(actor, permissions, row_scope)
     if beyond:
-        raise Forbidden(
-            f"You cannot {what} what you do not hold: {', '.join(beyond)}",
-            code="privilege_escalation",
-            beyond=beyond,
+        raise PrivilegeEscalation(
+            f"You cannot {what} what you do not hold: {', '.join(beyond)}", beyond=beyond
         )
 
 
@@ -61,6 +59,4 @@ def ensure_may_set_teams(actor: Actor) -> None:
     """403 unless the actor sees the whole organisation: a team decides whose leads a
     team-scoped role sees, so placing people in teams would let a narrower actor widen scopes."""
     if actor.row_scope is not RowScope.ORG:
-        raise Forbidden(
-            "Only a user with organisation-wide scope can set teams", code="privilege_escalation"
-        )
+        raise PrivilegeEscalation("Only a user with organisation-wide scope can set teams")

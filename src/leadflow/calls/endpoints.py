@@ -28,7 +28,7 @@ from leadflow.calls.schemas import (
     ProviderEventOut,
 )
 from leadflow.db.session import SessionDep, SessionFactoryDep
-from leadflow.exceptions import LeadflowError, TooManyRequests
+from leadflow.exceptions import BadRequest, LeadflowError, TooManyRequests, ValidationFailed
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
     SESSION_ENDED_EVENT,
@@ -296,7 +296,7 @@ async def process_request(request: Request, session: SessionDep) -> JSONResponse
     try:
         payload: Any = from_json(raw) if raw else None
     except ValueError:
-        return _seed_error(400, None, "The body is not valid JSON", "bad_request")
+        return _seed_error(400, None, "The body is not valid JSON", BadRequest.code)
     rid = payload.get("request_id") if isinstance(payload, dict) else None
     request_id = rid if isinstance(rid, str) else None
     try:
@@ -306,7 +306,7 @@ async def process_request(request: Request, session: SessionDep) -> JSONResponse
     except ValidationError as exc:
         await session.rollback()
         found = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return _seed_error(422, request_id, _describe(found), "validation_error")
+        return _seed_error(422, request_id, _describe(found), ValidationFailed.code)
     except LeadflowError as exc:
         await session.rollback()
         listed = exc.extra.get("errors")

@@ -38,6 +38,14 @@ from leadflow.authz.actor import Actor
 from leadflow.calendar import BusinessCalendar
 from leadflow.calendar.organization import calendar_of
 from leadflow.calls import repository, twilio
+from leadflow.calls.errors import (
+    PHONE_UNVERIFIED,
+    CallCountryNotAllowed,
+    CallLimitExceeded,
+    DuplicateRequestId,
+    IllegalTransition,
+    InvalidSignature,
+)
 from leadflow.calls.providers import CallUpdate, OutboundCall, UpdateKind
 from leadflow.calls.repository import ON_CALL, WAITING, CallFilter
 from leadflow.calls.schemas import (
@@ -48,7 +56,7 @@ from leadflow.calls.schemas import (
     ProviderEventOut,
 )
 from leadflow.config import Settings
-from leadflow.exceptions import Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import is_valid_phone, normalize_phone, normalize_possible_phone
 from leadflow.kit.pagination import PageParams
@@ -79,13 +87,6 @@ TIMELINE_KIND = "call_request"
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 Event = tuple[EventType, str, dict[str, Any] | None]
-
-
-class IllegalTransition(Conflict):
-    """The request's current status does not allow the change."""
-
-    code = "illegal_transition"
-    title = "Illegal status transition"
 
 
 def check_transition(current: CallStatus, target: CallStatus) -> None:
@@ -222,17 +223,6 @@ async def _schedule(
 # --------------------------------------------------------------------------- limits
 
 
-class CallLimitExceeded(TooManyRequests):
-    """Too many call requests in the hour (per user or organisation) or the UTC day."""
-
-    code = "call_limit_exceeded"
-    title = "Call request limit reached"
-
-    def __init__(self, detail: str, *, retry_after: int, limit: str) -> None:
-        super().__init__(detail, retry_after=retry_after)
-        self.extra["limit"] = limit  # user_hour, org_hour or org_day
-
-
 async def check_limits(session: AsyncSession, actor: Actor, settings: Settings) -> None:
     """429 `call_limit_exceeded` (with Retry-After) when a new request would exceed
     `LEADFLOW_CALLS_PER_ORG_PER_DAY` (UTC day), `LEADFLOW_CALLS_PER_ORG_PER_HOUR` or
@@ -317,10 +307,7 @@ async def _existing(session: AsyncSession, actor: Actor, row: CallRequest) -> Ca
     """The earlier request with the same request_id, if the actor may see it; else 409."""
     if not await repository.in_scope(session, actor, row.id):
         # The id belongs to a request this caller may not see: say so without showing it.
-        raise Conflict(
-            "This request_id is already used in your organisation",
-            code="duplicate_request_id",
-        )
+        raise DuplicateRequestId("This request_id is already used in your organisation")
     return row
 
 
@@ -369,17 +356,12 @@ async def _resolve(
             f"(allowed: {', '.join(allowed)})"
         )
         source = "number_to_call" if data.number_to_call else "number_to_call (the lead's phone)"
-        raise ValidationFailed(
-            f"{source}: {msg}",
-            errors=[{"loc": ["body", "number_to_call"], "msg": msg}],
-            code="call_country_not_allowed",
+        raise CallCountryNotAllowed(
+            f"{source}: {msg}", errors=[{"loc": ["body", "number_to_call"], "msg": msg}]
         )
     if lead_id is None:
         lead_id = await repository.lead_by_phone(session, actor.organization_id, [number, callback])
     return callback, number, lead_id
-
-
-PHONE_UNVERIFIED = "phone_unverified"
 
 
 def warnings_of(row: CallRequest) -> list[CallWarning]:
@@ -809,7 +791,7 @@ async def provider_event(
     Callbacks of an earlier attempt (another CallSid) change nothing.
     """
     if not twilio.valid_signature(settings.twilio_auth_token, url, params, signature):
-        raise Forbidden("Missing or invalid X-Twilio-Signature", code="invalid_signature")
+        raise InvalidSignature("Missing or invalid X-Twilio-Signature")
     row = await session.get(CallRequest, call_id)
     if row is None:
         raise NotFound("Call request not found")

@@ -18,8 +18,9 @@ from leadflow.audit.service import (
 )
 from leadflow.authz.actor import Actor
 from leadflow.customfields import repository
+from leadflow.customfields.errors import FieldExists
 from leadflow.customfields.schemas import FieldCreate, FieldType, FieldUpdate
-from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.models.custom_field import CustomFieldDefinition
 
 
@@ -41,7 +42,7 @@ async def create_field(
     """Define a new field; keys are unique per organisation."""
     existing = await list_fields(session, actor.organization_id)
     if any(f.key == data.key for f in existing):
-        raise Conflict(f"A custom field '{data.key}' exists", code="field_exists")
+        raise FieldExists(f"A custom field '{data.key}' exists")
     row = CustomFieldDefinition(
         organization_id=actor.organization_id,
         key=data.key,

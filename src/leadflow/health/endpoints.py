@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from leadflow.db.engine import Database
-from leadflow.exceptions import ServiceUnavailable
+from leadflow.health.errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +26,7 @@ async def _ready(request: Request) -> dict[str, str]:
             async with db.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except Exception as exc:
-        raise ServiceUnavailable("Database is not reachable", code="database_unavailable") from exc
+        raise DatabaseUnavailable("Database is not reachable") from exc
     return {"status": "ok", "database": db.dialect}
 
 

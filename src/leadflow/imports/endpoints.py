@@ -20,8 +20,9 @@ import leadflow.imports.timeline  # noqa: F401  (registers the "imported" timeli
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep, SessionFactoryDep
-from leadflow.exceptions import BadRequest, LeadflowError, PayloadTooLarge, ValidationFailed
+from leadflow.exceptions import PayloadTooLarge, ValidationFailed
 from leadflow.imports import batches, parsing
+from leadflow.imports.errors import InvalidFile, UnsupportedMediaType
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.rows import Source, estimate_rows
@@ -33,14 +34,6 @@ from leadflow.models.import_batch import ImportBatch
 import_router = APIRouter(tags=["imports"])
 batches_router = APIRouter(tags=["imports"])
 Importer = Annotated[Actor, Depends(require_permission("imports:write"))]
-
-
-class InvalidFile(LeadflowError):
-    """The uploaded file cannot be imported at all."""
-
-    status = 422
-    code = "invalid_file"
-    title = "The file cannot be imported"
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -169,10 +162,9 @@ async def _source(
         return _file_source("csv", spool), raw_opts
     if "spreadsheetml" in ctype:
         return _file_source("xlsx", spool), raw_opts
-    raise BadRequest(
+    raise UnsupportedMediaType(
         f"Unsupported content type {ctype!r}; send text/csv, application/json or "
-        "multipart/form-data",
-        code="unsupported_media_type",
+        "multipart/form-data"
     )
 
 
@@ -230,7 +222,7 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
                 )
             batch, report = await batches.run_sync(session, actor, settings, source, options)
         except FileProblem as exc:
-            raise InvalidFile(str(exc), code=exc.code) from None
+            raise exc.error(str(exc)) from None
     return ImportResult(
         import_batch_id=batch.id if batch else None,
         dry_run=options.dry_run,

@@ -18,10 +18,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, ClassVar
 
 from pydantic_core import from_json
 
+from leadflow.imports import errors
 from leadflow.kit.normalize import fold
 
 # field -> header spellings (folded: lower-case, no accents, no punctuation)
@@ -103,7 +104,8 @@ IDENTITY_FIELDS = ("name", "first_name", "last_name", "email", "phone", "company
 class FileProblem(ValueError):
     """The file as a whole cannot be imported (nothing is written)."""
 
-    code = "invalid_file"
+    # What the API answers with (the endpoint raises it with this message).
+    error: ClassVar[type[errors.InvalidFile]] = errors.InvalidFile
 
 
 def header_key(header: str) -> str:
@@ -332,7 +334,7 @@ XLSX_RATIO_MIN_BYTES = 1 << 20
 class XlsxTooLarge(FileProblem):
     """The workbook would unpack to more than the configured limits."""
 
-    code = "xlsx_too_large"
+    error = errors.XlsxTooLarge
 
 
 def check_xlsx_archive(fh: BinaryIO, *, max_uncompressed: int) -> None:

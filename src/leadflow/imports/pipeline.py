@@ -21,6 +21,7 @@ from leadflow.assignment.service import RulePicker
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.imports import parsing, repository
+from leadflow.imports.errors import DUPLICATE_OUT_OF_SCOPE, INVALID_VALUE
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.rows import (
     ImportContext,
@@ -225,7 +226,7 @@ async def _chunk(
                         "message": "a lead with this "
                         + column
                         + " exists outside your access; the row was not imported",
-                        "code": "duplicate_out_of_scope",
+                        "code": DUPLICATE_OUT_OF_SCOPE,
                     },
                     values,
                 )
@@ -260,7 +261,7 @@ async def _chunk(
     report.error_count += len(errors)
     for row_no, err, _ in errors:
         if len(report.errors) < MAX_REPORTED_ERRORS:
-            report.errors.append({"row": row_no, "code": err.get("code", "invalid_value"), **err})
+            report.errors.append({"row": row_no, "code": err.get("code", INVALID_VALUE), **err})
     if ctx.options.dry_run:
         report.updated_count += len(updates)
         return
@@ -296,7 +297,7 @@ async def _chunk(
                         "column": err["column"],
                         "value": err["value"],
                         "message": err["message"],
-                        "code": err.get("code", "invalid_value"),
+                        "code": err.get("code", INVALID_VALUE),
                         "raw": [parsing.text(v) for v in values],
                     }
                     for row_no, err, values in errors[:room]

@@ -22,13 +22,14 @@ from leadflow.authz.actor import Actor
 from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
-from leadflow.exceptions import Conflict, ValidationFailed
+from leadflow.exceptions import ValidationFailed
 from leadflow.imports import parsing, repository
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
 from leadflow.kit.clock import utcnow
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.pipeline.errors import NoStages
 
 _LIMITS = {
     "first_name": 120,
@@ -281,7 +282,7 @@ async def load_context(
     org_id = actor.organization_id
     stages = await repository.pipeline_stages(session, org_id)
     if not stages:
-        raise Conflict("The organisation has no pipeline stages", code="no_stages")
+        raise NoStages("The organisation has no pipeline stages")
     stage_map: dict[str, str] = {}
     for s in stages:
         stage_map[parsing.header_key(s.key)] = s.key

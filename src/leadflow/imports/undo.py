@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
-from leadflow.exceptions import Conflict
 from leadflow.imports import repository
 from leadflow.imports.batches import get_batch
+from leadflow.imports.errors import ImportNotFinished
 from leadflow.imports.updates import DATETIME_FIELDS
 from leadflow.kit.clock import utcnow
 from leadflow.leads import bulk
@@ -32,10 +32,7 @@ async def undo(session: AsyncSession, actor: Actor, batch_id: uuid.UUID) -> Impo
     """Remove the leads the batch created and restore the fields it overwrote."""
     batch = await get_batch(session, actor, batch_id)
     if batch.status not in ("completed", "failed"):
-        raise Conflict(
-            f"Only finished imports can be undone (this one is {batch.status})",
-            code="import_not_finished",
-        )
+        raise ImportNotFinished(f"Only finished imports can be undone (this one is {batch.status})")
     now = utcnow()
     # Through the leads service, and only leads the caller may change today: a lead
     # reassigned out of their scope since the import is neither removed nor restored (it is

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadflow.exceptions import PayloadTooLarge
 from leadflow.kit.context import (
     Network,
     RequestContext,
@@ -22,6 +23,7 @@ from leadflow.kit.context import (
     reset_request,
     set_request,
 )
+from leadflow.kit.errors import INTERNAL_ERROR
 from leadflow.kit.problems import problem
 
 log = logging.getLogger("leadflow.errors")
@@ -114,10 +116,10 @@ class RequestContextMiddleware:
             status_holder["status"] = 500
             body = json.dumps(
                 {
-                    "type": "/problems/internal_error",
+                    "type": f"/problems/{INTERNAL_ERROR}",
                     "title": "Internal server error",
                     "status": 500,
-                    "code": "internal_error",
+                    "code": INTERNAL_ERROR,
                     "request_id": rid,
                     "detail": _INTERNAL_DETAIL,
                 }
@@ -184,7 +186,7 @@ def _too_large(limit: int) -> JSONResponse:
         413,
         title="Payload too large",
         detail=f"The request body is larger than {limit} bytes",
-        code="payload_too_large",
+        code=PayloadTooLarge.code,
         max_bytes=limit,
     )
 

@@ -12,23 +12,46 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from leadflow.exceptions import LeadflowError, TooManyRequests
+from leadflow.exceptions import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LeadflowError,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from leadflow.kit.context import current_request
+from leadflow.kit.errors import (
+    CONCURRENT_CONFLICT,
+    HTTP_ERROR,
+    INTERNAL_ERROR,
+    METHOD_NOT_ALLOWED,
+    UNSUPPORTED_MEDIA_TYPE,
+    VALUE_OUT_OF_RANGE,
+)
 
 log = logging.getLogger("leadflow.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Framework HTTP errors answer like the LeadflowError of their status.
 _TITLES = {
-    400: ("Bad request", "bad_request"),
-    401: ("Not authenticated", "unauthorized"),
-    403: ("Permission denied", "forbidden"),
-    404: ("Not found", "not_found"),
-    405: ("Method not allowed", "method_not_allowed"),
-    409: ("Conflict", "conflict"),
-    413: ("Payload too large", "payload_too_large"),
-    415: ("Unsupported media type", "unsupported_media_type"),
-    422: ("Validation failed", "validation_error"),
-    429: ("Too many requests", "rate_limited"),
+    error.status: (error.title, error.code)
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        ValidationFailed,
+        TooManyRequests,
+    )
+} | {
+    405: ("Method not allowed", METHOD_NOT_ALLOWED),
+    415: ("Unsupported media type", UNSUPPORTED_MEDIA_TYPE),
 }
 
 
@@ -83,13 +106,17 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     fields = ", ".join(".".join(e["loc"][1:]) or e["loc"][0] for e in errors if e["loc"])
     detail = f"Invalid input: {fields}" if fields else "Invalid input"
     return problem(
-        422, title="Validation failed", detail=detail, code="validation_error", errors=errors
+        ValidationFailed.status,
+        title=ValidationFailed.title,
+        detail=detail,
+        code=ValidationFailed.code,
+        errors=errors,
     )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    title, code = _TITLES.get(exc.status_code, ("Error", "error"))
+    title, code = _TITLES.get(exc.status_code, ("Error", HTTP_ERROR))
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such route"
@@ -132,7 +159,7 @@ async def _database_value_error(request: Request, exc: Exception) -> JSONRespons
             409,
             title="Conflict",
             detail="The change conflicts with one made at the same time; reload and retry",
-            code="concurrent_conflict",
+            code=CONCURRENT_CONFLICT,
         )
     if not _bad_value(exc):
         return await _unhandled(request, exc)
@@ -141,7 +168,7 @@ async def _database_value_error(request: Request, exc: Exception) -> JSONRespons
         422,
         title="Validation failed",
         detail="A value is out of the range or character set the database can store",
-        code="value_out_of_range",
+        code=VALUE_OUT_OF_RANGE,
     )
 
 
@@ -151,7 +178,7 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
         500,
         title="Internal server error",
         detail="An unexpected error occurred; quote the request id when reporting it.",
-        code="internal_error",
+        code=INTERNAL_ERROR,
     )
 
 

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from leadflow.exceptions import BadRequest, TooManyRequests
 from leadflow.kit.clock import utcnow
+from leadflow.kit.errors import InvalidLastEventId, TooManyStreams
 
 T = TypeVar("T")
 
@@ -24,12 +24,6 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Sent before a stream closes because its session or credential is no longer valid: the client
 # must sign in again rather than reconnect.
 SESSION_ENDED_EVENT = b'event: session_ended\ndata: {"reason":"session_ended"}\n\n'
-
-
-class TooManyStreams(TooManyRequests):
-    """The caller already holds as many open event streams as allowed."""
-
-    code = "too_many_streams"
 
 
 class StreamSlots:
@@ -113,8 +107,7 @@ def parse_last_event_id(value: str | None, parse: Callable[[str], T]) -> T | Non
     try:
         return parse(value.strip())
     except ValueError:
-        raise BadRequest(
+        raise InvalidLastEventId(
             "Last-Event-ID is not an id this stream sent",
-            code="invalid_last_event_id",
             errors=[{"loc": ["header", "Last-Event-ID"], "msg": "malformed event id"}],
         ) from None

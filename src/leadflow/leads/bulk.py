@@ -19,12 +19,13 @@ from leadflow.assignment.service import RulePicker
 from leadflow.audit.service import Entry, diff, record_many
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
-from leadflow.exceptions import PayloadTooLarge, ValidationFailed
+from leadflow.exceptions import ValidationFailed
 from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.records import RecordView
 from leadflow.leads import repository
 from leadflow.leads.effects import derive
+from leadflow.leads.errors import BulkTooLarge
 from leadflow.leads.events import (
     Assignment,
     Change,
@@ -60,9 +61,7 @@ async def apply_action(
         assert data.filter is not None
         ids = await repository.select_ids(session, actor, data.filter, cap + 1)
         if len(ids) > cap:
-            raise PayloadTooLarge(
-                f"The filter matches more than {cap} leads; narrow it down", code="bulk_too_large"
-            )
+            raise BulkTooLarge(f"The filter matches more than {cap} leads; narrow it down")
     value = await _bulk_value(session, actor, data)
     now, action = utcnow(), data.action
     if action == "delete":

@@ -23,11 +23,12 @@ from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
 from leadflow.db.base import new_id
-from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import normalize_email, normalize_phone
 from leadflow.leads import effects, repository
+from leadflow.leads.errors import DuplicateLead, VersionConflict
 from leadflow.leads.events import (
     Change,
     LeadsCreated,
@@ -268,13 +269,13 @@ async def create_lead(
 
 async def _duplicate_conflict(
     session: AsyncSession, actor: Actor, dup: Lead, detail: str
-) -> Conflict:
+) -> DuplicateLead:
     """The 409 for a duplicate email/phone: it names the existing lead only when the caller may
     see it, so the conflict cannot be used to probe leads outside the caller's scope."""
     visible = await repository.get(session, actor, dup.id) is not None
     if visible:
-        return Conflict(detail, code="duplicate_lead", existing_id=str(dup.id))
-    return Conflict(detail, code="duplicate_lead")
+        return DuplicateLead(detail, existing_id=str(dup.id))
+    return DuplicateLead(detail)
 
 
 def parse_if_match(header: str | None) -> int | None:
@@ -293,9 +294,8 @@ def parse_if_match(header: str | None) -> int | None:
 
 def _check_version(lead: Lead, expected: int | None) -> None:
     if expected is not None and expected != lead.version:
-        raise Conflict(
+        raise VersionConflict(
             "The lead was changed by someone else; reload it and try again",
-            code="version_conflict",
             current_version=lead.version,
         )
 

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
-from leadflow.exceptions import Conflict
 from leadflow.kit.events import subscribe
 from leadflow.leads.events import LeadsAssigned
 from leadflow.leads.service import get_lead
 from leadflow.models.lead import Lead
 from leadflow.models.user import User
+from leadflow.notifications.errors import AssigneeInactive, NotAssigned
 from leadflow.notifications.service import notify, queue_email
 from leadflow.users import repository as members
 
@@ -126,10 +126,10 @@ async def resend(
     """Queue the "lead assigned" email to the current assignee again; returns the delivery key."""
     lead = await get_lead(session, actor, lead_id)
     if lead.assignee_id is None:
-        raise Conflict("The lead has no assignee to notify", code="not_assigned")
+        raise NotAssigned("The lead has no assignee to notify")
     assignee = await members.get(session, actor, lead.assignee_id)
     if assignee is None or assignee.status != "active":
-        raise Conflict("The assignee is not an active user", code="assignee_inactive")
+        raise AssigneeInactive("The assignee is not an active user")
     key = f"lead-assigned-resend:{lead.id}:{uuid.uuid4().hex}"
     await queue_assignment_email(
         session, settings, lead, assignee, by=actor.label, reason="resent", delivery_key=key

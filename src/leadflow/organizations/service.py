@@ -19,12 +19,19 @@ from leadflow.authz.actor import Actor
 from leadflow.authz.grants import ensure_holds
 from leadflow.authz.permissions import SYSTEM_ROLES
 from leadflow.calendar import BusinessCalendar
-from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.models.organization import Organization
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
 from leadflow.models.team import Team
 from leadflow.organizations import repository
+from leadflow.organizations.errors import (
+    RoleExists,
+    RoleInUse,
+    SelfRoleChange,
+    SystemRole,
+    TeamExists,
+)
 from leadflow.organizations.schemas import (
     OrgSettings,
     OrgSettingsUpdate,
@@ -110,7 +117,7 @@ async def create_role(session: AsyncSession, actor: Actor, data: RoleCreate) -> 
         actor, role_name=data.name, permissions=data.permissions, row_scope=data.row_scope.value
     )
     if await repository.get_role_by_name(session, actor.organization_id, data.name):
-        raise Conflict(f"A role named '{data.name}' already exists", code="role_exists")
+        raise RoleExists(f"A role named '{data.name}' already exists")
     role = Role(
         organization_id=actor.organization_id,
         name=data.name,
@@ -131,7 +138,7 @@ async def update_role(
     """Change a custom role; system roles are fixed."""
     role = await get_role(session, actor, role_id)
     if role.is_system:
-        raise Conflict("System roles cannot be changed", code="system_role")
+        raise SystemRole("System roles cannot be changed")
     _ensure_may_edit(actor, role)
     before = snapshot(role)
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude_none=True)
@@ -154,17 +161,17 @@ async def delete_role(session: AsyncSession, actor: Actor, role_id: uuid.UUID) -
     """Delete a custom role nobody holds."""
     role = await get_role(session, actor, role_id)
     if role.is_system:
-        raise Conflict("System roles cannot be deleted", code="system_role")
+        raise SystemRole("System roles cannot be deleted")
     _ensure_may_edit(actor, role)
     if await repository.count_role_users(session, role.id):
-        raise Conflict("The role is still assigned to users", code="role_in_use")
+        raise RoleInUse("The role is still assigned to users")
     await delete_recorded(session, actor, role, "role.delete", "role")
 
 
 def _ensure_may_edit(actor: Actor, role: Role) -> None:
     """Nobody edits the role they hold, nor a role holding more than they do."""
     if actor.api_key_id is None and actor.role == role.name:
-        raise Conflict("You cannot change the role you hold", code="self_role_change")
+        raise SelfRoleChange("You cannot change the role you hold")
     ensure_holds(
         actor,
         role_name=role.name,
@@ -190,7 +197,7 @@ async def get_team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> T
 async def create_team(session: AsyncSession, actor: Actor, data: TeamIn) -> Team:
     """A new team; names are unique per organisation."""
     if await repository.get_team_by_name(session, actor.organization_id, data.name):
-        raise Conflict(f"A team named '{data.name}' already exists", code="team_exists")
+        raise TeamExists(f"A team named '{data.name}' already exists")
     team = Team(organization_id=actor.organization_id, name=data.name)
     session.add(team)
     await session.flush()
@@ -205,7 +212,7 @@ async def rename_team(
     team = await get_team(session, actor, team_id)
     other = await repository.get_team_by_name(session, actor.organization_id, data.name)
     if other is not None and other.id != team.id:
-        raise Conflict(f"A team named '{data.name}' already exists", code="team_exists")
+        raise TeamExists(f"A team named '{data.name}' already exists")
     before = snapshot(team)
     team.name = data.name
     await session.flush()

@@ -8,9 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import record, record_create, record_update, snapshot
 from leadflow.authz.actor import Actor
-from leadflow.exceptions import Conflict, NotFound, ValidationFailed
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.pipeline import repository
+from leadflow.pipeline.errors import LastStage, NoStages, StageExists, StageInUse, UnknownStatus
 from leadflow.pipeline.schemas import (
     PipelineSummary,
     ReorderIn,
@@ -30,10 +31,8 @@ async def stage_for(session: AsyncSession, org_id: uuid.UUID, key: str) -> Pipel
     stage = await repository.get_stage_by_key(session, org_id, key)
     if stage is None:
         keys = [s.key for s in await repository.list_stages(session, org_id)]
-        raise ValidationFailed(
-            f"Unknown status '{key}'; stages are: {', '.join(keys)}",
-            field="status",
-            code="unknown_status",
+        raise UnknownStatus(
+            f"Unknown status '{key}'; stages are: {', '.join(keys)}", field="status"
         )
     return stage
 
@@ -42,7 +41,7 @@ async def first_stage(session: AsyncSession, org_id: uuid.UUID) -> PipelineStage
     """The first stage (where new leads start)."""
     stages = await repository.list_stages(session, org_id)
     if not stages:
-        raise Conflict("The organisation has no pipeline stages", code="no_stages")
+        raise NoStages("The organisation has no pipeline stages")
     return stages[0]
 
 
@@ -56,7 +55,7 @@ async def _get(session: AsyncSession, actor: Actor, stage_id: uuid.UUID) -> Pipe
 async def create_stage(session: AsyncSession, actor: Actor, data: StageCreate) -> PipelineStage:
     """Add a stage; keys are unique per organisation."""
     if await repository.get_stage_by_key(session, actor.organization_id, data.key):
-        raise Conflict(f"A stage with key '{data.key}' exists", code="stage_exists")
+        raise StageExists(f"A stage with key '{data.key}' exists")
     stages = await repository.list_stages(session, actor.organization_id)
     position = len(stages) if data.position is None else min(data.position, len(stages))
     stage = PipelineStage(
@@ -120,12 +119,10 @@ async def delete_stage(session: AsyncSession, actor: Actor, stage_id: uuid.UUID)
     stage = await _get(session, actor, stage_id)
     used = await repository.count_with_status(session, actor.organization_id, stage.key)
     if used:
-        raise Conflict(
-            f"{used} leads are in this stage; move them first", code="stage_in_use", lead_count=used
-        )
+        raise StageInUse(f"{used} leads are in this stage; move them first", lead_count=used)
     stages = await repository.list_stages(session, actor.organization_id)
     if len(stages) == 1:
-        raise Conflict("The pipeline needs at least one stage", code="last_stage")
+        raise LastStage("The pipeline needs at least one stage")
     before = snapshot(stage)
     await session.delete(stage)
     for i, s in enumerate(x for x in stages if x.id != stage.id):

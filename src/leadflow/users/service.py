@@ -9,13 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.audit.service import diff, record, record_update, snapshot
 from leadflow.authz.actor import Actor
 from leadflow.authz.grants import ADMIN_ROLE, ensure_holds, ensure_may_set_teams
-from leadflow.exceptions import Conflict, NotFound
+from leadflow.exceptions import NotFound
 from leadflow.kit.pagination import PageParams
 from leadflow.kit.passwords import hash_password_async
 from leadflow.models.role import Role
 from leadflow.models.user import User
 from leadflow.organizations import service as orgs
+from leadflow.organizations.errors import SelfRoleChange
 from leadflow.users import repository
+from leadflow.users.errors import EmailTaken, LastAdmin, SelfDeactivation, SelfTeamChange
 from leadflow.users.repository import UserFilter
 from leadflow.users.schemas import UserCreate, UserRead, UserStatus, UserUpdate
 
@@ -62,7 +64,7 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     # Hashed off the event loop and before the first query, so no connection waits on argon2.
     password_hash = await hash_password_async(data.password) if data.password else None
     if await repository.get_by_email(session, data.email):
-        raise Conflict("A user with this email already exists", code="email_taken")
+        raise EmailTaken("A user with this email already exists")
     role = await orgs.role_by_name(session, actor.organization_id, data.role)
     _ensure_holds_role(actor, role)
     if data.team_id is not None:
@@ -105,7 +107,7 @@ async def update_user(
     if fields.get("role") and fields["role"] != user.role.name:
         role = await orgs.role_by_name(session, actor.organization_id, fields["role"])
         if user.id == actor.user_id:
-            raise Conflict("You cannot change your own role", code="self_role_change")
+            raise SelfRoleChange("You cannot change your own role")
         _ensure_holds_role(actor, role)
         if user.role.name == ADMIN_ROLE:
             await _ensure_other_admin(session, user)
@@ -115,7 +117,7 @@ async def update_user(
         # A team decides whose leads a team-scoped role sees: moving oneself (or others into
         # one's own team) would widen a scope, so teams are set by organisation-wide admins.
         if user.id == actor.user_id:
-            raise Conflict("You cannot change your own team", code="self_team_change")
+            raise SelfTeamChange("You cannot change your own team")
         ensure_may_set_teams(actor)
         if fields["team_id"] is not None:
             await orgs.get_team(session, actor, fields["team_id"])
@@ -152,7 +154,7 @@ async def _set_status(session: AsyncSession, actor: Actor, user: User, status: U
     if status.value == user.status:
         return
     if user.id == actor.user_id:
-        raise Conflict("You cannot change your own status", code="self_deactivation")
+        raise SelfDeactivation("You cannot change your own status")
     if status is UserStatus.INACTIVE:
         if user.role.name == ADMIN_ROLE:
             await _ensure_other_admin(session, user)
@@ -175,7 +177,4 @@ async def _ensure_other_admin(session: AsyncSession, user: User) -> None:
     """409 when `user` is the organisation's last active admin."""
     admins = await repository.lock_active_admins(session, user.organization_id)
     if user.status == UserStatus.ACTIVE.value and not (set(admins) - {user.id}):
-        raise Conflict(
-            "The organisation's last active admin cannot be demoted or deactivated",
-            code="last_admin",
-        )
+        raise LastAdmin("The organisation's last active admin cannot be demoted or deactivated")

@@ -15,10 +15,11 @@ from leadflow.audit.service import record
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
-from leadflow.exceptions import Conflict, NotFound
+from leadflow.exceptions import NotFound
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.outbox import OutboxMessage
+from leadflow.worker.errors import NotFailed
 from leadflow.worker.jobs import enqueue_job
 
 jobs_router = APIRouter(tags=["admin"])
@@ -109,9 +110,7 @@ async def retry_job(session: SessionDep, actor: Admin, job_id: uuid.UUID) -> Job
     if row is None:
         raise NotFound("Job not found")
     if row.status != "failed":
-        raise Conflict(
-            f"Only failed jobs can be retried (this one is {row.status})", code="not_failed"
-        )
+        raise NotFailed(f"Only failed jobs can be retried (this one is {row.status})")
     row.status, row.attempts, row.next_attempt_at = "retry", 0, utcnow()
     row.locked_until = None
     await session.flush()
