@@ -263,12 +263,7 @@ def finish_record(rec: dict[str, Any], analysis: Any, ctx: ImportContext) -> dic
     else:
         rec["needs_action"] = rec.get("last_contacted_at") is None
     rec["status"] = status or ctx.first_stage
-    first, last = rec.get("first_name"), rec.get("last_name")
-    rec["full_name"] = " ".join(p for p in (first, last) if p)
-    rec["search_text"] = " ".join(
-        p for p in (rec["full_name"], rec.get("email"), rec.get("phone"), rec.get("company")) if p
-    ).lower()
-    return rec
+    return rec  # the leads service derives full name and search text
 
 
 async def load_context(

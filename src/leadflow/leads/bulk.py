@@ -24,7 +24,7 @@ from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.records import RecordView
 from leadflow.leads import repository
-from leadflow.leads.effects import derive
+from leadflow.leads.effects import derive_record
 from leadflow.leads.errors import BulkTooLarge
 from leadflow.leads.events import (
     Assignment,
@@ -188,6 +188,7 @@ async def create_records(
     statuses: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     assigned: list[Assignment] = []
+    views: list[RecordView] = []
     for rec in records:
         rec.update(
             id=uuid7(),
@@ -201,8 +202,9 @@ async def create_records(
         rec.setdefault("tags", [])
         rec.setdefault("custom", {})
         rec.setdefault("score", 0)
+        derive_record(rec)
         view = RecordView(rec)
-        derive(view)
+        views.append(view)
         why, rule_id = reason, None
         if rec.get("assignee_id") is None and picker:
             picked = picker.pick(view)
@@ -248,7 +250,6 @@ async def create_records(
         ],
         now=now,
     )
-    views = [RecordView(r) for r in records]
     await events.publish(
         session,
         LeadsCreated(actor=actor, organization_id=org, now=now, leads=views, source=reason),
@@ -355,7 +356,7 @@ async def update_records(
     audits: list[Entry] = []
     for lead_id, row in state.items():
         old = current[lead_id]
-        derive(RecordView(row))
+        derive_record(row)
         changed = [k for k in _WRITTEN if k not in ("version", "updated_at") and row[k] != old[k]]
         if not changed:
             continue

@@ -40,11 +40,27 @@ def touch(lead: Lead) -> None:
     lead.version = (lead.version or 1) + 1
 
 
+def derived(
+    first: str | None, last: str | None, email: str | None, phone: str | None, company: str | None
+) -> tuple[str, str]:
+    """(full name, search text) of a lead's name and contact fields."""
+    full_name = " ".join(p for p in (first, last) if p)
+    return full_name, " ".join(p for p in (full_name, email, phone, company) if p).lower()
+
+
 def derive(lead: Any) -> None:
-    """Recompute the derived columns (full name, search text) of a lead or lead record view."""
-    lead.full_name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
-    parts = (lead.full_name, lead.email, lead.phone, lead.company)
-    lead.search_text = " ".join(p for p in parts if p).lower()
+    """Recompute the derived columns (full name, search text) of a lead instance."""
+    lead.full_name, lead.search_text = derived(
+        lead.first_name, lead.last_name, lead.email, lead.phone, lead.company
+    )
+
+
+def derive_record(rec: dict[str, Any]) -> None:
+    """`derive` for a lead given as a column dict (set-based writes)."""
+    get = rec.get
+    rec["full_name"], rec["search_text"] = derived(
+        get("first_name"), get("last_name"), get("email"), get("phone"), get("company")
+    )
 
 
 def audit_view(lead: Lead) -> dict[str, Any]:
