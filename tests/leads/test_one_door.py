@@ -330,3 +330,23 @@ async def test_a_bulk_action_costs_the_same_statements_for_few_and_many_leads(
             assert few == many, (action, few, many)
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_answers_show_what_subscribers_wrote(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """The SLA clock a subscriber starts or stops is in the same request's answer."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    rep = await factory.user(org, "counselor")
+    r = await client.post(
+        "/api/v1/leads", headers=admin.headers, json={"name": "A B", "assignee_id": str(rep.id)}
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["sla"]["state"] == "running" and created["sla"]["deadline"] is not None
+    r = await client.patch(
+        f"/api/v1/leads/{created['id']}/status", headers=admin.headers, json={"status": "contacted"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["sla"]["state"] == "met" and r.json()["sla"]["met_at"] is not None

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
@@ -131,6 +133,13 @@ async def leads_in_state(
     return list(rows), int(total or 0)
 
 
+def _loaded(session: AsyncSession, lead_ids: Sequence[uuid.UUID]) -> list[Lead]:
+    """The leads among `lead_ids` this session holds (an API request's lead), without SQL."""
+    held = session.sync_session.identity_map
+    found = (held.get(identity_key(Lead, i)) for i in lead_ids)
+    return [lead for lead in found if isinstance(lead, Lead)]
+
+
 async def start_clocks(
     session: AsyncSession,
     lead_ids: Sequence[uuid.UUID],
@@ -139,24 +148,25 @@ async def start_clocks(
     deadline: datetime,
     reminder_at: datetime | None,
 ) -> None:
-    """Start one clock on many leads: nothing reminded, met or breached yet.
-
-    An ORM UPDATE that also updates the leads loaded in this session (`evaluate`), so an
-    API response built from the instance shows the new clock.
-    """
+    """Start one clock on many leads: nothing reminded, met or breached yet. Leads this
+    session holds get the same values, so a response built from them shows the clock."""
+    values: dict[str, Any] = {
+        "sla_policy_id": policy_id,
+        "sla_deadline": deadline,
+        "sla_reminder_at": reminder_at,
+        "sla_reminded_at": None,
+        "sla_met_at": None,
+        "sla_breached_at": None,
+    }
     await session.execute(
         update(Lead)
         .where(Lead.id.in_(lead_ids))
-        .values(
-            sla_policy_id=policy_id,
-            sla_deadline=deadline,
-            sla_reminder_at=reminder_at,
-            sla_reminded_at=None,
-            sla_met_at=None,
-            sla_breached_at=None,
-        )
-        .execution_options(synchronize_session="evaluate")
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    for lead in _loaded(session, lead_ids):
+        for key, value in values.items():
+            set_committed_value(lead, key, value)
 
 
 async def mark_met(session: AsyncSession, lead_ids: Sequence[uuid.UUID], now: datetime) -> None:
@@ -165,5 +175,8 @@ async def mark_met(session: AsyncSession, lead_ids: Sequence[uuid.UUID], now: da
         update(Lead)
         .where(Lead.id.in_(lead_ids), Lead.sla_deadline.is_not(None), Lead.sla_met_at.is_(None))
         .values(sla_met_at=now)
-        .execution_options(synchronize_session="evaluate")
+        .execution_options(synchronize_session=False)
     )
+    for lead in _loaded(session, lead_ids):
+        if lead.sla_deadline is not None and lead.sla_met_at is None:
+            set_committed_value(lead, "sla_met_at", now)
