@@ -37,6 +37,7 @@ from leadflow.leads.events import (
     LeadsUpdated,
     Move,
 )
+from leadflow.leads.repository import WRITABLE
 from leadflow.leads.schemas import BulkIn, BulkOut
 from leadflow.models.lead import Lead
 from leadflow.pipeline import service as pipeline
@@ -127,30 +128,6 @@ async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
 
 # ---- records: new and existing leads as column dicts (imports) -------------------------------
 
-# Fields a record may set on an existing lead (the derived ones are recomputed).
-WRITABLE = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company",
-    "channel",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "status",
-    "tags",
-    "disg_type",
-    "notes",
-    "custom",
-    "score",
-    "needs_action",
-    "next_action_at",
-    "next_action_description",
-    "last_contacted_at",
-    "analyzed_at",
-)
 # Every updated lead writes all of these (unchanged ones with their current value), so a
 # whole chunk is one executemany however the rows differ.
 _WRITTEN = (*WRITABLE, "assignee_id", "full_name", "search_text", "version", "updated_at")

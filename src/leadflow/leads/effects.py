@@ -160,11 +160,19 @@ async def assign_many(
 
 
 async def announce_update(
-    session: AsyncSession, actor: Actor | None, lead: Lead, before: dict[str, Any], action: str
+    session: AsyncSession,
+    actor: Actor | None,
+    lead: Lead,
+    before: dict[str, Any],
+    action: str,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Audit and announce the fields of `lead` that changed since `before` (its audit view)."""
+    """Audit (as `action`, with `extra` in its after-image) and announce (`lead.updated`) the
+    fields of `lead` that changed since `before` (its audit view). Nothing changed and no
+    `extra`: nothing is written."""
     b, a = diff(before, audit_view(lead))
-    if not a:
+    if not a and not extra:
         return
     await record(
         session,
@@ -174,17 +182,15 @@ async def announce_update(
         resource_type="lead",
         resource_id=lead.id,
         before=b,
-        after=a,
+        after={**a, **(extra or {})},
     )
-    await events.publish(
-        session,
-        LeadsUpdated(
-            actor=actor,
-            organization_id=lead.organization_id,
-            now=utcnow(),
-            changes=[Change(lead.id, b, a)],
-        ),
-    )
-
-
-# ---- reads -----------------------------------------------------------------------------------
+    if a:
+        await events.publish(
+            session,
+            LeadsUpdated(
+                actor=actor,
+                organization_id=lead.organization_id,
+                now=utcnow(),
+                changes=[Change(lead.id, b, a)],
+            ),
+        )

@@ -639,13 +639,10 @@ async def move_children(
 
 # ---- set-based writes (the leads service's `bulk` door) ------------------------------------
 
-# The columns a new lead is written with set-based (COPY on PostgreSQL).
-INSERT_COLUMNS = (
-    "id",
-    "organization_id",
+# Fields a record may set on an existing lead (the derived ones are recomputed).
+WRITABLE = (
     "first_name",
     "last_name",
-    "full_name",
     "email",
     "phone",
     "company",
@@ -656,8 +653,6 @@ INSERT_COLUMNS = (
     "utm_campaign",
     "status",
     "tags",
-    "assignee_id",
-    "created_by",
     "disg_type",
     "notes",
     "custom",
@@ -666,9 +661,18 @@ INSERT_COLUMNS = (
     "next_action_at",
     "next_action_description",
     "last_contacted_at",
-    "import_batch_id",
     "analyzed_at",
+)
+# The columns a new lead is written with set-based (COPY on PostgreSQL).
+INSERT_COLUMNS = (
+    "id",
+    "organization_id",
+    *WRITABLE,
+    "full_name",
     "search_text",
+    "assignee_id",
+    "created_by",
+    "import_batch_id",
     "version",
     "created_at",
     "updated_at",

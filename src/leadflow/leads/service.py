@@ -524,27 +524,7 @@ async def apply_fields(
     if changed and count_edit:
         effects.touch(lead)
     await session.flush()
-    b, a = diff(before, effects.audit_view(lead))
-    await record(
-        session,
-        actor=actor,
-        organization_id=lead.organization_id,
-        action=action,
-        resource_type="lead",
-        resource_id=lead.id,
-        before=b,
-        after={**a, **(extra or {})},
-    )
-    if a:
-        await events.publish(
-            session,
-            LeadsUpdated(
-                actor=actor,
-                organization_id=lead.organization_id,
-                now=utcnow(),
-                changes=[Change(lead.id, b, a)],
-            ),
-        )
+    await effects.announce_update(session, actor, lead, before, action, extra=extra or {})
 
 
 async def record_contact(
