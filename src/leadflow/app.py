@@ -39,6 +39,7 @@ from leadflow.leads.endpoints import tags_router
 from leadflow.notifications.endpoints import router as notifications_router
 from leadflow.organizations.endpoints import roles_router, settings_router, teams_router
 from leadflow.pipeline.endpoints import router as pipeline_router
+from leadflow.reports.endpoints import router as reports_router
 from leadflow.sla.endpoints import router as sla_router
 from leadflow.tasks.endpoints import router as tasks_router
 from leadflow.timeline.endpoints import router as timeline_router
@@ -74,6 +75,7 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (jobs_router, f"{API}/admin/jobs"),
     (emails_router, f"{API}/admin/emails"),
     (batches_router, f"{API}/imports"),
+    (reports_router, f"{API}/reports"),
 ]
 
 # The seeds' own paths, served by the canonical endpoints and hidden from the schema.

@@ -133,6 +133,18 @@ class Settings(BaseSettings):
     # open in one process.
     stream_recheck_seconds: float = Field(default=30, gt=0, le=30)
     streams_per_user: int = Field(default=5, ge=1)
+    # Reports: rows in a build's preview; the most rows a run may export (the PDF table shows
+    # at most `report_pdf_max_rows`); how long a download link works and a file is kept; the
+    # largest file a scheduled email attaches (larger ones are linked only); how often the
+    # worker looks for due schedules and for expired files.
+    report_preview_rows: int = Field(default=50, ge=1, le=500)
+    report_max_rows: int = Field(default=200_000, ge=1)
+    report_pdf_max_rows: int = Field(default=1_000, ge=1)
+    report_link_hours: float = Field(default=24, gt=0)
+    report_file_retention_hours: float = Field(default=168, gt=0)
+    report_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    report_schedule_seconds: int = Field(default=60, ge=1)
+    report_file_cleanup_seconds: int = Field(default=3600, ge=1)
     # Auth: sign-up throttling and the Supabase bridge.
     register_per_hour: int = Field(default=5, ge=1)
     supabase_issuer: str = ""

@@ -16,6 +16,7 @@ import leadflow.imports.jobs
 import leadflow.imports.timeline
 import leadflow.notifications.jobs
 import leadflow.notifications.lead_assigned
+import leadflow.reports.jobs
 import leadflow.sla.handlers
 import leadflow.sla.jobs
 import leadflow.tasks.jobs

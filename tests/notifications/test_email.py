@@ -24,6 +24,7 @@ from leadflow.notifications.email import (
     DELIVERY_KEY_HEADER,
     LANGUAGES,
     TEMPLATES,
+    Attachment,
     ContextKeys,
     EmailDeliveryError,
     RenderedEmail,
@@ -79,6 +80,14 @@ FULL_CONTEXT: dict[str, dict[str, Any]] = {
         "inviter_name": "Anna Schmidt",
         "login_url": "https://crm.example.com/login",
     },
+    "report_ready": {
+        "recipient_name": "Max Müller",
+        "report_name": "Pipeline nach Phase",
+        "row_count": 12,
+        "download_url": "https://crm.example.com/api/v1/reports/downloads/abc.def",
+        "expires_local": "26.11.2026 09:00",
+        "attached": True,
+    },
 }
 
 # (subject start, phrase in text, phrase in html) per template and language.
@@ -133,6 +142,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str]] = {
         "Anna Schmidt has invited you to join Kramer Vertrieb",
         "Sign in",
     ),
+    ("report_ready", "de"): (
+        "Bericht: Pipeline nach Phase",
+        "ist fertig (12 Zeilen)",
+        "Bericht herunterladen",
+    ),
+    ("report_ready", "en"): (
+        "Report: Pipeline nach Phase",
+        "is ready (12 rows)",
+        "Download report",
+    ),
 }
 
 # The value each template must show in subject and body, and the link it must carry.
@@ -142,6 +161,7 @@ SUBJECT_VALUE = {
     "sla_breached": "Lea Kramer",
     "task_due": "Angebot nachfassen",
     "invitation": "Kramer Vertrieb",
+    "report_ready": "Pipeline nach Phase",
 }
 URL_KEY = {
     "lead_assigned": "lead_url",
@@ -149,6 +169,7 @@ URL_KEY = {
     "sla_breached": "lead_url",
     "task_due": "task_url",
     "invitation": "login_url",
+    "report_ready": "download_url",
 }
 GREETING = {"de": "Hallo Max Müller,", "en": "Hi Max Müller,"}
 FOOTER = {
@@ -475,6 +496,38 @@ def test_build_message_without_html_is_plain_text() -> None:
     assert message.as_bytes().isascii()
 
 
+def test_build_message_with_attachment_is_multipart_mixed() -> None:
+    data = b"a,b\r\n1,2\r\n" + bytes(range(256))  # any bytes survive the round trip
+    email = RenderedEmail(
+        to=TO,
+        subject="Bericht",
+        text="Im Anhang\n",
+        html="<p>Im Anhang</p>",
+        attachments=(Attachment("bericht-ü.csv", "text/csv", data),),
+    )
+
+    message = build_message(email, SENDER)
+
+    assert message.get_content_type() == "multipart/mixed"
+    body = message.get_body(("plain",))
+    assert body is not None and "Im Anhang" in body.get_content()
+    [part] = list(message.iter_attachments())
+    assert isinstance(part, EmailMessage)
+    assert part.get_content_type() == "text/csv"
+    assert part.get_filename() == "bericht-ü.csv"
+    assert part.get_payload(decode=True) == data
+    assert message.as_bytes().isascii()
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [("", "text/csv"), ("a\nb.csv", "text/csv"), ("a.csv", "text"), ("a.csv", "text/csv; x=1")],
+)
+def test_unsafe_attachments_are_rejected(filename: str, content_type: str) -> None:
+    with pytest.raises(ValueError, match="attachment"):
+        Attachment(filename, content_type, b"x")
+
+
 def test_message_id_is_derived_from_delivery_key() -> None:
     keyed = _email(headers={DELIVERY_KEY_HEADER: "lead_assigned:42:7"})
     other = _email(headers={DELIVERY_KEY_HEADER: "lead_assigned:42:8"})
@@ -535,6 +588,31 @@ async def test_send_delivers_utf8_message(relay: Relay) -> None:
     assert text.get_content().replace("\r\n", "\n") == email.text
     assert "Hallo Max Müller," in text.get_content()
     assert "<strong>Jürgen Größ</strong>" in html.get_content()
+
+
+async def test_send_delivers_attachments(relay: Relay) -> None:
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
+    email = RenderedEmail(
+        to=TO,
+        subject="Report",
+        text="Attached.\n",
+        attachments=(
+            Attachment("report.pdf", "application/pdf", pdf),
+            Attachment("report.csv", "text/csv", b"name\r\n'=1+1\r\n"),
+        ),
+    )
+
+    await send(relay.config, email)
+
+    [received] = relay.inbox.received
+    assert received.content.isascii()
+    parts = list(received.message.iter_attachments())
+    assert [(p.get_filename(), p.get_content_type()) for p in parts] == [
+        ("report.pdf", "application/pdf"),
+        ("report.csv", "text/csv"),
+    ]
+    assert isinstance(parts[0], EmailMessage)
+    assert parts[0].get_payload(decode=True) == pdf
 
 
 async def test_resend_of_same_delivery_keeps_message_id(relay: Relay) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ARRAY,
@@ -92,6 +94,37 @@ def json_array_elements(col: Any, dialect: str) -> Any:
     if is_postgres(dialect):
         return func.jsonb_array_elements_text(type_coerce(col, JSONB)).table_valued("value")
     return func.json_each(col).table_valued("value")
+
+
+# SQLite knows no time zones: a Python function, registered on every SQLite connection, turns a
+# stored UTC timestamp into local calendar text. PostgreSQL converts with `timezone()`.
+SQLITE_LOCAL_TIME = "leadflow_local_time"
+LocalPart = Literal["date", "month"]
+_PG_FORMATS: dict[str, str] = {"date": "YYYY-MM-DD", "month": "YYYY-MM"}
+_PY_FORMATS: dict[str, str] = {"date": "%Y-%m-%d", "month": "%Y-%m"}
+
+
+def _sqlite_local_time(value: str | None, tz: str, part: str) -> str | None:
+    if value is None:
+        return None
+    stored = datetime.fromisoformat(value).replace(tzinfo=UTC)  # stored as naive UTC
+    return stored.astimezone(ZoneInfo(tz)).strftime(_PY_FORMATS[part])
+
+
+def register_sqlite_functions(dbapi_conn: Any) -> None:
+    """Add Leadflow's SQL functions to a new SQLite connection (the engine's connect hook)."""
+    dbapi_conn.create_function(SQLITE_LOCAL_TIME, 3, _sqlite_local_time, deterministic=True)
+
+
+def local_time_text(col: Any, tz: str, part: LocalPart, dialect: str) -> ColumnElement[str]:
+    """The calendar `part` (`date` → YYYY-MM-DD, `month` → YYYY-MM) of a UTC timestamp
+    column as it reads in the time zone `tz` (an IANA name), as text; NULL stays NULL.
+
+    Daylight saving is applied per row, so a bucket is a local day or month on both engines.
+    """
+    if is_postgres(dialect):
+        return func.to_char(func.timezone(tz, col), _PG_FORMATS[part], type_=String())
+    return func.leadflow_local_time(col, tz, part, type_=String())
 
 
 def _json_text(value: Any) -> str:

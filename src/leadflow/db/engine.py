@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from leadflow.config import Settings, get_settings
+from leadflow.db.dialect import register_sqlite_functions
 from leadflow.exceptions import LeadflowError
 
 log = logging.getLogger("leadflow.db")
@@ -34,6 +35,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+    register_sqlite_functions(dbapi_conn)
 
 
 # Whether transactions begun in this context may write. A SQLite transaction that starts by

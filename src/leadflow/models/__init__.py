@@ -19,6 +19,7 @@ from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, 
 from leadflow.models.organization import Organization
 from leadflow.models.outbox import Notification, OutboxMessage, PeriodicRun
 from leadflow.models.pipeline_stage import PipelineStage
+from leadflow.models.report import Report, ReportFileChunk, ReportRun, ReportSchedule
 from leadflow.models.role import Role
 from leadflow.models.task import Task
 from leadflow.models.team import Team
@@ -50,6 +51,10 @@ __all__ = [
     "PeriodicRun",
     "PipelineStage",
     "RefreshToken",
+    "Report",
+    "ReportFileChunk",
+    "ReportRun",
+    "ReportSchedule",
     "Role",
     "SlaPolicy",
     "Task",

@@ -16,6 +16,8 @@ Context keys per template (optional keys may be omitted or None):
 - ``task_due``: recipient_name, task_title, due_local (preformatted string), task_url;
   optional lead_name
 - ``invitation``: recipient_name, organization_name, inviter_name, login_url
+- ``report_ready``: recipient_name, report_name, row_count (int), download_url,
+  expires_local (preformatted string); optional attached (bool: the file is attached)
 
 Values are formatted by the caller (dates in the recipient's time zone and locale);
 templates only place them.
@@ -52,6 +54,7 @@ __all__ = [
     "FALLBACK_LANGUAGE",
     "LANGUAGES",
     "TEMPLATES",
+    "Attachment",
     "ContextKeys",
     "EmailDeliveryError",
     "RenderedEmail",
@@ -64,7 +67,14 @@ __all__ = [
 
 log = logging.getLogger("leadflow.notifications")
 
-TEMPLATES: Final = ("lead_assigned", "sla_reminder", "sla_breached", "task_due", "invitation")
+TEMPLATES: Final = (
+    "lead_assigned",
+    "sla_reminder",
+    "sla_breached",
+    "task_due",
+    "invitation",
+    "report_ready",
+)
 LANGUAGES: Final = ("de", "en")
 FALLBACK_LANGUAGE: Final = "en"
 DELIVERY_KEY_HEADER: Final = "X-Leadflow-Delivery-Key"
@@ -91,6 +101,10 @@ CONTEXT_KEYS: Final[Mapping[str, ContextKeys]] = {
         ("recipient_name", "task_title", "due_local", "task_url"), ("lead_name",)
     ),
     "invitation": ContextKeys(("recipient_name", "organization_name", "inviter_name", "login_url")),
+    "report_ready": ContextKeys(
+        ("recipient_name", "report_name", "row_count", "download_url", "expires_local"),
+        ("attached",),
+    ),
 }
 
 # Headers build_message() writes itself; letting callers set them would produce duplicates
@@ -111,6 +125,8 @@ _RESERVED_HEADERS: Final = frozenset(
 )
 # RFC 5322 field name: printable ASCII except ":" and space.
 _HEADER_NAME: Final = re.compile(r"[!-9;-~]+")
+# type/subtype as RFC 2045 tokens, without parameters.
+_CONTENT_TYPE: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 
 _env = Environment(
     loader=PackageLoader("leadflow.notifications", "templates"),
@@ -155,6 +171,22 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email. Raises ValueError for an unsafe name or content type."""
+
+    filename: str
+    content_type: str
+    # repr=False: a file of megabytes has no place in a log line.
+    data: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.filename.strip() or _has_line_break(self.filename):
+            raise ValueError("attachment filename must be a non-empty single line")
+        if not _CONTENT_TYPE.fullmatch(self.content_type):
+            raise ValueError(f"invalid attachment content type: {self.content_type!r}")
+
+
+@dataclass(frozen=True)
 class RenderedEmail:
     """A ready-to-send email; `headers` are extra headers such as the delivery key.
 
@@ -166,6 +198,7 @@ class RenderedEmail:
     text: str
     html: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
         _validated_address(self.to)
@@ -241,7 +274,8 @@ def render(
 def build_message(
     email: RenderedEmail, sender: str, *, message_id_domain: str = "leadflow.local"
 ) -> EmailMessage:
-    """MIME message for `email`: text/plain, or multipart/alternative with HTML.
+    """MIME message for `email`: text/plain, or multipart/alternative with HTML; with
+    attachments, multipart/mixed around that body.
 
     With a delivery-key header the Message-ID is derived from the key, so a resend of the
     same delivery carries the same Message-ID and receivers can drop the duplicate.
@@ -258,6 +292,11 @@ def build_message(
     message.set_content(email.text, cte="quoted-printable")
     if email.html is not None:
         message.add_alternative(email.html, subtype="html", cte="quoted-printable")
+    for attachment in email.attachments:
+        maintype, subtype = attachment.content_type.split("/", 1)
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     # Extra headers go on last: set_content() drops and add_alternative() moves every
     # Content-* header (e.g. Content-Language) that is already on the message.
     names = {name.lower() for name in email.headers}

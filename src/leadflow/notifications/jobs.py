@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from leadflow.db.engine import transactions_that
 from leadflow.models.outbox import OutboxMessage
-from leadflow.notifications import service
-from leadflow.notifications.email import RenderedEmail, SmtpConfig, send
+from leadflow.notifications import attachments, service
+from leadflow.notifications.email import Attachment, RenderedEmail, SmtpConfig, send
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext
 
@@ -15,6 +16,8 @@ async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
     """Send a queued email over SMTP, or only log it when no SMTP server is configured.
 
     Failures raise `EmailDeliveryError`; its `permanent` tells the outbox not to retry.
+    Attachments are loaded only when the email is really sent; one that is gone fails the
+    email for good (`AttachmentMissing`).
     """
     s = ctx.settings
     if not s.smtp_host:
@@ -30,6 +33,12 @@ async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
         starttls=s.smtp_starttls,
         use_tls=s.smtp_tls,
     )
+    files: tuple[Attachment, ...] = ()
+    if p.get("attachments"):
+        # Only reads: on SQLite no write lock while the files are read.
+        with transactions_that(write=False):
+            async with ctx.session_factory() as session:
+                files = await attachments.load(session, p["attachments"])
     message_id = await send(
         config,
         RenderedEmail(
@@ -38,6 +47,7 @@ async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
             text=p["text"],
             html=p.get("html"),
             headers=p.get("headers") or {},
+            attachments=files,
         ),
     )
     return {"status": "sent", "message_id": message_id}

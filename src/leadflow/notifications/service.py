@@ -13,6 +13,7 @@ from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.notifications import repository
+from leadflow.notifications.attachments import AttachmentRef
 from leadflow.notifications.email import DELIVERY_KEY_HEADER, render
 from leadflow.users import repository as members
 from leadflow.worker import outbox
@@ -58,10 +59,14 @@ async def queue_email(
     context: dict[str, Any],
     delivery_key: str,
     max_attempts: int = 3,
+    attachments: list[AttachmentRef] | None = None,
 ) -> OutboxMessage:
-    """Render a templated email now and put it in the outbox (sent after commit)."""
+    """Render a templated email now and put it in the outbox (sent after commit).
+
+    `attachments` are references: delivery loads each file when it sends the email.
+    """
     email = render(template, language, context, to=to)
-    payload = {
+    payload: dict[str, Any] = {
         "to": email.to,
         "subject": email.subject,
         "text": email.text,
@@ -70,6 +75,8 @@ async def queue_email(
         "language": language,
         "headers": {**email.headers, DELIVERY_KEY_HEADER: delivery_key},
     }
+    if attachments:
+        payload["attachments"] = [a.payload() for a in attachments]
     return await outbox.add(
         session,
         organization_id=organization_id,

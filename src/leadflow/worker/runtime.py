@@ -94,6 +94,8 @@ class Ticker(threading.Thread):
             ("calls.due", settings.call_due_seconds),
             ("tasks.due", settings.task_due_seconds),
             ("maintenance.prune", settings.prune_seconds),
+            ("reports.due", settings.report_schedule_seconds),
+            ("reports.cleanup_files", settings.report_file_cleanup_seconds),
         ]
 
     def run(self) -> None:

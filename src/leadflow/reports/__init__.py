@@ -1,0 +1,1 @@
+"""Reports: a published field catalogue, saved definitions, exports and scheduled runs."""
