@@ -8,9 +8,10 @@ changed trick on one of them, is then a change in this module only.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -159,20 +160,24 @@ def utc_offset_segments(
         delta = at.astimezone(zone).utcoffset() or timedelta(0)
         return int(delta.total_seconds() // 60)
 
+    def instant(seconds: int) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
     segments: list[tuple[datetime | None, int]] = []
     current, at = offset(start), start
     while at < end:
         step = min(at + timedelta(days=1), end)
         if offset(step) != current:
-            lo, hi = at, step  # offset(lo) == current != offset(hi)
-            while hi - lo > timedelta(seconds=1):
-                mid = lo + (hi - lo) / 2
-                if offset(mid) == current:
+            # Transitions fall on whole seconds: bisect over integer timestamps.
+            lo, hi = math.floor(at.timestamp()), math.ceil(step.timestamp())
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(instant(mid)) == current:
                     lo = mid
                 else:
                     hi = mid
-            segments.append((hi, current))
-            current = offset(hi)
+            segments.append((instant(hi), current))
+            current = offset(instant(hi))
         at = step
     segments.append((None, current))
     return segments
