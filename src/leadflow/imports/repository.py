@@ -164,6 +164,17 @@ async def list_batches(
     return list(rows), int(total or 0)
 
 
+async def failed_batches(session: AsyncSession, actor: Actor, limit: int) -> list[ImportBatch]:
+    """Failed batches in the actor's scope, latest first."""
+    rows = await session.scalars(
+        select(ImportBatch)
+        .where(*_batch_scope(actor), ImportBatch.status == "failed")
+        .order_by(ImportBatch.updated_at.desc(), ImportBatch.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def claim_batch(
     session: AsyncSession, batch_id: uuid.UUID, now: datetime, lease: timedelta
 ) -> str | None:
