@@ -3,10 +3,13 @@ without `analytics:read`, 422 problem+json naming the parameter for bad input.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.kit.clock import clock
 from leadflow.models.role import Role
 from tests.fixtures.factories import Factory
 
@@ -98,3 +101,29 @@ async def test_an_unknown_status_or_user_counts_nothing(
         params={"status": "nirgends", "assigned_to": "00000000-0000-0000-0000-000000000000"},
     )
     assert r.status_code == 200 and r.json()["total_leads"] == 0
+
+
+async def test_a_met_clock_without_an_assignment_row_has_no_response_time(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """Rows written before assignments were recorded: the clock counts for SLA compliance,
+    but without a start it has no response time (and does not break the median)."""
+    clock.freeze(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+    org = await factory.org()
+    admin = await factory.member(org)
+    await factory.lead(
+        org,
+        assignee_id=admin.user.id,
+        created_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        sla_deadline=datetime(2026, 3, 2, 11, 0, tzinfo=UTC),
+        sla_met_at=datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+    )
+    params = {"date_from": "2026-03-01", "date_to": "2026-03-31"}
+    r = await client.get("/api/v1/analytics/kpis", headers=admin.headers, params=params)
+    body = r.json()
+    assert (body["median_first_response_minutes"], body["responses"]) == (None, 0)
+    assert (body["sla_clocks_ended"], body["sla_compliance_rate"]) == (1, 100.0)
+    r = await client.get(
+        "/api/v1/analytics/counselor-performance", headers=admin.headers, params=params
+    )
+    assert [(row["leads"], row["median_response_minutes"]) for row in r.json()] == [(1, None)]

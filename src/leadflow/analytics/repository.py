@@ -163,17 +163,6 @@ async def active_pipeline(
     return int(count), float(probs) / 100, float(total), float(weighted) / 100
 
 
-def _clock_start() -> Any:
-    """When the lead's current SLA clock started: its latest assignment to somebody up to the
-    response (an assignment restarts the clock, so a met clock started at the last one)."""
-    a = LeadAssignment
-    return (
-        select(func.max(a.created_at))
-        .where(a.lead_id == Lead.id, a.to_user_id.is_not(None), a.created_at <= Lead.sla_met_at)
-        .scalar_subquery()
-    )
-
-
 async def median_response(
     session: AsyncSession,
     conds: Sequence[ColumnElement[bool]],
@@ -183,24 +172,32 @@ async def median_response(
     """(median minutes, responses) of the clocks met during the period: from the assignment
     that started the clock to the first response. The median of an even count is the mean
     of the two middle values; the window ranks work the same on both engines."""
-    started = _clock_start()
-    minutes = minutes_between(Lead.sla_met_at, started, dialect_name(session))
+    a = LeadAssignment
     group = key if key is not None else null()
-    times = (
-        select(group.label("k"), minutes.label("m"))
-        .where(
-            *conds,
-            Lead.sla_met_at >= period.start,
-            Lead.sla_met_at < period.end,
-            started.is_not(None),
+    # The clock that was met started at the lead's latest assignment to somebody up to the
+    # response (every assignment restarts it). A grouped join, not a correlated subquery: the
+    # planner would evaluate that once per reference. A met clock without an assignment row
+    # (data from before assignments were recorded) has no start and drops out here.
+    clocks = (
+        select(
+            group.label("k"),
+            Lead.sla_met_at.label("met"),
+            func.max(a.created_at).label("started"),
         )
+        .join(
+            a,
+            and_(a.lead_id == Lead.id, a.to_user_id.is_not(None), a.created_at <= Lead.sla_met_at),
+        )
+        .where(*conds, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
+        .group_by(Lead.id, Lead.sla_met_at, *([key] if key is not None else []))
         .subquery()
     )
-    partition = times.c.k if key is not None else None
+    minutes = minutes_between(clocks.c.met, clocks.c.started, dialect_name(session))
+    partition = clocks.c.k if key is not None else None
     ranked = select(
-        times.c.k,
-        times.c.m,
-        func.row_number().over(partition_by=partition, order_by=times.c.m).label("rn"),
+        clocks.c.k,
+        minutes.label("m"),
+        func.row_number().over(partition_by=partition, order_by=minutes).label("rn"),
         func.count().over(partition_by=partition).label("n"),
     ).subquery()
     rows = await session.execute(
@@ -229,18 +226,19 @@ async def sla_outcomes(
     not marked the breach yet). Only each lead's current clock is stored.
     """
     in_time = _met_in_time()
-    decided = case((in_time, Lead.sla_met_at), else_=Lead.sla_deadline)
+    # Decided in [start, end): met in time during it, or else its deadline fell in it. Two
+    # ranges, each served by its own index on PostgreSQL (a BitmapOr).
+    met_then = and_(in_time, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
+    missed_then = and_(
+        Lead.sla_deadline >= period.start,
+        Lead.sla_deadline < period.end,
+        Lead.sla_deadline <= now,
+        or_(Lead.sla_met_at.is_(None), Lead.sla_met_at > Lead.sla_deadline),
+    )
     stmt = (
         _keyed(key, func.count(), func.coalesce(func.sum(case((in_time, 1), else_=0)), 0))
         .select_from(Lead)
-        .where(
-            *conds,
-            Lead.sla_deadline.is_not(None),
-            Lead.sla_deadline >= period.start,  # decided <= deadline: lets an index narrow it
-            decided >= period.start,
-            decided < period.end,
-            decided <= now,
-        )
+        .where(*conds, Lead.sla_deadline.is_not(None), or_(met_then, missed_then))
     )
     rows = await _collect(session, stmt, key)
     return {k: (int(n), int(ok)) for k, (n, ok) in rows.items()}
@@ -305,6 +303,7 @@ async def interactions_by_actor(
         .join(Lead, Lead.id == i.lead_id)
         .where(
             *conds,
+            i.organization_id == Lead.organization_id,  # lets the (org, time) index serve
             i.actor_user_id.is_not(None),
             i.occurred_at >= period.start,
             i.occurred_at < period.end,
