@@ -335,11 +335,12 @@ async def sla_alert_leads(
     session: AsyncSession, actor: Actor, state: str, now: datetime, limit: int
 ) -> list[tuple[uuid.UUID, str, datetime, datetime | None]]:
     """(id, name, deadline, reminder time) of leads in scope whose clock is `breached` or
-    `at_risk` now, latest deadline first."""
+    `at_risk` now, latest first by the time the alert arose (deadline / reminder)."""
+    arose = Lead.sla_reminder_at if state == "at_risk" else Lead.sla_deadline
     rows = await session.execute(
         select(Lead.id, Lead.full_name, Lead.sla_deadline, Lead.sla_reminder_at)
         .where(*lead_scope_conditions(actor), *state_conditions(state, now))
-        .order_by(Lead.sla_deadline.desc(), Lead.id)
+        .order_by(arose.desc(), Lead.id)
         .limit(limit)
     )
     return [(i, n, d, r) for i, n, d, r in rows.all() if d is not None]

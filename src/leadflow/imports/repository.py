@@ -165,11 +165,12 @@ async def list_batches(
 
 
 async def failed_batches(session: AsyncSession, actor: Actor, limit: int) -> list[ImportBatch]:
-    """Failed batches in the actor's scope, latest first."""
+    """Failed batches in the actor's scope, the latest to finish first."""
+    finished = func.coalesce(ImportBatch.finished_at, ImportBatch.updated_at)
     rows = await session.scalars(
         select(ImportBatch)
         .where(*_batch_scope(actor), ImportBatch.status == "failed")
-        .order_by(ImportBatch.updated_at.desc(), ImportBatch.id)
+        .order_by(finished.desc(), ImportBatch.id)
         .limit(limit)
     )
     return list(rows)
