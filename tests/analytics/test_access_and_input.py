@@ -127,3 +127,32 @@ async def test_a_met_clock_without_an_assignment_row_has_no_response_time(
         "/api/v1/analytics/counselor-performance", headers=admin.headers, params=params
     )
     assert [(row["leads"], row["median_response_minutes"]) for row in r.json()] == [(1, None)]
+
+
+async def test_a_pipeline_without_won_or_open_stages(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """Every stage lost: nothing can be won or open, and every figure still answers."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    await factory.lead(org, source="web", status="lost")
+    stages = (await client.get("/api/v1/pipeline/stages", headers=admin.headers)).json()
+    for stage in stages:
+        r = await client.patch(
+            f"/api/v1/pipeline/stages/{stage['id']}",
+            headers=admin.headers,
+            json={"category": "lost"},
+        )
+        assert r.status_code == 200, r.text
+    kpis = (await client.get("/api/v1/analytics/kpis", headers=admin.headers)).json()
+    assert (kpis["new_leads"], kpis["enrollments"], kpis["new_leads_enrolled"]) == (1, 0, 0)
+    assert kpis["active_pipeline"]["leads"] == 0
+    assert (await client.get("/api/v1/analytics/funnel", headers=admin.headers)).json() == []
+    sources = await client.get("/api/v1/analytics/conversion-by-source", headers=admin.headers)
+    assert sources.json() == [
+        {"source": "web", "total_leads": 1, "enrolled": 0, "conversion_rate": 0.0}
+    ]
+    loads = await client.get("/api/v1/dashboard/leads-per-assignee", headers=admin.headers)
+    assert [(row["open"], row["won"]) for row in loads.json()] == [(0, 0)]
+    alerts = await client.get("/api/v1/analytics/alerts", headers=admin.headers)
+    assert alerts.json() == []

@@ -17,6 +17,7 @@ from sqlalchemy import (
     case,
     distinct,
     exists,
+    false,
     func,
     null,
     or_,
@@ -72,7 +73,7 @@ def created_before(end: datetime) -> ColumnElement[bool]:
 def reached(keys: Sequence[str]) -> ColumnElement[bool]:
     """The lead is, or once was, in one of the stages `keys` (its status history)."""
     if not keys:
-        return Lead.id.is_(None)  # no such stage: nothing reached it
+        return false()  # no such stage: nothing reached it
     return or_(
         Lead.status.in_(keys),
         exists().where(LeadStatusChange.lead_id == Lead.id, LeadStatusChange.to_status.in_(keys)),
@@ -442,8 +443,8 @@ async def assignee_loads(
     def count_if(cond: ColumnElement[bool]) -> Any:
         return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
-    in_open = Lead.status.in_(open_keys) if open_keys else Lead.id.is_(None)
-    in_won = Lead.status.in_(won_keys) if won_keys else Lead.id.is_(None)
+    in_open = Lead.status.in_(open_keys) if open_keys else false()
+    in_won = Lead.status.in_(won_keys) if won_keys else false()
     rows = await session.execute(
         select(
             Lead.assignee_id,
