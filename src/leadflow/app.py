@@ -16,6 +16,8 @@ import leadflow.wiring  # noqa: F401  (jobs, delivery handlers, event subscriber
 from leadflow import __version__
 from leadflow.activities.endpoints import router as activities_router
 from leadflow.ai.endpoints import router as ai_router
+from leadflow.analytics.endpoints import dashboard_router
+from leadflow.analytics.endpoints import router as analytics_router
 from leadflow.assignment.endpoints import router as assignment_router
 from leadflow.audit.endpoints import router as audit_router
 from leadflow.auth.api_key_endpoints import router as api_keys_router
@@ -76,6 +78,8 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (emails_router, f"{API}/admin/emails"),
     (batches_router, f"{API}/imports"),
     (reports_router, f"{API}/reports"),
+    (analytics_router, f"{API}/analytics"),
+    (dashboard_router, f"{API}/dashboard"),
 ]
 
 # The seeds' own paths, served by the canonical endpoints and hidden from the schema.
@@ -89,6 +93,7 @@ ALIASES: dict[str, str] = {
     "/leads": f"{API}/leads",
     "/import/leads": f"{API}/leads/import",
     "/ai": f"{API}/ai",
+    "/api/dashboard": f"{API}/dashboard",
 }
 
 # Canonical paths (aliases are rewritten first) whose body limit is `import_max_bytes`.

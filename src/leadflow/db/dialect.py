@@ -8,8 +8,10 @@ changed trick on one of them, is then a change in this module only.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -17,8 +19,13 @@ from sqlalchemy import (
     ARRAY,
     BindParameter,
     ColumnElement,
+    Date,
+    Float,
+    Numeric,
     String,
     any_,
+    case,
+    cast,
     column,
     exists,
     func,
@@ -163,4 +170,98 @@ async def bulk_insert(
     raw = await conn.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         model.__tablename__, records=records, columns=list(columns)
+    )
+
+
+# ---- analytics: local dates, durations, numbers inside JSON ----------------------------------
+
+
+def utc_offset_segments(
+    timezone: str, start: datetime, end: datetime
+) -> list[tuple[datetime | None, int]]:
+    """The UTC offsets (minutes) of `timezone` between `start` and `end` (aware UTC).
+
+    `[(until, offset), …]`: `offset` holds for times before `until` (exclusive, UTC) and after
+    the previous segment; the last segment has `until=None`. Transitions are found by a day
+    walk and a bisection to the second: a year has two, ten years about twenty.
+    """
+    zone = ZoneInfo(timezone)
+
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(zone).utcoffset() or timedelta(0)
+        return int(delta.total_seconds() // 60)
+
+    def instant(seconds: int) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    segments: list[tuple[datetime | None, int]] = []
+    current, at = offset(start), start
+    while at < end:
+        step = min(at + timedelta(days=1), end)
+        if offset(step) != current:
+            # Transitions fall on whole seconds: bisect over integer timestamps.
+            lo, hi = math.floor(at.timestamp()), math.ceil(step.timestamp())
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(instant(mid)) == current:
+                    lo = mid
+                else:
+                    hi = mid
+            segments.append((instant(hi), current))
+            current = offset(instant(hi))
+        at = step
+    segments.append((None, current))
+    return segments
+
+
+def local_date(
+    col: Any, timezone: str, start: datetime, end: datetime, dialect: str
+) -> ColumnElement[date]:
+    """The calendar date in `timezone` of the UTC timestamp `col`, for rows in [start, end).
+
+    PostgreSQL converts with its own time zone database (`timezone(tz, col)::date`). SQLite
+    has none: its expression shifts `col` by the offset of the stretch it falls in
+    (`utc_offset_segments`), exact across DST changes and for zones a quarter hour off.
+    Group by it through a subquery: the zone is a bind parameter, and PostgreSQL does not
+    match two separately bound copies of one expression in SELECT and GROUP BY.
+    """
+    if is_postgres(dialect):
+        return cast(func.timezone(literal(timezone, String), col), Date)
+    segments = utc_offset_segments(timezone, start, end)
+
+    def shifted(minutes: int) -> Any:
+        return func.date(col, literal(f"{minutes:+d} minutes", String))
+
+    *bounded, (_, last) = segments
+    if not bounded:
+        return type_coerce(shifted(last), Date)
+    whens = [(col < until, shifted(minutes)) for until, minutes in bounded]
+    return type_coerce(case(*whens, else_=shifted(last)), Date)
+
+
+def minutes_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
+    """Minutes from the timestamp `earlier` to `later` (fractional)."""
+    if is_postgres(dialect):
+        return type_coerce(func.extract("epoch", later - earlier) / 60, Float)
+    return type_coerce((func.julianday(later) - func.julianday(earlier)) * 1440.0, Float)
+
+
+_JSON_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def json_number(col: Any, key: str, dialect: str) -> ColumnElement[float]:
+    """The number stored under `key` of the JSON object in `col`; NULL when it is missing or
+    not a JSON number (a string "1000" does not count)."""
+    if not _JSON_KEY.match(key):
+        raise ValueError(f"unsupported JSON key {key!r}")
+    if is_postgres(dialect):
+        doc = type_coerce(col, JSONB)
+        return case(
+            (func.jsonb_typeof(doc[key]) == "number", cast(doc[key].astext, Numeric)),
+            else_=None,
+        )
+    path = f"$.{key}"
+    return case(
+        (func.json_type(col, path).in_(("integer", "real")), func.json_extract(col, path)),
+        else_=None,
     )

@@ -164,6 +164,18 @@ async def list_batches(
     return list(rows), int(total or 0)
 
 
+async def failed_batches(session: AsyncSession, actor: Actor, limit: int) -> list[ImportBatch]:
+    """Failed batches in the actor's scope, the latest to finish first."""
+    finished = func.coalesce(ImportBatch.finished_at, ImportBatch.updated_at)
+    rows = await session.scalars(
+        select(ImportBatch)
+        .where(*_batch_scope(actor), ImportBatch.status == "failed")
+        .order_by(finished.desc(), ImportBatch.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def claim_batch(
     session: AsyncSession, batch_id: uuid.UUID, now: datetime, lease: timedelta
 ) -> str | None:

@@ -18,7 +18,11 @@ class Interaction(IdMixin, Base):
     """A logged contact with a lead (or an internal note)."""
 
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_lead_occurred", "lead_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_interactions_lead_occurred", "lead_id", "occurred_at"),
+        # Analytics: the interactions of a period.
+        Index("ix_interactions_org_occurred", "organization_id", "occurred_at"),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False

@@ -17,6 +17,8 @@ _SLA_OPEN = text(
     "sla_deadline IS NOT NULL AND sla_met_at IS NULL AND sla_breached_at IS NULL "
     "AND deleted_at IS NULL"
 )
+_SLA_MET = text("sla_met_at IS NOT NULL AND deleted_at IS NULL")
+_SLA_CLOCK = text("sla_deadline IS NOT NULL AND deleted_at IS NULL")
 _SLA_REMIND = text(
     "sla_reminder_at IS NOT NULL AND sla_reminded_at IS NULL "
     "AND sla_met_at IS NULL AND sla_breached_at IS NULL AND deleted_at IS NULL"
@@ -61,6 +63,21 @@ class Lead(IdMixin, TimestampMixin, Base):
             "sla_deadline",
             postgresql_where=_SLA_OPEN,
             sqlite_where=_SLA_OPEN,
+        ),
+        # Analytics: responses and SLA outcomes of a period are ranges over these times.
+        Index(
+            "ix_leads_org_sla_met",
+            "organization_id",
+            "sla_met_at",
+            postgresql_where=_SLA_MET,
+            sqlite_where=_SLA_MET,
+        ),
+        Index(
+            "ix_leads_org_sla_deadline",
+            "organization_id",
+            "sla_deadline",
+            postgresql_where=_SLA_CLOCK,
+            sqlite_where=_SLA_CLOCK,
         ),
     )
 

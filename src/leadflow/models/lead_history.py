@@ -28,7 +28,11 @@ class LeadStatusChange(_LeadChild, Base):
     """The lead moved from one stage to another."""
 
     __tablename__ = "lead_status_history"
-    __table_args__ = (Index("ix_lead_status_history_lead", "lead_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_lead_status_history_lead", "lead_id", "created_at"),
+        # Analytics: the moves into a stage (e.g. won) during a period.
+        Index("ix_lead_status_history_org_status", "organization_id", "to_status", "created_at"),
+    )
 
     from_status: Mapped[str | None] = mapped_column(String(40))
     to_status: Mapped[str] = mapped_column(String(40), nullable=False)

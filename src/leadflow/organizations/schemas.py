@@ -98,6 +98,8 @@ class OrgSettings(BaseModel):
 
     `allowed_call_countries`: countries outbound calls may go to (ISO 3166-1 alpha-2); unset
     means the business calendar's country, else `LEADFLOW_DEFAULT_PHONE_REGION`.
+    `untouched_alert_days`: an open lead without contact for this many days is an alert
+    (`GET /api/v1/analytics/alerts`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -106,6 +108,7 @@ class OrgSettings(BaseModel):
     default_language: str = Field(default="de", pattern=r"^(de|en)$")
     calendar: dict[str, Any] | None = None
     allowed_call_countries: list[str] | None = Field(default=None, min_length=1, max_length=250)
+    untouched_alert_days: int = Field(default=7, ge=1, le=365)
 
     @field_validator("allowed_call_countries")
     @classmethod
@@ -116,7 +119,9 @@ class OrgSettings(BaseModel):
 class OrgSettingsUpdate(PatchModel):
     """Changes to the organisation settings (only the keys sent)."""
 
-    not_null = frozenset({"clear_needs_action_on_interaction", "default_language"})
+    not_null = frozenset(
+        {"clear_needs_action_on_interaction", "default_language", "untouched_alert_days"}
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +129,7 @@ class OrgSettingsUpdate(PatchModel):
     default_language: str | None = Field(default=None, pattern=r"^(de|en)$")
     calendar: dict[str, Any] | None = None
     allowed_call_countries: list[str] | None = Field(default=None, min_length=1, max_length=250)
+    untouched_alert_days: int | None = Field(default=None, ge=1, le=365)
 
     @field_validator("allowed_call_countries")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -95,11 +95,11 @@ async def claim_breach(session: AsyncSession, lead_id: uuid.UUID, now: datetime)
     )
 
 
-async def leads_in_state(
-    session: AsyncSession, actor: Actor, state: str, now: datetime, page: PageParams
-) -> tuple[list[Lead], int]:
-    """Leads in the actor's scope whose SLA is in `state` at `now`, most urgent first."""
-    conds: list[Any] = [*scope_conditions(actor), Lead.sla_deadline.is_not(None)]
+def state_conditions(state: str, now: datetime) -> list[ColumnElement[bool]]:
+    """Leads whose SLA clock is in `state` at `now`: `met` (the response came, in time or
+    late), `breached` (no response and the deadline passed, whether or not the periodic check
+    has marked it yet), `at_risk` (running, past its reminder time), else `running`."""
+    conds: list[ColumnElement[bool]] = [Lead.sla_deadline.is_not(None)]
     if state == "met":
         conds.append(Lead.sla_met_at.is_not(None))
     elif state == "breached":
@@ -122,6 +122,14 @@ async def leads_in_state(
         conds.extend(
             [Lead.sla_met_at.is_(None), Lead.sla_breached_at.is_(None), Lead.sla_deadline > now]
         )
+    return conds
+
+
+async def leads_in_state(
+    session: AsyncSession, actor: Actor, state: str, now: datetime, page: PageParams
+) -> tuple[list[Lead], int]:
+    """Leads in the actor's scope whose SLA is in `state` at `now`, most urgent first."""
+    conds: list[Any] = [*scope_conditions(actor), *state_conditions(state, now)]
     total = await session.scalar(select(func.count()).select_from(Lead).where(*conds))
     rows = await session.scalars(
         select(Lead)

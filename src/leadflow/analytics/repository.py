@@ -1,0 +1,458 @@
+"""Analytics queries. Every figure is one aggregate statement (grouped where a list is asked
+for) over the leads in the actor's row scope and their history; nothing is computed per lead
+in Python. `key` arguments group a figure, e.g. by `Lead.assignee_id`; without one the answer
+is keyed by None."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    distinct,
+    exists,
+    false,
+    func,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.analytics.periods import Period
+from leadflow.analytics.schemas import LeadFilters
+from leadflow.authz.actor import Actor
+from leadflow.authz.scopes import lead_scope_conditions, row_scope_clause
+from leadflow.db.dialect import dialect_name, json_number, local_date, minutes_between
+from leadflow.models.activity import Interaction
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import LeadAssignment, LeadStatusChange
+from leadflow.models.outbox import OutboxMessage
+from leadflow.models.pipeline_stage import PipelineStage
+from leadflow.models.user import User
+from leadflow.sla.repository import state_conditions
+
+# The numeric custom field that holds a lead's deal value.
+VALUE_FIELD = "value"
+
+Key = Any  # a grouping column, or None for one overall figure
+BY_SOURCE = Lead.source
+BY_ASSIGNEE = Lead.assignee_id
+
+
+def lead_conditions(actor: Actor, filters: LeadFilters) -> list[ColumnElement[bool]]:
+    """Live leads in the actor's scope matching the filters (on their current values)."""
+    conds = lead_scope_conditions(actor)
+    if filters.source is not None:
+        conds.append(Lead.source == filters.source)
+    if filters.status is not None:
+        conds.append(Lead.status == filters.status)
+    if filters.unassigned:
+        conds.append(Lead.assignee_id.is_(None))
+    elif filters.assignee_id is not None:
+        conds.append(Lead.assignee_id == filters.assignee_id)
+    return conds
+
+
+def created_in(period: Period) -> list[ColumnElement[bool]]:
+    """Leads created in the period."""
+    return [Lead.created_at >= period.start, Lead.created_at < period.end]
+
+
+def created_before(end: datetime) -> ColumnElement[bool]:
+    """Leads that existed at `end`."""
+    return Lead.created_at < end
+
+
+def reached(keys: Sequence[str]) -> ColumnElement[bool]:
+    """The lead is, or once was, in one of the stages `keys` (its status history)."""
+    if not keys:
+        return false()  # no such stage: nothing reached it
+    return or_(
+        Lead.status.in_(keys),
+        exists().where(LeadStatusChange.lead_id == Lead.id, LeadStatusChange.to_status.in_(keys)),
+    )
+
+
+def _keyed(key: Key, *columns: Any) -> Select[Any]:
+    """SELECT the grouping key (NULL without one) and `columns`."""
+    return select(key if key is not None else null(), *columns)
+
+
+async def _collect(session: AsyncSession, stmt: Select[Any], key: Key) -> dict[Any, Any]:
+    """Run `stmt` grouped by `key`: {key: the other columns}."""
+    if key is not None:
+        stmt = stmt.group_by(key)
+    return {row[0]: tuple(row[1:]) for row in (await session.execute(stmt)).all()}
+
+
+async def cohort(
+    session: AsyncSession,
+    conds: Sequence[ColumnElement[bool]],
+    period: Period,
+    won_keys: Sequence[str],
+    key: Key = None,
+) -> dict[Any, tuple[int, int]]:
+    """Leads created in the period, and how many of them have reached a won stage (by now)."""
+    won = func.coalesce(func.sum(case((reached(won_keys), 1), else_=0)), 0)
+    stmt = _keyed(key, func.count(), won).select_from(Lead).where(*conds, *created_in(period))
+    rows = await _collect(session, stmt, key)
+    return {k: (int(n), int(w)) for k, (n, w) in rows.items()}
+
+
+async def count_leads(session: AsyncSession, conds: Sequence[ColumnElement[bool]]) -> int:
+    """Leads matching `conds`."""
+    total = await session.scalar(select(func.count()).select_from(Lead).where(*conds))
+    return int(total or 0)
+
+
+async def enrollments(
+    session: AsyncSession,
+    conds: Sequence[ColumnElement[bool]],
+    period: Period,
+    won_keys: Sequence[str],
+    key: Key = None,
+) -> dict[Any, int]:
+    """Distinct leads that moved into a won stage during the period (status history)."""
+    if not won_keys:
+        return {}
+    h = LeadStatusChange
+    stmt = (
+        _keyed(key, func.count(distinct(h.lead_id)))
+        .select_from(h)
+        .join(Lead, Lead.id == h.lead_id)
+        .where(
+            *conds,
+            h.organization_id == Lead.organization_id,
+            h.to_status.in_(won_keys),
+            h.created_at >= period.start,
+            h.created_at < period.end,
+        )
+    )
+    rows = await _collect(session, stmt, key)
+    return {k: int(v[0]) for k, v in rows.items()}
+
+
+async def active_pipeline(
+    session: AsyncSession,
+    conds: Sequence[ColumnElement[bool]],
+    open_probabilities: Mapping[str, int],
+) -> tuple[int, float, float, float]:
+    """Open leads now: (count, Σ probability, Σ value, Σ value × probability); probabilities
+    are fractions, values the numeric custom field `value` (0 when missing)."""
+    if not open_probabilities:
+        return 0, 0.0, 0.0, 0.0
+    prob = case(dict(open_probabilities), value=Lead.status, else_=0)
+    value = func.coalesce(json_number(Lead.custom, VALUE_FIELD, dialect_name(session)), 0)
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(prob), 0),
+                func.coalesce(func.sum(value), 0),
+                func.coalesce(func.sum(value * prob), 0),
+            ).where(*conds, Lead.status.in_(list(open_probabilities)))
+        )
+    ).one()
+    count, probs, total, weighted = row
+    return int(count), float(probs) / 100, float(total), float(weighted) / 100
+
+
+async def median_response(
+    session: AsyncSession,
+    conds: Sequence[ColumnElement[bool]],
+    period: Period,
+    key: Key = None,
+) -> dict[Any, tuple[float, int]]:
+    """(median minutes, responses) of the clocks met during the period: from the assignment
+    that started the clock to the first response. The median of an even count is the mean
+    of the two middle values; the window ranks work the same on both engines."""
+    a = LeadAssignment
+    group = key if key is not None else null()
+    # The clock that was met started at the lead's latest assignment to somebody up to the
+    # response (every assignment restarts it). A grouped join, not a correlated subquery: the
+    # planner would evaluate that once per reference. A met clock without an assignment row
+    # (data from before assignments were recorded) has no start and drops out here.
+    clocks = (
+        select(
+            group.label("k"),
+            Lead.sla_met_at.label("met"),
+            func.max(a.created_at).label("started"),
+        )
+        .join(
+            a,
+            and_(a.lead_id == Lead.id, a.to_user_id.is_not(None), a.created_at <= Lead.sla_met_at),
+        )
+        .where(*conds, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
+        .group_by(Lead.id, Lead.sla_met_at, *([key] if key is not None else []))
+        .subquery()
+    )
+    minutes = minutes_between(clocks.c.met, clocks.c.started, dialect_name(session))
+    partition = clocks.c.k if key is not None else None
+    ranked = select(
+        clocks.c.k,
+        minutes.label("m"),
+        func.row_number().over(partition_by=partition, order_by=minutes).label("rn"),
+        func.count().over(partition_by=partition).label("n"),
+    ).subquery()
+    rows = await session.execute(
+        select(ranked.c.k, func.avg(ranked.c.m), func.max(ranked.c.n))
+        .where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
+        .group_by(ranked.c.k)
+    )
+    return {k: (float(m), int(n)) for k, m, n in rows.all()}
+
+
+def _met_in_time() -> ColumnElement[bool]:
+    return and_(Lead.sla_met_at.is_not(None), Lead.sla_met_at <= Lead.sla_deadline)
+
+
+async def sla_outcomes(
+    session: AsyncSession,
+    conds: Sequence[ColumnElement[bool]],
+    period: Period,
+    now: datetime,
+    key: Key = None,
+) -> dict[Any, tuple[int, int]]:
+    """(clocks ended, of them met in time) for SLA clocks decided during the period.
+
+    A clock is decided when it is met in time (at the response) or when its deadline passes
+    without one (at the deadline, even if the response came later or the periodic check has
+    not marked the breach yet). Only each lead's current clock is stored.
+    """
+    in_time = _met_in_time()
+    # Decided in [start, end): met in time during it, or else its deadline fell in it. Two
+    # ranges, each served by its own index on PostgreSQL (a BitmapOr).
+    met_then = and_(in_time, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
+    missed_then = and_(
+        Lead.sla_deadline >= period.start,
+        Lead.sla_deadline < period.end,
+        Lead.sla_deadline <= now,
+        or_(Lead.sla_met_at.is_(None), Lead.sla_met_at > Lead.sla_deadline),
+    )
+    stmt = (
+        _keyed(key, func.count(), func.coalesce(func.sum(case((in_time, 1), else_=0)), 0))
+        .select_from(Lead)
+        .where(*conds, Lead.sla_deadline.is_not(None), or_(met_then, missed_then))
+    )
+    rows = await _collect(session, stmt, key)
+    return {k: (int(n), int(ok)) for k, (n, ok) in rows.items()}
+
+
+async def created_per_day(
+    session: AsyncSession, conds: Sequence[ColumnElement[bool]], period: Period
+) -> list[tuple[date, int]]:
+    """Leads created per local day of the period (days without leads are absent)."""
+    day = local_date(
+        Lead.created_at, period.timezone, period.start, period.end, dialect_name(session)
+    )
+    days = select(day.label("day")).where(*conds, *created_in(period)).subquery()
+    rows = await session.execute(select(days.c.day, func.count()).group_by(days.c.day))
+    return [(d if isinstance(d, date) else date.fromisoformat(d), int(n)) for d, n in rows.all()]
+
+
+async def furthest_stages(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    conds: Sequence[ColumnElement[bool]],
+    period: Period,
+) -> dict[int, int]:
+    """Leads created in the period by the furthest position of a non-lost stage they have
+    been in (status history and current status); leads never in such a stage are absent."""
+    h = LeadStatusChange
+    where = [*conds, *created_in(period)]
+    been = (
+        select(h.lead_id.label("lead_id"), h.to_status.label("status"))
+        .join(Lead, Lead.id == h.lead_id)
+        .where(*where)
+        .union_all(select(Lead.id.label("lead_id"), Lead.status.label("status")).where(*where))
+        .subquery()
+    )
+    stage = PipelineStage
+    per_lead = (
+        select(been.c.lead_id, func.max(stage.position).label("furthest"))
+        .join(
+            stage,
+            and_(
+                stage.organization_id == org_id,
+                stage.key == been.c.status,
+                stage.category != "lost",
+            ),
+        )
+        .group_by(been.c.lead_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(per_lead.c.furthest, func.count()).group_by(per_lead.c.furthest)
+    )
+    return {int(pos): int(n) for pos, n in rows.all()}
+
+
+async def interactions_by_actor(
+    session: AsyncSession, conds: Sequence[ColumnElement[bool]], period: Period
+) -> dict[uuid.UUID, int]:
+    """Interactions that occurred during the period on leads in scope, by who logged them."""
+    i = Interaction
+    rows = await session.execute(
+        select(i.actor_user_id, func.count())
+        .join(Lead, Lead.id == i.lead_id)
+        .where(
+            *conds,
+            i.organization_id == Lead.organization_id,  # lets the (org, time) index serve
+            i.actor_user_id.is_not(None),
+            i.occurred_at >= period.start,
+            i.occurred_at < period.end,
+        )
+        .group_by(i.actor_user_id)
+    )
+    return {uid: int(n) for uid, n in rows.all() if uid is not None}
+
+
+async def people(
+    session: AsyncSession, actor: Actor, also: set[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, int | None]]:
+    """(id, name, capacity) of the active users in the actor's scope (themselves, their
+    team's members, or the organisation's) and of the users `also` names, by name."""
+    in_scope = and_(User.status == "active", row_scope_clause(actor, [User.id]))
+    wanted = or_(in_scope, User.id.in_(also)) if also else in_scope
+    rows = await session.execute(
+        select(User.id, User.full_name, User.capacity)
+        .where(User.organization_id == actor.organization_id, wanted)
+        .order_by(func.lower(User.full_name), User.id)
+    )
+    return [(uid, name, cap) for uid, name, cap in rows.all()]
+
+
+# ---- alerts ----------------------------------------------------------------------------------
+
+
+async def sla_alert_leads(
+    session: AsyncSession, actor: Actor, state: str, now: datetime, limit: int
+) -> list[tuple[uuid.UUID, str, datetime, datetime | None]]:
+    """(id, name, deadline, reminder time) of leads in scope whose clock is `breached` or
+    `at_risk` now, latest first by the time the alert arose (deadline / reminder)."""
+    arose = Lead.sla_reminder_at if state == "at_risk" else Lead.sla_deadline
+    rows = await session.execute(
+        select(Lead.id, Lead.full_name, Lead.sla_deadline, Lead.sla_reminder_at)
+        .where(*lead_scope_conditions(actor), *state_conditions(state, now))
+        .order_by(arose.desc(), Lead.id)
+        .limit(limit)
+    )
+    return [(i, n, d, r) for i, n, d, r in rows.all() if d is not None]
+
+
+def last_touch() -> Any:
+    """When the lead was last contacted, or created if never."""
+    return func.coalesce(Lead.last_contacted_at, Lead.created_at)
+
+
+async def untouched_leads(
+    session: AsyncSession, actor: Actor, open_keys: Sequence[str], cutoff: datetime, limit: int
+) -> list[tuple[uuid.UUID, str, datetime]]:
+    """(id, name, last touch) of open leads in scope last touched at or before `cutoff`,
+    most recently touched first."""
+    if not open_keys:
+        return []
+    touched = last_touch()
+    rows = await session.execute(
+        select(Lead.id, Lead.full_name, touched)
+        .where(*lead_scope_conditions(actor), Lead.status.in_(open_keys), touched <= cutoff)
+        .order_by(touched.desc(), Lead.id)
+        .limit(limit)
+    )
+    return [(i, n, t) for i, n, t in rows.all()]
+
+
+async def failed_deliveries(
+    session: AsyncSession, org_id: uuid.UUID, limit: int
+) -> list[OutboxMessage]:
+    """The organisation's failed outbox rows (jobs and emails), latest attempt first."""
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.organization_id == org_id, OutboxMessage.status == "failed")
+        .order_by(OutboxMessage.next_attempt_at.desc(), OutboxMessage.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+# ---- dashboard -------------------------------------------------------------------------------
+
+
+async def status_counts(session: AsyncSession, actor: Actor) -> list[tuple[str, bool, int]]:
+    """(status, assigned?, leads) of the live leads in scope."""
+    assigned = Lead.assignee_id.is_not(None)
+    rows = await session.execute(
+        select(Lead.status, assigned.label("assigned"), func.count())
+        .where(*lead_scope_conditions(actor))
+        .group_by(Lead.status, assigned)
+    )
+    return [(s, bool(a), int(n)) for s, a, n in rows.all()]
+
+
+async def created_since(
+    session: AsyncSession, actor: Actor, day_start: datetime, week_start: datetime
+) -> tuple[int, int]:
+    """Leads in scope created since `day_start` and since `week_start`."""
+    first = min(day_start, week_start)
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((Lead.created_at >= day_start, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((Lead.created_at >= week_start, 1), else_=0)), 0),
+            ).where(*lead_scope_conditions(actor), Lead.created_at >= first)
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def sla_counts(session: AsyncSession, actor: Actor, now: datetime) -> tuple[int, int]:
+    """Leads in scope whose SLA clock is at risk, and breached, now."""
+    at_risk = and_(*state_conditions("at_risk", now))
+    breached = and_(*state_conditions("breached", now))
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((at_risk, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((breached, 1), else_=0)), 0),
+            ).where(
+                *lead_scope_conditions(actor),
+                Lead.sla_deadline.is_not(None),
+                Lead.sla_met_at.is_(None),
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def assignee_loads(
+    session: AsyncSession,
+    actor: Actor,
+    open_keys: Sequence[str],
+    won_keys: Sequence[str],
+    now: datetime,
+) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """(open, won, SLA breached now) leads in scope per assignee."""
+
+    def count_if(cond: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    in_open = Lead.status.in_(open_keys) if open_keys else false()
+    in_won = Lead.status.in_(won_keys) if won_keys else false()
+    rows = await session.execute(
+        select(
+            Lead.assignee_id,
+            count_if(in_open),
+            count_if(in_won),
+            count_if(and_(*state_conditions("breached", now))),
+        )
+        .where(*lead_scope_conditions(actor), Lead.assignee_id.is_not(None))
+        .group_by(Lead.assignee_id)
+    )
+    return {uid: (int(o), int(w), int(b)) for uid, o, w, b in rows.all()}
