@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     report_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     report_schedule_seconds: int = Field(default=60, ge=1)
     report_file_cleanup_seconds: int = Field(default=3600, ge=1)
+    # Each schedule mails lead data on its own; a cap keeps one user from flooding the outbox.
+    report_max_schedules_per_user: int = Field(default=20, ge=1)
     # Auth: sign-up throttling and the Supabase bridge.
     register_per_hour: int = Field(default=5, ge=1)
     supabase_issuer: str = ""

@@ -42,10 +42,10 @@ class Data:
 
 
 async def grant_reports(session: AsyncSession, org: Organization, role: str) -> None:
-    """Let a role use reports (counselors cannot by default)."""
+    """Let a role use reports and export them (counselors cannot by default)."""
     row = await org_repo.get_role_by_name(session, org.id, role)
     assert row is not None
-    row.permissions = [*row.permissions, "reports:read"]
+    row.permissions = [*row.permissions, "reports:read", "leads:export"]
     await session.commit()
 
 

@@ -88,7 +88,7 @@ async def _schedule(
         "report_id": report_id,
         "frequency": "daily",
         "time": "08:00",
-        "recipients": [who.user.email, "Boss@Example.com"],
+        "recipients": [who.user.email],
         "format": "csv",
         **fields,
     }
@@ -111,12 +111,13 @@ async def test_schedule_api(client: httpx.AsyncClient, data: Data, factory: Fact
     admin = await _frozen_admin(factory, data)
     report = await build(client, admin, DETAIL)
     rid = report["report_id"]
-    created = await _schedule(client, admin, rid)
+    boss = data.manager.user.email
+    created = await _schedule(client, admin, rid, recipients=[admin.user.email, boss.upper()])
     assert created["schedule_id"] == created["id"]
     # The organisation's time zone (Europe/Berlin) when none is given.
     assert created["timezone"] == "Europe/Berlin"
     assert created["next_run"] == "2026-03-02T07:00:00Z"
-    assert created["recipients"] == sorted([admin.user.email, "boss@example.com"])
+    assert created["recipients"] == sorted([admin.user.email, boss])
     assert created["status"] == "active" and created["day_of_week"] is None
     weekly = await _schedule(
         client, admin, rid, frequency="weekly", time="09:15", timezone="UTC", day_of_week=3
@@ -197,7 +198,10 @@ async def test_runs_once_per_due_time_and_mails_the_file(
     app.state.settings.smtp_host, app.state.settings.smtp_port = "127.0.0.1", port
     admin = await _frozen_admin(factory, data)
     report = await build(client, admin, {**DETAIL, "name": "Täglich"})
-    created = await _schedule(client, admin, report["report_id"])
+    boss = data.manager.user.email
+    created = await _schedule(
+        client, admin, report["report_id"], recipients=[admin.user.email, boss]
+    )
     sid = created["id"]
 
     assert await due_job(jobs) == {"ran": 0, "failed": 0, "skipped": 0}  # 07:00, due at 08:00
@@ -222,16 +226,15 @@ async def test_runs_once_per_due_time_and_mails_the_file(
     assert await outbox.relay(jobs) == 2
     assert inbox.wait_for(2)
     by_to = {m["To"]: m for m in inbox.messages}
-    assert set(by_to) == {admin.user.email, "boss@example.com"}
-    # An address that is no member's gets the owner's language (German here).
-    boss = by_to["boss@example.com"]
-    assert boss["Subject"] == "Bericht: Täglich"
-    body = boss.get_body(("plain",))
+    assert set(by_to) == {admin.user.email, boss}
+    mail = by_to[boss]
+    assert mail["Subject"] == "Bericht: Täglich"
+    body = mail.get_body(("plain",))
     assert body is not None
     text = body.get_content()
     assert "ist fertig (5 Zeilen)" in text and "Die Datei ist dieser E-Mail angehängt." in text
     assert run["download_url"].split("/downloads/")[0] + "/downloads/" in text
-    [attachment] = list(boss.iter_attachments())
+    [attachment] = list(mail.iter_attachments())
     assert attachment.get_content_type() == "text/csv"
     assert attachment.get_filename() == "t-glich-2026-03-02.csv"
     payload = attachment.get_payload(decode=True)
@@ -363,7 +366,7 @@ async def _committed_schedule(db: Database) -> Report:
                 frequency="daily",
                 time_of_day="08:00",
                 timezone="Europe/Berlin",
-                recipients=["a@example.com", "b@example.com"],
+                recipients=["two-workers@example.com"],
                 format="csv",
                 status="active",
                 next_run=at(2026, 3, 2, 7, 0),
@@ -399,7 +402,7 @@ async def test_two_workers_claiming_run_once(committed_db: Database, tmp_path: P
         async with session_scope(committed_db) as session:
             assert await _count(session, ReportRun) == 1
             assert await _count(session, ReportRun, ReportRun.status == "succeeded") == 1
-            assert await _count(session, OutboxMessage) == 2
+            assert await _count(session, OutboxMessage) == 1
             schedule = await session.scalar(select(ReportSchedule))
             assert schedule is not None
             assert schedule.next_run == datetime(2026, 3, 3, 7, 0, tzinfo=UTC)
@@ -425,3 +428,90 @@ async def test_claims_race(committed_db: Database, rounds: int) -> None:
     assert sum(won) == 1
     async with session_scope(committed_db) as session:
         assert await _count(session, ReportRun) == 1
+
+
+async def test_exports_and_schedules_need_leads_export(
+    client: httpx.AsyncClient, data: Data, factory: Factory
+) -> None:
+    # A viewer may read reports but not export leads: no file, no schedule.
+    clock.freeze(MONDAY_7_BERLIN)
+    viewer = await factory.member(data.org, "viewer")
+    report = await build(client, viewer, DETAIL)
+    r = await client.post(
+        "/api/v1/reports/export",
+        headers=viewer.headers,
+        json={"report_id": report["report_id"], "format": "csv"},
+    )
+    assert r.status_code == 403, r.text
+    out = await _schedule(client, viewer, report["report_id"], status=403)
+    assert out["code"] == "missing_permission"
+
+
+async def test_recipients_must_be_active_members(
+    client: httpx.AsyncClient, data: Data, factory: Factory
+) -> None:
+    admin = await _frozen_admin(factory, data)
+    rid = (await build(client, admin, DETAIL))["report_id"]
+    stranger = await factory.member(await factory.org())
+    for outside in ("boss@example.com", stranger.user.email):
+        out = await _schedule(
+            client, admin, rid, status=422, recipients=[admin.user.email, outside]
+        )
+        assert out["code"] == "recipients_not_members"
+        assert out["recipients"] == [outside.lower()]
+
+
+async def test_recipients_who_left_are_skipped_at_run_time(
+    data: Data, factory: Factory, client: httpx.AsyncClient, jobs: JobContext, session: AsyncSession
+) -> None:
+    admin = await _frozen_admin(factory, data)
+    rid = (await build(client, admin, DETAIL))["report_id"]
+    manager = data.manager.user
+    await _schedule(client, admin, rid, recipients=[admin.user.email, manager.email])
+    user = await session.get(User, manager.id)
+    assert user is not None
+    user.status = "inactive"
+    await session.commit()
+    clock.advance(timedelta(hours=1))
+    assert (await due_job(jobs))["ran"] == 1
+    [message] = list(await session.scalars(select(OutboxMessage)))
+    assert message.payload["to"] == admin.user.email
+    run = await session.scalar(select(ReportRun))
+    assert run is not None and run.status == "succeeded"
+    assert run.error == (
+        f"Not mailed to recipients who are no longer active members: {manager.email}"
+    )
+
+
+async def test_schedules_per_user_are_capped(
+    app: FastAPI, client: httpx.AsyncClient, data: Data, factory: Factory
+) -> None:
+    app.state.settings.report_max_schedules_per_user = 2
+    admin = await _frozen_admin(factory, data)
+    rid = (await build(client, admin, DETAIL))["report_id"]
+    await _schedule(client, admin, rid)
+    await _schedule(client, admin, rid)
+    out = await _schedule(client, admin, rid, status=409)
+    assert out["code"] == "too_many_schedules"
+
+
+async def test_org_admins_oversee_every_schedule(
+    client: httpx.AsyncClient, data: Data, factory: Factory
+) -> None:
+    clock.freeze(MONDAY_7_BERLIN)
+    manager = await factory.relogin(data.manager)
+    rid = (await build(client, manager, DETAIL))["report_id"]
+    sid = (await _schedule(client, manager, rid))["id"]
+    admin = await factory.relogin(data.admin)
+    listed = (await client.get("/api/v1/reports/scheduled", headers=admin.headers)).json()
+    assert [s["id"] for s in listed["items"]] == [sid]
+    r = await client.patch(
+        f"/api/v1/reports/scheduled/{sid}", headers=admin.headers, json={"status": "paused"}
+    )
+    assert r.status_code == 200 and r.json()["status"] == "paused"
+    r = await client.delete(f"/api/v1/reports/scheduled/{sid}", headers=admin.headers)
+    assert r.status_code == 204
+    # Another organisation's admin still sees none of them.
+    stranger = await factory.member(await factory.org())
+    listed = (await client.get("/api/v1/reports/scheduled", headers=stranger.headers)).json()
+    assert listed["total"] == 0

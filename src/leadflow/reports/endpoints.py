@@ -31,6 +31,16 @@ from leadflow.reports.schemas import (
 
 router = APIRouter(tags=["reports"])
 Reader = Annotated[Actor, Depends(require_permission("reports:read"))]
+
+
+async def _exporter(actor: Reader) -> Actor:
+    """Exports and schedules take lead data out of the app, like a lead export: they need
+    `leads:export` as well as `reports:read`."""
+    actor.require("leads:export")
+    return actor
+
+
+Exporter = Annotated[Actor, Depends(_exporter)]
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
@@ -53,7 +63,9 @@ async def build(request: Request, session: SessionDep, actor: Reader, body: Buil
 
 
 @router.post("/export", response_model=ExportOut)
-async def export(request: Request, session: SessionDep, actor: Reader, body: ExportIn) -> ExportOut:
+async def export(
+    request: Request, session: SessionDep, actor: Exporter, body: ExportIn
+) -> ExportOut:
     """Run a saved report into a CSV, XLSX or PDF file; answer a signed download link."""
     return await service.export(
         session, actor, request.app.state.settings, body.report_id, body.format
@@ -78,9 +90,12 @@ async def download(
 
 
 @router.post("/schedule", response_model=ScheduleCreated, status_code=status.HTTP_201_CREATED)
-async def schedule(session: SessionDep, actor: Reader, body: ScheduleIn) -> ScheduleCreated:
-    """Run a saved report daily, weekly or monthly and mail it to the recipients."""
-    row = await service.create_schedule(session, actor, body)
+async def schedule(
+    request: Request, session: SessionDep, actor: Exporter, body: ScheduleIn
+) -> ScheduleCreated:
+    """Run a saved report daily, weekly or monthly and mail it to the recipients (active
+    members of your organisation)."""
+    row = await service.create_schedule(session, actor, request.app.state.settings, body)
     return ScheduleCreated(**service.schedule_read(row).model_dump(), schedule_id=row.id)
 
 
@@ -88,7 +103,7 @@ async def schedule(session: SessionDep, actor: Reader, body: ScheduleIn) -> Sche
 async def scheduled(
     session: SessionDep, actor: Reader, page: Paging, report_id: uuid.UUID | None = None
 ) -> Page[ScheduleRead]:
-    """Your schedules, newest first."""
+    """Your schedules (an organisation admin: all of the organisation's), newest first."""
     rows, total = await service.list_schedules(session, actor, page, report_id)
     return Page(
         items=[service.schedule_read(r) for r in rows],
@@ -102,14 +117,14 @@ async def scheduled(
 async def update_schedule(
     session: SessionDep, actor: Reader, schedule_id: uuid.UUID, body: ScheduleUpdate
 ) -> ScheduleRead:
-    """Pause or resume a schedule."""
+    """Pause or resume a schedule (yours; an organisation admin: any of the organisation's)."""
     row = await service.set_schedule_status(session, actor, schedule_id, body.status)
     return service.schedule_read(row)
 
 
 @router.delete("/scheduled/{schedule_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_schedule(session: SessionDep, actor: Reader, schedule_id: uuid.UUID) -> Response:
-    """Delete a schedule."""
+    """Delete a schedule (yours; an organisation admin: any of the organisation's)."""
     await service.delete_schedule(session, actor, schedule_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -48,6 +48,22 @@ class IntegrationRequired(LeadflowError):
     title = "Integration required"
 
 
+class RecipientsNotMembers(LeadflowError):
+    """Schedule recipients that are not active members of the caller's organisation."""
+
+    status = 422
+    code = "recipients_not_members"
+    title = "Recipients must be active members of the organisation"
+
+
+class TooManySchedules(LeadflowError):
+    """The caller already has `LEADFLOW_REPORT_MAX_SCHEDULES_PER_USER` schedules."""
+
+    status = 409
+    code = "too_many_schedules"
+    title = "Too many schedules"
+
+
 class InvalidDownloadLink(Forbidden):
     """A download link whose signature does not match (altered, or not issued here)."""
 

@@ -46,20 +46,33 @@ async def list_reports(
     )
 
 
+def _schedules_of(actor: Actor) -> list[ColumnElement[bool]]:
+    # Organisation admins oversee every schedule of their organisation (they mail lead data).
+    if actor.can("admin:settings"):
+        return [ReportSchedule.organization_id == actor.organization_id]
+    return _own(ReportSchedule, actor)
+
+
+async def count_own_schedules(session: AsyncSession, actor: Actor) -> int:
+    """How many schedules the actor owns."""
+    stmt = select(func.count()).select_from(ReportSchedule).where(*_own(ReportSchedule, actor))
+    return int(await session.scalar(stmt) or 0)
+
+
 async def get_schedule(
     session: AsyncSession, actor: Actor, schedule_id: uuid.UUID
 ) -> ReportSchedule | None:
-    """The actor's own schedule."""
+    """The actor's own schedule (any of the organisation's for an admin)."""
     return await session.scalar(
-        select(ReportSchedule).where(ReportSchedule.id == schedule_id, *_own(ReportSchedule, actor))
+        select(ReportSchedule).where(ReportSchedule.id == schedule_id, *_schedules_of(actor))
     )
 
 
 async def list_schedules(
     session: AsyncSession, actor: Actor, page: PageParams, report_id: uuid.UUID | None
 ) -> tuple[list[ReportSchedule], int]:
-    """The actor's schedules, newest first."""
-    stmt = select(ReportSchedule).where(*_own(ReportSchedule, actor))
+    """The actor's schedules (all of the organisation's for an admin), newest first."""
+    stmt = select(ReportSchedule).where(*_schedules_of(actor))
     if report_id is not None:
         stmt = stmt.where(ReportSchedule.report_id == report_id)
     return await _page(session, stmt.order_by(ReportSchedule.id.desc()), page)

@@ -34,6 +34,7 @@ from leadflow.exceptions import LeadflowError, NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.models.report import Report, ReportRun, ReportSchedule
+from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.notifications.attachments import AttachmentRef
 from leadflow.reports import files, links, repository
@@ -47,7 +48,12 @@ from leadflow.reports.catalogue import (
     Context,
     aggregation_applies,
 )
-from leadflow.reports.errors import IntegrationRequired, ReportTooLarge
+from leadflow.reports.errors import (
+    IntegrationRequired,
+    RecipientsNotMembers,
+    ReportTooLarge,
+    TooManySchedules,
+)
 from leadflow.reports.schedules import next_run, valid_timezone
 from leadflow.reports.schemas import (
     BuildIn,
@@ -458,10 +464,39 @@ def _next(row: ReportSchedule, after: datetime) -> datetime:
     )
 
 
-async def create_schedule(session: AsyncSession, actor: Actor, body: ScheduleIn) -> ReportSchedule:
-    """Schedule one of the actor's reports; its first due time is the next one from now."""
+async def _member(session: AsyncSession, organization_id: uuid.UUID, email: str) -> User | None:
+    """The active member of the organisation with this email, or None."""
+    user = await members.get_by_email(session, email)
+    if user is None or user.organization_id != organization_id or user.status != "active":
+        return None
+    return user
+
+
+async def create_schedule(
+    session: AsyncSession, actor: Actor, settings: Settings, body: ScheduleIn
+) -> ReportSchedule:
+    """Schedule one of the actor's reports; its first due time is the next one from now.
+    Recipients must be active members of the actor's organisation: a schedule mails lead
+    data, which must not leave the organisation."""
     _no_sheets(body.format)
     report = await get_report(session, actor, body.report_id)
+    recipients = sorted({str(r).lower() for r in body.recipients})
+    outside = [r for r in recipients if await _member(session, actor.organization_id, r) is None]
+    if outside:
+        raise RecipientsNotMembers(
+            "Reports can only be mailed to active members of your organisation; "
+            f"not members: {', '.join(outside)}",
+            recipients=outside,
+        )
+    if (
+        await repository.count_own_schedules(session, actor)
+        >= settings.report_max_schedules_per_user
+    ):
+        raise TooManySchedules(
+            f"You already have {settings.report_max_schedules_per_user} schedules; "
+            "delete one before adding another",
+            max_schedules=settings.report_max_schedules_per_user,
+        )
     tz = body.timezone or (await calendar_of(session, actor.organization_id)).timezone
     if not valid_timezone(tz):
         raise ValidationFailed(f"Unknown time zone {tz!r}", field="timezone")
@@ -474,7 +509,7 @@ async def create_schedule(session: AsyncSession, actor: Actor, body: ScheduleIn)
         timezone=tz,
         day_of_week=(body.day_of_week or 1) if body.frequency == "weekly" else None,
         day_of_month=(body.day_of_month or 1) if body.frequency == "monthly" else None,
-        recipients=sorted({str(r).lower() for r in body.recipients}),
+        recipients=recipients,
         format=body.format,
         status="active",
     )
@@ -576,13 +611,18 @@ async def execute_scheduled(
     if report is None or schedule is None:
         return await _fail(session, run, "The report or its schedule was deleted", now)
     actor = actor_for_user(owner) if owner is not None and owner.status == "active" else None
-    if owner is None or actor is None or not actor.can("reports:read"):
+    if (
+        owner is None
+        or actor is None
+        or not actor.can("reports:read")
+        or not actor.can("leads:export")
+    ):
         schedule.status = "paused"
         return await _fail(
             session,
             run,
-            "The schedule's owner is no longer active or may not read reports; "
-            "the schedule was paused",
+            "The schedule's owner is no longer active or may not read reports or export "
+            "leads; the schedule was paused",
             now,
         )
     await produce(session, settings, actor, report, run, now)
@@ -593,19 +633,22 @@ async def execute_scheduled(
     expires_local = (
         f"{link[1].astimezone(ZoneInfo(schedule.timezone)):%d.%m.%Y %H:%M} ({schedule.timezone})"
     )
+    skipped: list[str] = []
     for recipient in schedule.recipients:
-        member = await members.get_by_email(session, recipient)
-        if member is not None and member.organization_id != run.organization_id:
-            member = None
+        # Re-checked at every run: someone who left the organisation gets no more lead data.
+        member = await _member(session, run.organization_id, recipient)
+        if member is None:
+            skipped.append(recipient)
+            continue
         digest = hashlib.sha256(recipient.encode()).hexdigest()[:16]
         await notifications.queue_email(
             session,
             organization_id=run.organization_id,
             to=recipient,
             template="report_ready",
-            language=member.language if member else owner.language,
+            language=member.language,
             context={
-                "recipient_name": member.full_name if member else recipient,
+                "recipient_name": member.full_name,
                 "report_name": report.name,
                 "row_count": run.row_count,
                 "download_url": link[0],
@@ -616,6 +659,11 @@ async def execute_scheduled(
             max_attempts=settings.outbox_max_attempts,
             attachments=[ref] if attach else None,
         )
+    if skipped:
+        run.error = (
+            "Not mailed to recipients who are no longer active members: " + ", ".join(skipped)
+        )[:2000]
+        await session.flush()
     return run.status
 
 
