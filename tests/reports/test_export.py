@@ -94,6 +94,18 @@ async def test_xlsx_reads_back(client: httpx.AsyncClient, data: Data) -> None:
     assert cell.value == "'" + FORMULA_NAME and cell.data_type == "s"  # text, not a formula
 
 
+@pytest.mark.parametrize(
+    ("name", "sheet"), [("'Q1'", "Q1"), ("Report'", "Report"), ("'", "Report"), ("[Q2]", "Q2")]
+)
+async def test_xlsx_sheet_names_excel_accepts(
+    client: httpx.AsyncClient, data: Data, name: str, sheet: str
+) -> None:
+    report = await build(client, data.admin, {**DETAIL, "name": name})
+    out = await export(client, data.admin, report["report_id"], "xlsx")
+    book = openpyxl.load_workbook(io.BytesIO((await download(client, out["download_url"])).content))
+    assert book.sheetnames == [sheet]
+
+
 async def test_pdf_has_title_chart_and_table(client: httpx.AsyncClient, data: Data) -> None:
     report = await build(
         client,

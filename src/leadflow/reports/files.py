@@ -86,6 +86,14 @@ async def write_csv(columns: Sequence[OutputColumn], batches: Batches) -> Writte
     return Written(path, rows)
 
 
+def sheet_name(title: str) -> str:
+    """An XLSX sheet name for `title`: at most 31 characters, none of []:*?/\\, and not
+    beginning or ending with an apostrophe (Excel and xlsxwriter reject those); "Report"
+    when nothing is left."""
+    kept = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31]
+    return kept.strip("'") or "Report"
+
+
 async def write_xlsx(columns: Sequence[OutputColumn], batches: Batches, title: str) -> Written:
     """XLSX, one sheet; numbers as numbers, everything else as formula-safe text."""
     path = _temp(".xlsx")
@@ -98,8 +106,7 @@ async def write_xlsx(columns: Sequence[OutputColumn], batches: Batches, title: s
             "strings_to_numbers": False,
         },
     )
-    # Sheet names: at most 31 characters, none of []:*?/\
-    sheet = book.add_worksheet("".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "Report")
+    sheet = book.add_worksheet(sheet_name(title))
     bold = book.add_format({"bold": True})
     for col, c in enumerate(columns):
         sheet.write_string(0, col, neutralize_formula(c.label), bold)
