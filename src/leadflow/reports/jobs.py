@@ -23,9 +23,10 @@ register_loader(service.ATTACHMENT_SOURCE, service.file_bytes)
 async def run_schedule(ctx: JobContext, schedule_id: uuid.UUID, due_at: datetime) -> str:
     """Claim a schedule's due time and run it; `skipped` when another worker has it.
 
-    The claim commits first (exactly one worker wins it, see `db.claims`); the run then
-    produces the file and queues the emails in a second transaction. A run that fails is
-    recorded as failed with its error (the schedule stays on its next time).
+    The claim commits first (exactly one worker wins it, see `db.claims`); the run then makes
+    the file in a read-only transaction and stores it and queues the emails in a short write
+    transaction (on SQLite no write lock is held while the file is made). A run that fails
+    is recorded as failed with its error (the schedule stays on its next time).
     """
     now = utcnow()
     async with ctx.session_factory() as session:

@@ -15,8 +15,10 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -221,16 +223,27 @@ async def _batches(session: AsyncSession, compiled: Compiled) -> AsyncIterator[S
         yield part
 
 
-async def produce(
+@dataclass(frozen=True)
+class Rendered:
+    """A report's file in a local temporary file, ready to store with its run."""
+
+    path: Path
+    row_count: int
+    file_name: str
+    content_type: str
+    duration_ms: int
+
+
+async def render(
     session: AsyncSession,
     settings: Settings,
     actor: Actor,
     report: Report,
-    run: ReportRun,
+    fmt: str,
     now: datetime,
-) -> None:
-    """Run `report` as `actor` into a `run.format` file, store it with the run, and complete
-    the run (status, row count, duration, file, until when it is kept)."""
+) -> Rendered:
+    """Run `report` as `actor` into a local `fmt` file. Only reads: the caller runs it in a
+    read-only transaction, so on SQLite no write lock is held while a large file is made."""
     started = time.perf_counter()
     definition = Definition.model_validate(report.definition)
     ctx = await _context(session, actor.organization_id, now)
@@ -244,9 +257,9 @@ async def produce(
             max_rows=settings.report_max_rows,
         )
     batches = _batches(session, compiled)
-    if run.format == "csv":
+    if fmt == "csv":
         written = await files.write_csv(compiled.columns, batches)
-    elif run.format == "xlsx":
+    elif fmt == "xlsx":
         written = await files.write_xlsx(compiled.columns, batches, report.name)
     else:
         scope = "your leads" if actor.row_scope.value == "own" else f"{actor.row_scope.value} scope"
@@ -261,15 +274,50 @@ async def produce(
             subtitle=subtitle,
             max_rows=settings.report_pdf_max_rows,
         )
+    return Rendered(
+        path=written.path,
+        row_count=written.row_count,
+        file_name=_file_name(report, fmt, ctx),
+        content_type=files.CONTENT_TYPES[fmt],
+        duration_ms=round((time.perf_counter() - started) * 1000),
+    )
+
+
+@asynccontextmanager
+async def rendered_read_only(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor,
+    report: Report,
+    fmt: str,
+    now: datetime,
+) -> AsyncIterator[Rendered]:
+    """`render` in a read-only transaction of its own (the session's open transaction is
+    committed first); the temporary file is removed when the block ends."""
+    await session.commit()
+    with transactions_that(write=False):
+        try:
+            rendered = await render(session, settings, actor, report, fmt, now)
+        finally:
+            # End the read transaction here: the caller's next one may write.
+            await session.commit()
     try:
-        size = await _store(session, run.id, written.path)
+        yield rendered
     finally:
-        written.path.unlink(missing_ok=True)
+        rendered.path.unlink(missing_ok=True)
+
+
+async def store(
+    session: AsyncSession, settings: Settings, run: ReportRun, rendered: Rendered, now: datetime
+) -> None:
+    """Store a rendered file with its run and complete the run (status, row count, duration,
+    file, until when it is kept)."""
+    size = await _store(session, run.id, rendered.path)
     run.status = "succeeded"
-    run.row_count = written.row_count
-    run.duration_ms = round((time.perf_counter() - started) * 1000)
-    run.file_name = _file_name(report, run.format, ctx)
-    run.content_type = files.CONTENT_TYPES[run.format]
+    run.row_count = rendered.row_count
+    run.duration_ms = rendered.duration_ms
+    run.file_name = rendered.file_name
+    run.content_type = rendered.content_type
     run.size_bytes = size
     run.file_stored = True
     run.expires_at = now + timedelta(hours=settings.report_file_retention_hours)
@@ -316,19 +364,23 @@ async def export(
     """Run a saved report into a file now and answer a signed download link."""
     _no_sheets(fmt)
     report = await get_report(session, actor, report_id)
+    owner = _owner(actor)
     now = utcnow()
-    run = ReportRun(
-        organization_id=actor.organization_id,
-        report_id=report.id,
-        owner_id=_owner(actor),
-        trigger="export",
-        format=fmt,
-        status="running",
-        created_at=now,
-    )
-    session.add(run)
-    await session.flush()
-    await produce(session, settings, actor, report, run, now)
+    # The file is made without the write lock; the run and its file are then inserted in
+    # one short write transaction (a run that fails leaves nothing behind, as before).
+    async with rendered_read_only(session, settings, actor, report, fmt, now) as rendered:
+        run = ReportRun(
+            organization_id=actor.organization_id,
+            report_id=report.id,
+            owner_id=owner,
+            trigger="export",
+            format=fmt,
+            status="running",
+            created_at=now,
+        )
+        session.add(run)
+        await session.flush()
+        await store(session, settings, run, rendered, now)
     await record(
         session,
         actor=actor,
@@ -602,13 +654,17 @@ async def execute_scheduled(
 ) -> str:
     """Produce a claimed scheduled run as its owner and mail it to the schedule's recipients
     (through the outbox, the file attached up to `report_attachment_max_bytes`)."""
-    run = await session.get(ReportRun, run_id)
-    if run is None or run.status != "running":
-        return "skipped"
-    report = await session.get(Report, run.report_id)
-    schedule = await session.get(ReportSchedule, run.schedule_id) if run.schedule_id else None
-    owner = await members.get_with_role(session, run.owner_id)
+    # Everything up to the file only reads: on SQLite the write lock is taken afterwards, for
+    # storing the file and queueing the emails.
+    with transactions_that(write=False):
+        run = await session.get(ReportRun, run_id)
+        if run is None or run.status != "running":
+            return "skipped"
+        report = await session.get(Report, run.report_id)
+        schedule = await session.get(ReportSchedule, run.schedule_id) if run.schedule_id else None
+        owner = await members.get_with_role(session, run.owner_id)
     if report is None or schedule is None:
+        await session.commit()
         return await _fail(session, run, "The report or its schedule was deleted", now)
     actor = actor_for_user(owner) if owner is not None and owner.status == "active" else None
     if (
@@ -617,6 +673,7 @@ async def execute_scheduled(
         or not actor.can("reports:read")
         or not actor.can("leads:export")
     ):
+        await session.commit()
         schedule.status = "paused"
         return await _fail(
             session,
@@ -625,7 +682,19 @@ async def execute_scheduled(
             "leads; the schedule was paused",
             now,
         )
-    await produce(session, settings, actor, report, run, now)
+    async with rendered_read_only(session, settings, actor, report, run.format, now) as rendered:
+        await store(session, settings, run, rendered, now)
+    return await _mail(session, settings, run, report, schedule, now)
+
+
+async def _mail(
+    session: AsyncSession,
+    settings: Settings,
+    run: ReportRun,
+    report: Report,
+    schedule: ReportSchedule,
+    now: datetime,
+) -> str:
     link = download_link(settings, run, now)
     assert link is not None and run.file_name is not None and run.content_type is not None
     attach = (run.size_bytes or 0) <= settings.report_attachment_max_bytes
