@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import clock, utcnow
 from leadflow.models.report import ReportFileChunk
+from leadflow.models.user import User
+from leadflow.organizations import repository as org_repo
 from leadflow.reports import links
 from leadflow.reports.jobs import cleanup_files_job
 from leadflow.worker.jobs import JobContext
@@ -258,3 +260,24 @@ async def test_another_users_report_cannot_be_exported(
             params={"report_id": report["report_id"]},
         )
         assert r.status_code == 404
+
+
+async def test_links_stop_working_when_the_owner_may_no_longer_export(
+    client: httpx.AsyncClient, data: Data, session: AsyncSession
+) -> None:
+    report = await build(client, data.rep, DETAIL)
+    out = await export(client, data.rep, report["report_id"], "csv")
+    assert (await download(client, out["download_url"])).status_code == 200
+    user = await session.get(User, data.rep.user.id)
+    assert user is not None
+    user.status = "inactive"
+    await session.commit()
+    r = await download(client, out["download_url"])
+    assert r.status_code == 403 and r.json()["code"] == "download_not_allowed"
+    user.status = "active"
+    role = await org_repo.get_role_by_name(session, data.org.id, "counselor")
+    assert role is not None
+    role.permissions = [p for p in role.permissions if p != "reports:read"]
+    await session.commit()
+    r = await download(client, out["download_url"])
+    assert r.status_code == 403 and r.json()["code"] == "download_not_allowed"

@@ -76,3 +76,11 @@ class DownloadLinkExpired(Forbidden):
 
     code = "download_link_expired"
     title = "Download link expired"
+
+
+class DownloadNotAllowed(Forbidden):
+    """The run's owner is no longer active, or may no longer read reports or export leads:
+    the links they were given stop working with them."""
+
+    code = "download_not_allowed"
+    title = "Download not allowed"

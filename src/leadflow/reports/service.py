@@ -51,6 +51,7 @@ from leadflow.reports.catalogue import (
     aggregation_applies,
 )
 from leadflow.reports.errors import (
+    DownloadNotAllowed,
     IntegrationRequired,
     RecipientsNotMembers,
     ReportTooLarge,
@@ -412,12 +413,20 @@ class Download:
 
 
 async def open_download(session: AsyncSession, settings: Settings, token: str) -> Download:
-    """The file a signed link names (403 if the link is altered or expired, 404 if the file
-    is no longer kept)."""
+    """The file a signed link names (403 if the link is altered or expired, or its run's
+    owner is no longer active or may no longer read reports and export leads; 404 if the
+    file is no longer kept)."""
     run_id = links.verify(settings.resolved_secret_key(), token, utcnow())
     run = await session.get(ReportRun, run_id)
     if run is None or not run.file_stored or run.file_name is None:
         raise NotFound("The file is no longer available; export the report again")
+    owner = await members.get_with_role(session, run.owner_id)
+    actor = actor_for_user(owner) if owner is not None and owner.status == "active" else None
+    if actor is None or not (actor.can("reports:read") and actor.can("leads:export")):
+        raise DownloadNotAllowed(
+            "The person this file was made for may no longer export reports; "
+            "the link no longer works"
+        )
     return Download(
         run.id, run.file_name, run.content_type or "application/octet-stream", run.size_bytes or 0
     )
