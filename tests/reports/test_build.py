@@ -321,3 +321,19 @@ async def test_reports_need_the_permission(client: httpx.AsyncClient, factory: F
     assert r.status_code == 403 and r.json()["code"] == "missing_permission"
     r = await client.get("/api/v1/reports/fields")
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("needle", ["ärger", "ÄRGER", "Ärger"])
+async def test_contains_ignores_case_beyond_ascii(
+    client: httpx.AsyncClient, data: Data, factory: Factory, needle: str
+) -> None:
+    await factory.lead(data.org, first_name="Özge", last_name="Ärgerlich", source="web")
+    out = await build(
+        client,
+        data.admin,
+        {
+            "fields": ["full_name"],
+            "filters": [{"field": "full_name", "op": "contains", "value": needle}],
+        },
+    )
+    assert [r["full_name"] for r in out["preview_data"]] == ["Özge Ärgerlich"]

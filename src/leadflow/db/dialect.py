@@ -118,9 +118,27 @@ def _sqlite_local_time(value: str | None, tz: str, part: str) -> str | None:
     return stored.astimezone(ZoneInfo(tz)).strftime(_PY_FORMATS[part])
 
 
+# SQLite's lower() folds ASCII only ("ÄRGER" stays "ÄRGER"); this one folds like Python's
+# str.lower(), which is what PostgreSQL's lower() does in a UTF-8 database.
+SQLITE_UNICODE_LOWER = "leadflow_lower"
+
+
+def _sqlite_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def register_sqlite_functions(dbapi_conn: Any) -> None:
     """Add Leadflow's SQL functions to a new SQLite connection (the engine's connect hook)."""
     dbapi_conn.create_function(SQLITE_LOCAL_TIME, 3, _sqlite_local_time, deterministic=True)
+    dbapi_conn.create_function(SQLITE_UNICODE_LOWER, 1, _sqlite_lower, deterministic=True)
+
+
+def unicode_lower(expr: Any, dialect: str) -> ColumnElement[str]:
+    """`lower(expr)` that folds non-ASCII letters too on both engines (compare it with a
+    Python `str.lower()`ed value)."""
+    if is_postgres(dialect):
+        return func.lower(expr, type_=String())
+    return func.leadflow_lower(expr, type_=String())
 
 
 def local_time_text(col: Any, tz: str, part: LocalPart, dialect: str) -> ColumnElement[str]:

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import lead_scope_conditions
+from leadflow.db.dialect import unicode_lower
 from leadflow.models.lead import Lead
 from leadflow.reports.catalogue import (
     AGGREGATIONS,
@@ -316,7 +317,7 @@ def _where(cond: Condition, ctx: Context) -> ColumnElement[bool]:
         return expr.between(value[0], value[1])
     if op == "contains":
         escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return func.lower(expr).like(f"%{escaped}%", escape="\\")
+        return unicode_lower(expr, ctx.dialect).like(f"%{escaped}%", escape="\\")
     if op == "is_null":
         return expr.is_(None)
     if op == "is_not_null":
