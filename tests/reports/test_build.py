@@ -337,3 +337,33 @@ async def test_contains_ignores_case_beyond_ascii(
         },
     )
     assert [r["full_name"] for r in out["preview_data"]] == ["Özge Ärgerlich"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("score", "NaN"),
+        ("score", "Infinity"),
+        ("score", "-Infinity"),
+        ("created_date", '"20260131"'),
+        ("created_date", '"2026-W05-1"'),
+        ("created_date", '"2026-01-31\\n"'),
+        ("created_month", '"2026-01\\n"'),
+    ],
+)
+async def test_odd_filter_values_are_rejected(
+    client: httpx.AsyncClient, data: Data, field: str, value: str
+) -> None:
+    # Raw JSON: NaN and Infinity are not JSON, but Python's parser takes them.
+    body = (
+        '{"name": "Odd", "fields": ["full_name"], '
+        f'"filters": [{{"field": "{field}", "op": "gt", "value": {value}}}]}}'
+    )
+    r = await client.post(
+        "/api/v1/reports/build",
+        headers={**data.admin.headers, "content-type": "application/json"},
+        content=body,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_report"
+    assert r.json()["errors"][0]["loc"] == ["body", "filters", 0, "value"]

@@ -12,6 +12,7 @@ written once and GROUP BY names plain columns on both engines.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ from leadflow.reports.schemas import Definition
 
 ColumnKind = Literal["field", "count", "sum", "avg", "min", "max"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+# Only the calendar form: date.fromisoformat would also take 20260131 or 2026-W05-1.
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 MAX_LIST = 500
 MAX_TEXT = 500
 
@@ -156,6 +159,8 @@ def _scalar(spec: FieldSpec, value: Any, *loc: str | int) -> Any:
     if typ == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad  # NaN and Infinity match nothing and no database stores them alike
         return value
     if typ == "boolean":
         if not isinstance(value, bool):
@@ -174,14 +179,14 @@ def _scalar(spec: FieldSpec, value: Any, *loc: str | int) -> Any:
     if not isinstance(value, str):
         raise bad
     if typ == "date":
+        if not _DATE.fullmatch(value):
+            raise bad
         try:
             date.fromisoformat(value)
         except ValueError:
             raise bad from None
-        if len(value) != 10:
-            raise bad
         return value
-    if not _MONTH.match(value):  # month
+    if not _MONTH.fullmatch(value):  # month
         raise bad
     return value
 
