@@ -21,7 +21,7 @@ from leadflow.kit.clock import clock, utcnow
 from leadflow.models.report import ReportFileChunk
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
-from leadflow.reports import links
+from leadflow.reports import files, links
 from leadflow.reports.jobs import cleanup_files_job
 from leadflow.worker.jobs import JobContext
 from tests.fixtures.factories import Factory, Member
@@ -281,3 +281,24 @@ async def test_links_stop_working_when_the_owner_may_no_longer_export(
     await session.commit()
     r = await download(client, out["download_url"])
     assert r.status_code == 403 and r.json()["code"] == "download_not_allowed"
+
+
+async def test_finished_at_is_when_the_file_was_stored(
+    client: httpx.AsyncClient, data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.freeze(utcnow())
+    started = utcnow()
+    write_csv = files.write_csv
+
+    async def slow(*args: Any) -> files.Written:
+        clock.advance(timedelta(minutes=5))
+        return await write_csv(*args)
+
+    monkeypatch.setattr(files, "write_csv", slow)
+    report = await build(client, data.admin, DETAIL)
+    await export(client, data.admin, report["report_id"], "csv")
+    [run] = (await client.get("/api/v1/reports/history", headers=data.admin.headers)).json()[
+        "items"
+    ]
+    assert run["created_at"] == started.isoformat().replace("+00:00", "Z")
+    assert run["finished_at"] == (started + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")

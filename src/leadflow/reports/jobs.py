@@ -42,7 +42,7 @@ async def run_schedule(ctx: JobContext, schedule_id: uuid.UUID, due_at: datetime
     except Exception as exc:
         log.exception("scheduled report failed", extra={"run_id": str(run_id)})
         async with ctx.session_factory() as session:
-            await service.fail_run(session, run_id, exc, now)
+            await service.fail_run(session, run_id, exc)
             await session.commit()
         return "failed"
 

@@ -322,7 +322,7 @@ async def store(
     run.size_bytes = size
     run.file_stored = True
     run.expires_at = now + timedelta(hours=settings.report_file_retention_hours)
-    run.finished_at = now
+    run.finished_at = utcnow()  # `now` is when the run started
     await session.flush()
 
 
@@ -674,7 +674,7 @@ async def execute_scheduled(
         owner = await members.get_with_role(session, run.owner_id)
     if report is None or schedule is None:
         await session.commit()
-        return await _fail(session, run, "The report or its schedule was deleted", now)
+        return await _fail(session, run, "The report or its schedule was deleted")
     actor = actor_for_user(owner) if owner is not None and owner.status == "active" else None
     if (
         owner is None
@@ -689,7 +689,6 @@ async def execute_scheduled(
             run,
             "The schedule's owner is no longer active or may not read reports or export "
             "leads; the schedule was paused",
-            now,
         )
     async with rendered_read_only(session, settings, actor, report, run.format, now) as rendered:
         await store(session, settings, run, rendered, now)
@@ -745,17 +744,15 @@ async def _mail(
     return run.status
 
 
-async def _fail(session: AsyncSession, run: ReportRun, error: str, now: datetime) -> str:
+async def _fail(session: AsyncSession, run: ReportRun, error: str) -> str:
     run.status = "failed"
     run.error = error[:2000]
-    run.finished_at = now
+    run.finished_at = utcnow()
     await session.flush()
     return "failed"
 
 
-async def fail_run(
-    session: AsyncSession, run_id: uuid.UUID, exc: BaseException, now: datetime
-) -> None:
+async def fail_run(session: AsyncSession, run_id: uuid.UUID, exc: BaseException) -> None:
     """Record that a run failed with `exc` (a known error's detail, else its type only)."""
     run = await session.get(ReportRun, run_id)
     if run is None:
@@ -763,7 +760,7 @@ async def fail_run(
     detail = (
         exc.detail if isinstance(exc, LeadflowError) else f"Internal error ({type(exc).__name__})"
     )
-    await _fail(session, run, detail, now)
+    await _fail(session, run, detail)
 
 
 async def cleanup_files(session: AsyncSession, now: datetime, limit: int) -> int:
