@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import clock
+from leadflow.models.import_batch import ImportBatch
 from tests.fixtures.factories import Factory, Member
 from tests.reports.conftest import Data, at
 
@@ -367,3 +369,36 @@ async def test_odd_filter_values_are_rejected(
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "invalid_report"
     assert r.json()["errors"][0]["loc"] == ["body", "filters", 0, "value"]
+
+
+async def test_assignee_and_import_from_another_organisation_name_no_one(
+    client: httpx.AsyncClient, data: Data, factory: Factory, session: AsyncSession
+) -> None:
+    # Ids that should never cross organisations; if one did, a report must not show the
+    # other organisation's person or file.
+    other = await factory.org()
+    stranger = await factory.member(other)
+    batch = ImportBatch(
+        organization_id=other.id, created_by=stranger.user.id, status="done", filename="x.csv"
+    )
+    session.add(batch)
+    await session.commit()
+    await factory.lead(
+        data.org,
+        first_name="Stray",
+        last_name="Ids",
+        source="web",
+        assignee_id=stranger.user.id,
+        import_batch_id=batch.id,
+    )
+    out = await build(
+        client,
+        data.admin,
+        {
+            "fields": ["full_name", "assignee_name", "assignee_email", "import_file"],
+            "filters": [{"field": "full_name", "op": "eq", "value": "Stray Ids"}],
+        },
+    )
+    [row] = out["preview_data"]
+    assert row["full_name"] == "Stray Ids"
+    assert (row["assignee_name"], row["assignee_email"], row["import_file"]) == (None, None, None)

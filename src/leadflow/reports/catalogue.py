@@ -47,8 +47,15 @@ JOINS: dict[str, tuple[Any, ColumnElement[bool]]] = {
         STAGE,
         and_(STAGE.organization_id == Lead.organization_id, STAGE.key == Lead.status),
     ),
-    "assignee": (ASSIGNEE, ASSIGNEE.id == Lead.assignee_id),
-    "batch": (BATCH, BATCH.id == Lead.import_batch_id),
+    # Bound to the lead's organisation as well: a stray id from elsewhere names no one.
+    "assignee": (
+        ASSIGNEE,
+        and_(ASSIGNEE.id == Lead.assignee_id, ASSIGNEE.organization_id == Lead.organization_id),
+    ),
+    "batch": (
+        BATCH,
+        and_(BATCH.id == Lead.import_batch_id, BATCH.organization_id == Lead.organization_id),
+    ),
 }
 
 
