@@ -302,3 +302,29 @@ async def test_finished_at_is_when_the_file_was_stored(
     ]
     assert run["created_at"] == started.isoformat().replace("+00:00", "Z")
     assert run["finished_at"] == (started + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+
+
+async def test_pdf_reads_only_the_rows_its_table_shows(
+    app: FastAPI, client: httpx.AsyncClient, data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.state.settings.report_pdf_max_rows = 2
+    write_pdf = files.write_pdf
+    read: list[int] = []
+
+    async def counting(columns: Any, batches: Any, **kw: Any) -> files.Written:
+        rows = [row async for batch in batches for row in batch]
+        read.append(len(rows))
+
+        async def again() -> Any:
+            yield rows
+
+        return await write_pdf(columns, again(), **kw)
+
+    monkeypatch.setattr(files, "write_pdf", counting)
+    report = await build(client, data.admin, DETAIL)
+    out = await export(client, data.admin, report["report_id"], "pdf")
+    assert read == [2]
+    assert out["row_count"] == 5  # the report's rows, not the table's
+    pdf = PdfReader(io.BytesIO((await download(client, out["download_url"])).content))
+    text = "".join(page.extract_text() for page in pdf.pages)
+    assert "Showing the first 2 of 5 rows" in text

@@ -8,6 +8,7 @@ leading `'`, as in the lead export. The PDF holds a title, a bar chart and the t
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -110,17 +111,22 @@ async def write_xlsx(columns: Sequence[OutputColumn], batches: Batches, title: s
     bold = book.add_format({"bold": True})
     for col, c in enumerate(columns):
         sheet.write_string(0, col, neutralize_formula(c.label), bold)
-    row = 1
-    async for batch in batches:
-        for values in batch:
+
+    def write(batch: Sequence[Sequence[Any]], first: int) -> None:
+        for row, values in enumerate(batch, start=first):
             for col, (value, c) in enumerate(zip(values, columns, strict=True)):
                 shown = jsonable(value, c)
                 if c.type == "number" and isinstance(shown, int | float):
                     sheet.write_number(row, col, shown)
                 else:
                     sheet.write_string(row, col, cell_text(value, c))
-            row += 1
-    book.close()
+
+    # Formatting and zipping are CPU work: in a thread, so the event loop keeps serving.
+    row = 1
+    async for batch in batches:
+        await asyncio.to_thread(write, batch, row)
+        row += len(batch)
+    await asyncio.to_thread(book.close)
     return Written(path, row - 1)
 
 
@@ -171,12 +177,14 @@ async def write_pdf(
     title: str,
     subtitle: str,
     max_rows: int,
+    total: int,
 ) -> Written:
-    """PDF: title, a bar chart and the table (the first `max_rows` rows)."""
+    """PDF: title, a bar chart and the table of the first `max_rows` rows of `batches` (the
+    caller reads no more than those); `total` is the report's row count, named in a note
+    when the table shows fewer."""
     path = _temp(".pdf")
     shown: list[list[str]] = []
     raw: list[Sequence[Any]] = []
-    total = 0
     async for batch in batches:
         for values in batch:
             if len(shown) < max_rows:
@@ -184,7 +192,6 @@ async def write_pdf(
                 shown.append(
                     [cell_text(v, c)[:_CELL_CHARS] for v, c in zip(values, columns, strict=True)]
                 )
-            total += 1
     styles = getSampleStyleSheet()
     page = landscape(A4) if len(columns) > 5 else A4
     doc = SimpleDocTemplate(
@@ -228,7 +235,8 @@ async def write_pdf(
                 styles["Italic"],
             )
         )
-    doc.build(story)
+    # Layout of a long table takes seconds: in a thread, so the event loop keeps serving.
+    await asyncio.to_thread(doc.build, story)
     return Written(path, total)
 
 

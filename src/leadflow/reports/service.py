@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.audit.service import delete_recorded, record, record_create, record_update, snapshot
@@ -218,8 +219,8 @@ def _file_name(report: Report, fmt: str, ctx: Context) -> str:
     return f"{_slug(report.name)}-{day}.{fmt}"
 
 
-async def _batches(session: AsyncSession, compiled: Compiled) -> AsyncIterator[Sequence[Any]]:
-    result = await session.stream(compiled.rows.execution_options(yield_per=_BATCH))
+async def _batches(session: AsyncSession, rows: Select[Any]) -> AsyncIterator[Sequence[Any]]:
+    result = await session.stream(rows.execution_options(yield_per=_BATCH))
     async for part in result.partitions():
         yield part
 
@@ -257,23 +258,26 @@ async def render(
             row_count=total,
             max_rows=settings.report_max_rows,
         )
-    batches = _batches(session, compiled)
     if fmt == "csv":
-        written = await files.write_csv(compiled.columns, batches)
+        written = await files.write_csv(compiled.columns, _batches(session, compiled.rows))
     elif fmt == "xlsx":
-        written = await files.write_xlsx(compiled.columns, batches, report.name)
+        written = await files.write_xlsx(
+            compiled.columns, _batches(session, compiled.rows), report.name
+        )
     else:
         scope = "your leads" if actor.row_scope.value == "own" else f"{actor.row_scope.value} scope"
         subtitle = (
             f"{total:,} rows · {now.astimezone(ZoneInfo(ctx.timezone)):%d.%m.%Y %H:%M} "
             f"({ctx.timezone}) · {scope}"
         )
+        # The table shows at most `report_pdf_max_rows`: read no more than those.
         written = await files.write_pdf(
             compiled.columns,
-            batches,
+            _batches(session, compiled.rows.limit(settings.report_pdf_max_rows)),
             title=report.name,
             subtitle=subtitle,
             max_rows=settings.report_pdf_max_rows,
+            total=total,
         )
     return Rendered(
         path=written.path,
