@@ -148,19 +148,24 @@ async def active_pipeline(
     are fractions, values the numeric custom field `value` (0 when missing)."""
     if not open_probabilities:
         return 0, 0.0, 0.0, 0.0
-    prob = case(dict(open_probabilities), value=Lead.status, else_=0)
-    value = func.coalesce(json_number(Lead.custom, VALUE_FIELD, dialect_name(session)), 0)
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(prob), 0),
-                func.coalesce(func.sum(value), 0),
-                func.coalesce(func.sum(value * prob), 0),
-            ).where(*conds, Lead.status.in_(list(open_probabilities)))
-        )
-    ).one()
-    count, probs, total, weighted = row
+    # Counted and summed per stage, weighted here: the probability is the stage's, so
+    # Σ value × probability = Σ over stages of (probability × the stage's Σ value), exactly.
+    # Reading `value` out of the JSON is the cost of this scan; this reads it once a lead.
+    value = json_number(Lead.custom, VALUE_FIELD, dialect_name(session))
+    rows = await session.execute(
+        select(Lead.status, func.count(), func.sum(value))
+        .where(*conds, Lead.status.in_(list(open_probabilities)))
+        .group_by(Lead.status)
+    )
+    count = probs = 0
+    total: Any = 0
+    weighted: Any = 0
+    for status, n, values in rows.all():
+        prob = open_probabilities[status]
+        count += n
+        probs += n * prob
+        total += values or 0
+        weighted += (values or 0) * prob
     return int(count), float(probs) / 100, float(total), float(weighted) / 100
 
 

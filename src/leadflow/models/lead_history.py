@@ -32,6 +32,9 @@ class LeadStatusChange(_LeadChild, Base):
         Index("ix_lead_status_history_lead", "lead_id", "created_at"),
         # Analytics: the moves into a stage (e.g. won) during a period.
         Index("ix_lead_status_history_org_status", "organization_id", "to_status", "created_at"),
+        # Analytics: has a lead ever reached a stage (won; the furthest of the funnel), read
+        # from the index alone.
+        Index("ix_lead_status_history_lead_status", "lead_id", "to_status"),
     )
 
     from_status: Mapped[str | None] = mapped_column(String(40))
