@@ -3,6 +3,7 @@
     .venv/bin/python -m bench analytics
     LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench analytics   # smaller run
     LEADFLOW_BENCH_REUSE=1 .venv/bin/python -m bench analytics       # keep a loaded database
+LEADFLOW_BENCH_CASES=kpis,funnel .venv/bin/python -m bench analytics   # only these cases
 
 Loads one organisation with LEADFLOW_BENCH_ROWS leads (default 1,000,000) over the two years
 up to now, ~3 status-history rows, one assignment and ~2 interactions per lead, and SLA clocks
@@ -41,6 +42,8 @@ from leadflow.organizations.service import create_organization
 ROWS = int(os.environ.get("LEADFLOW_BENCH_ROWS", "1000000"))
 RUNS = int(os.environ.get("LEADFLOW_BENCH_RUNS", "100"))
 REUSE = os.environ.get("LEADFLOW_BENCH_REUSE") == "1"
+# Comma-separated case names to run (e.g. "kpis,funnel"); all of them by default.
+ONLY = {c for c in os.environ.get("LEADFLOW_BENCH_CASES", "").split(",") if c}
 DB_NAME = "leadflow_bench_analytics"
 ADMIN_EMAIL = "bench-admin@example.com"
 COUNSELOR_EMAIL = "counselor-0@example.com"
@@ -340,6 +343,8 @@ async def run() -> None:
         f" {'same SQL via asyncpg':<28} API/SQL p95"
     )
     for name, (path, params) in _cases().items():
+        if ONLY and name.split(" ")[0] not in ONLY:
+            continue
         for actor, token in (("admin", admin_token), ("counselor", counselor_token)):
 
             async def api(
