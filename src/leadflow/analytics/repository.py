@@ -65,11 +65,6 @@ def created_in(period: Period) -> list[ColumnElement[bool]]:
     return [Lead.created_at >= period.start, Lead.created_at < period.end]
 
 
-def created_before(end: datetime) -> ColumnElement[bool]:
-    """Leads that existed at `end`."""
-    return Lead.created_at < end
-
-
 def reached(keys: Sequence[str]) -> ColumnElement[bool]:
     """The lead is, or once was, in one of the stages `keys` (its status history)."""
     if not keys:
@@ -139,29 +134,44 @@ async def enrollments(
     return {k: int(v[0]) for k, v in rows.items()}
 
 
-async def active_pipeline(
+async def totals(
     session: AsyncSession,
     conds: Sequence[ColumnElement[bool]],
+    end: datetime,
     open_probabilities: Mapping[str, int],
-) -> tuple[int, float, float, float]:
-    """Open leads now: (count, Σ probability, Σ value, Σ value × probability); probabilities
-    are fractions, values the numeric custom field `value` (0 when missing)."""
-    if not open_probabilities:
-        return 0, 0.0, 0.0, 0.0
-    prob = case(dict(open_probabilities), value=Lead.status, else_=0)
-    value = func.coalesce(json_number(Lead.custom, VALUE_FIELD, dialect_name(session)), 0)
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(prob), 0),
-                func.coalesce(func.sum(value), 0),
-                func.coalesce(func.sum(value * prob), 0),
-            ).where(*conds, Lead.status.in_(list(open_probabilities)))
+) -> tuple[int, tuple[int, float, float, float]]:
+    """Leads that existed at `end`, and the open leads now: (count, Σ probability, Σ value,
+    Σ value × probability); probabilities are fractions, values the numeric custom field
+    `value` (0 when missing)."""
+    # Both figures read every lead in scope, so one scan serves both, grouped by stage: the
+    # probability is the stage's, so Σ value × probability = Σ over stages of (probability ×
+    # the stage's Σ value), exactly. `value` is read out of the JSON of open leads only.
+    is_open = Lead.status.in_(list(open_probabilities)) if open_probabilities else false()
+    value = json_number(Lead.custom, VALUE_FIELD, dialect_name(session))
+    rows = await session.execute(
+        select(
+            Lead.status,
+            func.count(),
+            func.coalesce(func.sum(case((Lead.created_at < end, 1), else_=0)), 0),
+            func.sum(case((is_open, value), else_=None)),
         )
-    ).one()
-    count, probs, total, weighted = row
-    return int(count), float(probs) / 100, float(total), float(weighted) / 100
+        .where(*conds)
+        .group_by(Lead.status)
+    )
+    existed = count = probs = 0
+    total: Any = 0
+    weighted: Any = 0
+    for status, n, before_end, values in rows.all():
+        existed += before_end
+        prob = open_probabilities.get(status)
+        if prob is None:
+            continue
+        count += n
+        probs += n * prob
+        total += values or 0
+        weighted += (values or 0) * prob
+    pipeline = (int(count), float(probs) / 100, float(total), float(weighted) / 100)
+    return int(existed), pipeline
 
 
 async def median_response(

@@ -110,11 +110,10 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     won = pipeline.keys("won")
     conds = repository.lead_conditions(actor, filters)
     new, new_won = (await repository.cohort(session, conds, period, won)).get(None, (0, 0))
-    total = await repository.count_leads(session, [*conds, repository.created_before(period.end)])
     enrolled = (await repository.enrollments(session, conds, period, won)).get(None, 0)
     open_probabilities = {s.key: s.probability for s in pipeline.stages if s.category == "open"}
-    count, weighted_count, value, weighted_value = await repository.active_pipeline(
-        session, conds, open_probabilities
+    total, (count, weighted_count, value, weighted_value) = await repository.totals(
+        session, conds, period.end, open_probabilities
     )
     median, responses = (await repository.median_response(session, conds, period)).get(
         None, (None, 0)

@@ -32,6 +32,9 @@ class LeadStatusChange(_LeadChild, Base):
         Index("ix_lead_status_history_lead", "lead_id", "created_at"),
         # Analytics: the moves into a stage (e.g. won) during a period.
         Index("ix_lead_status_history_org_status", "organization_id", "to_status", "created_at"),
+        # Analytics: has a lead ever reached a stage (won; the furthest of the funnel), read
+        # from the index alone.
+        Index("ix_lead_status_history_lead_status", "lead_id", "to_status"),
     )
 
     from_status: Mapped[str | None] = mapped_column(String(40))
@@ -43,7 +46,13 @@ class LeadAssignment(_LeadChild, Base):
     """The lead was (re)assigned; `rule_id` is set for automatic assignments."""
 
     __tablename__ = "lead_assignments"
-    __table_args__ = (Index("ix_lead_assignments_lead", "lead_id", "created_at"),)
+    __table_args__ = (
+        # The assignee in the index too: analytics find where each met SLA clock started (the
+        # latest assignment to somebody before the response) from the index alone.
+        Index(
+            "ix_lead_assignments_lead", "lead_id", "created_at", postgresql_include=["to_user_id"]
+        ),
+    )
 
     from_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     to_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
