@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     report_file_retention_hours: float = Field(default=168, gt=0)
     report_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     report_schedule_seconds: int = Field(default=60, ge=1)
+    # How often lead-rollup deltas are folded (PostgreSQL; readers sum the rest meanwhile).
+    rollup_fold_seconds: int = Field(default=60, ge=1)
     report_file_cleanup_seconds: int = Field(default=3600, ge=1)
     # Each schedule mails lead data on its own; a cap keeps one user from flooding the outbox.
     report_max_schedules_per_user: int = Field(default=20, ge=1)

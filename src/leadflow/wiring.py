@@ -8,6 +8,7 @@ it: a subscriber depends on the publisher, and only this list knows them all.
 # Event subscribers.
 # Timeline kinds, so a lead's timeline reads the same in the worker as in the app.
 import leadflow.ai.timeline
+import leadflow.analytics.rollups
 
 # Jobs and outbox delivery handlers.
 import leadflow.auth.jobs

@@ -29,10 +29,16 @@ from leadflow.analytics.periods import Period
 from leadflow.analytics.schemas import LeadFilters
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import lead_scope_conditions, row_scope_clause
-from leadflow.db.dialect import dialect_name, json_number, local_date, minutes_between
+from leadflow.db.dialect import (
+    dialect_name,
+    is_postgres,
+    json_number,
+    local_date,
+    minutes_between,
+)
 from leadflow.models.activity import Interaction
 from leadflow.models.lead import Lead
-from leadflow.models.lead_history import LeadAssignment, LeadStatusChange
+from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.outbox import OutboxMessage
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.user import User
@@ -180,43 +186,44 @@ async def median_response(
     period: Period,
     key: Key = None,
 ) -> dict[Any, tuple[float, int]]:
-    """(median minutes, responses) of the clocks met during the period: from the assignment
-    that started the clock to the first response. The median of an even count is the mean
-    of the two middle values; the window ranks work the same on both engines."""
-    a = LeadAssignment
+    """(median minutes, responses) of the clocks met during the period: from the start of
+    the clock (the assignment that started it) to the first response. The median of an even
+    count is the mean of the two middle values on both engines. A met clock without a start
+    (data from before starts were recorded) drops out."""
+    dialect = dialect_name(session)
+    minutes = minutes_between(Lead.sla_met_at, Lead.sla_started_at, dialect)
+    where = [
+        *conds,
+        Lead.sla_met_at >= period.start,
+        Lead.sla_met_at < period.end,
+        Lead.sla_started_at.is_not(None),
+    ]
     group = key if key is not None else null()
-    # The clock that was met started at the lead's latest assignment to somebody up to the
-    # response (every assignment restarts it). A grouped join, not a correlated subquery: the
-    # planner would evaluate that once per reference. A met clock without an assignment row
-    # (data from before assignments were recorded) has no start and drops out here.
-    clocks = (
+    if is_postgres(dialect):
+        # One ordered-set aggregate per group; the clock times come from the covering index.
+        median = func.percentile_cont(0.5).within_group(minutes)
+        stmt = select(group, median, func.count()).where(*where)
+        if key is not None:
+            stmt = stmt.group_by(key)
+        rows = await session.execute(stmt)
+        return {k: (float(m), int(n)) for k, m, n in rows.all() if n}
+    partition = key if key is not None else None
+    ranked = (
         select(
             group.label("k"),
-            Lead.sla_met_at.label("met"),
-            func.max(a.created_at).label("started"),
+            minutes.label("m"),
+            func.row_number().over(partition_by=partition, order_by=minutes).label("rn"),
+            func.count().over(partition_by=partition).label("n"),
         )
-        .join(
-            a,
-            and_(a.lead_id == Lead.id, a.to_user_id.is_not(None), a.created_at <= Lead.sla_met_at),
-        )
-        .where(*conds, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
-        .group_by(Lead.id, Lead.sla_met_at, *([key] if key is not None else []))
+        .where(*where)
         .subquery()
     )
-    minutes = minutes_between(clocks.c.met, clocks.c.started, dialect_name(session))
-    partition = clocks.c.k if key is not None else None
-    ranked = select(
-        clocks.c.k,
-        minutes.label("m"),
-        func.row_number().over(partition_by=partition, order_by=minutes).label("rn"),
-        func.count().over(partition_by=partition).label("n"),
-    ).subquery()
-    rows = await session.execute(
+    result = await session.execute(
         select(ranked.c.k, func.avg(ranked.c.m), func.max(ranked.c.n))
         .where(ranked.c.rn.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2]))
         .group_by(ranked.c.k)
     )
-    return {k: (float(m), int(n)) for k, m, n in rows.all()}
+    return {k: (float(m), int(n)) for k, m, n in result.all()}
 
 
 def _met_in_time() -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.analytics import periods, repository
+from leadflow.analytics import periods, repository, rollups
 from leadflow.analytics.errors import InvalidFilter
 from leadflow.analytics.periods import Granularity, Period
 from leadflow.analytics.schemas import (
@@ -31,6 +31,7 @@ from leadflow.authz.actor import Actor
 from leadflow.calendar.organization import calendar_of
 from leadflow.imports import repository as imports_repository
 from leadflow.kit.clock import utcnow
+from leadflow.models.lead import Lead
 from leadflow.models.outbox import OutboxMessage
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.organizations.service import org_settings
@@ -112,9 +113,16 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     new, new_won = (await repository.cohort(session, conds, period, won)).get(None, (0, 0))
     enrolled = (await repository.enrollments(session, conds, period, won)).get(None, 0)
     open_probabilities = {s.key: s.probability for s in pipeline.stages if s.category == "open"}
-    total, (count, weighted_count, value, weighted_value) = await repository.totals(
-        session, conds, period.end, open_probabilities
-    )
+    roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
+    if roll.by_stage:
+        figures = await rollups.pipeline(session, actor, filters, open_probabilities)
+        if roll.by_day:
+            total = await rollups.created_between(session, actor, filters, None, period.date_to)
+        else:
+            total = await repository.count_leads(session, [*conds, Lead.created_at < period.end])
+    else:
+        total, figures = await repository.totals(session, conds, period.end, open_probabilities)
+    count, weighted_count, value, weighted_value = figures
     median, responses = (await repository.median_response(session, conds, period)).get(
         None, (None, 0)
     )
@@ -148,8 +156,14 @@ async def lead_volume(
     granularity: Granularity,
 ) -> list[VolumePoint]:
     """Leads created per day, ISO week or month of the period; empty buckets hold 0."""
-    conds = repository.lead_conditions(actor, filters)
-    per_day = await repository.created_per_day(session, conds, period)
+    roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
+    if roll.by_day:
+        per_day = await rollups.created_per_day(
+            session, actor, filters, period.date_from, period.date_to
+        )
+    else:
+        conds = repository.lead_conditions(actor, filters)
+        per_day = await repository.created_per_day(session, conds, period)
     return [VolumePoint(date=day, count=n) for day, n in periods.fold(per_day, period, granularity)]
 
 
@@ -162,7 +176,13 @@ async def funnel(
     if not steps:
         return []
     conds = repository.lead_conditions(actor, filters)
-    size = await repository.count_leads(session, [*conds, *repository.created_in(period)])
+    roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
+    if roll.by_day:
+        size = await rollups.created_between(
+            session, actor, filters, period.date_from, period.date_to
+        )
+    else:
+        size = await repository.count_leads(session, [*conds, *repository.created_in(period)])
     furthest = await repository.furthest_stages(session, actor.organization_id, conds, period)
     out: list[FunnelStage] = []
     previous = size
@@ -191,7 +211,11 @@ async def conversion_by_source(
     pipeline = await pipeline_of(session, actor.organization_id)
     conds = repository.lead_conditions(actor, filters)
     rows = await repository.cohort(
-        session, conds, period, pipeline.keys("won"), key=repository.BY_SOURCE
+        session,
+        conds,
+        period,
+        pipeline.keys("won"),
+        key=repository.BY_SOURCE,
     )
     items = [
         SourceConversion(source=source, total_leads=n, enrolled=won, conversion_rate=rate(won, n))

@@ -16,6 +16,12 @@ from leadflow.models.import_batch import (
 )
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
+from leadflow.models.lead_rollup import (
+    LeadRollupDay,
+    LeadRollupDelta,
+    LeadRollupStage,
+    LeadRollupZone,
+)
 from leadflow.models.organization import Organization
 from leadflow.models.outbox import Notification, OutboxMessage, PeriodicRun
 from leadflow.models.pipeline_stage import PipelineStage
@@ -43,6 +49,10 @@ __all__ = [
     "Lead",
     "LeadAssignment",
     "LeadNoteEdit",
+    "LeadRollupDay",
+    "LeadRollupDelta",
+    "LeadRollupStage",
+    "LeadRollupZone",
     "LeadStatusChange",
     "MessageEvent",
     "Notification",

@@ -20,6 +20,7 @@ from leadflow.authz.grants import ensure_holds
 from leadflow.authz.permissions import SYSTEM_ROLES
 from leadflow.calendar import BusinessCalendar
 from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit import events
 from leadflow.models.organization import Organization
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.role import Role
@@ -32,6 +33,7 @@ from leadflow.organizations.errors import (
     SystemRole,
     TeamExists,
 )
+from leadflow.organizations.events import TimezoneSet
 from leadflow.organizations.schemas import (
     OrgSettings,
     OrgSettingsUpdate,
@@ -79,6 +81,9 @@ async def create_organization(session: AsyncSession, *, name: str) -> Organizati
             )
         )
     await session.flush()
+    await events.publish(
+        session, TimezoneSet(organization_id=org.id, timezone=BusinessCalendar().timezone)
+    )
     return org
 
 
@@ -247,6 +252,10 @@ async def update_org_settings(
             raise ValidationFailed(str(exc), field="calendar") from None
     org.settings = {**before, **changes}
     await session.flush()
+    zone_before = BusinessCalendar.from_dict(before.get("calendar")).timezone
+    zone_after = BusinessCalendar.from_dict(org.settings.get("calendar")).timezone
+    if zone_after != zone_before:
+        await events.publish(session, TimezoneSet(organization_id=org.id, timezone=zone_after))
     b, a = diff(before, org.settings)
     await record(
         session,

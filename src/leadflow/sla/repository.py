@@ -153,6 +153,7 @@ async def start_clocks(
     lead_ids: Sequence[uuid.UUID],
     *,
     policy_id: uuid.UUID | None,
+    started_at: datetime,
     deadline: datetime,
     reminder_at: datetime | None,
 ) -> None:
@@ -160,6 +161,7 @@ async def start_clocks(
     session holds get the same values, so a response built from them shows the clock."""
     values: dict[str, Any] = {
         "sla_policy_id": policy_id,
+        "sla_started_at": started_at,
         "sla_deadline": deadline,
         "sla_reminder_at": reminder_at,
         "sla_reminded_at": None,

@@ -78,6 +78,7 @@ async def start_clocks(
             session,
             ids,
             policy_id=key,
+            started_at=now,
             deadline=cal.add_business_minutes(now, duration),
             reminder_at=reminder,
         )
