@@ -12,6 +12,7 @@ import leadflow.ai.timeline
 # Jobs and outbox delivery handlers.
 import leadflow.auth.jobs
 import leadflow.calls.jobs
+import leadflow.health.jobs
 import leadflow.imports.jobs
 import leadflow.imports.timeline
 import leadflow.notifications.jobs
