@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 # Upper bounds (milliseconds, inclusive) of the latency bins; one more bin holds the rest.
 LATENCY_BOUNDS_MS: tuple[int, ...] = (
@@ -35,10 +36,13 @@ LATENCY_BOUNDS_MS: tuple[int, ...] = (
 )
 BIN_COUNT = len(LATENCY_BOUNDS_MS) + 1
 UNMATCHED = "unmatched"
-# Unflushed minutes kept at most (the database may be away for a while): memory stays bounded.
+# Unflushed minutes kept at most (the database may be away for a while, or nothing flushes):
+# memory stays bounded.
 MAX_PENDING_MINUTES = 60
+MAX_PENDING_KEYS = 10_000
 
 
+@lru_cache(maxsize=1024)
 def route_group(template: str) -> str:
     """The group a route template counts under: its first path segment below `/api/v1`
     (`/api/v1/leads/{lead_id}` → `leads`), two for admin routes (`admin/jobs`), the first
@@ -123,9 +127,12 @@ class RequestStats:
 
     def record(self, group: str, status: int, seconds: float, at: datetime) -> None:
         """Count one answered request: 5xx answers are errors."""
-        key = (minute_of(at), group)
+        minute = minute_of(at)
+        key = (minute, group)
         stats = self.pending.get(key)
         if stats is None:
+            if len(self.pending) >= MAX_PENDING_KEYS:
+                self.take(minute - MAX_PENDING_MINUTES)  # nobody flushes: drop the oldest
             stats = self.pending[key] = MinuteStats()
         ms = seconds * 1000
         stats.requests += 1
