@@ -29,13 +29,16 @@ from leadflow.customfields.endpoints import router as custom_fields_router
 from leadflow.db.engine import Database
 from leadflow.db.session import TransactionIntentMiddleware
 from leadflow.exceptions import Unauthorized
+from leadflow.health.endpoints import admin_router as admin_health_router
 from leadflow.health.endpoints import router as health_router
+from leadflow.health.requests import RequestFlusher
 from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.kit.context import parse_networks
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from leadflow.kit.problems import install_handlers, problem
 from leadflow.kit.ratelimit import FailureLimiter, HitLimiter, build_storage
+from leadflow.kit.requeststats import RequestStats
 from leadflow.leads.endpoints import router as leads_router
 from leadflow.leads.endpoints import tags_router
 from leadflow.notifications.endpoints import router as notifications_router
@@ -76,6 +79,7 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (notifications_router, f"{API}/notifications"),
     (jobs_router, f"{API}/admin/jobs"),
     (emails_router, f"{API}/admin/emails"),
+    (admin_health_router, f"{API}/admin/health"),
     (batches_router, f"{API}/imports"),
     (reports_router, f"{API}/reports"),
     (analytics_router, f"{API}/analytics"),
@@ -114,11 +118,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             worker.start()
         else:
             set_queue(HueyQueue(build_huey(settings), settings))
+        flusher = RequestFlusher(app.state.request_stats, app.state.database.sessionmaker)
+        flusher.start()
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop()
+            await flusher.stop()
             ai_runtime = getattr(app.state, "ai_runtime", None)
             if ai_runtime is not None:
                 await ai_runtime.aclose()
@@ -138,6 +145,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         pool_size=settings.db_pool_size,
         pre_ping=settings.db_pre_ping,
     )
+    # This process's request figures by minute and route group (flushed once a minute).
+    app.state.request_stats = RequestStats()
     app.state.login_limiter = FailureLimiter(
         build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
     )
@@ -174,6 +183,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         RequestContextMiddleware,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         route_paths=route_paths,
+        stats=app.state.request_stats,
     )
 
     for router, prefix in [(health_router, ""), *ROUTES]:

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -152,6 +153,19 @@ class Settings(BaseSettings):
     # Auth: sign-up throttling and the Supabase bridge.
     register_per_hour: int = Field(default=5, ge=1)
     supabase_issuer: str = ""
+    # System health: how often the worker samples its figures (one sample a minute), how
+    # often each worker renews its heartbeat (it counts as alive for three intervals), how
+    # long samples and request figures are kept, and the organisation whose admins see the
+    # installation's health (empty: the oldest organisation, the one created at installation).
+    health_sample_seconds: int = Field(default=60, ge=60, le=3600)
+    heartbeat_seconds: int = Field(default=15, ge=1, le=300)
+    retention_health_days: int = Field(default=30, ge=1, le=366)
+    operator_organization_id: uuid.UUID | None = None
+
+    @field_validator("operator_organization_id", mode="before")
+    @classmethod
+    def _empty_operator(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import leadflow.analytics.rollups
 # Jobs and outbox delivery handlers.
 import leadflow.auth.jobs
 import leadflow.calls.jobs
+import leadflow.health.jobs
 import leadflow.imports.jobs
 import leadflow.imports.timeline
 import leadflow.notifications.jobs

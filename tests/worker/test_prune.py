@@ -114,7 +114,14 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
 
     jobs.settings.prune_batch_size = 2  # several batches per table
     result = await run_job(jobs, "maintenance.prune")
-    assert result == {"sessions": 2, "outbox": 2, "call_events": 5}
+    assert result == {
+        "sessions": 2,
+        "outbox": 2,
+        "call_events": 5,
+        "request_samples": 0,
+        "health_samples": 0,
+        "worker_heartbeats": 0,
+    }
     session.expunge_all()
 
     assert await _ids(session, AuthSession) == {
@@ -139,7 +146,7 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
     assert await session.scalar(select(func.count()).select_from(AuditLog)) == audit_rows
     # A second run finds nothing left to do.
     again = await run_job(jobs, "maintenance.prune")
-    assert again == {"sessions": 0, "outbox": 0, "call_events": 0}
+    assert set(again.values()) == {0}
 
 
 async def test_retention_follows_the_settings(

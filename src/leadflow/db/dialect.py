@@ -34,6 +34,8 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -189,6 +191,37 @@ async def bulk_insert(
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         model.__tablename__, records=records, columns=list(columns)
     )
+
+
+async def upsert(
+    session: AsyncSession,
+    model: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    key: Sequence[str],
+    add: Sequence[str] = (),
+    replace: Sequence[str] = (),
+) -> None:
+    """Insert `rows`; where a row with the same `key` (a unique constraint) exists, add the
+    new values of the `add` columns to the stored ones and overwrite the `replace` columns.
+    Without `add` and `replace`, rows that exist already are left as they are.
+
+    One `INSERT … ON CONFLICT` on both engines: atomic against concurrent writers of the same
+    key (PostgreSQL re-checks the conflict under the row lock). Rows are written in key order,
+    so two writers of the same keys lock them in the same order and cannot deadlock.
+    """
+    if not rows:
+        return
+    table = model.__table__
+    stmt = (pg.insert if is_postgres(session) else sqlite.insert)(table)
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in key))
+    values: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in add}
+    values.update({c: stmt.excluded[c] for c in replace})
+    if values:
+        stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=values)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+    await session.execute(stmt, ordered)
 
 
 # ---- analytics: local dates, durations, numbers inside JSON ----------------------------------

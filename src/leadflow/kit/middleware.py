@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadflow.exceptions import PayloadTooLarge
+from leadflow.kit.clock import utcnow
 from leadflow.kit.context import (
     Network,
     RequestContext,
@@ -25,6 +26,7 @@ from leadflow.kit.context import (
 )
 from leadflow.kit.errors import INTERNAL_ERROR
 from leadflow.kit.problems import problem
+from leadflow.kit.requeststats import RequestStats, route_group
 
 log = logging.getLogger("leadflow.errors")
 _INTERNAL_DETAIL = "An unexpected error occurred; quote the request id when reporting it."
@@ -59,6 +61,9 @@ class RequestContextMiddleware:
 
     The client ip in the context is the direct peer, or, when the peer is one of
     `trusted_proxies`, the right-most untrusted address of `X-Forwarded-For`.
+
+    Every answered request is counted in Prometheus' metrics and, when `stats` is given, in
+    the process's per-minute figures by route group (the admin health endpoints read them).
     """
 
     def __init__(
@@ -66,10 +71,12 @@ class RequestContextMiddleware:
         app: ASGIApp,
         trusted_proxies: Sequence[Network] = (),
         route_paths: Mapping[int, str] | None = None,
+        stats: RequestStats | None = None,
     ) -> None:
         self.app = app
         self.trusted = tuple(trusted_proxies)
         self.route_paths = route_paths
+        self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one HTTP request."""
@@ -137,9 +144,12 @@ class RequestContextMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
         finally:
+            elapsed = time.perf_counter() - started
             method, path = metric_labels(scope, self.route_paths)
             REQUESTS.labels(method, path, str(status_holder["status"])).inc()
-            LATENCY.labels(method, path).observe(time.perf_counter() - started)
+            LATENCY.labels(method, path).observe(elapsed)
+            if self.stats is not None:
+                self.stats.record(route_group(path), status_holder["status"], elapsed, utcnow())
             reset_request(token)
 
 

@@ -8,6 +8,7 @@ from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
 from leadflow.models.call_request import CallRequest, CallRequestEvent
 from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.models.health import HealthSample, RequestSample, WorkerHeartbeat
 from leadflow.models.import_batch import (
     ImportBatch,
     ImportFileChunk,
@@ -41,6 +42,7 @@ __all__ = [
     "CallRequestEvent",
     "Consent",
     "CustomFieldDefinition",
+    "HealthSample",
     "ImportBatch",
     "ImportFileChunk",
     "ImportRowError",
@@ -65,9 +67,11 @@ __all__ = [
     "ReportFileChunk",
     "ReportRun",
     "ReportSchedule",
+    "RequestSample",
     "Role",
     "SlaPolicy",
     "Task",
     "Team",
     "User",
+    "WorkerHeartbeat",
 ]

@@ -29,6 +29,13 @@ class OutboxMessage(IdMixin, Base):
         ),
         Index("ix_outbox_org_kind_created", "organization_id", "kind", "created_at"),
         Index("ix_outbox_sent_at", "sent_at"),  # pruning of delivered rows
+        # Failed rows stay until retried; the health figures count them every minute.
+        Index(
+            "ix_outbox_failed",
+            "kind",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     organization_id: Mapped[uuid.UUID | None] = mapped_column(

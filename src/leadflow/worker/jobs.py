@@ -52,6 +52,9 @@ class JobQueue(Protocol):
     def enqueue(self, name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
         """Queue job `name` with `args`, now or at `eta`."""
 
+    def depth(self) -> tuple[int, int]:
+        """Jobs waiting to run now, and jobs scheduled for later (may block: call in a thread)."""
+
 
 @dataclass
 class RecordingQueue:
@@ -62,6 +65,11 @@ class RecordingQueue:
     def enqueue(self, name: str, args: tuple[Any, ...], eta: datetime | None) -> None:
         """Remember the job."""
         self.items.append((name, args, eta))
+
+    def depth(self) -> tuple[int, int]:
+        """Remembered jobs without and with an `eta`."""
+        scheduled = sum(1 for _, _, eta in self.items if eta is not None)
+        return len(self.items) - scheduled, scheduled
 
 
 _queue: JobQueue = RecordingQueue()

@@ -3,8 +3,9 @@
 Retention (settings, in days): ended login sessions (`LEADFLOW_RETENTION_SESSIONS_DAYS`, counted
 from when they were revoked or expired; their refresh tokens go with them), delivered outbox
 rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
-rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`). The audit log is never
-pruned.
+rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`), the health figures
+(request samples, the worker's minute samples, heartbeats of workers gone that long:
+`LEADFLOW_RETENTION_HEALTH_DAYS`). The audit log is never pruned.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
 from leadflow.kit.clock import utcnow
+from leadflow.kit.requeststats import minute_of
 from leadflow.models.auth_session import AuthSession
 from leadflow.models.call_request import CallRequestEvent
+from leadflow.models.health import HealthSample, RequestSample, WorkerHeartbeat
 from leadflow.models.outbox import OutboxMessage
 from leadflow.worker.jobs import JobContext, job
 from leadflow.worker.outbox import DUE
@@ -46,11 +49,26 @@ def _old_call_events(cutoff: datetime) -> ColumnElement[bool]:
     return CallRequestEvent.created_at < cutoff
 
 
+def _old_request_samples(cutoff: datetime) -> ColumnElement[bool]:
+    return RequestSample.minute < minute_of(cutoff)
+
+
+def _old_health_samples(cutoff: datetime) -> ColumnElement[bool]:
+    return HealthSample.minute < minute_of(cutoff)
+
+
+def _gone_workers(cutoff: datetime) -> ColumnElement[bool]:
+    return WorkerHeartbeat.last_seen_at < cutoff
+
+
 # (name, model, condition for a cutoff, retention setting)
 TARGETS: list[tuple[str, Any, Callable[[datetime], ColumnElement[bool]], str]] = [
     ("sessions", AuthSession, _ended_sessions, "retention_sessions_days"),
     ("outbox", OutboxMessage, _delivered_outbox, "retention_outbox_days"),
     ("call_events", CallRequestEvent, _old_call_events, "retention_call_events_days"),
+    ("request_samples", RequestSample, _old_request_samples, "retention_health_days"),
+    ("health_samples", HealthSample, _old_health_samples, "retention_health_days"),
+    ("worker_heartbeats", WorkerHeartbeat, _gone_workers, "retention_health_days"),
 ]
 
 

@@ -21,7 +21,8 @@ from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.kit.events import require_wired
 from leadflow.models.outbox import PeriodicRun
-from leadflow.worker.jobs import JobContext, run_job, set_queue
+from leadflow.worker.heartbeat import beat
+from leadflow.worker.jobs import JobContext, JobQueue, run_job, set_queue
 
 log = logging.getLogger("leadflow.worker")
 _local = threading.local()
@@ -65,6 +66,10 @@ class HueyQueue:
         else:
             self.task.schedule(args=(name, *args), eta=eta.astimezone(UTC).replace(tzinfo=None))
 
+    def depth(self) -> tuple[int, int]:
+        """Huey's queue length and its schedule's (one round trip each to Redis/SQLite)."""
+        return self.huey.pending_count(), self.huey.scheduled_count()
+
 
 class _QuietConsumer(Consumer):
     """Consumer that leaves signal handling to its host (uvicorn in embedded mode)."""
@@ -77,10 +82,11 @@ class Ticker(threading.Thread):
     """Claims each interval of each periodic job in the database and enqueues the winner's run.
 
     The claim is an INSERT into `periodic_runs` keyed by (job, interval start): however many
-    workers tick, exactly one insert succeeds per interval.
+    workers tick, exactly one insert succeeds per interval. Every worker's ticker also renews
+    the worker's heartbeat (`worker_heartbeats`) every `LEADFLOW_HEARTBEAT_SECONDS`.
     """
 
-    def __init__(self, settings: Settings, queue: HueyQueue) -> None:
+    def __init__(self, settings: Settings, queue: JobQueue) -> None:
         super().__init__(name="leadflow-ticker", daemon=True)
         self.settings = settings
         self.queue = queue
@@ -97,31 +103,50 @@ class Ticker(threading.Thread):
             ("reports.due", settings.report_schedule_seconds),
             ("reports.cleanup_files", settings.report_file_cleanup_seconds),
             ("analytics.fold_rollups", settings.rollup_fold_seconds),
+            ("health.sample", settings.health_sample_seconds),
         ]
+        self.last: dict[str, int] = {}
+        self.last_beat = -1
+        self.started_at = datetime.now(UTC)
 
     def run(self) -> None:
         """Tick once a second until stopped."""
         runner = asyncio.Runner()
         db = Database(self.settings.database_url, pool_size=1)
-        last: dict[str, int] = {}
         try:
             while not self.stop_event.is_set():
-                now = time.time()
-                for name, interval in self.specs:
-                    slot = int(now // interval) * interval
-                    if last.get(name) == slot:
-                        continue
-                    last[name] = slot
-                    try:
-                        if runner.run(self._claim(db, name, slot)):
-                            stamp = datetime.fromtimestamp(slot, UTC).isoformat()
-                            self.queue.enqueue("periodic.run", (name, stamp), None)
-                    except Exception:
-                        log.exception("periodic claim failed", extra={"job": name})
+                self.tick(runner, db, time.time())
                 self.stop_event.wait(1.0)
         finally:
             runner.run(db.dispose())
             runner.close()
+
+    def tick(self, runner: asyncio.Runner, db: Database, now: float) -> None:
+        """One tick at Unix time `now`: beat when a heartbeat interval began since the last
+        tick, and claim every periodic job whose interval began."""
+        beat_slot = int(now // self.settings.heartbeat_seconds)
+        if beat_slot != self.last_beat:
+            self.last_beat = beat_slot
+            try:
+                runner.run(self._beat(db, self.started_at, datetime.fromtimestamp(now, UTC)))
+            except Exception:
+                log.exception("heartbeat failed")
+        for name, interval in self.specs:
+            slot = int(now // interval) * interval
+            if self.last.get(name) == slot:
+                continue
+            self.last[name] = slot
+            try:
+                if runner.run(self._claim(db, name, slot)):
+                    stamp = datetime.fromtimestamp(slot, UTC).isoformat()
+                    self.queue.enqueue("periodic.run", (name, stamp), None)
+            except Exception:
+                log.exception("periodic claim failed", extra={"job": name})
+
+    async def _beat(self, db: Database, started_at: datetime, now: datetime) -> None:
+        async with db.sessionmaker() as session:
+            await beat(session, name=self.worker_name, started_at=started_at, now=now)
+            await session.commit()
 
     async def _claim(self, db: Database, name: str, slot: int) -> bool:
         async with db.sessionmaker() as session:
