@@ -19,9 +19,11 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal,
     null,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,14 +73,27 @@ def created_in(period: Period) -> list[ColumnElement[bool]]:
     return [Lead.created_at >= period.start, Lead.created_at < period.end]
 
 
-def reached(keys: Sequence[str]) -> ColumnElement[bool]:
-    """The lead is, or once was, in one of the stages `keys` (its status history)."""
+def reached(
+    keys: Sequence[str], since: tuple[uuid.UUID, datetime] | None = None
+) -> ColumnElement[bool]:
+    """The lead is, or once was, in one of the stages `keys` (its status history).
+
+    `since` (organisation, time): only that organisation's leads created at or after the time
+    are asked about. A lead's history is written after the lead, by the same clock, so only
+    the moves from then on can be theirs: the query hashes those few moves once instead of
+    probing the history for every lead."""
     if not keys:
         return false()  # no such stage: nothing reached it
-    return or_(
-        Lead.status.in_(keys),
-        exists().where(LeadStatusChange.lead_id == Lead.id, LeadStatusChange.to_status.in_(keys)),
+    h = LeadStatusChange
+    if since is None:
+        return or_(
+            Lead.status.in_(keys), exists().where(h.lead_id == Lead.id, h.to_status.in_(keys))
+        )
+    org_id, start = since
+    moves = select(h.lead_id).where(
+        h.organization_id == org_id, h.to_status.in_(keys), h.created_at >= start
     )
+    return or_(Lead.status.in_(keys), Lead.id.in_(moves))
 
 
 def _keyed(key: Key, *columns: Any) -> Select[Any]:
@@ -95,13 +110,15 @@ async def _collect(session: AsyncSession, stmt: Select[Any], key: Key) -> dict[A
 
 async def cohort(
     session: AsyncSession,
+    org_id: uuid.UUID,
     conds: Sequence[ColumnElement[bool]],
     period: Period,
     won_keys: Sequence[str],
     key: Key = None,
 ) -> dict[Any, tuple[int, int]]:
     """Leads created in the period, and how many of them have reached a won stage (by now)."""
-    won = func.coalesce(func.sum(case((reached(won_keys), 1), else_=0)), 0)
+    reached_won = reached(won_keys, (org_id, period.start))
+    won = func.coalesce(func.sum(case((reached_won, 1), else_=0)), 0)
     stmt = _keyed(key, func.count(), won).select_from(Lead).where(*conds, *created_in(period))
     rows = await _collect(session, stmt, key)
     return {k: (int(n), int(w)) for k, (n, w) in rows.items()}
@@ -244,22 +261,25 @@ async def sla_outcomes(
     not marked the breach yet). Only each lead's current clock is stored.
     """
     in_time = _met_in_time()
-    # Decided in [start, end): met in time during it, or else its deadline fell in it. Two
-    # ranges, each served by its own index on PostgreSQL (a BitmapOr).
-    met_then = and_(in_time, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end)
-    missed_then = and_(
+    group = key if key is not None else null()
+    # Decided in [start, end): met in time during it, or else its deadline fell in it. The
+    # two are disjoint; each is a range over its own index (which carries the other times and
+    # the owners on PostgreSQL, so neither visits the table).
+    met_then = select(group.label("k"), literal(1).label("ok")).where(
+        *conds, in_time, Lead.sla_met_at >= period.start, Lead.sla_met_at < period.end
+    )
+    missed_then = select(group.label("k"), literal(0).label("ok")).where(
+        *conds,
         Lead.sla_deadline >= period.start,
         Lead.sla_deadline < period.end,
         Lead.sla_deadline <= now,
         or_(Lead.sla_met_at.is_(None), Lead.sla_met_at > Lead.sla_deadline),
     )
-    stmt = (
-        _keyed(key, func.count(), func.coalesce(func.sum(case((in_time, 1), else_=0)), 0))
-        .select_from(Lead)
-        .where(*conds, Lead.sla_deadline.is_not(None), or_(met_then, missed_then))
+    both = union_all(met_then, missed_then).subquery()
+    rows = await session.execute(
+        select(both.c.k, func.count(), func.coalesce(func.sum(both.c.ok), 0)).group_by(both.c.k)
     )
-    rows = await _collect(session, stmt, key)
-    return {k: (int(n), int(ok)) for k, (n, ok) in rows.items()}
+    return {k: (int(n), int(ok)) for k, n, ok in rows.all() if n}
 
 
 async def created_per_day(
@@ -312,21 +332,31 @@ async def furthest_stages(
 
 
 async def interactions_by_actor(
-    session: AsyncSession, conds: Sequence[ColumnElement[bool]], period: Period
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    conds: Sequence[ColumnElement[bool]] | None,
+    period: Period,
 ) -> dict[uuid.UUID, int]:
-    """Interactions that occurred during the period on leads in scope, by who logged them."""
+    """Interactions that occurred during the period on leads in scope, by who logged them.
+    `conds` None: every live lead of the organisation is in scope."""
     i = Interaction
-    rows = await session.execute(
-        select(i.actor_user_id, func.count())
-        .join(Lead, Lead.id == i.lead_id)
-        .where(
-            *conds,
-            i.organization_id == Lead.organization_id,  # lets the (org, time) index serve
-            i.actor_user_id.is_not(None),
-            i.occurred_at >= period.start,
-            i.occurred_at < period.end,
+    where = [
+        i.organization_id == org_id,
+        i.actor_user_id.is_not(None),
+        i.occurred_at >= period.start,
+        i.occurred_at < period.end,
+    ]
+    if conds is None:
+        # The whole organisation: only the (few) deleted leads are out, so exclude those
+        # instead of looking up every interaction's lead.
+        deleted = select(Lead.id).where(
+            Lead.organization_id == org_id, Lead.deleted_at.is_not(None)
         )
-        .group_by(i.actor_user_id)
+        where.append(i.lead_id.not_in(deleted))
+    else:
+        where.append(i.lead_id.in_(select(Lead.id).where(*conds)))
+    rows = await session.execute(
+        select(i.actor_user_id, func.count()).where(*where).group_by(i.actor_user_id)
     )
     return {uid: int(n) for uid, n in rows.all() if uid is not None}
 

@@ -28,6 +28,7 @@ from leadflow.analytics.schemas import (
     VolumePoint,
 )
 from leadflow.authz.actor import Actor
+from leadflow.authz.scopes import scope_kind
 from leadflow.calendar.organization import calendar_of
 from leadflow.imports import repository as imports_repository
 from leadflow.kit.clock import utcnow
@@ -110,7 +111,9 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     pipeline = await pipeline_of(session, actor.organization_id)
     won = pipeline.keys("won")
     conds = repository.lead_conditions(actor, filters)
-    new, new_won = (await repository.cohort(session, conds, period, won)).get(None, (0, 0))
+    new, new_won = (
+        await repository.cohort(session, actor.organization_id, conds, period, won)
+    ).get(None, (0, 0))
     enrolled = (await repository.enrollments(session, conds, period, won)).get(None, 0)
     open_probabilities = {s.key: s.probability for s in pipeline.stages if s.category == "open"}
     roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
@@ -212,6 +215,7 @@ async def conversion_by_source(
     conds = repository.lead_conditions(actor, filters)
     rows = await repository.cohort(
         session,
+        actor.organization_id,
         conds,
         period,
         pipeline.keys("won"),
@@ -234,11 +238,14 @@ async def counselor_performance(
     won = pipeline.keys("won")
     conds = repository.lead_conditions(actor, filters)
     by = repository.BY_ASSIGNEE
-    leads = await repository.cohort(session, conds, period, won, key=by)
+    leads = await repository.cohort(session, actor.organization_id, conds, period, won, key=by)
     enrolled = await repository.enrollments(session, conds, period, won, key=by)
     medians = await repository.median_response(session, conds, period, key=by)
     sla = await repository.sla_outcomes(session, conds, period, now, key=by)
-    interactions = await repository.interactions_by_actor(session, conds, period)
+    whole_org = scope_kind(actor) == "org" and filters == LeadFilters()
+    interactions = await repository.interactions_by_actor(
+        session, actor.organization_id, None if whole_org else conds, period
+    )
     ids = {
         uid
         for figures in (leads, enrolled, medians, sla, interactions)

@@ -31,7 +31,13 @@ class LeadStatusChange(_LeadChild, Base):
     __table_args__ = (
         Index("ix_lead_status_history_lead", "lead_id", "created_at"),
         # Analytics: the moves into a stage (e.g. won) during a period.
-        Index("ix_lead_status_history_org_status", "organization_id", "to_status", "created_at"),
+        Index(
+            "ix_lead_status_history_org_status",
+            "organization_id",
+            "to_status",
+            "created_at",
+            postgresql_include=["lead_id"],
+        ),
         # Analytics: has a lead ever reached a stage (won; the furthest of the funnel), read
         # from the index alone.
         Index("ix_lead_status_history_lead_status", "lead_id", "to_status"),
