@@ -7,9 +7,9 @@ it: a subscriber depends on the publisher, and only this list knows them all.
 
 # Event subscribers.
 # Timeline kinds, so a lead's timeline reads the same in the worker as in the app.
+# Jobs and outbox delivery handlers (accounts.jobs: invitation emails).
+import leadflow.accounts.jobs
 import leadflow.ai.timeline
-
-# Jobs and outbox delivery handlers.
 import leadflow.auth.jobs
 import leadflow.calls.jobs
 import leadflow.imports.jobs

@@ -30,6 +30,10 @@ async def current_actor(
     if not credential:
         raise NotAuthenticated("Authentication required")
     actor = await service.authenticate(session, request.app.state.settings, credential)
+    if actor.impersonator_id is not None:
+        await service.check_impersonated_request(
+            session, actor, request.method, request.scope["path"]
+        )
     request.state.actor = actor
     return actor
 

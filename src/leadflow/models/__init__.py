@@ -14,6 +14,7 @@ from leadflow.models.import_batch import (
     ImportRowError,
     ImportUpdate,
 )
+from leadflow.models.invitation import Invitation
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.organization import Organization
@@ -40,6 +41,7 @@ __all__ = [
     "ImportRowError",
     "ImportUpdate",
     "Interaction",
+    "Invitation",
     "Lead",
     "LeadAssignment",
     "LeadNoteEdit",
