@@ -14,6 +14,7 @@ import hmac
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ from leadflow.audit.service import record
 from leadflow.auth.schemas import TokenPair
 from leadflow.auth.service import actor_for_user, start_session
 from leadflow.authz.actor import Actor
+from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.db.base import new_id
 from leadflow.kit.clock import utcnow
@@ -112,10 +114,12 @@ async def _email_payload(
     org = await orgs.get_organization(session, user.organization_id)
     language = (await orgs.org_settings(session, org.id)).default_language
     names = await users.full_names(session, {actor.user_id} if actor.user_id else set())
+    tz = (await calendar_of(session, org.id)).timezone  # the expiry as the team reads it
     context = {
         "recipient_name": user.full_name,
         "organization_name": org.name,
         "inviter_name": names.get(actor.user_id, org.name) if actor.user_id else org.name,
+        "expires_local": f"{invitation.expires_at.astimezone(ZoneInfo(tz)):%d.%m.%Y %H:%M} ({tz})",
     }
     # Rendered once now (without the link) so a bad template or address fails the request,
     # not the delivery; the subject carries no secret and shows in the admin views.
