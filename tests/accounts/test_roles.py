@@ -104,7 +104,7 @@ async def test_permission_changes_reach_live_tokens_at_once(
 ) -> None:
     org = await factory.org()
     admin = await factory.member(org)
-    role = await custom_role(session, org, "reporter", ["users:read"])
+    role = await custom_role(session, org, "reporter", ["users:read", "admin:api_keys"])
     member = await factory.member(org, "reporter")  # signed in before the change
     audit = "/api/v1/admin/audit-logs"
     r = await client.get(audit, headers=member.headers)
@@ -112,16 +112,27 @@ async def test_permission_changes_reach_live_tokens_at_once(
     r = await client.patch(
         f"{ROLES}/{role.id}",
         headers=admin.headers,
-        json={"permissions": ["users:read", "admin:audit"]},
+        json={"permissions": ["users:read", "admin:api_keys", "admin:audit"]},
     )
     assert r.status_code == 200
     assert (await client.get(audit, headers=member.headers)).status_code == 200
     me = (await client.get("/api/v1/auth/me", headers=member.headers)).json()
-    assert me["permissions"] == ["admin:audit", "users:read"]
-    await client.patch(
-        f"{ROLES}/{role.id}", headers=admin.headers, json={"permissions": ["users:read"]}
+    assert me["permissions"] == ["admin:api_keys", "admin:audit", "users:read"]
+    created = await client.post(
+        "/api/v1/admin/api-keys",
+        headers=member.headers,
+        json={"name": "trail", "scopes": ["admin:audit"]},
     )
+    key = {"X-API-Key": created.json()["api_key"]}
+    assert (await client.get(audit, headers=key)).status_code == 200
+    await client.patch(
+        f"{ROLES}/{role.id}",
+        headers=admin.headers,
+        json={"permissions": ["users:read", "admin:api_keys"]},
+    )
+    # Both the member's token and the key they made lose it with the next request.
     assert (await client.get(audit, headers=member.headers)).status_code == 403
+    assert (await client.get(audit, headers=key)).status_code == 403
     # A role change of the member reaches their token the same way.
     await client.patch(
         f"/api/v1/admin/users/{member.id}", headers=admin.headers, json={"role": "admin"}
