@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -239,3 +240,20 @@ async def test_it_ends_when_the_admin_or_the_member_changes(
     r = await client.delete(f"{ADMIN_USERS}/{boss.id}", headers=(await factory.member(org)).headers)
     assert r.status_code == 200
     assert (await client.get("/api/v1/auth/me", headers=h3)).status_code == 401
+
+
+async def test_the_admin_console_stays_closed_behind_a_path_prefix(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    rep = await factory.user(org, "counselor")
+    h = await _impersonate(client, admin, rep.id)
+    # Served under a proxy prefix (`--root-path /crm`): the prefix is not part of the route.
+    transport = httpx.ASGITransport(app=app, root_path="/crm")
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as prefixed:
+        r = await prefixed.get("/crm/api/v1/admin/users", headers=h)
+        assert (r.status_code, r.json()["code"]) == (403, "impersonation_restricted")
+        assert (
+            await prefixed.get("/crm/api/v1/admin/users", headers=admin.headers)
+        ).status_code == 200
