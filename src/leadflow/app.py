@@ -14,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import leadflow.models
 import leadflow.wiring  # noqa: F401  (jobs, delivery handlers, event subscribers)
 from leadflow import __version__
+from leadflow.accounts.endpoints import admin_users_router, permissions_router
+from leadflow.accounts.endpoints import auth_router as accounts_auth_router
 from leadflow.activities.endpoints import router as activities_router
 from leadflow.ai.endpoints import router as ai_router
 from leadflow.analytics.endpoints import dashboard_router
@@ -57,8 +59,11 @@ API = "/api/v1"
 
 ROUTES: list[tuple[APIRouter, str]] = [
     (auth_router, f"{API}/auth"),
+    (accounts_auth_router, f"{API}/auth"),  # accept-invite, impersonation
     (users_router, f"{API}/users"),
+    (admin_users_router, f"{API}/admin/users"),
     (roles_router, f"{API}/admin/roles"),
+    (permissions_router, f"{API}/admin/permissions"),
     (teams_router, f"{API}/teams"),
     (api_keys_router, f"{API}/admin/api-keys"),
     (audit_router, f"{API}/admin/audit-logs"),
@@ -90,7 +95,6 @@ ROUTES: list[tuple[APIRouter, str]] = [
 ALIASES: dict[str, str] = {
     "/api/auth": f"{API}/auth",
     "/api/users": f"{API}/users",
-    f"{API}/admin/users": f"{API}/users",
     f"{API}/admin/integrations/api-keys": f"{API}/admin/api-keys",
     "/api/audit-logs": f"{API}/admin/audit-logs",
     "/api/leads": f"{API}/leads",

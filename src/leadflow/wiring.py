@@ -5,12 +5,11 @@ Entry points (`leadflow.app`, `leadflow.cli`) import this module once. Domains n
 it: a subscriber depends on the publisher, and only this list knows them all.
 """
 
-# Event subscribers.
-# Timeline kinds, so a lead's timeline reads the same in the worker as in the app.
+# Every module that subscribes to events, registers a job or an outbox handler, or adds a
+# timeline kind (ruff keeps them sorted, so the list is alphabetical, not by kind).
+import leadflow.accounts.jobs
 import leadflow.ai.timeline
 import leadflow.analytics.rollups
-
-# Jobs and outbox delivery handlers.
 import leadflow.auth.jobs
 import leadflow.calls.jobs
 import leadflow.health.jobs

@@ -18,6 +18,7 @@ class AuditLogRead(BaseModel):
     actor_user_id: uuid.UUID | None
     actor_api_key_id: uuid.UUID | None
     actor_label: str | None
+    impersonator_user_id: uuid.UUID | None
     action: str
     resource_type: str
     resource_id: str | None

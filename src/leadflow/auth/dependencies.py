@@ -30,8 +30,19 @@ async def current_actor(
     if not credential:
         raise NotAuthenticated("Authentication required")
     actor = await service.authenticate(session, request.app.state.settings, credential)
+    if actor.impersonator_id is not None:
+        await service.check_impersonated_request(
+            session, actor, request.method, _route_path(request)
+        )
     request.state.actor = actor
     return actor
+
+
+def _route_path(request: Request) -> str:
+    """The path routing matched (aliases rewritten, a proxy's `root_path` taken off)."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path") or ""
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -120,4 +120,5 @@ async def me(session: SessionDep, actor: CurrentActor) -> MeOut:
         permissions=sorted(actor.permissions),
         team_id=actor.team_id,
         organization=OrganizationRef(id=org.id, name=org.name),
+        impersonation=await service.impersonation_of(session, actor),
     )

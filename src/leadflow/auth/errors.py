@@ -65,6 +65,12 @@ class PersonRequired(Forbidden):
     code = "person_required"
 
 
+class ImpersonationRestricted(Forbidden):
+    """An impersonation token called the admin console (`/api/v1/admin/*`)."""
+
+    code = "impersonation_restricted"
+
+
 class ScopeEscalation(Forbidden):
     """A new API key would get scopes its creator does not hold."""
 

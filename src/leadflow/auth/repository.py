@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from leadflow.db.fastpath import fetch_one
 from leadflow.models.api_key import ApiKey
@@ -87,11 +88,17 @@ async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUI
     )
 
 
+# The impersonating admin of an impersonation session, and their role (checked per request).
+_Impersonator = aliased(User, name="impersonator")
+_ImpersonatorRole = aliased(Role, name="impersonator_role")
+
 # Built once: authentication runs on every request.
 _SESSION_ACTOR = (
     select(
         AuthSession.user_id,
         AuthSession.revoked_at,
+        AuthSession.expires_at,
+        AuthSession.impersonator_id,
         User.organization_id,
         User.status,
         User.team_id,
@@ -99,9 +106,14 @@ _SESSION_ACTOR = (
         Role.name.label("role_name"),
         Role.permissions,
         Role.row_scope,
+        _Impersonator.organization_id.label("impersonator_organization_id"),
+        _Impersonator.status.label("impersonator_status"),
+        _ImpersonatorRole.name.label("impersonator_role"),
     )
     .join(User, User.id == AuthSession.user_id)
     .join(Role, Role.id == User.role_id)
+    .outerjoin(_Impersonator, _Impersonator.id == AuthSession.impersonator_id)
+    .outerjoin(_ImpersonatorRole, _ImpersonatorRole.id == _Impersonator.role_id)
     .where(AuthSession.id == bindparam("session_id"))
 )
 

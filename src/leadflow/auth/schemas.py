@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
@@ -74,8 +75,15 @@ class RegisterOut(TokenPair):
     organization: OrganizationRef
 
 
+class Impersonation(BaseModel):
+    """Who is acting as the current user, until when."""
+
+    admin: UserRef
+    expires_at: datetime
+
+
 class MeOut(BaseModel):
-    """The current user."""
+    """The current user; `impersonation` is set when an admin acts as them."""
 
     id: uuid.UUID
     email: str
@@ -84,3 +92,4 @@ class MeOut(BaseModel):
     permissions: list[str]
     team_id: uuid.UUID | None
     organization: OrganizationRef
+    impersonation: Impersonation | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +13,7 @@ from leadflow.audit.service import record
 from leadflow.auth import repository
 from leadflow.auth.errors import (
     ApiKeyCreatorInactive,
+    ImpersonationRestricted,
     InvalidApiKey,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -19,9 +22,10 @@ from leadflow.auth.errors import (
     SessionEnded,
     SignupDisabled,
 )
-from leadflow.auth.schemas import RegisterIn, TokenPair
+from leadflow.auth.schemas import Impersonation, RegisterIn, TokenPair, UserRef
 from leadflow.auth.tokens import decode_access_token, decode_supabase_token, issue_access_token
 from leadflow.authz.actor import Actor
+from leadflow.authz.grants import ADMIN_ROLE
 from leadflow.authz.permissions import RowScope
 from leadflow.config import Settings
 from leadflow.db.engine import may_write
@@ -67,6 +71,7 @@ def _user_actor(
     team_id: uuid.UUID | None,
     email: str,
     session_id: uuid.UUID | None,
+    impersonator_id: uuid.UUID | None = None,
 ) -> Actor:
     return Actor(
         organization_id=organization_id,
@@ -77,6 +82,7 @@ def _user_actor(
         team_id=team_id,
         session_id=session_id,
         email=email,
+        impersonator_id=impersonator_id,
     )
 
 
@@ -251,8 +257,11 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
             or row["revoked_at"] is not None
             or row["user_id"] != claims.user_id
             or row["status"] != "active"
+            or row["impersonator_id"] != claims.act
         ):
             raise SessionEnded("Session has ended")
+        if claims.act is not None and not _impersonation_holds(row):
+            raise SessionEnded("The impersonation has ended")
         return _user_actor(
             row["organization_id"],
             row["user_id"],
@@ -262,6 +271,7 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
             team_id=row["team_id"],
             email=row["email"],
             session_id=claims.session_id,
+            impersonator_id=claims.act,
         )
     email = decode_supabase_token(settings, credential)
     if email is not None:
@@ -269,6 +279,18 @@ async def authenticate(session: AsyncSession, settings: Settings, credential: st
         if user is not None and user.status == "active":
             return actor_for_user(user)
     raise InvalidToken("Invalid or expired token")
+
+
+def _impersonation_holds(row: Mapping[str, Any]) -> bool:
+    """Whether an impersonation session may still act: unexpired, its admin still an active
+    admin of the same organisation, and its user not (since) made an admin."""
+    return (
+        row["expires_at"] > utcnow()
+        and row["impersonator_status"] == "active"
+        and row["impersonator_role"] == ADMIN_ROLE
+        and row["impersonator_organization_id"] == row["organization_id"]
+        and row["role_name"] != ADMIN_ROLE
+    )
 
 
 async def _authenticate_api_key(session: AsyncSession, key: str) -> Actor:
@@ -310,3 +332,47 @@ def _touch_due(key_id: uuid.UUID, now: datetime) -> bool:
         _touch_queued.clear()
     _touch_queued[key_id] = now
     return True
+
+
+# Where an impersonation never reaches: the admin console (users, roles, keys, settings…).
+ADMIN_PATH = "/api/v1/admin"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def check_impersonated_request(
+    session: AsyncSession, actor: Actor, method: str, path: str
+) -> None:
+    """403 for an impersonation token on `/api/v1/admin/*`; audit every other write it makes.
+
+    `path` is the canonical path (seed aliases are rewritten before routing). The audit row
+    names the impersonated user and the admin, so a write the endpoint does not audit itself
+    (marking a notification read…) is on record too; it rolls back with a failed request.
+    """
+    if path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/"):
+        raise ImpersonationRestricted("An impersonation cannot use the admin console")
+    if method not in _READ_METHODS:
+        await record(
+            session,
+            actor=actor,
+            organization_id=actor.organization_id,
+            action="impersonation.request",
+            resource_type="request",
+            resource_id=None,
+            after={"method": method, "path": path},
+        )
+
+
+async def impersonation_of(session: AsyncSession, actor: Actor) -> Impersonation | None:
+    """The admin acting as `actor` and until when (None unless an impersonation)."""
+    if actor.impersonator_id is None or actor.session_id is None:
+        return None
+    admin = await users.get_with_role(session, actor.impersonator_id)
+    row = await repository.get_session_row(session, actor.session_id)
+    if admin is None or row is None:
+        return None
+    return Impersonation(
+        admin=UserRef(
+            id=admin.id, email=admin.email, full_name=admin.full_name, role=admin.role.name
+        ),
+        expires_at=row.expires_at,
+    )

@@ -23,15 +23,23 @@ class AccessClaims:
     user_id: uuid.UUID
     organization_id: uuid.UUID
     session_id: uuid.UUID
+    # The admin acting as `user_id` (RFC 8693 `act` claim) on an impersonation token.
+    act: uuid.UUID | None = None
 
 
 def issue_access_token(
-    settings: Settings, *, user_id: uuid.UUID, organization_id: uuid.UUID, session_id: uuid.UUID
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    session_id: uuid.UUID,
+    act: uuid.UUID | None = None,
+    ttl: timedelta | None = None,
 ) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+    """A signed access token and its lifetime in seconds; `act` names an impersonating admin."""
     now = utcnow()
-    ttl = timedelta(minutes=settings.access_token_minutes)
-    claims = {
+    ttl = ttl or timedelta(minutes=settings.access_token_minutes)
+    claims: dict[str, Any] = {
         "sub": str(user_id),
         "org": str(organization_id),
         "sid": str(session_id),
@@ -42,6 +50,8 @@ def issue_access_token(
         "iss": settings.jwt_issuer,
         "jti": uuid.uuid4().hex,
     }
+    if act is not None:
+        claims["act"] = {"sub": str(act)}
     token = jwt.encode(claims, settings.resolved_secret_key(), algorithm=ALGORITHM)
     return token, int(ttl.total_seconds())
 
@@ -78,10 +88,14 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims | None:
         )
         if data.get("typ") != "access":
             return None
+        act = data.get("act")
         claims = AccessClaims(
-            uuid.UUID(data["sub"]), uuid.UUID(data["org"]), uuid.UUID(data["sid"])
+            uuid.UUID(data["sub"]),
+            uuid.UUID(data["org"]),
+            uuid.UUID(data["sid"]),
+            uuid.UUID(str(act["sub"])) if act is not None else None,
         )
-    except (jwt.PyJWTError, KeyError, ValueError):
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
         return None
     _VERIFIED[key] = (claims, {"exp": data["exp"], "iat": data["iat"]})
     if len(_VERIFIED) > _VERIFIED_MAX:

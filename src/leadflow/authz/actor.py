@@ -22,6 +22,8 @@ class Actor:
     session_id: uuid.UUID | None = None
     api_key_id: uuid.UUID | None = None
     email: str | None = None
+    # An admin acting as this user (impersonation): audit rows name both.
+    impersonator_id: uuid.UUID | None = None
 
     def can(self, permission: str) -> bool:
         """Whether the actor holds `permission`."""

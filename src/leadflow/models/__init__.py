@@ -15,6 +15,7 @@ from leadflow.models.import_batch import (
     ImportRowError,
     ImportUpdate,
 )
+from leadflow.models.invitation import Invitation
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.lead_rollup import (
@@ -48,6 +49,7 @@ __all__ = [
     "ImportRowError",
     "ImportUpdate",
     "Interaction",
+    "Invitation",
     "Lead",
     "LeadAssignment",
     "LeadNoteEdit",

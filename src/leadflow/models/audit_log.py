@@ -29,6 +29,8 @@ class AuditLog(IdMixin, Base):
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     actor_api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_label: Mapped[str | None] = mapped_column(String(320))
+    # The admin behind an impersonated actor (`actor_user_id` is the impersonated user).
+    impersonator_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     action: Mapped[str] = mapped_column(String(80), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(60), nullable=False)
     resource_id: Mapped[str | None] = mapped_column(String(64))

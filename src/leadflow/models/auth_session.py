@@ -35,6 +35,10 @@ class AuthSession(IdMixin, Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(60))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # Set on an impersonation: the admin acting as `user_id` (no refresh tokens, short expiry).
+    # No foreign key (as the audit's actor ids): users are never deleted, only deactivated, and
+    # adding one would make SQLite rebuild the table, cascading into its refresh tokens.
+    impersonator_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
 
 
 class RefreshToken(IdMixin, Base):

@@ -15,7 +15,8 @@ Context keys per template (optional keys may be omitted or None):
 - ``sla_breached``: recipient_name, lead_name, deadline_local, assignee_name, lead_url
 - ``task_due``: recipient_name, task_title, due_local (preformatted string), task_url;
   optional lead_name
-- ``invitation``: recipient_name, organization_name, inviter_name, login_url
+- ``invitation``: recipient_name, organization_name, inviter_name, login_url;
+  optional expires_local (preformatted string: until when the link works)
 - ``report_ready``: recipient_name, report_name, row_count (int), download_url,
   expires_local (preformatted string); optional attached (bool: the file is attached)
 
@@ -100,7 +101,9 @@ CONTEXT_KEYS: Final[Mapping[str, ContextKeys]] = {
     "task_due": ContextKeys(
         ("recipient_name", "task_title", "due_local", "task_url"), ("lead_name",)
     ),
-    "invitation": ContextKeys(("recipient_name", "organization_name", "inviter_name", "login_url")),
+    "invitation": ContextKeys(
+        ("recipient_name", "organization_name", "inviter_name", "login_url"), ("expires_local",)
+    ),
     "report_ready": ContextKeys(
         ("recipient_name", "report_name", "row_count", "download_url", "expires_local"),
         ("attached",),

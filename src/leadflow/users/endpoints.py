@@ -1,4 +1,4 @@
-"""/api/v1/users (aliases /api/v1/admin/users, /api/users)."""
+"""/api/v1/users (alias /api/users); the admin console's /api/v1/admin/users is in accounts."""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,23 +65,49 @@ async def create_user(session: AsyncSession, actor: Actor, data: UserCreate) -> 
     """Add a member; the email must be new to Leadflow."""
     # Hashed off the event loop and before the first query, so no connection waits on argon2.
     password_hash = await hash_password_async(data.password) if data.password else None
-    if await repository.get_by_email(session, data.email):
-        raise EmailTaken("A user with this email already exists")
-    role = await orgs.role_by_name(session, actor.organization_id, data.role)
-    _ensure_holds_role(actor, role)
-    if data.team_id is not None:
-        ensure_may_set_teams(actor)
-        await orgs.get_team(session, actor, data.team_id)
-    user = User(
-        organization_id=actor.organization_id,
+    return await add_member(
+        session,
+        actor,
         email=data.email,
         full_name=data.full_name,
-        password_hash=password_hash,
-        role_id=role.id,
+        role=data.role,
         team_id=data.team_id,
-        status=UserStatus.ACTIVE.value,
+        password_hash=password_hash,
     )
-    user.role = role
+
+
+async def add_member(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    email: str,
+    full_name: str,
+    role: str,
+    team_id: uuid.UUID | None = None,
+    phone: str | None = None,
+    status: UserStatus = UserStatus.ACTIVE,
+    password_hash: str | None = None,
+) -> User:
+    """A new member of the actor's organisation (audited `user.create`); the email (lower-cased
+    by the caller) must be new to Leadflow, the role within the actor's own power."""
+    if await repository.get_by_email(session, email):
+        raise EmailTaken("A user with this email already exists")
+    role_row = await orgs.role_by_name(session, actor.organization_id, role)
+    _ensure_holds_role(actor, role_row)
+    if team_id is not None:
+        ensure_may_set_teams(actor)
+        await orgs.get_team(session, actor, team_id)
+    user = User(
+        organization_id=actor.organization_id,
+        email=email,
+        full_name=full_name,
+        phone=phone,
+        password_hash=password_hash,
+        role_id=role_row.id,
+        team_id=team_id,
+        status=status.value,
+    )
+    user.role = role_row
     session.add(user)
     await session.flush()
     await record(
@@ -99,11 +127,25 @@ async def update_user(
 ) -> User:
     """Change name, role, status or team; deactivation ends the user's sessions at once."""
     user = await get_user(session, actor, user_id)
+    await apply_changes(session, actor, user, data.model_dump(exclude_unset=True))
+    return user
+
+
+async def apply_changes(
+    session: AsyncSession, actor: Actor, user: User, fields: Mapping[str, Any]
+) -> None:
+    """Apply `fields` (any of full_name, email, phone, role, team_id, status) to `user`, audited
+    as one `user.update`. Email is lower-cased and phone normalised by the caller."""
     _ensure_holds_role(actor, user.role, what="change")
     before = _audit_view(user)
-    fields = data.model_dump(exclude_unset=True)
     if fields.get("full_name"):
         user.full_name = fields["full_name"]
+    if fields.get("email") and fields["email"] != user.email:
+        if await repository.get_by_email(session, fields["email"]):
+            raise EmailTaken("A user with this email already exists")
+        user.email = fields["email"]
+    if "phone" in fields:
+        user.phone = fields["phone"]
     if fields.get("role") and fields["role"] != user.role.name:
         role = await orgs.role_by_name(session, actor.organization_id, fields["role"])
         if user.id == actor.user_id:
@@ -126,7 +168,6 @@ async def update_user(
         await _set_status(session, actor, user, UserStatus(fields["status"]))
     await session.flush()
     await record_update(session, actor, user, before, "user.update", "user", view=_audit_view)
-    return user
 
 
 async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
@@ -160,6 +201,11 @@ async def _set_status(session: AsyncSession, actor: Actor, user: User, status: U
             await _ensure_other_admin(session, user)
         await repository.revoke_sessions(session, user.id, "user_deactivated")
     user.status = status.value
+
+
+def ensure_may_change(actor: Actor, user: User) -> None:
+    """403 unless the actor holds at least the power of `user`'s role (role loaded)."""
+    _ensure_holds_role(actor, user.role, what="change")
 
 
 def _ensure_holds_role(actor: Actor, role: Role, *, what: str = "grant") -> None:
