@@ -30,7 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.analytics.periods import Period
 from leadflow.analytics.schemas import LeadFilters
 from leadflow.authz.actor import Actor
-from leadflow.authz.scopes import lead_scope_conditions, row_scope_clause
+from leadflow.authz.scopes import (
+    LEAD_OWNERS,
+    lead_scope_conditions,
+    row_scope_clause,
+    scope_clause,
+    scope_kind,
+)
 from leadflow.db.dialect import (
     dialect_name,
     is_postgres,
@@ -331,14 +337,31 @@ async def furthest_stages(
     return {int(pos): int(n) for pos, n in rows.all()}
 
 
+def scope_lead_ids(actor: Actor) -> Select[Any]:
+    """The ids of the live leads in the actor's scope, unfiltered: one select per owner
+    column, each answered by its own index (an id may come twice: use it with IN)."""
+    kind = scope_kind(actor)
+    org = actor.organization_id
+    parts = [
+        select(Lead.id).where(
+            Lead.organization_id == org,
+            Lead.deleted_at.is_(None),
+            scope_clause(kind, [column], user=actor.user_id, team=actor.team_id, org=org),
+        )
+        for column in LEAD_OWNERS
+    ]
+    return select(union_all(*parts).subquery().c.id)
+
+
 async def interactions_by_actor(
     session: AsyncSession,
     org_id: uuid.UUID,
-    conds: Sequence[ColumnElement[bool]] | None,
+    leads: ColumnElement[bool] | Select[Any] | None,
     period: Period,
 ) -> dict[uuid.UUID, int]:
     """Interactions that occurred during the period on leads in scope, by who logged them.
-    `conds` None: every live lead of the organisation is in scope."""
+    `leads`: the conditions on the leads in scope, or a select of their ids; None: every live
+    lead of the organisation."""
     i = Interaction
     where = [
         i.organization_id == org_id,
@@ -346,15 +369,19 @@ async def interactions_by_actor(
         i.occurred_at >= period.start,
         i.occurred_at < period.end,
     ]
-    if conds is None:
+    if leads is None:
         # The whole organisation: only the (few) deleted leads are out, so exclude those
-        # instead of looking up every interaction's lead.
+        # instead of looking up every interaction's lead. A scope of people: the ids of
+        # their leads, one index range per owner column (an OR of the two would visit
+        # every lead's row).
         deleted = select(Lead.id).where(
             Lead.organization_id == org_id, Lead.deleted_at.is_not(None)
         )
         where.append(i.lead_id.not_in(deleted))
+    elif isinstance(leads, Select):
+        where.append(i.lead_id.in_(leads))
     else:
-        where.append(i.lead_id.in_(select(Lead.id).where(*conds)))
+        where.append(i.lead_id.in_(select(Lead.id).where(leads)))
     rows = await session.execute(
         select(i.actor_user_id, func.count()).where(*where).group_by(i.actor_user_id)
     )

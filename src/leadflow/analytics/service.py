@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
+from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.analytics import periods, repository, rollups
@@ -242,9 +244,11 @@ async def counselor_performance(
     enrolled = await repository.enrollments(session, conds, period, won, key=by)
     medians = await repository.median_response(session, conds, period, key=by)
     sla = await repository.sla_outcomes(session, conds, period, now, key=by)
-    whole_org = scope_kind(actor) == "org" and filters == LeadFilters()
+    scope: Any = and_(*conds)
+    if filters == LeadFilters():  # the scope alone decides which leads count
+        scope = None if scope_kind(actor) == "org" else repository.scope_lead_ids(actor)
     interactions = await repository.interactions_by_actor(
-        session, actor.organization_id, None if whole_org else conds, period
+        session, actor.organization_id, scope, period
     )
     ids = {
         uid

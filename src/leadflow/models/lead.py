@@ -13,6 +13,7 @@ from leadflow.db.base import Base, IdMixin, TimestampMixin
 from leadflow.db.types import JSONType, UTCDateTime
 
 _LIVE = text("deleted_at IS NULL")
+_DELETED = text("deleted_at IS NOT NULL")
 _SLA_OPEN = text(
     "sla_deadline IS NOT NULL AND sla_met_at IS NULL AND sla_breached_at IS NULL "
     "AND deleted_at IS NULL"
@@ -37,8 +38,24 @@ class Lead(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         _live_index("ix_leads_org_created", "organization_id", "created_at", "id"),
         _live_index("ix_leads_org_status_created", "organization_id", "status", "created_at"),
-        _live_index(
-            "ix_leads_org_assignee_created", "organization_id", "assignee_id", "created_at"
+        # With the id alongside (PostgreSQL), "the ids of the leads assigned to these people"
+        # is read from the index alone (analytics scope an organisation's rows by it).
+        Index(
+            "ix_leads_org_assignee_created",
+            "organization_id",
+            "assignee_id",
+            "created_at",
+            postgresql_where=_LIVE,
+            sqlite_where=_LIVE,
+            postgresql_include=["id"],
+        ),
+        # The few deleted leads, so figures over a whole organisation can leave them out
+        # without looking at every live one.
+        Index(
+            "ix_leads_org_deleted",
+            "organization_id",
+            postgresql_where=_DELETED,
+            sqlite_where=_DELETED,
         ),
         _live_index("ix_leads_org_email", "organization_id", "email"),
         _live_index("ix_leads_org_phone", "organization_id", "phone"),
