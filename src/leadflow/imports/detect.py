@@ -242,11 +242,12 @@ def scan_dates(
     found = {i: DateEvidence() for i in columns}
     if not columns:
         return found
-    seen: dict[int, set[Any]] = {i: set() for i in columns}
+    # Insertion-ordered (dicts, not sets): the examples a report names are the file's first.
+    seen: dict[int, dict[Any, None]] = {i: {} for i in columns}
     for n, row in enumerate(rows, 1):
         for i in columns:
             if i < len(row) and row[i] not in (None, ""):
-                seen[i].add(row[i])
+                seen[i][row[i]] = None
         if sample_rows is not None and n >= sample_rows:
             break
     for i in columns:
@@ -255,16 +256,16 @@ def scan_dates(
     if sample_rows is None or not open_:
         return found
     # Every value so far fits both orders: read on until one decides (or the file ends).
-    rest: dict[int, set[Any]] = {i: set() for i in open_}
+    rest: dict[int, dict[Any, None]] = {i: {} for i in open_}
     for row in rows:
         for i in open_:
             if i < len(row) and row[i] not in (None, "") and row[i] not in seen[i]:
-                rest[i].add(row[i])
+                rest[i][row[i]] = None
         if any(len(v) >= _MAX_DISTINCT for v in rest.values()):
             for i in open_:
                 found[i].add(rest[i])
-                seen[i] |= rest[i]
-                rest[i] = set()
+                seen[i].update(rest[i])
+                rest[i] = {}
             open_ = [i for i in open_ if found[i].order is None]
             rest = {i: rest[i] for i in open_}
             if not open_:
