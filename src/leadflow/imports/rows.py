@@ -186,7 +186,7 @@ def build_record(
     """
     rec: dict[str, Any] = {}
     custom: dict[str, Any] = {}
-    statuses: list[StageChoice] = []
+    status: StageChoice | None = None
     for i, target in enumerate(ctx.plan.targets):
         if target is None or i >= len(values):
             continue
@@ -205,8 +205,13 @@ def build_record(
                     raw if not isinstance(raw, str) else value, ctx.tz, ctx.date_orders.get(i)
                 )
             elif target == "status":
-                statuses.append(ctx.resolver.choose(value))
-                rec.setdefault("raw_status", value)
+                choice = ctx.resolver.choose(value)
+                if status is None:
+                    status = choice
+                    rec["raw_status"] = value
+                elif ctx.resolver.combine(status.stage, choice.stage) != status.stage:
+                    # A second status column (HubSpot: lifecycle stage and lead status).
+                    status = choice
             elif target == OWNER:
                 _owner(ctx, rec, column, value)
             elif target == "tags":
@@ -236,25 +241,21 @@ def build_record(
                 rec[target] = value[: _LIMITS.get(target, 250)]
         except ValueError as exc:
             return None, {"column": column, "value": value, "message": str(exc)}
-    if statuses:
-        first = statuses[0]
-        stage = first.stage
-        for other in statuses[1:]:
-            stage = ctx.resolver.combine(stage, other.stage)
-        if stage is not None:
-            rec["status"] = stage
-            chosen = next(c for c in statuses if c.stage == stage)
-            # The analysis reads the default-table word ("contacted"), not "Working - …".
-            rec["raw_status"] = chosen.canonical or rec["raw_status"]
+    if status is not None and status.stage is not None:
+        rec["status"] = status.stage
+        # The analysis reads the default-table word ("contacted"), not "Working - …".
+        rec["raw_status"] = status.canonical or rec["raw_status"]
     if "name" in rec:
         name = rec.pop("name")
         if not rec.get("first_name") and not rec.get("last_name"):
             rec["first_name"], rec["last_name"] = split_name(name)
-    mobile = custom.get("mobile")
-    if not rec.get("phone") and "mobile" in ctx.generated and str(mobile).startswith("+"):
-        # A row without a phone number is reached on its (valid) mobile number.
-        rec["phone"] = custom.pop("mobile")
-    extras = {k: custom.pop(k) for k in list(custom) if k in ctx.generated}
+    extras: dict[str, Any] = {}
+    if custom and ctx.generated:
+        extras = {k: custom.pop(k) for k in list(custom) if k in ctx.generated}
+        mobile = extras.get("mobile")
+        if not rec.get("phone") and mobile and mobile.startswith("+"):
+            # A row without a phone number is reached on its (valid) mobile number.
+            rec["phone"] = extras.pop("mobile")
     if ctx.defs or custom:
         try:
             rec["custom"] = customfields.validate_values(
