@@ -35,6 +35,7 @@ from leadflow.imports.schemas import (
 SAMPLES = 3
 SAMPLE_CHARS = 100
 MAX_DISTINCT = 1000  # status and owner values listed (the most frequent)
+MAX_COUNTED = 10_000  # distinct values counted per list (memory stays bounded for any file)
 
 
 @dataclass
@@ -69,13 +70,9 @@ def _scan(ctx: ImportContext, source: Source) -> _Scan:
                     if len(samples[i]) >= SAMPLES:
                         open_samples.discard(i)
             for i in status_cols:
-                value = parsing.text(row[i]) if i < len(row) else ""
-                if value:
-                    out.statuses[value] += 1
+                _count(out.statuses, parsing.text(row[i]) if i < len(row) else "")
             for i in owner_cols:
-                value = parsing.text(row[i]) if i < len(row) else ""
-                if value:
-                    out.owners[value] += 1
+                _count(out.owners, parsing.text(row[i]) if i < len(row) else "")
             if date_cols:
                 date_values.append(row)
                 if len(date_values) >= 5000:
@@ -87,6 +84,11 @@ def _scan(ctx: ImportContext, source: Source) -> _Scan:
     _dates(out, date_values, date_cols)
     out.samples = samples
     return out
+
+
+def _count(counter: Counter[str], value: str) -> None:
+    if value and (value in counter or len(counter) < MAX_COUNTED):
+        counter[value] += 1
 
 
 def _dates(out: _Scan, rows: list[list[Any]], columns: list[int]) -> None:
@@ -191,6 +193,8 @@ async def preview(
             )
         )
     owners = []
+    # Who the users are is shown to those who may list users; the others see found or not.
+    named = actor.can("users:read")
     if ctx.owners is not None:
         for value, count in scan.owners.most_common(MAX_DISTINCT):
             owner = ctx.owners.choose(value)
@@ -200,8 +204,8 @@ async def preview(
                     count=count,
                     found=owner.user is not None,
                     assigned=owner.assignee is not None,
-                    user_id=owner.user.id if owner.user else None,
-                    user_name=owner.user.full_name if owner.user else None,
+                    user_id=owner.user.id if owner.user and named else None,
+                    user_name=owner.user.full_name if owner.user and named else None,
                     code=owner.code,
                     message=owner.message,
                 )
