@@ -197,7 +197,14 @@ async def test_preview_names_the_product_of_every_fixture(
     ignored: list[str],
 ) -> None:
     team = await sales_team(factory, session)
-    p = (await post_import(client, team.admin, name, path=PREVIEW)).json()
+    xlsx = product == "odoo"  # Odoo exports workbooks
+    p = (await post_import(client, team.admin, name, path=PREVIEW, xlsx=xlsx)).json()
+    rows = len(fixture_rows(name))
+    assert p["file"] == (
+        {"format": "xlsx", "encoding": None, "delimiter": None, "rows": rows}
+        if xlsx
+        else {"format": "csv", "encoding": "utf-8", "delimiter": ",", "rows": rows}
+    )
     assert (p["source"]["product"], p["source"]["confidence"]) == (product, 1.0)
     assert [c["column"] for c in p["columns"] if c["target"] is None] == ignored
     assert p["problems"] == []
