@@ -105,7 +105,7 @@ ALIASES: dict[str, str] = {
 }
 
 # Canonical paths (aliases are rewritten first) whose body limit is `import_max_bytes`.
-IMPORT_PATHS = (f"{API}/leads/import",)
+IMPORT_PATHS = (f"{API}/leads/import", f"{API}/leads/import/preview")
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -73,7 +73,7 @@ def test_header_matching_is_case_and_accent_insensitive() -> None:
         "last_name",
         "email",
         "phone",
-        None,
+        "custom.mobile",  # beside a phone column: kept in the custom field `mobile`
         "company",
         "channel",
         "notes",
@@ -84,7 +84,7 @@ def test_header_matching_is_case_and_accent_insensitive() -> None:
         None,
         "custom.groesse",
     ]
-    assert plan.ignored == ["Handy", "Lieblingsfarbe"]  # Handy: phone is already mapped
+    assert plan.ignored == ["Lieblingsfarbe"]
     mapped = parsing.plan_columns(["Spalte A", "Mail"], {}, {"Spalte A": "name", "Mail": "ignore"})
     assert mapped.targets == ["name", None]
 

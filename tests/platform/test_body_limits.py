@@ -108,6 +108,18 @@ async def test_import_route_has_the_import_limit(
     assert await _leads(session) == before
 
 
+async def test_import_preview_has_the_import_limit(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    admin = await factory.member(await factory.org())
+    headers = {**admin.headers, "Content-Type": "text/csv"}
+    path = "/api/v1/leads/import/preview"
+    r = await client.post(path, headers=headers, content=_csv(300))
+    assert (r.status_code, r.json()["file"]["rows"]) == (200, 300), r.text
+    _assert_413(await client.post(path, headers=headers, content=_csv(3000)), IMPORT_LIMIT)
+    assert await _leads(session) == 0
+
+
 async def test_limit_applies_to_every_method_and_route(client: httpx.AsyncClient) -> None:
     # Even an unknown route: the body is refused before routing.
     _assert_413(await client.put("/api/v1/nowhere", content=b"x" * (LIMIT + 1)), LIMIT)

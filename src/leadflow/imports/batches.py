@@ -7,6 +7,7 @@ with fenced checkpoints (`claim`, `run_claimed`).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
@@ -32,7 +33,7 @@ from leadflow.imports import parsing, repository
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.pipeline import MAX_REPORTED_ERRORS, ImportFenced, Report, process
-from leadflow.imports.rows import Source, load_context, open_rows
+from leadflow.imports.rows import Source, load_context, open_rows, resolve_dates
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError
@@ -135,12 +136,15 @@ async def start_async(
 
 
 async def _check_assignee(session: AsyncSession, actor: Actor, options: ImportOptions) -> None:
-    if options.assignee_id is not None and not await users.is_active_member(
-        session, actor.organization_id, options.assignee_id
-    ):
+    if options.assignee_id is None:
+        return
+    if not await users.is_active_member(session, actor.organization_id, options.assignee_id):
         raise ValidationFailed(
             "assignee_id must be an active user of this organisation", field="assignee_id"
         )
+    if options.assignee_id != actor.user_id:
+        # As on a lead's own create or update: giving leads to someone else is leads:assign.
+        actor.require("leads:assign")
 
 
 def _summary(batch: ImportBatch) -> dict[str, Any]:
@@ -198,14 +202,18 @@ def batch_actor(batch: ImportBatch, importer: User | None = None) -> Actor:
     # Batches from before scopes were recorded keep the organisation-wide behaviour.
     scope = RowScope(batch.row_scope or RowScope.ORG.value)
     team_id = batch.team_id
+    permissions = {"imports:write"}
     if importer is not None:
         scope = narrower_scope(scope, RowScope(importer.role.row_scope))
         team_id = importer.team_id
+        if "leads:assign" in importer.role.permissions:
+            # The owner column assigns to others only while the importer may.
+            permissions.add("leads:assign")
     return Actor(
         organization_id=batch.organization_id,
         user_id=batch.created_by,
         role="import",
-        permissions=frozenset({"imports:write"}),
+        permissions=frozenset(permissions),
         row_scope=scope,
         team_id=team_id,
     )
@@ -397,8 +405,15 @@ async def _errors_csv_stream(
 async def preflight(
     session: AsyncSession, actor: Actor, settings: Settings, source: Source, options: ImportOptions
 ) -> None:
-    """Reject whole-file problems (unreadable, empty, no identity column) before any write."""
+    """Reject whole-file problems (unreadable, empty, no identity column, dates whose order
+    no value decides) before any write; the date orders found are added to `options`."""
     header, rows = open_rows(source, settings)
-    await load_context(session, actor, settings, options, header)
-    if next(rows, None) is None:
-        raise FileProblem("The file has a header but no rows")
+    try:
+        ctx = await load_context(session, actor, settings, options, header)
+        if next(rows, None) is None:
+            raise FileProblem("The file has a header but no rows")
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    await asyncio.to_thread(resolve_dates, ctx, source)

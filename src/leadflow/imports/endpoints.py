@@ -25,8 +25,16 @@ from leadflow.imports import batches, parsing
 from leadflow.imports.errors import InvalidFile, UnsupportedMediaType
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
+from leadflow.imports.preview import preview
 from leadflow.imports.rows import Source, estimate_rows
-from leadflow.imports.schemas import BatchRead, ImportAccepted, ImportResult, RowError
+from leadflow.imports.schemas import (
+    BatchRead,
+    ImportAccepted,
+    ImportPreview,
+    ImportResult,
+    ImportWarning,
+    RowError,
+)
 from leadflow.imports.undo import undo
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.import_batch import ImportBatch
@@ -60,15 +68,7 @@ def _options(raw: dict[str, Any]) -> ImportOptions:
             )
         opts.on_duplicate = raw["on_duplicate"]
     if raw.get("mapping"):
-        mapping = raw["mapping"]
-        if isinstance(mapping, str):
-            try:
-                mapping = from_json(mapping)
-            except ValueError:
-                raise ValidationFailed("mapping must be a JSON object", field="mapping") from None
-        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-            raise ValidationFailed("mapping must map column names to field names", field="mapping")
-        opts.mapping = {str(k): v for k, v in mapping.items()}
+        opts.mapping = _str_map(raw["mapping"], "mapping")
     if raw.get("default_status"):
         opts.default_status = str(raw["default_status"])
     if raw.get("assignee_id"):
@@ -76,10 +76,47 @@ def _options(raw: dict[str, Any]) -> ImportOptions:
             opts.assignee_id = uuid.UUID(str(raw["assignee_id"]))
         except ValueError:
             raise ValidationFailed("assignee_id must be a user id", field="assignee_id") from None
+    if raw.get("status_map"):
+        opts.status_map = _str_map(raw["status_map"], "status_map")
+    if raw.get("date_formats"):
+        formats = _str_map(raw["date_formats"], "date_formats")
+        orders = {o.lower(): o for o in parsing.DATE_ORDERS}
+        bad = [v for v in formats.values() if v.strip().lower() not in orders]
+        if bad:
+            raise ValidationFailed(
+                "date_formats values must be DD/MM/YYYY or MM/DD/YYYY", field="date_formats"
+            )
+        opts.date_formats = {k: orders[v.strip().lower()] for k, v in formats.items()}
     return opts
 
 
-_OPTION_KEYS = ("dry_run", "on_duplicate", "mapping", "default_status", "assignee_id", "analyze")
+def _str_map(value: Any, name: str) -> dict[str, str]:
+    """A JSON object of strings (given as an object, or as JSON text in a form or query)."""
+    if isinstance(value, str):
+        try:
+            value = from_json(value)
+        except ValueError:
+            raise ValidationFailed(f"{name} must be a JSON object", field=name) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str) and len(v) <= 200 for v in value.values()
+    ):
+        raise ValidationFailed(f"{name} must map names to names", field=name)
+    if len(value) > MAX_MAP_ENTRIES:
+        raise ValidationFailed(f"{name} has more than {MAX_MAP_ENTRIES} entries", field=name)
+    return {str(k)[:500]: v for k, v in value.items()}
+
+
+MAX_MAP_ENTRIES = 5000
+_OPTION_KEYS = (
+    "dry_run",
+    "on_duplicate",
+    "mapping",
+    "default_status",
+    "assignee_id",
+    "analyze",
+    "status_map",
+    "date_formats",
+)
 
 
 async def _spool_body(request: Request, limit: int, spool: IO[bytes]) -> None:
@@ -222,7 +259,7 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
                 )
             batch, report = await batches.run_sync(session, actor, settings, source, options)
         except FileProblem as exc:
-            raise exc.error(str(exc)) from None
+            raise exc.error(str(exc), **exc.extra) from None
     return ImportResult(
         import_batch_id=batch.id if batch else None,
         dry_run=options.dry_run,
@@ -236,7 +273,25 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
         errors=[RowError(**e) for e in report.errors],
         errors_not_stored=await _not_stored(session, batch),
         ignored_columns=report.ignored_columns,
+        warning_count=report.warning_count,
+        warnings=[ImportWarning(**w) for w in report.warnings],
     )
+
+
+@import_router.post("/import/preview", response_model=ImportPreview, openapi_extra=_DOC)
+async def preview_import(request: Request, session: SessionDep, actor: Importer) -> ImportPreview:
+    """What importing this file would do (same bodies and options as the import): format,
+    source product, where each column goes and why, statuses → stages, owners found or not.
+    Nothing is written."""
+    settings = request.app.state.settings
+    await session.commit()  # as the import: no write lock held while the body streams in
+    async with AsyncExitStack() as stack:
+        source, raw_opts = await _source(request, settings.import_max_bytes, stack)
+        options = _options(raw_opts)
+        try:
+            return await preview(session, actor, settings, source, options)
+        except FileProblem as exc:
+            raise exc.error(str(exc), **exc.extra) from None
 
 
 async def _not_stored(session: AsyncSession, batch: ImportBatch | None) -> int:

@@ -34,3 +34,17 @@ class ImportNotFinished(Conflict):
     """An import that has not finished (pending or running) would be undone."""
 
     code = "import_not_finished"
+
+
+class AmbiguousDates(InvalidFile):
+    """A date column reads as day-first and as month-first for every value of the file."""
+
+    code = "ambiguous_dates"
+
+
+# Warning codes (`warnings` of an import and its preview: the row was imported).
+OWNER_NOT_FOUND = "owner_not_found"
+OWNER_AMBIGUOUS = "owner_ambiguous"
+OWNER_NOT_ALLOWED = "owner_not_allowed"
+STAGE_FALLBACK = "stage_fallback"
+OWNER_ID_COLUMN = "owner_id_column"

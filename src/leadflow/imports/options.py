@@ -19,6 +19,11 @@ class ImportOptions:
     default_status: str | None = None
     assignee_id: uuid.UUID | None = None
     analyze: bool = True
+    # status value as in the file -> stage key ("" leaves it to default_status / the analysis)
+    status_map: dict[str, str] | None = None
+    # date column -> "DD/MM/YYYY" or "MM/DD/YYYY"; the import adds the orders it detected, so a
+    # background run reads the file as the request that accepted it did
+    date_formats: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (stored on the batch)."""
@@ -29,6 +34,8 @@ class ImportOptions:
             "default_status": self.default_status,
             "assignee_id": str(self.assignee_id) if self.assignee_id else None,
             "analyze": self.analyze,
+            "status_map": self.status_map,
+            "date_formats": self.date_formats,
         }
 
     @classmethod
@@ -41,4 +48,6 @@ class ImportOptions:
             default_status=data.get("default_status"),
             assignee_id=uuid.UUID(data["assignee_id"]) if data.get("assignee_id") else None,
             analyze=data.get("analyze", True),
+            status_map=data.get("status_map"),
+            date_formats=data.get("date_formats"),
         )

@@ -15,7 +15,6 @@ import re
 import threading
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import IO, Any, BinaryIO, ClassVar
@@ -23,138 +22,24 @@ from typing import IO, Any, BinaryIO, ClassVar
 from pydantic_core import from_json
 
 from leadflow.imports import errors
-from leadflow.kit.normalize import fold
-
-# field -> header spellings (folded: lower-case, no accents, no punctuation)
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "name": (
-        "name",
-        "full name",
-        "fullname",
-        "vollstandiger name",
-        "kontakt",
-        "kunde",
-        "ansprechpartner",
-        "contact",
-        "contact name",
-        "kundenname",
-    ),
-    "first_name": ("vorname", "first name", "firstname", "given name", "first"),
-    "last_name": ("nachname", "last name", "lastname", "surname", "familienname", "last"),
-    "email": ("email", "e mail", "mail", "e mail adresse", "email address", "emailadresse"),
-    "phone": (
-        "telefon",
-        "phone",
-        "tel",
-        "telefonnummer",
-        "phone number",
-        "handy",
-        "mobil",
-        "mobile",
-        "mobilnummer",
-        "mobile phone",
-        "handynummer",
-        "telefon mobil",
-    ),
-    "company": (
-        "firma",
-        "unternehmen",
-        "company",
-        "organisation",
-        "organization",
-        "firmenname",
-        "company name",
-    ),
-    "status": ("status", "stage", "phase", "pipeline status"),
-    "channel": ("kanal", "channel", "kontaktkanal", "bevorzugter kanal"),
-    "notes": (
-        "notizen",
-        "notiz",
-        "notes",
-        "note",
-        "bemerkung",
-        "bemerkungen",
-        "kommentar",
-        "kommentare",
-        "comments",
-        "comment",
-    ),
-    "last_contacted_at": (
-        "letzter kontakt",
-        "last contact",
-        "last contacted",
-        "zuletzt kontaktiert",
-        "letzter kontakt am",
-        "last_contact",
-        # The API's and the export's own name (an export must import back).
-        "last_contacted_at",
-    ),
-    "source": ("quelle", "source", "herkunft", "lead quelle", "lead source"),
-    "tags": ("tags", "tag", "schlagworte", "labels", "label"),
-    "disg_type": ("disg", "disg typ", "disc", "disc type", "disg type"),
-    "utm_source": ("utm source",),
-    "utm_medium": ("utm medium",),
-    "utm_campaign": ("utm campaign",),
-    "score": ("score", "punkte", "lead score"),
-}
-_LOOKUP: dict[str, str] = {}  # filled below header_key (spellings are folded like headers)
-IDENTITY_FIELDS = ("name", "first_name", "last_name", "email", "phone", "company")
+from leadflow.imports.headers import (  # noqa: F401  (the header rules, as before here)
+    IDENTITY_FIELDS,
+    SYNONYMS,
+    ColumnPlan,
+    header_key,
+    plan_columns,
+)
 
 
 class FileProblem(ValueError):
     """The file as a whole cannot be imported (nothing is written)."""
 
-    # What the API answers with (the endpoint raises it with this message).
+    # What the API answers with (the endpoint raises it with this message and `extra`).
     error: ClassVar[type[errors.InvalidFile]] = errors.InvalidFile
 
-
-def header_key(header: str) -> str:
-    """Folded header for matching: accents and case removed, punctuation as spaces."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", fold(header)).split())
-
-
-# Folded the way a header is, so a spelling such as `last_contacted_at` matches its header.
-_LOOKUP.update({header_key(syn): fld for fld, syns in SYNONYMS.items() for syn in syns})
-
-
-@dataclass
-class ColumnPlan:
-    """Where each column goes: a lead field, a custom field (`custom.<key>`) or nowhere."""
-
-    targets: list[str | None]
-    ignored: list[str] = field(default_factory=list)
-
-
-def plan_columns(
-    headers: list[str], custom_keys: dict[str, str], mapping: dict[str, str] | None
-) -> ColumnPlan:
-    """Map headers to fields. `custom_keys` maps folded key/label → custom field key."""
-    explicit = {header_key(k): v for k, v in (mapping or {}).items()}
-    targets: list[str | None] = []
-    ignored: list[str] = []
-    used: set[str] = set()
-    for header in headers:
-        key = header_key(header)
-        target: str | None
-        if key in explicit:
-            target = explicit[key]
-            if target in ("ignore", "", None):
-                target = None
-        elif key in _LOOKUP:
-            target = _LOOKUP[key]
-        elif key in custom_keys:
-            target = f"custom.{custom_keys[key]}"
-        else:
-            target = None
-        if target is not None and target in used:
-            target = None  # a second column for the same field is ignored, not merged
-        if target is None:
-            if header.strip():
-                ignored.append(header)
-        else:
-            used.add(target)
-        targets.append(target)
-    return ColumnPlan(targets, ignored)
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 # ---- decoding --------------------------------------------------------------------------------
@@ -337,6 +222,12 @@ class XlsxTooLarge(FileProblem):
     error = errors.XlsxTooLarge
 
 
+class DatesAmbiguous(FileProblem):
+    """A date column fits day-first and month-first for every value (`columns` names it)."""
+
+    error = errors.AmbiguousDates
+
+
 def check_xlsx_archive(fh: BinaryIO, *, max_uncompressed: int) -> None:
     """Reject a workbook whose members would unpack too large, before openpyxl opens it.
 
@@ -422,11 +313,12 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
     r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
-_DATES = (
-    re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})"),
-    re.compile(r"^(\d{4})-(\d{2})-(\d{2})"),
-    re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})"),
-)
+_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})")
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+# 11/03/2026, 11-03-2026: day-first or month-first, decided per column (`DateOrder`).
+NUMERIC_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})")
+DMY, MDY = "DD/MM/YYYY", "MM/DD/YYYY"
+DATE_ORDERS = (DMY, MDY)
 
 
 # The export quotes a value a spreadsheet would evaluate (kit.normalize.neutralize_formula);
@@ -508,9 +400,12 @@ def _codes() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     return one, two, three
 
 
-def date_value(value: Any, tz: tzinfo = UTC) -> datetime | None:
-    """DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY (optionally with a time and an offset) as aware UTC.
+def date_value(value: Any, tz: tzinfo = UTC, order: str | None = None) -> datetime | None:
+    """DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY or MM/DD/YYYY (optionally with a time, AM/PM and an
+    offset) as aware UTC.
 
+    `order` (`DD/MM/YYYY` or `MM/DD/YYYY`) reads dates with `/` or `-` between day and month;
+    without it a value is read only when it decides itself (a part above 12), else ValueError.
     A value without an offset is a wall-clock time in `tz` (the organisation's zone); a
     value with one (`Z`, `+02:00`, `-0500`, `UTC`) keeps it.
     """
@@ -525,44 +420,84 @@ def date_value(value: Any, tz: tzinfo = UTC) -> datetime | None:
     except OverflowError:
         # Year 1 or 9999 moved across midnight by the zone: outside what a datetime holds.
         raise ValueError(f"date out of range: {value!r}") from None
-    return _date_text(str(value).strip(), tz)
+    return _date_text(str(value).strip(), tz, order)
 
 
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?")
+def day_value(value: Any, order: str | None = None) -> str | None:
+    """The calendar date of a value (YYYY-MM-DD) as written, for date custom fields."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()[:10]
+    return _date_text(str(value).strip(), UTC, order, True).date().isoformat()
+
+
+_TIME = re.compile(
+    r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?(?:\s*([ap])\.?\s?m\b\.?)?", re.IGNORECASE
+)
 _OFFSET = re.compile(r"^(?:(Z|UTC|GMT)|([+-])(\d{2}):?(\d{2})?)$", re.IGNORECASE)
 
 
+def _ymd(raw: str, order: str | None) -> tuple[tuple[int, int, int], int] | None:
+    """Year, month, day and where the date ends, or None when `raw` starts with no date."""
+    m = _DOTTED.match(raw)
+    if m:
+        d, mo, y = (int(x) for x in m.groups())
+        return (y, mo, d), m.end()
+    m = _ISO.match(raw)
+    if m:
+        y, mo, d = (int(x) for x in m.groups())
+        return (y, mo, d), m.end()
+    m = NUMERIC_DATE.match(raw)
+    if m:
+        a, b, y = (int(x) for x in m.groups())
+        if order is None:
+            if a > 12 >= b:
+                order = DMY
+            elif b > 12 >= a:
+                order = MDY
+            elif a <= 12 and b <= 12 and a != b:
+                raise ValueError(
+                    f"ambiguous date {raw!r}: day-first or month-first? (give date_formats)"
+                )
+        return ((y, b, a) if order != MDY else (y, a, b)), m.end()
+    return None
+
+
 @lru_cache(maxsize=8192)
-def _date_text(raw: str, tz: tzinfo) -> datetime:
+def _date_text(raw: str, tz: tzinfo, order: str | None, naive: bool = False) -> datetime:
     # Cached: a file repeats the same few thousand dates across a million rows.
-    for i, pattern in enumerate(_DATES):
-        m = pattern.match(raw)
-        if not m:
-            continue
-        a, b, c = (int(x) for x in m.groups())
-        y, mo, d = (a, b, c) if i == 1 else (c, b, a)
-        rest = raw[m.end() :].strip().lstrip("T").strip()
-        hh = mm = ss = 0
-        tm = _TIME.match(rest)
-        if tm:
-            hh, mm, ss = int(tm.group(1)), int(tm.group(2)), int(tm.group(3) or 0)
-            rest = rest[tm.end() :].strip()
-        zone = tz
-        # Text after the time that is not an offset ("Uhr") is ignored, as it always was.
-        off = _OFFSET.match(rest) if rest else None
-        if off is not None:
-            if off.group(1):
-                zone = UTC
-            else:
-                delta = timedelta(hours=int(off.group(3)), minutes=int(off.group(4) or 0))
-                if delta >= timedelta(hours=24):
-                    raise ValueError(f"not a valid offset: {raw!r}")
-                zone = timezone(-delta if off.group(2) == "-" else delta)
-        try:
-            return datetime(y, mo, d, hh, mm, ss, tzinfo=zone).astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise ValueError(f"not a valid date: {raw!r}") from None
-    raise ValueError(f"unrecognised date {raw!r} (use DD.MM.YYYY, YYYY-MM-DD or DD/MM/YYYY)")
+    found = _ymd(raw, order)
+    if found is None:
+        raise ValueError(
+            f"unrecognised date {raw!r} (use DD.MM.YYYY, YYYY-MM-DD, DD/MM/YYYY or MM/DD/YYYY)"
+        )
+    (y, mo, d), end = found
+    rest = raw[end:].strip().lstrip("T").strip()
+    hh = mm = ss = 0
+    tm = _TIME.match(rest)
+    if tm:
+        hh, mm, ss = int(tm.group(1)), int(tm.group(2)), int(tm.group(3) or 0)
+        if tm.group(4):
+            if not 1 <= hh <= 12:
+                raise ValueError(f"not a valid time: {raw!r}")
+            hh = hh % 12 + (12 if tm.group(4).lower() == "p" else 0)
+        rest = rest[tm.end() :].strip()
+    zone = tz
+    # Text after the time that is not an offset ("Uhr") is ignored, as it always was.
+    off = _OFFSET.match(rest) if rest and not naive else None
+    if off is not None:
+        if off.group(1):
+            zone = UTC
+        else:
+            delta = timedelta(hours=int(off.group(3)), minutes=int(off.group(4) or 0))
+            if delta >= timedelta(hours=24):
+                raise ValueError(f"not a valid offset: {raw!r}")
+            zone = timezone(-delta if off.group(2) == "-" else delta)
+    try:
+        return datetime(y, mo, d, hh, mm, ss, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"not a valid date: {raw!r}") from None
 
 
 def tags_value(raw: str) -> list[str]:

@@ -21,16 +21,23 @@ from leadflow.assignment.service import RulePicker
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.imports import parsing, repository
-from leadflow.imports.errors import DUPLICATE_OUT_OF_SCOPE, INVALID_VALUE
+from leadflow.imports.errors import (
+    DUPLICATE_OUT_OF_SCOPE,
+    INVALID_VALUE,
+    OWNER_ID_COLUMN,
+    STAGE_FALLBACK,
+)
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.rows import (
     ImportContext,
     Source,
     build_record,
+    ensure_fields,
     finish_record,
     lead_context,
     load_context,
     open_rows,
+    resolve_dates,
 )
 from leadflow.imports.updates import apply_updates
 from leadflow.kit.clock import utcnow
@@ -55,6 +62,14 @@ class Report:
     error_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    warning_count: int = 0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def warn(self, warning: dict[str, Any]) -> None:
+        """Count a warning and keep the first MAX_REPORTED_ERRORS."""
+        self.warning_count += 1
+        if len(self.warnings) < MAX_REPORTED_ERRORS:
+            self.warnings.append(warning)
 
 
 class ImportFenced(Exception):
@@ -84,7 +99,20 @@ async def process(
     org_id = actor.organization_id
     header, rows = open_rows(source, settings)
     ctx = await load_context(session, actor, settings, options, header)
+    # Dates with `/` or `-`: the order is decided per column before any row is built.
+    await asyncio.to_thread(resolve_dates, ctx, source)
     report = Report(ignored_columns=ctx.plan.ignored)
+    for col in ctx.plan.columns:
+        if col.rule == "owner_id":
+            report.warn(
+                {
+                    "row": None,
+                    "column": col.header,
+                    "value": None,
+                    "message": col.reason,
+                    "code": OWNER_ID_COLUMN,
+                }
+            )
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
     assigned: dict[uuid.UUID, int] = {}
     reader = _ChunkReader(ctx, rows, skip=batch.processed_rows if batch is not None else 0)
@@ -117,6 +145,17 @@ async def process(
             # A failed chunk: let the reader thread finish before the session is torn down.
             await asyncio.gather(ahead, return_exceptions=True)
     report.total_rows = reader.total_rows
+    for value, choice in ctx.resolver.choices().items():
+        if choice.rule == "fallback":
+            report.warn(
+                {
+                    "row": None,
+                    "column": None,
+                    "value": value,
+                    "message": f"status {value!r}: {choice.reason}",
+                    "code": STAGE_FALLBACK,
+                }
+            )
     if not options.dry_run:
         for user, n in assigned.items():
             await notifications.notify(
@@ -255,8 +294,18 @@ async def _chunk(
         if rec.get("last_contacted_at") is None:
             report.without_last_contact_count += 1
     batch_id = batch.id if batch is not None else None
+    new = {id(rec) for rec in inserts}
+    for row_no, rec, _ in built:
+        # Only new leads take their owner (an update does not reassign).
+        for warning in rec.pop("_warnings", ()):
+            if id(rec) in new:
+                report.warn({"row": row_no, **warning})
     for rec in inserts:
-        rec["assignee_id"] = ctx.options.assignee_id
+        if rec.get("assignee_id") is None:
+            rec["assignee_id"] = ctx.options.assignee_id
+        elif rec["assignee_id"] != ctx.user_id:
+            # The owner column assigned it: the owner hears of it in the import's summary.
+            assigned[rec["assignee_id"]] = assigned.get(rec["assignee_id"], 0) + 1
     report.imported_count += len(inserts)
     report.error_count += len(errors)
     for row_no, err, _ in errors:
@@ -266,6 +315,7 @@ async def _chunk(
         report.updated_count += len(updates)
         return
     before_write()
+    await ensure_fields(session, ctx, todo)
     # New leads go through the leads service like any other: history, SLA clocks, events.
     by_rule = await bulk.create_records(
         session,

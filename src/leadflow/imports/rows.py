@@ -7,6 +7,7 @@ building needs (stages, custom fields, the column plan, the organisation's time 
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,21 +16,29 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, BinaryIO, Literal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.ai.local import LeadContext, normalize_status
+from leadflow.ai.local import LeadContext
 from leadflow.authz.actor import Actor
 from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.customfields import service as customfields
+from leadflow.customfields.errors import FieldExists
+from leadflow.customfields.schemas import FieldCreate, FieldType
 from leadflow.exceptions import ValidationFailed
 from leadflow.imports import parsing, repository
+from leadflow.imports.detect import scan_dates
+from leadflow.imports.headers import OWNER, generated_label, mapping_targets
 from leadflow.imports.options import ImportOptions
-from leadflow.imports.parsing import FileProblem
+from leadflow.imports.owners import Member, OwnerResolver
+from leadflow.imports.parsing import DatesAmbiguous, FileProblem
+from leadflow.imports.stages import StageChoice, StageResolver
 from leadflow.kit.clock import utcnow
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.pipeline.errors import NoStages
+from leadflow.users import repository as users
 
 _LIMITS = {
     "first_name": 120,
@@ -138,32 +147,46 @@ class ImportContext:
     defs: dict[str, CustomFieldDefinition]
     plan: parsing.ColumnPlan
     headers: list[str]
+    resolver: StageResolver
     tz: tzinfo = UTC  # dates without an offset are wall-clock times of the organisation
+    owners: OwnerResolver | None = None
+    # column -> DD/MM/YYYY or MM/DD/YYYY (dates with `/` or `-`); None: the value decides
+    date_orders: dict[int, str | None] = field(default_factory=dict)
+    date_columns: list[int] = field(default_factory=list)
+    # custom fields the import defines when it fills them (key -> label), and those it did
+    generated: dict[str, str] = field(default_factory=dict)
+    created: set[str] = field(default_factory=set)
     seen: set[int] = field(default_factory=set)
-    stage_of: dict[str, str | None] = field(default_factory=dict)
     now: datetime = field(default_factory=utcnow)
 
 
-def _stage_key(ctx: ImportContext, raw: str) -> str | None:
-    if raw in ctx.stage_of:  # a file repeats a handful of status spellings
-        return ctx.stage_of[raw]
-    folded = parsing.header_key(raw)
-    if folded in ctx.stages:
-        key: str | None = ctx.stages[folded]
-    else:
-        guess = normalize_status(raw)
-        key = guess if guess in ctx.stages.values() else None
-    if len(ctx.stage_of) < 1000:
-        ctx.stage_of[raw] = key
-    return key
+# Secondary contact fields (custom): normalised like the lead's own, kept as text otherwise.
+_PHONE_KEYS = re.compile(r"^(mobile|phone_\d|mobile_\d)$")
+_EMAIL_KEYS = re.compile(r"^email_\d$")
+
+
+def _extra_value(ctx: ImportContext, key: str, value: str) -> str:
+    if _PHONE_KEYS.match(key):
+        try:
+            return parsing.phone_value(value, ctx.settings.default_phone_region) or value[:2000]
+        except ValueError:
+            return value[:2000]
+    if _EMAIL_KEYS.match(key):
+        return parsing.email_value(value) or value[:2000]
+    return value[:2000]
 
 
 def build_record(
     ctx: ImportContext, values: list[Any]
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """A lead record from one row, or an error {column, value, message}."""
+    """A lead record from one row, or an error {column, value, message}.
+
+    Warnings about an imported row (an owner that names no user it may be given to) are
+    listed under `_warnings` of the record.
+    """
     rec: dict[str, Any] = {}
     custom: dict[str, Any] = {}
+    status: StageChoice | None = None
     for i, target in enumerate(ctx.plan.targets):
         if target is None or i >= len(values):
             continue
@@ -179,13 +202,18 @@ def build_record(
                 rec["phone"] = parsing.phone_value(value, ctx.settings.default_phone_region)
             elif target == "last_contacted_at":
                 rec["last_contacted_at"] = parsing.date_value(
-                    raw if not isinstance(raw, str) else value, ctx.tz
+                    raw if not isinstance(raw, str) else value, ctx.tz, ctx.date_orders.get(i)
                 )
             elif target == "status":
-                key = _stage_key(ctx, value)
-                if key is not None:
-                    rec["status"] = key
-                rec["raw_status"] = value
+                choice = ctx.resolver.choose(value)
+                if status is None:
+                    status = choice
+                    rec["raw_status"] = value
+                elif ctx.resolver.combine(status.stage, choice.stage) != status.stage:
+                    # A second status column (HubSpot: lifecycle stage and lead status).
+                    status = choice
+            elif target == OWNER:
+                _owner(ctx, rec, column, value)
             elif target == "tags":
                 rec["tags"] = parsing.tags_value(value)
             elif target == "disg_type":
@@ -198,30 +226,51 @@ def build_record(
                     raise ValueError("score must be between 0 and 100")
                 rec["score"] = score
             elif target.startswith("custom."):
-                custom[target[7:]] = raw if not isinstance(raw, str) else value
+                key = target[7:]
+                if key in ctx.generated:
+                    custom[key] = _extra_value(ctx, key, value)
+                elif i in ctx.date_orders:
+                    custom[key] = parsing.day_value(
+                        raw if not isinstance(raw, str) else value, ctx.date_orders[i]
+                    )
+                else:
+                    custom[key] = raw if not isinstance(raw, str) else value
             elif target == "notes":
                 rec["notes"] = value[:20000]
             else:
                 rec[target] = value[: _LIMITS.get(target, 250)]
         except ValueError as exc:
             return None, {"column": column, "value": value, "message": str(exc)}
+    if status is not None and status.stage is not None:
+        rec["status"] = status.stage
+        # The analysis reads the default-table word ("contacted"), not "Working - …".
+        rec["raw_status"] = status.canonical or rec["raw_status"]
     if "name" in rec:
         name = rec.pop("name")
         if not rec.get("first_name") and not rec.get("last_name"):
             rec["first_name"], rec["last_name"] = split_name(name)
+    extras: dict[str, Any] = {}
+    if custom and ctx.generated:
+        extras = {k: custom.pop(k) for k in list(custom) if k in ctx.generated}
+        mobile = extras.get("mobile")
+        if not rec.get("phone") and mobile and mobile.startswith("+"):
+            # A row without a phone number is reached on its (valid) mobile number.
+            rec["phone"] = extras.pop("mobile")
     if ctx.defs or custom:
         try:
             rec["custom"] = customfields.validate_values(
                 list(ctx.defs.values()), custom, require_all=True
             )
         except ValidationFailed as exc:
-            first = (exc.extra.get("errors") or [{}])[0]
-            key = str(first.get("loc", ["", "", "custom"])[-1])
+            first_error = (exc.extra.get("errors") or [{}])[0]
+            key = str(first_error.get("loc", ["", "", "custom"])[-1])
             return None, {
                 "column": key,
                 "value": str(custom.get(key, "")),
-                "message": f"custom field {key}: {first.get('msg', exc.detail)}",
+                "message": f"custom field {key}: {first_error.get('msg', exc.detail)}",
             }
+    if extras:
+        rec["custom"] = {**rec.get("custom", {}), **extras}
     if not any(rec.get(k) for k in ("first_name", "last_name", "email", "phone", "company")):
         return None, {
             "column": None,
@@ -229,6 +278,17 @@ def build_record(
             "message": "the row has no name, email, phone or company",
         }
     return rec, None
+
+
+def _owner(ctx: ImportContext, rec: dict[str, Any], column: str, value: str) -> None:
+    assert ctx.owners is not None
+    choice = ctx.owners.choose(value)
+    if choice.assignee is not None:
+        rec["assignee_id"] = choice.assignee
+    else:
+        rec.setdefault("_warnings", []).append(
+            {"column": column, "value": value, "message": choice.message, "code": choice.code}
+        )
 
 
 def lead_context(rec: dict[str, Any], ctx: ImportContext) -> LeadContext:
@@ -272,6 +332,8 @@ async def load_context(
     settings: Settings,
     options: ImportOptions,
     headers: list[str],
+    *,
+    require_identity: bool = True,
 ) -> ImportContext:
     """The context for a file with `headers` (Conflict, ValidationFailed or FileProblem)."""
     org_id = actor.organization_id
@@ -282,22 +344,51 @@ async def load_context(
     for s in stages:
         stage_map[parsing.header_key(s.key)] = s.key
         stage_map[parsing.header_key(s.name)] = s.key
-    if options.default_status and options.default_status not in {s.key for s in stages}:
+    keys = {s.key for s in stages}
+    if options.default_status and options.default_status not in keys:
         raise ValidationFailed(
             f"Unknown default_status '{options.default_status}'", field="default_status"
+        )
+    bad = sorted(v for v in (options.status_map or {}).values() if v not in keys | {"", "ignore"})
+    if bad:
+        raise ValidationFailed(
+            f"status_map names stages your pipeline lacks: {', '.join(bad[:10])}",
+            field="status_map",
         )
     defs = {d.key: d for d in await customfields.list_fields(session, org_id)}
     for d in defs.values():
         # The reader thread validates with these: detached, a rollback cannot expire them
         # into a lazy load from that thread.
         session.expunge(d)
+    _check_mapping(options.mapping, defs)
     custom_keys = {parsing.header_key(d.key): d.key for d in defs.values()}
     custom_keys.update({parsing.header_key(d.label): d.key for d in defs.values()})
     plan = parsing.plan_columns(headers, custom_keys, options.mapping)
     calendar = await calendar_of(session, org_id)
-    if not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
+    if require_identity and not any(t in parsing.IDENTITY_FIELDS for t in plan.targets):
         raise FileProblem(
             "No name, email or phone column found (headers: " + ", ".join(headers[:20]) + ")"
+        )
+    generated: dict[str, str] = {}
+    date_columns: list[int] = []
+    for i, t in enumerate(plan.targets):
+        if t is None:
+            continue
+        key = t[7:] if t.startswith("custom.") else None
+        if key is not None and key not in defs:
+            generated[key] = generated_label(key) or key
+        if t == "last_contacted_at" or (key in defs and defs[key].type == "date"):
+            date_columns.append(i)
+    given = {parsing.header_key(k): v for k, v in (options.date_formats or {}).items()}
+    date_orders = {i: given.get(parsing.header_key(headers[i])) for i in date_columns}
+    owners = None
+    if OWNER in plan.targets:
+        members = [
+            Member(uid, email, name)
+            for uid, email, name in await users.active_members(session, org_id)
+        ]
+        owners = OwnerResolver(
+            members, importer=actor.user_id, may_assign_others=actor.can("leads:assign")
         )
     return ImportContext(
         actor=actor,
@@ -310,5 +401,91 @@ async def load_context(
         defs=defs,
         plan=plan,
         headers=headers,
+        resolver=StageResolver(stages, options.status_map),
         tz=ZoneInfo(calendar.timezone),
+        owners=owners,
+        date_orders=date_orders,
+        date_columns=date_columns,
+        generated=generated,
     )
+
+
+def _check_mapping(mapping: dict[str, str] | None, defs: dict[str, CustomFieldDefinition]) -> None:
+    """Every target of `mapping` is a field, `owner`, a custom field or `ignore`."""
+    allowed = mapping_targets()
+    bad: list[str] = []
+    for column, target in (mapping or {}).items():
+        if target in allowed or target in ("", "ignore"):
+            continue
+        key = target[7:] if target.startswith("custom.") else None
+        if key is not None and (key in defs or generated_label(key) is not None):
+            continue
+        bad.append(f"{column} → {target}")
+    if bad:
+        raise ValidationFailed(
+            "mapping names unknown fields: "
+            + "; ".join(bad[:10])
+            + " (use a lead field, owner, custom.<key> or ignore)",
+            field="mapping",
+        )
+
+
+def resolve_dates(ctx: ImportContext, source: Source) -> None:
+    """Decide the order of each date column whose values use `/` or `-` (once per file).
+
+    Reads the first rows, and the rest of the file only while every value fits both orders;
+    a column that stays open for the whole file is reported (DatesAmbiguous), not guessed.
+    The orders found are added to `options.date_formats` (a background run reuses them).
+    """
+    todo = [i for i in ctx.date_columns if ctx.date_orders.get(i) is None]
+    if not todo:
+        return
+    _, rows = open_rows(source, ctx.settings)
+    try:
+        found = scan_dates(rows, todo)
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    ambiguous: list[dict[str, Any]] = []
+    for i in todo:
+        evidence = found[i]
+        if evidence.ambiguous:
+            ambiguous.append(
+                {
+                    "column": ctx.headers[i],
+                    "examples": evidence.examples,
+                    "mixed": evidence.day_first and evidence.month_first,
+                }
+            )
+        elif evidence.order is not None:
+            ctx.date_orders[i] = evidence.order
+            ctx.options.date_formats = {
+                **(ctx.options.date_formats or {}),
+                ctx.headers[i]: evidence.order,
+            }
+    if ambiguous:
+        names = ", ".join(repr(a["column"]) for a in ambiguous)
+        first = str(ambiguous[0]["column"])
+        raise DatesAmbiguous(
+            f"The dates of column {names} read as day-first and as month-first; give "
+            f'date_formats, e.g. {{"{first}": "MM/DD/YYYY"}}',
+            columns=ambiguous,
+        )
+
+
+async def ensure_fields(session: AsyncSession, ctx: ImportContext, records: Any) -> None:
+    """Define the custom fields the import fills itself (text fields: `mobile`, `email_2` …)
+    that these records use and the organisation lacks; audited as the importer's."""
+    wanted = {k for r in records for k in (r.get("custom") or {}) if k in ctx.generated}
+    for key in sorted(wanted - ctx.created):
+        ctx.created.add(key)
+        try:
+            async with session.begin_nested():
+                await customfields.create_field(
+                    session,
+                    ctx.actor,
+                    FieldCreate(key=key, label=ctx.generated[key], type=FieldType.TEXT),
+                )
+        except (FieldExists, IntegrityError):
+            pass  # another import defined it meanwhile

@@ -102,6 +102,18 @@ async def is_active_member(session: AsyncSession, org_id: uuid.UUID, user_id: uu
     return found is not None
 
 
+async def active_members(
+    session: AsyncSession, org_id: uuid.UUID
+) -> list[tuple[uuid.UUID, str, str]]:
+    """Id, email and full name of the organisation's active users."""
+    rows = await session.execute(
+        select(User.id, User.email, User.full_name).where(
+            User.organization_id == org_id, User.status == "active"
+        )
+    )
+    return [(i, e, n) for i, e, n in rows.all()]
+
+
 async def full_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Display names of the users with these ids (callers pass ids from rows already scoped)."""
     if not ids:
