@@ -143,11 +143,28 @@ async def enrollments(
     period: Period,
     won_keys: Sequence[str],
     key: Key = None,
+    whole_org: uuid.UUID | None = None,
 ) -> dict[Any, int]:
-    """Distinct leads that moved into a won stage during the period (status history)."""
+    """Distinct leads that moved into a won stage during the period (status history).
+    `whole_org`: every live lead of that organisation counts (`conds` are not needed), so
+    the moves are read from their index alone, less those of deleted leads."""
     if not won_keys:
         return {}
     h = LeadStatusChange
+    if whole_org is not None and key is None:
+        deleted = select(Lead.id).where(
+            Lead.organization_id == whole_org, Lead.deleted_at.is_not(None)
+        )
+        n = await session.scalar(
+            select(func.count(distinct(h.lead_id))).where(
+                h.organization_id == whole_org,
+                h.to_status.in_(won_keys),
+                h.created_at >= period.start,
+                h.created_at < period.end,
+                h.lead_id.not_in(deleted),
+            )
+        )
+        return {None: int(n or 0)}
     stmt = (
         _keyed(key, func.count(distinct(h.lead_id)))
         .select_from(h)

@@ -116,7 +116,12 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     new, new_won = (
         await repository.cohort(session, actor.organization_id, conds, period, won)
     ).get(None, (0, 0))
-    enrolled = (await repository.enrollments(session, conds, period, won)).get(None, 0)
+    whole_org = scope_kind(actor) == "org" and filters == LeadFilters()
+    enrolled = (
+        await repository.enrollments(
+            session, conds, period, won, whole_org=actor.organization_id if whole_org else None
+        )
+    ).get(None, 0)
     open_probabilities = {s.key: s.probability for s in pipeline.stages if s.category == "open"}
     roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
     if roll.by_stage:

@@ -293,7 +293,9 @@ def local_date(
 def minutes_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
     """Minutes from the timestamp `earlier` to `later` (fractional)."""
     if is_postgres(dialect):
-        return type_coerce(func.extract("epoch", later - earlier) / 60, Float)
+        # date_part is double precision; EXTRACT is numeric since PostgreSQL 14 (several
+        # times slower over a period's worth of rows, and no more exact for minutes).
+        return type_coerce(func.date_part("epoch", later - earlier) / 60, Float)
     return type_coerce((func.julianday(later) - func.julianday(earlier)) * 1440.0, Float)
 
 
