@@ -14,6 +14,7 @@ from leadflow.models.import_batch import (
     ImportRowError,
     ImportUpdate,
 )
+from leadflow.models.integration import Integration
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
 from leadflow.models.organization import Organization
@@ -24,6 +25,7 @@ from leadflow.models.role import Role
 from leadflow.models.task import Task
 from leadflow.models.team import Team
 from leadflow.models.user import User
+from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AiGeneration",
@@ -39,6 +41,7 @@ __all__ = [
     "ImportFileChunk",
     "ImportRowError",
     "ImportUpdate",
+    "Integration",
     "Interaction",
     "Lead",
     "LeadAssignment",
@@ -60,4 +63,7 @@ __all__ = [
     "Task",
     "Team",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
