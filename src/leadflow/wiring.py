@@ -7,19 +7,26 @@ it: a subscriber depends on the publisher, and only this list knows them all.
 
 # Event subscribers.
 # Timeline kinds, so a lead's timeline reads the same in the worker as in the app.
+# Integration types (each domain registers the one it uses).
+import leadflow.ai.integration
 import leadflow.ai.timeline
 
 # Jobs and outbox delivery handlers.
 import leadflow.auth.jobs
+import leadflow.calls.integration
 import leadflow.calls.jobs
 import leadflow.imports.jobs
 import leadflow.imports.timeline
+import leadflow.notifications.integration
 import leadflow.notifications.jobs
 import leadflow.notifications.lead_assigned
 import leadflow.reports.jobs
 import leadflow.sla.handlers
 import leadflow.sla.jobs
 import leadflow.tasks.jobs
+import leadflow.webhooks.delivery
+import leadflow.webhooks.handlers
+import leadflow.webhooks.integration
 import leadflow.worker.outbox
 import leadflow.worker.prune  # noqa: F401
 from leadflow.kit import events

@@ -29,10 +29,12 @@ from leadflow.config import Settings
 from leadflow.db.dialect import is_postgres
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
+from leadflow.imports.events import ImportCompleted
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.pipeline import MAX_REPORTED_ERRORS, ImportFenced, Report, process
 from leadflow.imports.rows import Source, load_context, open_rows
+from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError
@@ -104,6 +106,7 @@ async def run_sync(
     if batch is not None:
         batch.status = "completed"
         batch.finished_at = utcnow()
+        await _announce(session, batch)
         await record(
             session,
             actor=actor,
@@ -141,6 +144,20 @@ async def _check_assignee(session: AsyncSession, actor: Actor, options: ImportOp
         raise ValidationFailed(
             "assignee_id must be an active user of this organisation", field="assignee_id"
         )
+
+
+async def _announce(session: AsyncSession, batch: ImportBatch) -> None:
+    """Publish `import.completed` (webhooks subscribe) with the finished batch's counts."""
+    await events.publish(
+        session,
+        ImportCompleted(
+            organization_id=batch.organization_id,
+            batch_id=batch.id,
+            filename=batch.filename,
+            summary=_summary(batch),
+            now=batch.finished_at or utcnow(),
+        ),
+    )
 
 
 def _summary(batch: ImportBatch) -> dict[str, Any]:
@@ -285,6 +302,8 @@ async def run_claimed(
         else:
             batch.status = "completed"
         batch.finished_at = utcnow()
+        if batch.status == "completed":
+            await _announce(session, batch)
         await record(
             session,
             actor=None,

@@ -3,8 +3,9 @@
 Retention (settings, in days): ended login sessions (`LEADFLOW_RETENTION_SESSIONS_DAYS`, counted
 from when they were revoked or expired; their refresh tokens go with them), delivered outbox
 rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
-rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`). The audit log is never
-pruned.
+rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`), webhook attempts
+and delivered or finally failed webhook deliveries (`LEADFLOW_RETENTION_WEBHOOKS_DAYS`, counted
+from when they were made). The audit log is never pruned.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from leadflow.kit.clock import utcnow
 from leadflow.models.auth_session import AuthSession
 from leadflow.models.call_request import CallRequestEvent
 from leadflow.models.outbox import OutboxMessage
+from leadflow.models.webhook import WebhookAttempt, WebhookDelivery
 from leadflow.worker.jobs import JobContext, job
 from leadflow.worker.outbox import DUE
 
@@ -46,11 +48,36 @@ def _old_call_events(cutoff: datetime) -> ColumnElement[bool]:
     return CallRequestEvent.created_at < cutoff
 
 
+def _uuid7_floor(cutoff: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `cutoff`'s millisecond: ids below it were made before it."""
+    return uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
+
+
+def _old_webhook_attempts(cutoff: datetime) -> ColumnElement[bool]:
+    # By id (UUIDv7, time-ordered): the primary key answers the range without another index.
+    return WebhookAttempt.id < _uuid7_floor(cutoff)
+
+
+def _finished_webhook_deliveries(cutoff: datetime) -> ColumnElement[bool]:
+    # Delivered or failed for good; queued ones stay, however old.
+    return and_(
+        WebhookDelivery.id < _uuid7_floor(cutoff),
+        WebhookDelivery.status.in_(("delivered", "failed")),
+    )
+
+
 # (name, model, condition for a cutoff, retention setting)
 TARGETS: list[tuple[str, Any, Callable[[datetime], ColumnElement[bool]], str]] = [
     ("sessions", AuthSession, _ended_sessions, "retention_sessions_days"),
     ("outbox", OutboxMessage, _delivered_outbox, "retention_outbox_days"),
     ("call_events", CallRequestEvent, _old_call_events, "retention_call_events_days"),
+    ("webhook_attempts", WebhookAttempt, _old_webhook_attempts, "retention_webhooks_days"),
+    (
+        "webhook_deliveries",
+        WebhookDelivery,
+        _finished_webhook_deliveries,
+        "retention_webhooks_days",
+    ),
 ]
 
 

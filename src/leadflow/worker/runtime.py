@@ -96,6 +96,7 @@ class Ticker(threading.Thread):
             ("maintenance.prune", settings.prune_seconds),
             ("reports.due", settings.report_schedule_seconds),
             ("reports.cleanup_files", settings.report_file_cleanup_seconds),
+            ("webhooks.dispatch", settings.webhooks_relay_seconds),
         ]
 
     def run(self) -> None:
