@@ -25,7 +25,7 @@ from leadflow.kit.clock import clock
 class ClockedWebhook(Webhook):
     """The library's verifier with the tolerance window around Leadflow's clock."""
 
-    def _Webhook__verify_timestamp(self, timestamp_header: str) -> datetime:  # noqa: N802
+    def _Webhook__verify_timestamp(self, timestamp_header: str) -> datetime:
         now = clock.now()
         try:
             at = datetime.fromtimestamp(float(timestamp_header), tz=UTC)

@@ -5,8 +5,8 @@ The clock is frozen and moved; nothing sleeps."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 import uuid
+from datetime import timedelta
 from math import floor
 
 import httpx

@@ -231,7 +231,7 @@ async def test_bad_input_is_422_and_writes_nothing(
     assert await _count(session) == 0
     endpoint = await subscribe(client, admin.headers, receiver)
     base = f"{API}/{endpoint['id']}"
-    for body in [
+    patches: list[dict[str, Any]] = [
         {"events": None},
         {"events": []},
         {"endpoint_url": None},
@@ -239,15 +239,17 @@ async def test_bad_input_is_422_and_writes_nothing(
         {"status": None},
         {"secret": "whsec_AAAA"},
         {"endpoint_url": "gopher://x"},
-    ]:
+    ]
+    for body in patches:
         r = await client.patch(base, headers=admin.headers, json=body)
         assert r.status_code == 422, (body, r.text)
-    for path, params in [
+    queries: list[tuple[str, dict[str, Any]]] = [
         (API, {"limit": 501}),
         (API, {"offset": -1}),
         (f"{base}/deliveries", {"status": "lost"}),
         (f"{base}/deliveries", {"limit": 0}),
-    ]:
+    ]
+    for path, params in queries:
         r = await client.get(path, headers=admin.headers, params=params)
         assert r.status_code == 422, (path, params)
     for path in [f"{API}/not-a-uuid", f"{API}/deliveries/123/replay"]:
