@@ -114,7 +114,13 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
 
     jobs.settings.prune_batch_size = 2  # several batches per table
     result = await run_job(jobs, "maintenance.prune")
-    assert result == {"sessions": 2, "outbox": 2, "call_events": 5}
+    assert result == {
+        "sessions": 2,
+        "outbox": 2,
+        "call_events": 5,
+        "webhook_attempts": 0,  # tests/webhooks/test_prune.py
+        "webhook_deliveries": 0,
+    }
     session.expunge_all()
 
     assert await _ids(session, AuthSession) == {
@@ -139,7 +145,13 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
     assert await session.scalar(select(func.count()).select_from(AuditLog)) == audit_rows
     # A second run finds nothing left to do.
     again = await run_job(jobs, "maintenance.prune")
-    assert again == {"sessions": 0, "outbox": 0, "call_events": 0}
+    assert again == {
+        "sessions": 0,
+        "outbox": 0,
+        "call_events": 0,
+        "webhook_attempts": 0,
+        "webhook_deliveries": 0,
+    }
 
 
 async def test_retention_follows_the_settings(

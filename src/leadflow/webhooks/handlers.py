@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.calls.events import CallRequestUpdated
 from leadflow.imports.events import ImportCompleted
 from leadflow.kit.events import subscribe
+from leadflow.kit.records import RecordView
 from leadflow.leads.events import (
     LeadsAssigned,
     LeadsCreated,
@@ -54,6 +55,10 @@ ORDER = 900
 
 def lead_data(lead: Any) -> dict[str, Any]:
     """A lead (model instance or record view) as its payload shows it."""
+    if isinstance(lead, RecordView):
+        # An import chunk's leads: read the record itself (no attribute lookup per field).
+        get = lead.record.get
+        return {f: get(f) for f in LEAD_FIELDS}
     return {f: getattr(lead, f) for f in LEAD_FIELDS}
 
 
