@@ -111,7 +111,8 @@ async def test_smtp_connects_encrypted_and_sends_the_organisations_mail(
         "password": SMTP_PASSWORD,
     }
     audit = await session.scalar(select(AuditLog).where(AuditLog.action == "integration.connect"))
-    assert audit is not None and SMTP_PASSWORD not in json.dumps(audit.after)
+    assert audit is not None and audit.after is not None
+    assert SMTP_PASSWORD not in json.dumps(audit.after)
     assert audit.after["credential_fields"] == ["password", "username"]
 
     # No server-wide SMTP is configured: the organisation's relay sends its email.

@@ -72,7 +72,7 @@ async def _check(
             trust_env=False,
         ) as client:
             response = await client.get(url, auth=(creds.account_sid, creds.auth_token))
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         raise CheckFailed(f"could not connect ({type(exc).__name__})") from None
     if response.status_code != 200:
         raise CheckFailed(f"Twilio answered HTTP {response.status_code}")

@@ -802,14 +802,13 @@ async def provider_event(
     Callbacks of an earlier attempt (another CallSid) change nothing.
     """
     row = await session.get(CallRequest, call_id)
-    # Signed with the organisation's own Twilio token when it connected one; checked before
+    # Signed with the organisation's own Twilio token when it connected one (a call placed
+    # before it connected was placed, and is signed, with the server's); checked before
     # anything else is told (an unknown id with a bad signature is a 403 too).
-    token = (
-        await auth_token_for(session, settings, row.organization_id)
-        if row is not None
-        else settings.twilio_auth_token
-    )
-    if not twilio.valid_signature(token, url, params, signature):
+    tokens = {settings.twilio_auth_token}
+    if row is not None:
+        tokens.add(await auth_token_for(session, settings, row.organization_id))
+    if not any(twilio.valid_signature(t, url, params, signature) for t in tokens if t):
         raise InvalidSignature("Missing or invalid X-Twilio-Signature")
     if row is None:
         raise NotFound("Call request not found")

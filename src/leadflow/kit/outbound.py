@@ -60,7 +60,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # no such name, a malformed one
         raise TargetRefused(f"{host} does not resolve") from exc
     out: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:

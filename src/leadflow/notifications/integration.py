@@ -80,7 +80,7 @@ async def _check(
         await client.quit()
     except aiosmtplib.SMTPResponseException as exc:
         raise CheckFailed(f"the server answered {exc.code} {exc.message[:200]}") from None
-    except (aiosmtplib.SMTPException, OSError) as exc:
+    except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
         raise CheckFailed(f"could not connect ({type(exc).__name__})") from None
     finally:
         client.close()

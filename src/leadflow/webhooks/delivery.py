@@ -16,10 +16,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import func, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -148,7 +148,7 @@ async def send(client: httpx.AsyncClient, out: Outgoing) -> Outcome:
         error = f"target refused: {exc}"
     except httpx.TimeoutException:
         error = "timed out"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     latency = max(0, round((time.perf_counter() - start) * 1000))
     if error is None and status is not None and not 200 <= status < 300:
@@ -180,62 +180,90 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
 
 
 async def finish(session: AsyncSession, settings: Settings, outcomes: list[Outcome]) -> None:
-    """Record the attempts and move each delivery on (delivered, retry later, failed); count
-    the endpoints' health and disable one that failed for too long."""
+    """Record the attempts and move each delivery on (delivered, retry later, failed) — one
+    executemany each — then count the endpoints' health and disable one that failed for too
+    long."""
+    if not outcomes:
+        return
+    changes: list[dict[str, Any]] = []
     for o in outcomes:
         out = o.outgoing
-        values: dict[str, Any] = {
-            "locked_until": None,
-            "last_status_code": o.status_code,
-            "last_error": o.error,
-        }
+        status, next_at = "retry", o.at + backoff(settings, out.attempt)
         if o.success:
-            values.update(status="delivered", delivered_at=o.at)
+            status = "delivered"
         elif not out.retry or out.attempt >= settings.webhooks_max_attempts:
-            values.update(status="failed")
-        else:
-            values.update(status="retry", next_attempt_at=o.at + backoff(settings, out.attempt))
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == out.delivery_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            status = "failed"
+        changes.append(
+            {
+                "b_id": out.delivery_id,
+                "b_status": status,
+                "b_next": next_at if status == "retry" else o.at,
+                "b_delivered": o.at if o.success else None,
+                "b_code": o.status_code,
+                "b_error": o.error,
+            }
         )
-        session.add(
-            WebhookAttempt(
-                id=uuid7(),
-                delivery_id=out.delivery_id,
-                attempted_at=o.at,
-                success=o.success,
-                status_code=o.status_code,
-                latency_ms=o.latency_ms,
-                response_excerpt=o.excerpt,
-                error=o.error,
-            )
+    # The table, not the model: a plain executemany (the ORM would read a list of parameter
+    # sets as its own bulk update).
+    table = cast(Table, WebhookDelivery.__table__)
+    d = table.c
+    await session.execute(
+        update(table)
+        .where(d.id == bindparam("b_id", type_=d.id.type))
+        .values(
+            status=bindparam("b_status"),
+            next_attempt_at=bindparam("b_next", type_=d.next_attempt_at.type),
+            delivered_at=bindparam("b_delivered", type_=d.delivered_at.type),
+            last_status_code=bindparam("b_code"),
+            last_error=bindparam("b_error"),
+            locked_until=None,
+        ),
+        changes,
+    )
+    session.add_all(
+        WebhookAttempt(
+            id=uuid7(),
+            delivery_id=o.outgoing.delivery_id,
+            attempted_at=o.at,
+            success=o.success,
+            status_code=o.status_code,
+            latency_ms=o.latency_ms,
+            response_excerpt=o.excerpt,
+            error=o.error,
         )
-        if out.retry:
-            await _count_health(session, settings, o)
+        for o in outcomes
+    )
+    # Health per endpoint and batch (the test event does not count): an answer resets it,
+    # a batch of failures only adds them up.
+    by_endpoint: dict[uuid.UUID, list[Outcome]] = {}
+    for o in outcomes:
+        if o.outgoing.retry:
+            by_endpoint.setdefault(o.outgoing.endpoint_id, []).append(o)
+    for found in by_endpoint.values():
+        await _count_health(session, settings, found)
     await session.flush()
 
 
-async def _count_health(session: AsyncSession, settings: Settings, o: Outcome) -> None:
+async def _count_health(session: AsyncSession, settings: Settings, found: list[Outcome]) -> None:
     e = WebhookEndpoint
-    out = o.outgoing
-    if o.success:
+    out = found[0].outgoing
+    succeeded = [o.at for o in found if o.success]
+    if succeeded:
         await session.execute(
             update(e)
             .where(e.id == out.endpoint_id)
-            .values(failing_since=None, consecutive_failures=0, last_success_at=o.at)
+            .values(failing_since=None, consecutive_failures=0, last_success_at=max(succeeded))
             .execution_options(synchronize_session=False)
         )
         return
+    first, last = min(o.at for o in found), max(o.at for o in found)
     row = (
         await session.execute(
             update(e)
             .where(e.id == out.endpoint_id)
             .values(
-                consecutive_failures=e.consecutive_failures + 1,
-                failing_since=func.coalesce(e.failing_since, o.at),
+                consecutive_failures=e.consecutive_failures + len(found),
+                failing_since=func.coalesce(e.failing_since, first),
             )
             .returning(e.failing_since, e.consecutive_failures, e.status)
             .execution_options(synchronize_session=False)
@@ -243,10 +271,10 @@ async def _count_health(session: AsyncSession, settings: Settings, o: Outcome) -
     ).one_or_none()
     if row is None or row[2] != "active":
         return
-    failing_since, failures = row[0] or o.at, row[1]
-    long_enough = o.at - failing_since >= timedelta(hours=settings.webhooks_disable_after_hours)
+    failing_since, failures = row[0] or first, row[1]
+    long_enough = last - failing_since >= timedelta(hours=settings.webhooks_disable_after_hours)
     if long_enough and failures >= settings.webhooks_disable_min_failures:
-        await _disable(session, out, o.at, failures, failing_since)
+        await _disable(session, out, last, failures, failing_since)
 
 
 async def _disable(
