@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.organization import Organization
 from leadflow.models.role import Role
-from leadflow.models.webhook import WebhookEndpoint
+from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.conftest import new_uuid
 from tests.fixtures.factories import Factory, Member
 from tests.webhooks.conftest import ALL_LEAD_EVENTS, API, subscribe
@@ -101,9 +101,13 @@ async def test_crud_and_the_secret_is_shown_once(
     assert webhook["status"] == "connected"
     assert webhook["config"] == {"active_endpoints": 1, "disabled_endpoints": 0}
 
+    assert (await client.post(f"{url}/test", headers=admin.headers)).json()["success"] is True
     assert (await client.delete(url, headers=admin.headers)).status_code == 204
     assert (await client.get(url, headers=admin.headers)).status_code == 404
     assert await _count(session) == 0
+    # Its deliveries and their attempts went with it.
+    for model in (WebhookDelivery, WebhookAttempt):
+        assert await session.scalar(select(func.count()).select_from(model)) == 0
 
 
 async def test_a_chosen_secret_is_kept(

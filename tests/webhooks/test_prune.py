@@ -55,6 +55,8 @@ async def test_old_finished_deliveries_and_attempts_are_pruned(
     old_done = delivery("delivered", 40)
     delivery("failed", 31)
     old_queued, recent = delivery("retry", 60), delivery("delivered", 29)
+    orphan = delivery("pending", 1)
+    orphan.endpoint_id = uuid.uuid4()  # its endpoint is gone (with its organisation)
     await session.flush()
     for d, days in [(old_done, 40), (old_queued, 60), (recent, 29)]:
         clock.freeze(NOW - timedelta(days=days))
@@ -71,7 +73,7 @@ async def test_old_finished_deliveries_and_attempts_are_pruned(
     clock.freeze(NOW)
     await session.commit()
     result = await run_job(jobs, "maintenance.prune")
-    assert (result["webhook_attempts"], result["webhook_deliveries"]) == (2, 2)
+    assert (result["webhook_attempts"], result["webhook_deliveries"]) == (2, 3)
     session.expunge_all()
     left = set(await session.scalars(select(WebhookDelivery.id)))
     assert left == {old_queued.id, recent.id}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -57,6 +57,13 @@ async def active_subscriptions(
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert delivery rows in one statement (COPY on PostgreSQL)."""
     await bulk_insert(session, D, rows, columns=DELIVERY_COLUMNS)
+
+
+async def delete_deliveries(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
+    """Delete an endpoint's deliveries (their attempts go with them)."""
+    await session.execute(
+        delete(D).where(D.endpoint_id == endpoint_id).execution_options(synchronize_session=False)
+    )
 
 
 async def count_endpoints(session: AsyncSession, organization_id: uuid.UUID) -> int:

@@ -99,11 +99,15 @@ async def record(
     now = utcnow()
     for key, data in items():
         body = to_json(data)
-        message = uuid7()
+        message = None
         for endpoint_id in targets:
+            row_id = uuid7()
+            # One message, one id for every endpoint: its first delivery's (saves an id per
+            # lead in an import).
+            message = message or row_id
             rows.append(
                 {
-                    "id": uuid7(),
+                    "id": row_id,
                     "endpoint_id": endpoint_id,
                     "message_id": message,
                     "event_type": event_type,
@@ -295,6 +299,7 @@ async def delete_endpoint(session: AsyncSession, actor: Actor, endpoint_id: uuid
         resource_id=row.id,
         before=_audit_view(row),
     )
+    await repository.delete_deliveries(session, row.id)
     await session.delete(row)
     await session.flush()
 

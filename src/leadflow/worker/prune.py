@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -24,7 +24,7 @@ from leadflow.kit.clock import utcnow
 from leadflow.models.auth_session import AuthSession
 from leadflow.models.call_request import CallRequestEvent
 from leadflow.models.outbox import OutboxMessage
-from leadflow.models.webhook import WebhookAttempt, WebhookDelivery
+from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from leadflow.worker.jobs import JobContext, job
 from leadflow.worker.outbox import DUE
 
@@ -59,10 +59,14 @@ def _old_webhook_attempts(cutoff: datetime) -> ColumnElement[bool]:
 
 
 def _finished_webhook_deliveries(cutoff: datetime) -> ColumnElement[bool]:
-    # Delivered or failed for good; queued ones stay, however old.
-    return and_(
-        WebhookDelivery.id < _uuid7_floor(cutoff),
-        WebhookDelivery.status.in_(("delivered", "failed")),
+    # Delivered or failed for good (queued ones stay, however old), and any whose endpoint is
+    # gone with its organisation.
+    return or_(
+        and_(
+            WebhookDelivery.id < _uuid7_floor(cutoff),
+            WebhookDelivery.status.in_(("delivered", "failed")),
+        ),
+        ~exists().where(WebhookEndpoint.id == WebhookDelivery.endpoint_id),
     )
 
 

@@ -107,12 +107,8 @@ def upgrade() -> None:
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("delivered_at", _TS, nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["webhook_endpoints.id"],
-            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
-            ondelete="CASCADE",
-        ),
+        # No foreign key to the endpoint: checked per row, it doubled the cost of writing an
+        # import's deliveries (the service deletes an endpoint's deliveries with it).
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
     )
     # Due deliveries; the head of each (endpoint, subject) queue; an endpoint's log.
