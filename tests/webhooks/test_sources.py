@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import clock
-from leadflow.models.webhook import WebhookDelivery
+from leadflow.models.lead import Lead
+from leadflow.models.webhook import WebhookBatch, WebhookDelivery
 from leadflow.sla import service as sla
 from leadflow.webhooks.delivery import dispatch
 from leadflow.worker.jobs import JobContext, run_job
@@ -116,3 +117,49 @@ async def test_merge_task_sla_and_call_events(
     statuses = [c["call_request"]["status"] for c in by_type["call_request.updated"]]
     assert statuses == ["queued", "calling", "in_progress", "in_progress", "booked"]
     assert {c["call_request"]["id"] for c in by_type["call_request.updated"]} == {accepted["id"]}
+
+
+async def test_a_large_chunk_is_one_batch_row_and_keeps_each_leads_order(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+    receiver: Receiver,
+    frozen: object,
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    endpoint = await subscribe(
+        client, admin.headers, receiver, events=["lead.created", "lead.updated"]
+    )
+    rows = [{"Vorname": f"Viel{i}", "E-Mail": f"viel{i}@example.com"} for i in range(150)]
+    r = await client.post("/api/v1/leads/import", headers=admin.headers, json=rows)
+    assert r.status_code == 200 and r.json()["imported_count"] == 150
+    batches = list(await session.scalars(select(WebhookBatch)))
+    assert [(b.event_type, b.size, str(b.endpoint_id)) for b in batches] == [
+        ("lead.created", 150, endpoint["id"])
+    ]
+    assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    # A change of one of them right after: its delivery must not overtake the lead's created.
+    lead_id = str(await session.scalar(select(Lead.id).where(Lead.email == "viel7@example.com")))
+    r = await client.patch(
+        f"/api/v1/leads/{lead_id}", headers=admin.headers, json={"company": "ACME", "version": 1}
+    )
+    assert r.status_code == 200, r.text
+    # The batch is expanded before anything of the endpoint goes out.
+    ctx = JobContext(
+        settings=jobs.settings.model_copy(update={"webhooks_batch_size": 7}),
+        session_factory=jobs.session_factory,
+    )
+    assert await dispatch(ctx) == {"delivered": 151, "failed": 0}
+    assert await session.scalar(select(func.count()).select_from(WebhookBatch)) == 0
+    mine = [
+        p["type"]
+        for p in receiver.verified()
+        if p["data"].get("lead_id") == lead_id or p["data"].get("lead", {}).get("id") == lead_id
+    ]
+    assert mine == ["lead.created", "lead.updated"]
+    created = [p for p in receiver.verified() if p["type"] == "lead.created"]
+    assert len({p["data"]["lead"]["id"] for p in created}) == 150
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(ids) == 151

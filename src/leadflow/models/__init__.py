@@ -25,7 +25,12 @@ from leadflow.models.role import Role
 from leadflow.models.task import Task
 from leadflow.models.team import Team
 from leadflow.models.user import User
-from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from leadflow.models.webhook import (
+    WebhookAttempt,
+    WebhookBatch,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "AiGeneration",
@@ -64,6 +69,7 @@ __all__ = [
     "Team",
     "User",
     "WebhookAttempt",
+    "WebhookBatch",
     "WebhookDelivery",
     "WebhookEndpoint",
 ]

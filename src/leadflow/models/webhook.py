@@ -86,6 +86,24 @@ class WebhookDelivery(IdMixin, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class WebhookBatch(Base):
+    """Deliveries of a large event set (an import chunk) for one endpoint, written as one row
+    in the change's transaction and turned into `WebhookDelivery` rows by the worker. Their
+    ids are assigned when written (`items`: JSON `[[id, message_id, ordering_key, body], …]`),
+    so they keep their place in each subject's order; `id` is the smallest of them."""
+
+    __tablename__ = "webhook_batches"
+    __table_args__ = (Index("ix_webhook_batches_endpoint", "endpoint_id", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(40), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    items: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class WebhookAttempt(IdMixin, Base):
     """One HTTP attempt of a delivery: what the endpoint answered and how fast."""
 

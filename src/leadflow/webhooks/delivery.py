@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import httpx
+import orjson
 from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
@@ -154,6 +155,40 @@ async def send(client: httpx.AsyncClient, out: Outgoing) -> Outcome:
     if error is None and status is not None and not 200 <= status < 300:
         error = f"HTTP {status}"
     return Outcome(out, at, status, latency, excerpt, error[:500] if error else None)
+
+
+async def expand_batches(ctx: JobContext, limit: int = 20) -> int:
+    """Turn waiting batches into deliveries, oldest first, one transaction each (they keep the
+    ids assigned when written); how many deliveries were made."""
+    made = 0
+    async with ctx.session_factory() as session:
+        waiting = await repository.next_batches(session, limit)
+        await session.commit()
+    for batch_id in waiting:
+        async with ctx.session_factory() as session:
+            row = await repository.take_batch(session, batch_id)
+            if row is not None:  # else another worker expanded it
+                endpoint_id, event_type, occurred_at, created_at, items = row
+                parsed = orjson.loads(items)
+                await repository.insert_deliveries(
+                    session,
+                    [
+                        repository.delivery_row(
+                            uuid.UUID(row_id),
+                            endpoint_id,
+                            uuid.UUID(message_id),
+                            event_type,
+                            uuid.UUID(key) if key else None,
+                            body,
+                            occurred_at,
+                            created_at,
+                        )
+                        for row_id, message_id, key, body in parsed
+                    ],
+                )
+                made += len(parsed)
+            await session.commit()
+    return made
 
 
 async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
@@ -338,6 +373,7 @@ async def dispatch(ctx: JobContext) -> dict[str, int]:
 
     async with client_for(settings) as client:
         for _ in range(MAX_ROUNDS):
+            await expand_batches(ctx)
             batch = await claim_due(ctx, settings.webhooks_batch_size)
             if not batch:
                 break

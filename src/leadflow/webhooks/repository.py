@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from leadflow.db.dialect import bulk_insert
 from leadflow.kit.pagination import PageParams
-from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from leadflow.models.webhook import WebhookAttempt, WebhookBatch, WebhookDelivery, WebhookEndpoint
 
+B = WebhookBatch
 D = WebhookDelivery
 E = WebhookEndpoint
 # Literal values, so the partial indexes' predicate (status IN ('pending', 'retry')) is seen
@@ -39,6 +40,32 @@ DELIVERY_COLUMNS = (
 )
 
 
+def delivery_row(
+    row_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    message_id: uuid.UUID,
+    event_type: str,
+    key: uuid.UUID | None,
+    body: str,
+    occurred_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new delivery as inserted."""
+    return {
+        "id": row_id,
+        "endpoint_id": endpoint_id,
+        "message_id": message_id,
+        "event_type": event_type,
+        "ordering_key": key,
+        "body": body,
+        "occurred_at": occurred_at,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
 def is_due(table: Any) -> ColumnElement[bool]:
     """`status IN ('pending', 'retry')` of `table` (the delivery model or an alias)."""
     return table.status.in_(DUE_STATUSES)
@@ -60,10 +87,35 @@ async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -
 
 
 async def delete_deliveries(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
-    """Delete an endpoint's deliveries (their attempts go with them)."""
-    await session.execute(
-        delete(D).where(D.endpoint_id == endpoint_id).execution_options(synchronize_session=False)
+    """Delete an endpoint's deliveries (their attempts go with them) and unexpanded batches."""
+    for model in (D, B):
+        await session.execute(
+            delete(model)
+            .where(model.endpoint_id == endpoint_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def insert_batches(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert batch rows (one per endpoint of a large event set)."""
+    await session.execute(insert(B), rows)
+
+
+async def next_batches(session: AsyncSession, limit: int) -> list[uuid.UUID]:
+    """The oldest unexpanded batches."""
+    return list(await session.scalars(select(B.id).order_by(B.id).limit(limit)))
+
+
+async def take_batch(session: AsyncSession, batch_id: uuid.UUID) -> Any | None:
+    """Remove a batch and return it (one DELETE … RETURNING: of concurrent workers, one
+    gets it); its deliveries are inserted in the same transaction."""
+    result = await session.execute(
+        delete(B)
+        .where(B.id == batch_id)
+        .returning(B.endpoint_id, B.event_type, B.occurred_at, B.created_at, B.items)
+        .execution_options(synchronize_session=False)
     )
+    return result.one_or_none()
 
 
 async def count_endpoints(session: AsyncSession, organization_id: uuid.UUID) -> int:
@@ -164,7 +216,8 @@ async def get_delivery(
 async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
     """Deliveries that may go now: due, not held by a live claim, their endpoint active, and
     first in line — no earlier delivery about the same subject to the same endpoint is still
-    queued (a failed one no longer holds the line)."""
+    queued (a failed one no longer holds the line), and no earlier batch of the endpoint is
+    still waiting to be expanded (it may hold an earlier delivery about the subject)."""
     earlier = aliased(D)
     blocked = (
         select(earlier.id)
@@ -185,6 +238,7 @@ async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid
             or_(D.locked_until.is_(None), D.locked_until < now),
             E.status == "active",
             ~blocked,
+            ~select(B.id).where(B.endpoint_id == D.endpoint_id, B.id < D.id).exists(),
         )
         .order_by(D.next_attempt_at, D.id)
         .limit(limit)

@@ -127,6 +127,19 @@ def upgrade() -> None:
         sqlite_where=_DUE,
     )
     op.create_index("ix_webhook_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "id"])
+    # Large event sets (an import chunk): one row per endpoint, expanded by the worker.
+    op.create_table(
+        "webhook_batches",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("endpoint_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=40), nullable=False),
+        sa.Column("occurred_at", _TS, nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("items", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_batches")),
+    )
+    op.create_index("ix_webhook_batches_endpoint", "webhook_batches", ["endpoint_id", "id"])
     op.create_table(
         "webhook_attempts",
         sa.Column("delivery_id", sa.Uuid(), nullable=False),
@@ -152,6 +165,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_attempts")
+    op.drop_table("webhook_batches")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_endpoints")
     op.drop_table("integrations")
