@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -169,7 +170,7 @@ async def expand_batches(ctx: JobContext, limit: int = 20) -> int:
             row = await repository.take_batch(session, batch_id)
             if row is not None:  # else another worker expanded it
                 endpoint_id, event_type, occurred_at, created_at, items = row
-                parsed = orjson.loads(items)
+                parsed = orjson.loads(zlib.decompress(items))
                 await repository.insert_deliveries(
                     session,
                     [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -121,13 +122,16 @@ async def record(
                     "occurred_at": occurred_at,
                     "created_at": now,
                     "size": len(owed),
-                    "items": orjson.dumps(
-                        [
-                            [row_ids[n], row_ids[0], key, body]
-                            for (key, body), row_ids in zip(owed, ids, strict=True)
-                        ],
-                        default=_json_default,
-                    ).decode(),
+                    "items": zlib.compress(
+                        orjson.dumps(
+                            [
+                                [row_ids[n], row_ids[0], key, body]
+                                for (key, body), row_ids in zip(owed, ids, strict=True)
+                            ],
+                            default=_json_default,
+                        ),
+                        1,
+                    ),
                 }
                 for n, endpoint_id in enumerate(targets)
             ],

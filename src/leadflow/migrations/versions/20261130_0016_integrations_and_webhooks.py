@@ -136,7 +136,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", _TS, nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("items", sa.Text(), nullable=False),
+        sa.Column("items", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_batches")),
     )
     op.create_index("ix_webhook_batches_endpoint", "webhook_batches", ["endpoint_id", "id"])
