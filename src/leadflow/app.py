@@ -35,6 +35,7 @@ from leadflow.health.endpoints import admin_router as admin_health_router
 from leadflow.health.endpoints import router as health_router
 from leadflow.health.requests import RequestFlusher
 from leadflow.imports.endpoints import batches_router, import_router
+from leadflow.integrations.endpoints import router as integrations_router
 from leadflow.kit.context import parse_networks
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
@@ -51,6 +52,7 @@ from leadflow.sla.endpoints import router as sla_router
 from leadflow.tasks.endpoints import router as tasks_router
 from leadflow.timeline.endpoints import router as timeline_router
 from leadflow.users.endpoints import router as users_router
+from leadflow.webhooks.endpoints import router as webhooks_router
 from leadflow.worker.endpoints import emails_router, jobs_router
 from leadflow.worker.jobs import set_queue
 from leadflow.worker.runtime import HueyQueue, Worker, build_huey
@@ -67,6 +69,9 @@ ROUTES: list[tuple[APIRouter, str]] = [
     (teams_router, f"{API}/teams"),
     (api_keys_router, f"{API}/admin/api-keys"),
     (audit_router, f"{API}/admin/audit-logs"),
+    # Webhooks before integrations: `/integrations/webhooks/…` is not an integration type.
+    (webhooks_router, f"{API}/admin/integrations/webhooks"),
+    (integrations_router, f"{API}/admin/integrations"),
     (import_router, f"{API}/leads"),
     (leads_router, f"{API}/leads"),
     (tags_router, f"{API}/tags"),
@@ -96,6 +101,7 @@ ALIASES: dict[str, str] = {
     "/api/auth": f"{API}/auth",
     "/api/users": f"{API}/users",
     f"{API}/admin/integrations/api-keys": f"{API}/admin/api-keys",
+    f"{API}/admin/webhooks": f"{API}/admin/integrations/webhooks",
     "/api/audit-logs": f"{API}/admin/audit-logs",
     "/api/leads": f"{API}/leads",
     "/leads": f"{API}/leads",

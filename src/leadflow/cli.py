@@ -17,8 +17,10 @@ from leadflow.kit.jsonlog import configure_logging
 app = typer.Typer(help="Leadflow lead-management and sales CRM backend.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+integrations_app = typer.Typer(help="Integrations and stored credentials.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(integrations_app, name="integrations")
 
 
 @app.command()
@@ -92,6 +94,39 @@ def create_admin(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"admin {email} ready in organisation '{org}'")
+
+
+@integrations_app.command("rotate-key")
+def rotate_key(
+    old_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--old-key",
+            help="A secret key the credentials may be encrypted under (repeatable); "
+            "LEADFLOW_PREVIOUS_SECRET_KEYS is used too",
+        ),
+    ] = None,
+) -> None:
+    """Re-encrypt stored credentials (integrations, webhook secrets) under LEADFLOW_SECRET_KEY."""
+    from leadflow.integrations.keys import rotate_all
+    from leadflow.kit.crypto import SecretUnreadable
+
+    settings = get_settings()
+    settings.resolved_secret_key()
+
+    async def run(db: Database) -> dict[str, int]:
+        async with session_scope(db) as session:
+            return await rotate_all(session, settings, old_key or [])
+
+    try:
+        counts = asyncio.run(_with_db(run))
+    except SecretUnreadable as exc:
+        typer.echo(f"error: {exc}; nothing was changed", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"re-encrypted {counts['integrations']} integration credentials and "
+        f"{counts['webhook_secrets']} webhook secrets under the current key"
+    )
 
 
 @app.command()

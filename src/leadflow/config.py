@@ -167,7 +167,35 @@ class Settings(BaseSettings):
     def _empty_operator(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("trusted_proxies", mode="before")
+    # -- integrations and webhooks (wt-webhooks) --
+    # Earlier values of LEADFLOW_SECRET_KEY (comma-separated or a JSON list): stored
+    # credentials encrypted under them stay readable until `leadflow integrations rotate-key`
+    # has re-encrypted them under the current key.
+    previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # An organisation's own SMTP relay, OpenAI base URL or Twilio API base may not point at a
+    # private, loopback or link-local address unless this is set (a single-tenant install
+    # with an internal relay).
+    integrations_allow_private: bool = False
+    integrations_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # Webhooks: targets on private, loopback or link-local addresses are refused unless set;
+    # the HTTP timeout of one attempt; attempts with exponential backoff (base, cap) — the
+    # defaults spread 13 attempts over about 26 hours; an endpoint whose attempts all failed
+    # for `disable_after_hours` (and at least `disable_min_failures` in a row) is disabled.
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    webhooks_max_attempts: int = Field(default=13, ge=1, le=50)
+    webhooks_backoff_seconds: int = Field(default=60, ge=0)
+    webhooks_backoff_max_seconds: int = Field(default=6 * 3600, ge=0)
+    webhooks_disable_after_hours: float = Field(default=24, gt=0)
+    webhooks_disable_min_failures: int = Field(default=5, ge=1)
+    webhooks_relay_seconds: int = Field(default=10, ge=1)
+    webhooks_lock_seconds: int = Field(default=120, ge=10)
+    webhooks_batch_size: int = Field(default=50, ge=1, le=500)
+    webhooks_concurrency: int = Field(default=8, ge=1, le=64)
+    webhooks_max_endpoints: int = Field(default=20, ge=1)
+    retention_webhooks_days: int = Field(default=30, ge=1)
+
+    @field_validator("trusted_proxies", "previous_secret_keys", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
         if isinstance(value, str):

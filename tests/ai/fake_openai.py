@@ -65,6 +65,10 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # GET /v1/models (an integration's connection test): the models listed, and the key
+        # it insists on when set.
+        self.models = ["gpt-4o-mini", "gpt-4.1"]
+        self.api_key: str | None = None
         self._queue: deque[_Behaviour] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -161,6 +165,24 @@ class FakeOpenAI:
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
+
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._arrived:
+                    fake.requests.append(Recorded(self.path, headers, {}))
+                    fake._arrived.notify_all()
+                if self.path != "/v1/models":
+                    self._send(404, {"error": {"message": "no such route", "type": "invalid"}})
+                    return
+                if fake.api_key and headers.get("authorization") != f"Bearer {fake.api_key}":
+                    error = {"message": "Incorrect API key", "type": "invalid_request_error"}
+                    self._send(401, {"error": error})
+                    return
+                models = [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                    for m in fake.models
+                ]
+                self._send(200, {"object": "list", "data": models})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)

@@ -224,7 +224,7 @@ async def test_token_with_wrong_audience_or_algorithm_is_rejected(
     settings = app.state.settings
     good = jwt.decode(m.headers["Authorization"].split()[1], options={"verify_signature": False})
     bad_aud = jwt.encode({**good, "aud": "other"}, settings.secret_key, algorithm="HS256")
-    none_alg = jwt.encode(good, None, algorithm="none")
+    none_alg = jwt.encode(good, "", algorithm="none")
     for token in (bad_aud, none_alg):
         r = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401

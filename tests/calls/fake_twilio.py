@@ -7,6 +7,7 @@ an error status for the next request.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -41,6 +42,8 @@ class FakeTwilio:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        # GET …/Accounts/{sid}.json (an integration's connection test) checks these when set.
+        self.credentials: tuple[str, str] | None = None
         self._errors: deque[int] = deque()
         self._lock = threading.Lock()
         self._sids = (f"CA{n:032x}" for n in itertools.count(1))
@@ -80,6 +83,25 @@ class FakeTwilio:
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
+
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with fake._lock:
+                    fake.requests.append(Recorded("GET", self.path, headers, []))
+                parts = self.path.split("/")
+                # /2010-04-01/Accounts/{sid}.json
+                if len(parts) != 4 or parts[2] != "Accounts" or not parts[3].endswith(".json"):
+                    self._send(404, {"code": 20404, "message": "not found"})
+                    return
+                sid = parts[3].removesuffix(".json")
+                if fake.credentials is not None:
+                    expected = base64.b64encode(":".join(fake.credentials).encode()).decode()
+                    if headers.get("authorization") != f"Basic {expected}" or (
+                        sid != fake.credentials[0]
+                    ):
+                        self._send(401, {"code": 20003, "message": "Authenticate"})
+                        return
+                self._send(200, {"sid": sid, "status": "active", "friendly_name": "Test"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)

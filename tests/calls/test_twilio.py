@@ -266,8 +266,8 @@ async def test_cancel_during_a_twilio_call_hangs_up(
     await _callback(client, call_id, {"CallSid": call_sid, "CallStatus": "in-progress"})
     r = await client.post(f"{API}/{call_id}/cancel", headers=admin.headers)
     assert r.status_code == 200 and r.json()["status"] == "canceled"
-    assert ("calls.hangup", ("twilio", call_sid), None) in queue.items
-    assert await run_job(jobs, "calls.hangup", "twilio", call_sid) == "done"
+    assert ("calls.hangup", ("twilio", call_sid, call_id), None) in queue.items
+    assert await run_job(jobs, "calls.hangup", "twilio", call_sid, call_id) == "done"
     hangup = twilio_app.requests[-1]
     assert hangup.path == f"/2010-04-01/Accounts/{SID}/Calls/{call_sid}.json"
     assert hangup.form == [("Status", "completed")]

@@ -121,6 +121,8 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
         "request_samples": 0,
         "health_samples": 0,
         "worker_heartbeats": 0,
+        "webhook_attempts": 0,  # tests/webhooks/test_prune.py
+        "webhook_deliveries": 0,
     }
     session.expunge_all()
 

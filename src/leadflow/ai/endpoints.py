@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 
 from leadflow.ai import provider_call, service
+from leadflow.ai.integration import runtime_for
 from leadflow.ai.runtime import AiRuntime, build_runtime
 from leadflow.ai.schemas import AiRequest, AiResponse, GenerationRead
 from leadflow.auth.dependencies import require_permission
@@ -39,6 +40,7 @@ Runtime = Annotated[AiRuntime, Depends(ai_runtime)]
 
 @router.post("", response_model=AiResponse)
 async def run_action(
+    request: Request,
     session: SessionDep,
     sessions: SessionFactoryDep,
     actor: AiUser,
@@ -54,14 +56,21 @@ async def run_action(
     organisation's daily budget (429 `ai_budget_exhausted`) and wait for one of the process's
     provider slots (429 `ai_busy` when none frees up in time).
     """
-    prepared = await service.prepare(session, actor, runtime, body)
-    # The reads are done: end the request's transaction here so its connection goes back to
-    # the pool while the provider works (seconds, for a language model). The request's own
-    # commit at the end then has nothing left to do.
-    await session.commit()
-    answered = await provider_call.ask(actor, runtime, prepared)
-    async with sessions() as store, unit_of_work(store):
-        return await provider_call.finish(store, actor, runtime, prepared, answered)
+    # The organisation's own OpenAI account, when it connected one, answers instead of the
+    # server-wide provider (same limits, same local fallback).
+    own = await runtime_for(session, request.app.state.settings, runtime, actor.organization_id)
+    try:
+        prepared = await service.prepare(session, actor, own, body)
+        # The reads are done: end the request's transaction here so its connection goes back
+        # to the pool while the provider works (seconds, for a language model). The request's
+        # own commit at the end then has nothing left to do.
+        await session.commit()
+        answered = await provider_call.ask(actor, own, prepared)
+        async with sessions() as store, unit_of_work(store):
+            return await provider_call.finish(store, actor, own, prepared, answered)
+    finally:
+        if own is not runtime:
+            await own.provider.aclose()
 
 
 @router.get("/generations", response_model=Page[GenerationRead])

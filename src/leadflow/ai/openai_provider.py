@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 from openai.types.responses import ResponseInputParam, ResponseTextConfigParam
@@ -65,6 +66,7 @@ class OpenAIProvider:
         base_url: str = "",
         timeout: float = 20,
         max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.model = model
         self._timeout = timeout
@@ -76,6 +78,8 @@ class OpenAIProvider:
                 base_url=base_url or None,
                 timeout=timeout,
                 max_retries=max_retries,
+                # An organisation's own base URL goes through the outbound address guard.
+                http_client=http_client,  # type: ignore[arg-type]  # httpx clients are accepted
             )
             if api_key
             else None

@@ -13,7 +13,10 @@ import uuid
 from contextlib import aclosing
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from leadflow.calls import repository, service
+from leadflow.calls.integration import provider_for
 from leadflow.calls.providers import (
     CallUpdate,
     ProviderError,
@@ -23,6 +26,7 @@ from leadflow.calls.providers import (
 )
 from leadflow.calls.twilio import TwilioProvider
 from leadflow.config import Settings
+from leadflow.db.engine import transactions_that
 from leadflow.kit.clock import utcnow
 from leadflow.models.call_request import CallRequest
 from leadflow.worker.jobs import JobContext, enqueue_job, job
@@ -86,10 +90,23 @@ async def run_attempt(ctx: JobContext, call_id: uuid.UUID, provider: VoiceProvid
         return current.status if current is not None else "missing"
 
 
+async def provider_of(ctx: JobContext, call_id: uuid.UUID) -> VoiceProvider:
+    """The organisation's own Twilio account when it connected one, else the configured
+    provider (read in a short transaction: nothing stays open while the provider talks)."""
+    with transactions_that(write=False):
+        async with ctx.session_factory() as session:
+            org_id = await session.scalar(
+                select(CallRequest.organization_id).where(CallRequest.id == call_id)
+            )
+            own = await provider_for(session, ctx.settings, org_id) if org_id else None
+    return own or build_provider(ctx.settings)
+
+
 @job("calls.process")
 async def process(ctx: JobContext, call_request_id: str) -> str:
     """Run the due attempt of one call request (queued after commit, or with an eta)."""
-    return await run_attempt(ctx, uuid.UUID(call_request_id), build_provider(ctx.settings))
+    call_id = uuid.UUID(call_request_id)
+    return await run_attempt(ctx, call_id, await provider_of(ctx, call_id))
 
 
 @job("calls.due")
@@ -116,9 +133,13 @@ async def due(ctx: JobContext) -> dict[str, int]:
 
 
 @job("calls.hangup")
-async def hangup(ctx: JobContext, provider: str, provider_call_id: str) -> str:
-    """End a provider call whose request was canceled."""
+async def hangup(
+    ctx: JobContext, provider: str, provider_call_id: str, call_request_id: str | None = None
+) -> str:
+    """End a provider call whose request was canceled (on the account that placed it)."""
     if provider != "twilio":
         return "skipped"
-    await TwilioProvider.from_settings(ctx.settings).hangup(provider_call_id)
+    chosen = await provider_of(ctx, uuid.UUID(call_request_id)) if call_request_id else None
+    twilio = chosen if isinstance(chosen, TwilioProvider) else None
+    await (twilio or TwilioProvider.from_settings(ctx.settings)).hangup(provider_call_id)
     return "done"

@@ -46,6 +46,8 @@ from leadflow.calls.errors import (
     IllegalTransition,
     InvalidSignature,
 )
+from leadflow.calls.events import CallRequestUpdated
+from leadflow.calls.integration import auth_token_for
 from leadflow.calls.providers import CallUpdate, OutboundCall, UpdateKind
 from leadflow.calls.repository import ON_CALL, WAITING, CallFilter
 from leadflow.calls.schemas import (
@@ -58,6 +60,7 @@ from leadflow.calls.schemas import (
 from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
+from leadflow.kit.events import publish
 from leadflow.kit.normalize import is_valid_phone, normalize_phone, normalize_possible_phone
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
@@ -187,7 +190,12 @@ async def _advance(
             )
         )
     await session.flush()
-    return await session.get(CallRequest, call_id, populate_existing=True)
+    row = await session.get(CallRequest, call_id, populate_existing=True)
+    if row is not None:
+        await publish(
+            session, CallRequestUpdated(organization_id=org_id, call_request=row, now=now)
+        )
+    return row
 
 
 async def _schedule(
@@ -439,6 +447,9 @@ async def submit(
         )
     )
     await session.flush()
+    await publish(
+        session, CallRequestUpdated(organization_id=row.organization_id, call_request=row, now=now)
+    )
     calendar = await calendar_of(session, row.organization_id)
     result: CallRequest | None = row
     if calendar.is_open(now):
@@ -524,7 +535,7 @@ async def cancel(session: AsyncSession, actor: Actor, ident: str) -> CallRequest
         check_transition(CallStatus(fresh.status), CallStatus.CANCELED)
         raise AssertionError("unreachable: a non-final request can always be canceled")
     if before in ON_CALL and row.provider == "twilio" and row.provider_call_id:
-        enqueue_job(session, "calls.hangup", row.provider, row.provider_call_id)
+        enqueue_job(session, "calls.hangup", row.provider, row.provider_call_id, str(row.id))
     await record(
         session,
         actor=actor,
@@ -790,9 +801,15 @@ async def provider_event(
 
     Callbacks of an earlier attempt (another CallSid) change nothing.
     """
-    if not twilio.valid_signature(settings.twilio_auth_token, url, params, signature):
-        raise InvalidSignature("Missing or invalid X-Twilio-Signature")
     row = await session.get(CallRequest, call_id)
+    # Signed with the organisation's own Twilio token when it connected one (a call placed
+    # before it connected was placed, and is signed, with the server's); checked before
+    # anything else is told (an unknown id with a bad signature is a 403 too).
+    tokens = {settings.twilio_auth_token}
+    if row is not None:
+        tokens.add(await auth_token_for(session, settings, row.organization_id))
+    if not any(twilio.valid_signature(t, url, params, signature) for t in tokens if t):
+        raise InvalidSignature("Missing or invalid X-Twilio-Signature")
     if row is None:
         raise NotFound("Call request not found")
     form = dict(params)

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
@@ -22,6 +22,7 @@ import httpx
 
 from leadflow.calls.providers import CallUpdate, OutboundCall, ProviderError, UpdateKind
 from leadflow.config import Settings
+from leadflow.kit.outbound import TargetRefused
 
 log = logging.getLogger("leadflow.calls")
 
@@ -141,12 +142,16 @@ class TwilioProvider:
         from_number: str,
         api_base: str = "https://api.twilio.com",
         timeout: float = 15.0,
+        transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
+        # A new transport per request (a client closes its transport): an organisation's own
+        # API base goes through the outbound address guard.
+        self.transport = transport
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioProvider:
@@ -177,9 +182,10 @@ class TwilioProvider:
 
     async def _post(self, url: str, data: Mapping[str, str | list[str]]) -> httpx.Response:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            transport = self.transport() if self.transport is not None else None
+            async with httpx.AsyncClient(timeout=self.timeout, transport=transport) as client:
                 return await client.post(url, data=data, auth=(self.account_sid, self.auth_token))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TargetRefused) as exc:
             raise ProviderError(f"Twilio is unreachable ({type(exc).__name__})") from exc
 
     async def place_call(self, call: OutboundCall) -> AsyncGenerator[CallUpdate, None]:

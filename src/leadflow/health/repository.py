@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.models.health import BIN_COLUMNS, HealthSample, RequestSample, WorkerHeartbeat
 from leadflow.models.organization import Organization
 from leadflow.models.outbox import OutboxMessage
+from leadflow.models.webhook import WebhookBatch, WebhookDelivery
 from leadflow.worker.heartbeat import alive_since
 from leadflow.worker.outbox import DUE
 
@@ -58,6 +59,21 @@ class OutboxFigures:
         return sum(
             n for k, n in self.failed_by_kind.items() if k == kind or (webhooks and is_webhook(k))
         )
+
+
+async def webhook_figures(session: AsyncSession) -> tuple[int, int]:
+    """(deliveries waiting — queued or retrying, and those of batches the worker has not
+    expanded yet —, deliveries failed for good) of the webhook tables."""
+    d = WebhookDelivery
+    rows = await session.execute(
+        select(d.status, func.count())
+        .where(d.status.in_(("pending", "retry", "failed")))
+        .group_by(d.status)
+    )
+    by_status = {status: int(n) for status, n in rows.all()}
+    batched = await session.scalar(select(func.coalesce(func.sum(WebhookBatch.size), 0)))
+    waiting = by_status.get("pending", 0) + by_status.get("retry", 0) + int(batched or 0)
+    return waiting, by_status.get("failed", 0)
 
 
 async def outbox_figures(session: AsyncSession) -> OutboxFigures:

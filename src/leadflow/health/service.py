@@ -149,6 +149,7 @@ async def overview(
     database = await _database(session)
     depth = await queue_depth(queue)
     outbox = await repo.outbox_figures(session)
+    hooks_waiting, hooks_failed = await repo.webhook_figures(session)
     hb = settings.heartbeat_seconds
     alive_from = alive_since(now, hb)
     workers = [
@@ -221,7 +222,8 @@ async def overview(
             backlog=outbox.pending_of(repo.EMAIL), failed=outbox.failed_of(repo.EMAIL)
         ),
         webhooks=BacklogHealth(
-            backlog=outbox.pending_of(webhooks=True), failed=outbox.failed_of(webhooks=True)
+            backlog=outbox.pending_of(webhooks=True) + hooks_waiting,
+            failed=outbox.failed_of(webhooks=True) + hooks_failed,
         ),
         requests=await _requests(session, now),
         sampler=SamplerHealth(
@@ -248,7 +250,8 @@ async def take_sample(
         MetricType.OUTBOX_PENDING: outbox.pending,
         MetricType.FAILED_JOBS: outbox.failed,
         MetricType.EMAIL_BACKLOG: outbox.pending_of(repo.EMAIL),
-        MetricType.WEBHOOK_BACKLOG: outbox.pending_of(webhooks=True),
+        MetricType.WEBHOOK_BACKLOG: outbox.pending_of(webhooks=True)
+        + (await repo.webhook_figures(session))[0],
         MetricType.WORKERS_ALIVE: await repo.workers_alive(
             session, now, settings.heartbeat_seconds
         ),

@@ -30,10 +30,12 @@ from leadflow.config import Settings
 from leadflow.db.dialect import is_postgres
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.imports import parsing, repository
+from leadflow.imports.events import ImportCompleted
 from leadflow.imports.options import ImportOptions
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.pipeline import MAX_REPORTED_ERRORS, ImportFenced, Report, process
 from leadflow.imports.rows import Source, load_context, open_rows, resolve_dates
+from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError
@@ -105,6 +107,7 @@ async def run_sync(
     if batch is not None:
         batch.status = "completed"
         batch.finished_at = utcnow()
+        await _announce(session, batch)
         await record(
             session,
             actor=actor,
@@ -145,6 +148,20 @@ async def _check_assignee(session: AsyncSession, actor: Actor, options: ImportOp
     if options.assignee_id != actor.user_id:
         # As on a lead's own create or update: giving leads to someone else is leads:assign.
         actor.require("leads:assign")
+
+
+async def _announce(session: AsyncSession, batch: ImportBatch) -> None:
+    """Publish `import.completed` (webhooks subscribe) with the finished batch's counts."""
+    await events.publish(
+        session,
+        ImportCompleted(
+            organization_id=batch.organization_id,
+            batch_id=batch.id,
+            filename=batch.filename,
+            summary=_summary(batch),
+            now=batch.finished_at or utcnow(),
+        ),
+    )
 
 
 def _summary(batch: ImportBatch) -> dict[str, Any]:
@@ -293,6 +310,8 @@ async def run_claimed(
         else:
             batch.status = "completed"
         batch.finished_at = utcnow()
+        if batch.status == "completed":
+            await _announce(session, batch)
         await record(
             session,
             actor=None,

@@ -15,6 +15,7 @@ from leadflow.models.import_batch import (
     ImportRowError,
     ImportUpdate,
 )
+from leadflow.models.integration import Integration
 from leadflow.models.invitation import Invitation
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import Consent, LeadAssignment, LeadNoteEdit, LeadStatusChange
@@ -32,6 +33,12 @@ from leadflow.models.role import Role
 from leadflow.models.task import Task
 from leadflow.models.team import Team
 from leadflow.models.user import User
+from leadflow.models.webhook import (
+    WebhookAttempt,
+    WebhookBatch,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "AiGeneration",
@@ -48,6 +55,7 @@ __all__ = [
     "ImportFileChunk",
     "ImportRowError",
     "ImportUpdate",
+    "Integration",
     "Interaction",
     "Invitation",
     "Lead",
@@ -75,5 +83,9 @@ __all__ = [
     "Task",
     "Team",
     "User",
+    "WebhookAttempt",
+    "WebhookBatch",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkerHeartbeat",
 ]

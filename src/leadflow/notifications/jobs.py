@@ -5,26 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from leadflow.db.engine import transactions_that
+from leadflow.kit.outbound import TargetRefused
 from leadflow.models.outbox import OutboxMessage
 from leadflow.notifications import attachments, service
-from leadflow.notifications.email import Attachment, RenderedEmail, SmtpConfig, send
+from leadflow.notifications.email import (
+    Attachment,
+    EmailDeliveryError,
+    RenderedEmail,
+    SmtpConfig,
+    send,
+)
+from leadflow.notifications.integration import check_relay, smtp_for
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext
 
 
 async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
-    """Send a queued email over SMTP, or only log it when no SMTP server is configured.
+    """Send a queued email over SMTP — the organisation's connected relay, else the
+    process-wide one — or only log it when neither is configured.
 
     Failures raise `EmailDeliveryError`; its `permanent` tells the outbox not to retry.
     Attachments are loaded only when the email is really sent; one that is gone fails the
     email for good (`AttachmentMissing`).
     """
     s = ctx.settings
-    if not s.smtp_host:
+    # The organisation's own relay when it connected one; read in a short transaction of its
+    # own, so no connection is held while SMTP talks.
+    with transactions_that(write=False):
+        async with ctx.session_factory() as session:
+            own = await smtp_for(session, s, row.organization_id)
+    if own is None and not s.smtp_host:
         # No SMTP configured: keep the email readable at /admin/emails instead of sending it.
         return {"status": "logged"}
     p = row.payload
-    config = SmtpConfig(
+    if own is not None:
+        try:
+            await check_relay(s, own)
+        except TargetRefused as exc:
+            raise EmailDeliveryError(f"SMTP relay refused: {exc}", permanent=False) from None
+    config = own or SmtpConfig(
         host=s.smtp_host,
         port=s.smtp_port,
         username=s.smtp_username or None,
@@ -50,7 +69,8 @@ async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
             attachments=files,
         ),
     )
-    return {"status": "sent", "message_id": message_id}
+    relay = "organization" if own is not None else "process"
+    return {"status": "sent", "message_id": message_id, "relay": relay}
 
 
 outbox.register_handler("email", deliver_email, service.notify_email_failed)

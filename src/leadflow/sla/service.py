@@ -22,6 +22,7 @@ from leadflow.calendar import BusinessCalendar
 from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.conditions import lead_matches
 from leadflow.kit.pagination import PageParams
@@ -30,6 +31,7 @@ from leadflow.models.lead import Lead
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.sla import repository
+from leadflow.sla.events import SlaBreached
 from leadflow.sla.schemas import PolicyCreate, PolicyUpdate
 from leadflow.users import repository as members
 
@@ -186,6 +188,9 @@ async def _breach(session: AsyncSession, settings: Settings, lead: Lead, now: da
             delivery_key=key,
             max_attempts=settings.outbox_max_attempts,
         )
+    await events.publish(
+        session, SlaBreached(organization_id=lead.organization_id, lead=lead, now=now)
+    )
     await record(
         session,
         actor=None,

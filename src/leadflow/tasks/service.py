@@ -20,6 +20,7 @@ from leadflow.calendar.organization import calendar_of
 from leadflow.config import Settings
 from leadflow.db.claims import claim
 from leadflow.exceptions import NotFound, ValidationFailed
+from leadflow.kit import events
 from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
@@ -28,6 +29,7 @@ from leadflow.models.task import Task
 from leadflow.models.user import User
 from leadflow.notifications import service as notifications
 from leadflow.tasks import repository
+from leadflow.tasks.events import TaskCompleted
 from leadflow.tasks.repository import TaskFilter
 from leadflow.tasks.schemas import TaskCreate, TaskRead, TaskStatus, TaskUpdate
 from leadflow.users import repository as users
@@ -107,11 +109,21 @@ async def update_task(
         setattr(task, key, value.value if key == "priority" and value is not None else value)
     if task.priority is None:
         task.priority = "normal"
+    completed = status is not None and status != task.status and status == TaskStatus.DONE
     if status is not None and status != task.status:
         _set_status(task, actor, TaskStatus(status))
     await session.flush()
     await record_update(session, actor, task, before, "task.update", "task")
+    if completed:
+        await _announce_done(session, task)
     return task
+
+
+async def _announce_done(session: AsyncSession, task: Task) -> None:
+    await events.publish(
+        session,
+        TaskCompleted(organization_id=task.organization_id, task=task, now=utcnow()),
+    )
 
 
 async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID) -> Task:
@@ -123,6 +135,7 @@ async def complete_task(session: AsyncSession, actor: Actor, task_id: uuid.UUID)
     _set_status(task, actor, TaskStatus.DONE)
     await session.flush()
     await record_update(session, actor, task, before, "task.complete", "task")
+    await _announce_done(session, task)
     return task
 
 

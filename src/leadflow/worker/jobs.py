@@ -96,6 +96,16 @@ def enqueue_job(session: AsyncSession, name: str, *args: Any, eta: datetime | No
     session.sync_session.info.setdefault(_KEY, []).append((name, args, eta))
 
 
+def enqueue_job_once(
+    session: AsyncSession, name: str, *args: Any, eta: datetime | None = None
+) -> None:
+    """`enqueue_job`, unless the same job is already waiting for this transaction's commit
+    (a handler that runs for every chunk of an import queues one run, not fifty)."""
+    if (name, args, eta) in session.sync_session.info.get(_KEY, []):
+        return
+    enqueue_job(session, name, *args, eta=eta)
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(_KEY, [])

@@ -5,7 +5,9 @@ from when they were revoked or expired; their refresh tokens go with them), deli
 rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
 rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`), the health figures
 (request samples, the worker's minute samples, heartbeats of workers gone that long:
-`LEADFLOW_RETENTION_HEALTH_DAYS`). The audit log is never pruned.
+`LEADFLOW_RETENTION_HEALTH_DAYS`), webhook attempts and delivered or finally failed webhook
+deliveries (`LEADFLOW_RETENTION_WEBHOOKS_DAYS`, counted from when they were made). The audit
+log is never pruned.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -26,6 +28,7 @@ from leadflow.models.auth_session import AuthSession
 from leadflow.models.call_request import CallRequestEvent
 from leadflow.models.health import HealthSample, RequestSample, WorkerHeartbeat
 from leadflow.models.outbox import OutboxMessage
+from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from leadflow.worker.jobs import JobContext, job
 from leadflow.worker.outbox import DUE
 
@@ -61,6 +64,28 @@ def _gone_workers(cutoff: datetime) -> ColumnElement[bool]:
     return WorkerHeartbeat.last_seen_at < cutoff
 
 
+def _uuid7_floor(cutoff: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `cutoff`'s millisecond: ids below it were made before it."""
+    return uuid.UUID(int=int(cutoff.timestamp() * 1000) << 80)
+
+
+def _old_webhook_attempts(cutoff: datetime) -> ColumnElement[bool]:
+    # By id (UUIDv7, time-ordered): the primary key answers the range without another index.
+    return WebhookAttempt.id < _uuid7_floor(cutoff)
+
+
+def _finished_webhook_deliveries(cutoff: datetime) -> ColumnElement[bool]:
+    # Delivered or failed for good (queued ones stay, however old), and any whose endpoint is
+    # gone with its organisation.
+    return or_(
+        and_(
+            WebhookDelivery.id < _uuid7_floor(cutoff),
+            WebhookDelivery.status.in_(("delivered", "failed")),
+        ),
+        ~exists().where(WebhookEndpoint.id == WebhookDelivery.endpoint_id),
+    )
+
+
 # (name, model, condition for a cutoff, retention setting)
 TARGETS: list[tuple[str, Any, Callable[[datetime], ColumnElement[bool]], str]] = [
     ("sessions", AuthSession, _ended_sessions, "retention_sessions_days"),
@@ -69,6 +94,13 @@ TARGETS: list[tuple[str, Any, Callable[[datetime], ColumnElement[bool]], str]] =
     ("request_samples", RequestSample, _old_request_samples, "retention_health_days"),
     ("health_samples", HealthSample, _old_health_samples, "retention_health_days"),
     ("worker_heartbeats", WorkerHeartbeat, _gone_workers, "retention_health_days"),
+    ("webhook_attempts", WebhookAttempt, _old_webhook_attempts, "retention_webhooks_days"),
+    (
+        "webhook_deliveries",
+        WebhookDelivery,
+        _finished_webhook_deliveries,
+        "retention_webhooks_days",
+    ),
 ]
 
 

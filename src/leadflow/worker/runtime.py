@@ -104,6 +104,7 @@ class Ticker(threading.Thread):
             ("reports.cleanup_files", settings.report_file_cleanup_seconds),
             ("analytics.fold_rollups", settings.rollup_fold_seconds),
             ("health.sample", settings.health_sample_seconds),
+            ("webhooks.dispatch", settings.webhooks_relay_seconds),
         ]
         self.last: dict[str, int] = {}
         self.last_beat = -1
