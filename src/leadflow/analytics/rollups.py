@@ -104,6 +104,19 @@ async def _lock(session: AsyncSession, prefix: str, org_id: uuid.UUID) -> None:
     )
 
 
+# Zones PostgreSQL knows, read once per process: `pg_timezone_names` reads the server's
+# time-zone files on every query (~90 ms), and every new organisation asks.
+_zones: frozenset[str] | None = None
+
+
+async def _known_zone(session: AsyncSession, timezone: str) -> bool:
+    global _zones
+    if _zones is None or timezone not in _zones:
+        names = await session.scalars(text("SELECT name FROM pg_timezone_names"))
+        _zones = frozenset(names)
+    return timezone in _zones
+
+
 async def zone(session: AsyncSession, org_id: uuid.UUID) -> str | None:
     """The time zone the organisation's rollup counts days in; None without a rollup."""
     if not is_postgres(dialect_name(session)):
@@ -123,10 +136,7 @@ async def rebuild(session: AsyncSession, org_id: uuid.UUID, timezone: str) -> bo
     await _lock(session, _WRITERS, org_id)
     for model in (LeadRollupDelta, LeadRollupDay, LeadRollupStage, LeadRollupZone):
         await session.execute(delete(model).where(model.organization_id == org_id))
-    known = await session.scalar(
-        text("SELECT count(*) FROM pg_timezone_names WHERE name = :zone"), {"zone": timezone}
-    )
-    if not known:
+    if not await _known_zone(session, timezone):
         return False
     session.add(LeadRollupZone(organization_id=org_id, timezone=timezone))
     await session.flush()
