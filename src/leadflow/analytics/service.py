@@ -107,6 +107,12 @@ def _period_read(period: Period) -> PeriodRead:
     return PeriodRead(date_from=period.date_from, date_to=period.date_to, timezone=period.timezone)
 
 
+def _whole_org(actor: Actor, filters: LeadFilters) -> bool:
+    """Every live lead of the organisation counts: organisation scope and no filter (the
+    queries can then leave out deleted leads instead of checking each lead)."""
+    return scope_kind(actor) == "org" and filters == LeadFilters()
+
+
 async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: LeadFilters) -> Kpis:
     """The headline figures of the period."""
     now = utcnow()
@@ -116,7 +122,7 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     new, new_won = (
         await repository.cohort(session, actor.organization_id, conds, period, won)
     ).get(None, (0, 0))
-    whole_org = scope_kind(actor) == "org" and filters == LeadFilters()
+    whole_org = _whole_org(actor, filters)
     enrolled = (
         await repository.enrollments(
             session, conds, period, won, whole_org=actor.organization_id if whole_org else None
@@ -251,7 +257,7 @@ async def counselor_performance(
     sla = await repository.sla_outcomes(session, conds, period, now, key=by)
     scope: Any = and_(*conds)
     if filters == LeadFilters():  # the scope alone decides which leads count
-        scope = None if scope_kind(actor) == "org" else repository.scope_lead_ids(actor)
+        scope = None if _whole_org(actor, filters) else repository.scope_lead_ids(actor)
     interactions = await repository.interactions_by_actor(
         session, actor.organization_id, scope, period
     )
