@@ -4,6 +4,7 @@
     LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench analytics   # smaller run
     LEADFLOW_BENCH_REUSE=1 .venv/bin/python -m bench analytics       # keep a loaded database
 LEADFLOW_BENCH_CASES=kpis,funnel .venv/bin/python -m bench analytics   # only these cases
+LEADFLOW_BENCH_EXPLAIN=1 …                                            # plans of each statement
 
 Loads one organisation with LEADFLOW_BENCH_ROWS leads (default 1,000,000) over the two years
 up to now, ~3 status-history rows, one assignment and ~2 interactions per lead, and SLA clocks
@@ -36,6 +37,7 @@ from leadflow.auth.service import start_session
 from leadflow.config import Settings
 from leadflow.db.engine import PG_SERVER_SETTINGS, Database, session_scope
 from leadflow.kit.clock import utcnow
+from leadflow.models.lead import reached_with
 from leadflow.models.team import Team
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
@@ -46,6 +48,8 @@ RUNS = int(os.environ.get("LEADFLOW_BENCH_RUNS", "100"))
 REUSE = os.environ.get("LEADFLOW_BENCH_REUSE") == "1"
 # Comma-separated case names to run (e.g. "kpis,funnel"); all of them by default.
 ONLY = {c for c in os.environ.get("LEADFLOW_BENCH_CASES", "").split(",") if c}
+# Print every statement of every case with its EXPLAIN ANALYZE plan (to see where time goes).
+EXPLAIN = os.environ.get("LEADFLOW_BENCH_EXPLAIN") == "1"
 DB_NAME = "leadflow_bench_analytics"
 ADMIN_EMAIL = "bench-admin@example.com"
 COUNSELOR_EMAIL = "counselor-0@example.com"
@@ -90,6 +94,7 @@ LEAD_COLUMNS = (
     "sla_met_at",
     "sla_breached_at",
     "last_contacted_at",
+    "stages_reached",
 )
 HISTORY_COLUMNS = (
     "id",
@@ -156,6 +161,12 @@ def _batch(
             if deadline <= now and (met is None or met > deadline):
                 breached = deadline
         value = rng.randint(500, 20000) if rng.random() < 0.6 else None
+        # Status history: the creation row, then each step along the path to the current
+        # stage (a lost lead drops out after a random number of steps).
+        if status == "lost":
+            steps = [*PATH[: rng.randint(1, 4)], "lost"]
+        else:
+            steps = list(PATH[: PATH.index(status) + 1])
         out["leads"].append(
             (
                 lead_id,
@@ -184,14 +195,9 @@ def _batch(
                 met,
                 breached,
                 met,
+                reached_with(None, *steps),
             )
         )
-        # Status history: the creation row, then each step along the path to the current
-        # stage (a lost lead drops out after a random number of steps).
-        if status == "lost":
-            steps = [*PATH[: rng.randint(1, 4)], "lost"]
-        else:
-            steps = list(PATH[: PATH.index(status) + 1])
         at = created
         previous: str | None = None
         for to in steps:
@@ -338,6 +344,20 @@ def _cases() -> dict[str, tuple[str, dict[str, str]]]:
     }
 
 
+async def _explain(
+    raw: asyncpg.Connection, title: str, statements: list[tuple[str, str, tuple]]
+) -> None:
+    """Each statement of a case, its execution time and plan (EXPLAIN ANALYZE, BUFFERS)."""
+    print(f"---- {title}")
+    for method, sql, args in statements:
+        if method == "execute":
+            continue
+        plan = await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
+        lines = [r[0] for r in plan]
+        print(f"{lines[-1]}\n  {' '.join(sql.split())[:300]}")
+        print("\n".join(f"    {line}" for line in lines[:-2]))
+
+
 async def run() -> None:
     """Load (or reuse), then measure every case for the admin and for a counselor."""
     if REUSE and await _reusable():
@@ -365,6 +385,8 @@ async def run() -> None:
                 await asgi_get(app, path, params, t)
 
             statements = await _capture(db, api)
+            if EXPLAIN:
+                await _explain(raw, f"{name} / {actor}", statements)
 
             async def same_sql(statements: list[tuple[str, str, tuple]] = statements) -> None:
                 for method, sql, args in statements:

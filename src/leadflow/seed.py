@@ -11,7 +11,7 @@ from leadflow.db.engine import Database, session_scope
 from leadflow.kit.clock import utcnow
 from leadflow.kit.passwords import MIN_PASSWORD_LENGTH, hash_password_async
 from leadflow.leads.effects import derive
-from leadflow.models.lead import Lead
+from leadflow.models.lead import Lead, reached_with
 from leadflow.models.lead_history import Consent, LeadStatusChange
 from leadflow.models.organization import Organization
 from leadflow.models.team import Team
@@ -211,6 +211,7 @@ async def _demo_leads(db: Database, organization: Organization, count: int = 500
                 updated_at=created,
             )
             derive(lead)
+            lead.stages_reached = reached_with(None, status)
             session.add(lead)
             await session.flush()
             session.add(

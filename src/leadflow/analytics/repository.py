@@ -16,14 +16,12 @@ from sqlalchemy import (
     and_,
     case,
     distinct,
-    exists,
     false,
     func,
     literal,
     null,
     or_,
     select,
-    union,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +47,6 @@ from leadflow.models.activity import Interaction
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.outbox import OutboxMessage
-from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.user import User
 from leadflow.sla.repository import state_conditions
 
@@ -80,27 +77,15 @@ def created_in(period: Period) -> list[ColumnElement[bool]]:
     return [Lead.created_at >= period.start, Lead.created_at < period.end]
 
 
-def reached(
-    keys: Sequence[str], since: tuple[uuid.UUID, datetime] | None = None
-) -> ColumnElement[bool]:
-    """The lead is, or once was, in one of the stages `keys` (its status history).
-
-    `since` (organisation, time): only that organisation's leads created at or after the time
-    are asked about. A lead's history is written after the lead, by the same clock, so only
-    the moves from then on can be theirs: the query hashes those few moves once instead of
-    probing the history for every lead."""
+def reached(keys: Sequence[str]) -> ColumnElement[bool]:
+    """The lead is, or once was, in one of the stages `keys` (read off the lead: its current
+    status and `stages_reached`, which the leads service keeps with the status history)."""
     if not keys:
         return false()  # no such stage: nothing reached it
-    h = LeadStatusChange
-    if since is None:
-        return or_(
-            Lead.status.in_(keys), exists().where(h.lead_id == Lead.id, h.to_status.in_(keys))
-        )
-    org_id, start = since
-    moves = select(h.lead_id).where(
-        h.organization_id == org_id, h.to_status.in_(keys), h.created_at >= start
+    return or_(
+        Lead.status.in_(keys),
+        *(Lead.stages_reached.contains(f",{k},", autoescape=True) for k in keys),
     )
-    return or_(Lead.status.in_(keys), Lead.id.in_(moves))
 
 
 def _keyed(key: Key, *columns: Any) -> Select[Any]:
@@ -117,15 +102,13 @@ async def _collect(session: AsyncSession, stmt: Select[Any], key: Key) -> dict[A
 
 async def cohort(
     session: AsyncSession,
-    org_id: uuid.UUID,
     conds: Sequence[ColumnElement[bool]],
     period: Period,
     won_keys: Sequence[str],
     key: Key = None,
 ) -> dict[Any, tuple[int, int]]:
     """Leads created in the period, and how many of them have reached a won stage (by now)."""
-    reached_won = reached(won_keys, (org_id, period.start))
-    won = func.coalesce(func.sum(case((reached_won, 1), else_=0)), 0)
+    won = func.coalesce(func.sum(case((reached(won_keys), 1), else_=0)), 0)
     stmt = _keyed(key, func.count(), won).select_from(Lead).where(*conds, *created_in(period))
     rows = await _collect(session, stmt, key)
     return {k: (int(n), int(w)) for k, (n, w) in rows.items()}
@@ -318,50 +301,25 @@ async def created_per_day(
     return [(d if isinstance(d, date) else date.fromisoformat(d), int(n)) for d, n in rows.all()]
 
 
-async def furthest_stages(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    conds: Sequence[ColumnElement[bool]],
-    period: Period,
-) -> dict[int, int]:
-    """Leads created in the period by the furthest position of a non-lost stage they have
-    been in (status history and current status); leads never in such a stage are absent."""
-    h = LeadStatusChange
-    where = [*conds, *created_in(period)]
-    been = (
-        select(h.lead_id.label("lead_id"), h.to_status.label("status"))
-        .join(Lead, Lead.id == h.lead_id)
-        .where(*where)
-        .union_all(select(Lead.id.label("lead_id"), Lead.status.label("status")).where(*where))
-        .subquery()
-    )
-    stage = PipelineStage
-    per_lead = (
-        select(been.c.lead_id, func.max(stage.position).label("furthest"))
-        .join(
-            stage,
-            and_(
-                stage.organization_id == org_id,
-                stage.key == been.c.status,
-                stage.category != "lost",
-            ),
-        )
-        .group_by(been.c.lead_id)
-        .subquery()
-    )
+async def stages_reached(
+    session: AsyncSession, conds: Sequence[ColumnElement[bool]], period: Period
+) -> dict[tuple[str, str], int]:
+    """Leads created in the period, counted by (stages they have been in, current stage)."""
     rows = await session.execute(
-        select(per_lead.c.furthest, func.count()).group_by(per_lead.c.furthest)
+        select(Lead.stages_reached, Lead.status, func.count())
+        .where(*conds, *created_in(period))
+        .group_by(Lead.stages_reached, Lead.status)
     )
-    return {int(pos): int(n) for pos, n in rows.all()}
+    return {(reached, status): int(n) for reached, status, n in rows.all()}
 
 
-def scope_lead_ids(actor: Actor) -> Select[Any]:
-    """The ids of the live leads in the actor's scope, unfiltered: a UNION of one select per
-    owner column, each answered by its own index. (UNION, not UNION ALL: with duplicates
-    possible the planner estimates the semi-join badly and probes per interaction.)"""
+def scope_lead_ids(actor: Actor) -> list[Select[Any]]:
+    """The ids of the live leads in the actor's scope, unfiltered: one select per owner
+    column, each answered by its own index. A lead is in scope when it is in any of them;
+    asking each with its own hashed IN spares the de-duplication a UNION would cost."""
     kind = scope_kind(actor)
     org = actor.organization_id
-    parts = [
+    return [
         select(Lead.id).where(
             Lead.organization_id == org,
             Lead.deleted_at.is_(None),
@@ -369,18 +327,17 @@ def scope_lead_ids(actor: Actor) -> Select[Any]:
         )
         for column in LEAD_OWNERS
     ]
-    return select(union(*parts).subquery().c.id)
 
 
 async def interactions_by_actor(
     session: AsyncSession,
     org_id: uuid.UUID,
-    leads: ColumnElement[bool] | Select[Any] | None,
+    leads: ColumnElement[bool] | list[Select[Any]] | None,
     period: Period,
 ) -> dict[uuid.UUID, int]:
     """Interactions that occurred during the period on leads in scope, by who logged them.
-    `leads`: the conditions on the leads in scope, or a select of their ids; None: every live
-    lead of the organisation."""
+    `leads`: the conditions on the leads in scope, or selects of their ids (a lead in any of
+    them counts); None: every live lead of the organisation."""
     i = Interaction
     where = [
         i.organization_id == org_id,
@@ -397,8 +354,8 @@ async def interactions_by_actor(
             Lead.organization_id == org_id, Lead.deleted_at.is_not(None)
         )
         where.append(i.lead_id.not_in(deleted))
-    elif isinstance(leads, Select):
-        where.append(i.lead_id.in_(leads))
+    elif isinstance(leads, list):
+        where.append(or_(*(i.lead_id.in_(ids) for ids in leads)))
     else:
         where.append(i.lead_id.in_(select(Lead.id).where(leads)))
     rows = await session.execute(

@@ -34,7 +34,7 @@ from leadflow.authz.scopes import scope_kind
 from leadflow.calendar.organization import calendar_of
 from leadflow.imports import repository as imports_repository
 from leadflow.kit.clock import utcnow
-from leadflow.models.lead import Lead
+from leadflow.models.lead import Lead, reached_keys
 from leadflow.models.outbox import OutboxMessage
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.organizations.service import org_settings
@@ -119,9 +119,7 @@ async def kpis(session: AsyncSession, actor: Actor, period: Period, filters: Lea
     pipeline = await pipeline_of(session, actor.organization_id)
     won = pipeline.keys("won")
     conds = repository.lead_conditions(actor, filters)
-    new, new_won = (
-        await repository.cohort(session, actor.organization_id, conds, period, won)
-    ).get(None, (0, 0))
+    new, new_won = (await repository.cohort(session, conds, period, won)).get(None, (0, 0))
     whole_org = _whole_org(actor, filters)
     enrolled = (
         await repository.enrollments(
@@ -192,14 +190,15 @@ async def funnel(
     if not steps:
         return []
     conds = repository.lead_conditions(actor, filters)
-    roll = await rollups.available(session, actor.organization_id, period.timezone, filters)
-    if roll.by_day:
-        size = await rollups.created_between(
-            session, actor, filters, period.date_from, period.date_to
-        )
-    else:
-        size = await repository.count_leads(session, [*conds, *repository.created_in(period)])
-    furthest = await repository.furthest_stages(session, actor.organization_id, conds, period)
+    # How far each lead got: the furthest (non-lost) stage it has been in, in today's order.
+    position = {s.key: s.position for s in steps}
+    furthest: dict[int, int] = {}
+    reached = await repository.stages_reached(session, conds, period)
+    for (keys, status), n in reached.items():
+        been = [position[k] for k in reached_keys(keys) | {status} if k in position]
+        if been:
+            furthest[max(been)] = furthest.get(max(been), 0) + n
+    size = sum(reached.values())
     out: list[FunnelStage] = []
     previous = size
     for i, stage in enumerate(steps):
@@ -228,7 +227,6 @@ async def conversion_by_source(
     conds = repository.lead_conditions(actor, filters)
     rows = await repository.cohort(
         session,
-        actor.organization_id,
         conds,
         period,
         pipeline.keys("won"),
@@ -251,7 +249,7 @@ async def counselor_performance(
     won = pipeline.keys("won")
     conds = repository.lead_conditions(actor, filters)
     by = repository.BY_ASSIGNEE
-    leads = await repository.cohort(session, actor.organization_id, conds, period, won, key=by)
+    leads = await repository.cohort(session, conds, period, won, key=by)
     enrolled = await repository.enrollments(session, conds, period, won, key=by)
     medians = await repository.median_response(session, conds, period, key=by)
     sla = await repository.sla_outcomes(session, conds, period, now, key=by)

@@ -39,7 +39,7 @@ from leadflow.leads.events import (
 )
 from leadflow.leads.repository import WRITABLE
 from leadflow.leads.schemas import BulkIn, BulkOut
-from leadflow.models.lead import Lead
+from leadflow.models.lead import Lead, reached_with
 from leadflow.pipeline import service as pipeline
 from leadflow.users import repository as users
 
@@ -130,8 +130,16 @@ async def _bulk_value(session: AsyncSession, actor: Actor, data: BulkIn) -> Any:
 
 # Every updated lead writes all of these (unchanged ones with their current value), so a
 # whole chunk is one executemany however the rows differ.
-_WRITTEN = (*WRITABLE, "assignee_id", "full_name", "search_text", "version", "updated_at")
-_AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
+_WRITTEN = (
+    *WRITABLE,
+    "assignee_id",
+    "full_name",
+    "search_text",
+    "stages_reached",
+    "version",
+    "updated_at",
+)
+_AUDIT_EXCLUDE = frozenset({"search_text", "stages_reached", "updated_at", "version"})
 
 
 def _plain(value: Any) -> Any:
@@ -180,6 +188,7 @@ async def create_records(
         rec.setdefault("custom", {})
         rec.setdefault("score", 0)
         derive_record(rec)
+        rec["stages_reached"] = reached_with(None, rec["status"])
         view = RecordView(rec)
         views.append(view)
         why, rule_id = reason, None
@@ -334,7 +343,11 @@ async def update_records(
     for lead_id, row in state.items():
         old = current[lead_id]
         derive_record(row)
-        changed = [k for k in _WRITTEN if k not in ("version", "updated_at") and row[k] != old[k]]
+        changed = [
+            k
+            for k in _WRITTEN
+            if k not in ("version", "updated_at", "stages_reached") and row[k] != old[k]
+        ]
         if not changed:
             continue
         row["version"] = (old["version"] or 1) + 1
@@ -342,6 +355,7 @@ async def update_records(
         rows.append(row)
         done.append(Updated(lead_id, {k: old[k] for k in changed}, {k: row[k] for k in changed}))
         if row["status"] != old["status"]:
+            row["stages_reached"] = reached_with(old["stages_reached"], row["status"])
             moves.append(Move(RecordView(row), old["status"], row["status"], reason))
             statuses.append(
                 _status_row(org, actor, lead_id, old["status"], row["status"], reason, now)

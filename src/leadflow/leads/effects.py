@@ -28,11 +28,11 @@ from leadflow.leads.events import (
     LeadsUpdated,
     Move,
 )
-from leadflow.models.lead import Lead
+from leadflow.models.lead import Lead, reached_with
 from leadflow.models.lead_history import LeadAssignment, LeadStatusChange
 from leadflow.pipeline import service as pipeline
 
-_AUDIT_EXCLUDE = frozenset({"search_text", "updated_at", "version"})
+_AUDIT_EXCLUDE = frozenset({"search_text", "stages_reached", "updated_at", "version"})
 
 
 def touch(lead: Lead) -> None:
@@ -98,6 +98,7 @@ async def move_many(
             )
         )
         move.lead.status = move.to_status
+        move.lead.stages_reached = reached_with(move.lead.stages_reached, move.to_status)
     await session.flush()
     await events.publish(
         session, LeadsStatusChanged(actor=actor, organization_id=org_id, now=now, moves=moves)

@@ -670,6 +670,7 @@ INSERT_COLUMNS = (
     *WRITABLE,
     "full_name",
     "search_text",
+    "stages_reached",
     "assignee_id",
     "created_by",
     "import_batch_id",

@@ -51,7 +51,7 @@ from leadflow.leads.schemas import (
     SlaPolicyRef,
     StageRef,
 )
-from leadflow.models.lead import Lead
+from leadflow.models.lead import Lead, reached_keys, reached_with
 from leadflow.models.lead_history import Consent, LeadNoteEdit, LeadStatusChange
 from leadflow.pipeline import service as pipeline
 from leadflow.users import repository as users
@@ -230,6 +230,7 @@ async def create_lead(
         **{k: v for k, v in fields.items() if v is not None},
     )
     effects.derive(lead)
+    lead.stages_reached = reached_with(None, lead.status)
     now = utcnow()
     session.add(lead)
     session.add(
@@ -686,6 +687,11 @@ async def merge(
     lead.custom = {**{k: v for o in reversed(others) for k, v in o.custom.items()}, **lead.custom}
     lead.score = max([lead.score, *(o.score for o in others)])
     lead.needs_action = lead.needs_action or any(o.needs_action for o in others)
+    # Their status history moves to this lead, and with it the stages they have been in.
+    lead.stages_reached = reached_with(
+        lead.stages_reached,
+        *(k for o in others for k in reached_keys(o.stages_reached) | {o.status}),
+    )
     now = utcnow()
     for other in others:
         other.deleted_at = now

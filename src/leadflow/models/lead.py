@@ -26,6 +26,23 @@ _SLA_REMIND = text(
 )
 
 
+def reached_with(reached: str | None, *statuses: str) -> str:
+    """`Lead.stages_reached` with `statuses` added: sorted keys, each between commas."""
+    keys = {k for k in (reached or "").split(",") if k} | set(statuses)
+    return f",{','.join(sorted(keys))}," if keys else ""
+
+
+def reached_keys(reached: str | None) -> set[str]:
+    """The stage keys of a `Lead.stages_reached` value."""
+    return {k for k in (reached or "").split(",") if k}
+
+
+def _initial_reached(context: Any) -> str:
+    # A lead inserted without it has been in its first stage only.
+    status = context.get_current_parameters().get("status")
+    return reached_with(None, status) if status else ""
+
+
 def _live_index(name: str, *cols: Any) -> Index:
     # Partial indexes: soft-deleted leads never appear in lists, so they need no index entries.
     return Index(name, *cols, postgresql_where=_LIVE, sqlite_where=_LIVE)
@@ -136,6 +153,13 @@ class Lead(IdMixin, TimestampMixin, Base):
     analyzed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Lower-cased "name email phone company", the one column `q` searches (trigram on PostgreSQL).
     search_text: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # The key of every stage the lead has been in (its status history and current status),
+    # sorted, each between commas (",contacted,new,won,"), so "has it ever been won" and "how
+    # far did it get" are read off the lead itself. Order-free: a reordered pipeline needs no
+    # recomputation. Written with the status by the leads service (`effects.reached_with`).
+    stages_reached: Mapped[str] = mapped_column(
+        Text, nullable=False, default=_initial_reached, server_default=""
+    )
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     sla_policy_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # When the current clock started (the assignment that started it).
