@@ -207,10 +207,10 @@ def test_two_status_columns_combine() -> None:
     assert r.combine(None, "new") == "new"
 
 
-ANNA = Member(uuid.uuid4(), "Anna.Schmidt@Vertrieb-Nord.de", "Anna Schmidt")
-JOERG = Member(uuid.uuid4(), "joerg@vertrieb-nord.de", "Jörg Müller")
-MAX1 = Member(uuid.uuid4(), "max1@example.com", "Max Weber")
-MAX2 = Member(uuid.uuid4(), "max2@example.com", "Max Weber")
+ANNA = Member(uuid.UUID(int=1), "Anna.Schmidt@Vertrieb-Nord.de", "Anna Schmidt")
+JOERG = Member(uuid.UUID(int=2), "joerg@vertrieb-nord.de", "Jörg Müller")
+MAX1 = Member(uuid.UUID(int=3), "max1@example.com", "Max Weber")
+MAX2 = Member(uuid.UUID(int=4), "max2@example.com", "Max Weber")
 
 
 @pytest.mark.parametrize(
