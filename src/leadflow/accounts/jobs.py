@@ -42,7 +42,7 @@ async def deliver_invitation(ctx: JobContext, row: OutboxMessage) -> dict[str, A
             "text": email.text,
             "html": email.html,
             "headers": {**email.headers, DELIVERY_KEY_HEADER: row.delivery_key},
-        }
+        },
     )
     return await deliver_email(ctx, rendered)
 
