@@ -1,10 +1,11 @@
-# Leadflow — `make run` serves the API, `make test` runs lint, types, migrations check and tests.
+# Leadflow — `make run` serves the API, `make test` runs lint, types, the dependency audit,
+# migrations check and tests.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP_QUIET ?= -q
 
-.PHONY: run test lint typecheck migrations-check pytest bench fuzz demo worker clean
+.PHONY: run test lint typecheck audit migrations-check pytest bench fuzz demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,12 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Known vulnerabilities in the installed dependencies (pip-audit). Fails on one; dependencies
+# that could not be checked (no vulnerability service reachable) are reported loudly and fail
+# only with AUDIT_REQUIRED=1. AUDIT_SERVICE=osv asks OSV instead of PyPI.
+audit: $(VENV)/.installed-dev
+	$(BIN)/python -m tools.audit
+
 # `alembic check` fails when the models and the migrations disagree.
 migrations-check: $(VENV)/.installed-dev
 	@tmp=$$(mktemp -d); \
@@ -43,7 +50,7 @@ migrations-check: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
 
-test: lint typecheck migrations-check pytest
+test: lint typecheck audit migrations-check pytest
 
 # Schemathesis against the served schema on SQLite and PostgreSQL, FUZZ_SECONDS per engine.
 FUZZ_SECONDS ?= 600

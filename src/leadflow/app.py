@@ -38,6 +38,7 @@ from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.integrations.endpoints import router as integrations_router
 from leadflow.kit.context import parse_networks
 from leadflow.kit.jsonlog import configure_logging
+from leadflow.kit.logredact import install_redaction
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from leadflow.kit.problems import install_handlers, problem
 from leadflow.kit.ratelimit import FailureLimiter, HitLimiter, build_storage
@@ -118,6 +119,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the Leadflow ASGI application."""
     settings = settings or get_settings()
     settings.resolved_secret_key()  # fail fast in production without a key
+    # Also when the app is served or embedded without `configure_logging`: no download token
+    # or webhook URL reaches a log line, whichever handlers the host process installed.
+    install_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

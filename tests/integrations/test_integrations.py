@@ -21,7 +21,9 @@ from leadflow.kit import crypto
 from leadflow.kit.clock import clock
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.integration import Integration
+from leadflow.models.outbox import OutboxMessage
 from leadflow.notifications.service import queue_email
+from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext, run_job
 from tests.ai.fake_openai import FakeOpenAI
 from tests.ai.test_endpoints import SEED_BODY
@@ -142,6 +144,40 @@ async def test_smtp_connects_encrypted_and_sends_the_organisations_mail(
     assert await session.scalar(select(func.count()).select_from(Integration)) == 0
     again = await client.delete(f"{API}/smtp/disconnect", headers=admin.headers)
     assert again.status_code == 404 and again.json()["code"] == "integration_not_connected"
+
+
+async def test_invitations_go_through_the_organisations_relay(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+    smtp_login: tuple[int, Inbox],
+) -> None:
+    """An invitation is an email of the organisation like any other: with no server-wide SMTP,
+    its connected relay sends it (it was only logged before)."""
+    port, inbox = smtp_login
+    org = await factory.org()
+    admin = await factory.member(org)
+    r = await client.post(f"{API}/smtp/connect", headers=admin.headers, json=_smtp(port))
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/v1/admin/users",
+        headers=admin.headers,
+        json={
+            "full_name": "Nina",
+            "email": "nina@example.com",
+            "role": "counselor",
+            "send_invite": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert await outbox.relay(jobs) == 1
+    row = await session.scalar(select(OutboxMessage).where(OutboxMessage.organization_id == org.id))
+    assert row is not None
+    await session.refresh(row)
+    assert (row.status, (row.result or {}).get("relay")) == ("sent", "organization")
+    assert inbox.wait_for(1)
+    assert inbox.messages[0]["To"] == "nina@example.com"
 
 
 async def test_openai_key_is_tested_and_answers_the_organisations_ai_calls(

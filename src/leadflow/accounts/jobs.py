@@ -32,15 +32,17 @@ async def deliver_invitation(ctx: JobContext, row: OutboxMessage) -> dict[str, A
         {**p["context"], "login_url": accept_url(ctx.settings, token)},
         to=p["to"],
     )
-    # An unsaved row: the email handler reads only its payload.
+    # An unsaved row: the email handler reads its payload and its organisation (whose own
+    # SMTP relay, when connected, sends the email).
     rendered = OutboxMessage(
+        organization_id=row.organization_id,
         payload={
             "to": email.to,
             "subject": email.subject,
             "text": email.text,
             "html": email.html,
             "headers": {**email.headers, DELIVERY_KEY_HEADER: row.delivery_key},
-        }
+        },
     )
     return await deliver_email(ctx, rendered)
 

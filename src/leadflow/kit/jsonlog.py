@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from leadflow.kit.context import current_request
+from leadflow.kit.logredact import install_redaction
 
 _STD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -34,7 +35,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route the root logger (and uvicorn's) through the JSON formatter."""
+    """Route the root logger (and uvicorn's) through the JSON formatter, with the URLs of
+    the access log and of outbound calls redacted."""
+    install_redaction()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

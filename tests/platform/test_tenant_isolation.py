@@ -1,0 +1,533 @@
+"""Tenant isolation, generated from the OpenAPI schema.
+
+Every route whose path takes an id is called, with every method it has, as organisation A
+with organisation B's ids: an admin of A must get 404 (never 403: a foreign row does not
+exist for A), a role of A holding no permission 403 or 404. With A's own ids, a role lacking
+a permission the route declares gets 403 `missing_permission`, and A's admin does not get 404
+(the ids are real and of the right kind, so the 404 above can fail). A route added later is
+covered as soon as it is in the schema: its path parameters must be in ID_KINDS (or, when
+they are no row id, in NOT_IDS), otherwise the tests fail and say what to add.
+
+One world (two organisations with a row of every kind) is built per engine; each test runs
+in a savepoint rolled back afterwards, so a route that wrongly succeeds changes nothing for
+the next one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from leadflow.app import create_app
+from leadflow.auth.dependencies import current_actor
+from leadflow.authz.permissions import ALL_PERMISSIONS
+from leadflow.config import Settings
+from leadflow.db.engine import Database, unit_of_work
+from leadflow.db.session import get_session, get_session_factory
+from leadflow.models.organization import Organization
+from tests.fixtures.factories import Factory, Member
+
+API = "/api/v1"
+
+# Path (and body) parameter name → the kind of row it names. A new `{…}` parameter fails
+# test_every_path_parameter_is_known until it is added here (and WORLD can build its kind).
+ID_KINDS: dict[str, str] = {
+    "user_id": "user",
+    "role_id": "role",
+    "team_id": "team",
+    "key_id": "api_key",
+    "log_id": "audit_log",
+    "endpoint_id": "webhook_endpoint",
+    "delivery_id": "webhook_delivery",
+    "lead_id": "lead",
+    "stage_id": "stage",
+    "field_id": "custom_field",
+    "task_id": "task",
+    "call_id": "call_request",
+    "rule_id": "assignment_rule",
+    "policy_id": "sla_policy",
+    "notification_id": "notification",
+    "job_id": "job",
+    "batch_id": "import_batch",
+    "report_id": "report",
+    "schedule_id": "report_schedule",
+    # Body fields that name rows.
+    "assignee_id": "user",
+    "fixed_user_id": "user",
+    "other_ids": "other_lead",  # a lead merged into `lead`
+}
+
+# Path parameters that name no row of an organisation, and why. Their routes skip the
+# foreign-id test; the permission test fills them from NOT_ID_VALUES when there is one.
+NOT_IDS: dict[str, str] = {
+    "type": "an integration type (smtp, openai, …): always the caller's own organisation's",
+    "token": "a signed download link: the token itself is the credential (no bearer)",
+}
+NOT_ID_VALUES: dict[str, str] = {"type": "smtp"}
+
+# Routes with an id that no member's token opens, and what authenticates them instead.
+# Unsigned, they answer 403 to everyone.
+SIGNED_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", f"{API}/call-requests/{{call_id}}/provider-events"): "Twilio's X-Twilio-Signature",
+    ("GET", f"{API}/reports/downloads/{{token}}"): "the signed, expiring token in its path",
+}
+
+# Permissions a service checks beyond the route's declared guard (not visible to the schema).
+SERVICE_PERMISSIONS: dict[tuple[str, str], set[str]] = {
+    ("POST", f"{API}/leads/{{lead_id}}/merge"): {"leads:delete"},  # the others are removed
+}
+
+# Query values that keep a stream short should a foreign id ever open one.
+SHORT_STREAMS: dict[str, str] = {"max_seconds": "0.2", "max_events": "1"}
+
+# Bodies the schema alone cannot make valid: (method, path) → body ("@kind" is that kind's
+# id in the caller's world).
+BODY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", f"{API}/leads/{{lead_id}}/status"): {"status": "contacted"},  # a stage key
+}
+
+
+def _settings(data_dir: Path, database_url: str) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        secret_key="test-secret-key-" + "x" * 32,
+        data_dir=data_dir,
+        redis_url="",
+        # Webhook endpoints on 127.0.0.1 (a closed port): nothing leaves the machine.
+        webhooks_allow_private=True,
+    )
+
+
+_SCHEMA_APP = create_app(_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))
+SCHEMA: dict[str, Any] = _SCHEMA_APP.openapi()
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes with their full paths (FastAPI ≥ 0.16x keeps included routers
+    nested and walks them with `iter_route_contexts`; older versions list them flat)."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in contexts(app.routes) if contexts else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
+
+
+ROUTES: dict[tuple[str, str], Any] = {
+    (method, route.path_format): route
+    for route in _api_routes(_SCHEMA_APP)
+    if route.include_in_schema
+    for method in route.methods
+}
+OPERATIONS: list[tuple[str, str]] = [
+    (method.upper(), path)
+    for path, ops in SCHEMA["paths"].items()
+    if "{" in path
+    for method in ops
+    if method in {"get", "post", "put", "patch", "delete"}
+]
+_PERMISSION_GUARDS = {f"require_{p.replace(':', '_')}": p for p in ALL_PERMISSIONS}
+
+
+def path_params(path: str) -> list[str]:
+    """The `{name}` parameters of a path template."""
+    return re.findall(r"{([^}]+)}", path)
+
+
+def unknown_params(path: str) -> list[str]:
+    """Path parameters neither in ID_KINDS nor in NOT_IDS."""
+    return [p for p in path_params(path) if p not in ID_KINDS and p not in NOT_IDS]
+
+
+def _walk(route: Any) -> Iterator[Any]:
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        yield dependant.call
+        stack.extend(dependant.dependencies)
+
+
+def declared_permissions(route: Any) -> set[str]:
+    """The permissions the route's dependencies require (`require_permission` guards)."""
+    return {
+        _PERMISSION_GUARDS[name]
+        for call in _walk(route)
+        if (name := getattr(call, "__name__", "")) in _PERMISSION_GUARDS
+    }
+
+
+def authenticates_members(route: Any) -> bool:
+    """Whether the route resolves the caller from a bearer token or API key."""
+    return any(call is current_actor for call in _walk(route))
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = SCHEMA
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def example(schema: dict[str, Any], ids: dict[str, str], name: str = "") -> Any:
+    """The smallest value `schema` accepts: required properties only, ids from `ids`."""
+    schema = _resolve(schema)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            branches = [b for b in schema[key] if _resolve(b).get("type") != "null"]
+            return example(branches[0], ids, name) if branches else None
+    kind = ID_KINDS.get(name)
+    match schema.get("type"):
+        case "object":
+            props = schema.get("properties", {})
+            return {k: example(props[k], ids, k) for k in schema.get("required", [])}
+        case "array":
+            count = max(int(schema.get("minItems", 0)), 1 if kind else 0)
+            return [example(schema.get("items", {}), ids, name) for _ in range(count)]
+        case "string":
+            if kind is not None:
+                return ids[kind]
+            return _string(schema)
+        case "integer" | "number":
+            return max(int(schema.get("minimum", 1)), 1)
+        case "boolean":
+            return True
+    return None
+
+
+def _string(schema: dict[str, Any]) -> str:
+    fmt = schema.get("format")
+    if fmt == "uuid":
+        return str(uuid.uuid4())
+    if fmt == "email":
+        return "someone@example.com"
+    if fmt == "date-time":
+        return (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    if fmt == "date":
+        return (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    if fmt in {"uri", "url"}:
+        return "http://127.0.0.1:9/hook"
+    return "x" * max(int(schema.get("minLength", 1)), 1)
+
+
+def request_body(method: str, path: str, ids: dict[str, str]) -> Any:
+    """A minimal valid JSON body for the operation, or None when it takes none."""
+    if (method, path) in BODY_OVERRIDES:
+        body = BODY_OVERRIDES[(method, path)]
+        return {
+            k: ids[v[1:]] if isinstance(v, str) and v[:1] == "@" else v for k, v in body.items()
+        }
+    op = SCHEMA["paths"][path][method.lower()]
+    content = op.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        return None
+    return example(content["application/json"]["schema"], ids)
+
+
+def query(method: str, path: str) -> dict[str, str]:
+    """Query values for the operation's stream bounds, if it has any."""
+    op = SCHEMA["paths"][path][method.lower()]
+    names = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    return {k: v for k, v in SHORT_STREAMS.items() if k in names}
+
+
+def url_for(path: str, ids: dict[str, str]) -> str:
+    """The path with every id parameter filled from `ids` (others from NOT_ID_VALUES)."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return ids[ID_KINDS[name]] if name in ID_KINDS else NOT_ID_VALUES[name]
+
+    return re.sub(r"{([^}]+)}", value, path)
+
+
+# ---------------------------------------------------------------------------------------
+# The world: two organisations, each with a row of every kind.
+
+
+@dataclass
+class World:
+    """Organisation A's callers, and both organisations' ids by kind."""
+
+    client: httpx.AsyncClient
+    admin: Member
+    api_key: Member  # an API key of A holding every permission (no session)
+    nobody: Member  # a role of A holding no permission at all
+    all_but: dict[str, Member]  # permission → a role of A holding every other one
+    ids_a: dict[str, str]
+    ids_b: dict[str, str]
+
+
+async def _created(r: httpx.Response) -> Any:
+    assert r.status_code in {200, 201, 202}, (r.request.method, r.request.url.path, r.text)
+    return r.json()
+
+
+async def build_kinds(
+    client: httpx.AsyncClient, factory: Factory, org: Organization, admin: Member
+) -> dict[str, str]:
+    """One row of every kind in ID_KINDS for `org`, made through the API where it has a door."""
+    h = admin.headers
+    ids: dict[str, str] = {}
+    user = await factory.user(org, "counselor")
+    ids["user"] = str(user.id)
+    ids["team"] = str((await factory.team(org)).id)
+    ids["lead"] = str((await factory.lead(org, assignee_id=user.id)).id)
+    ids["other_lead"] = str((await factory.lead(org)).id)
+    ids["notification"] = str((await factory.notification(admin.user)).id)
+    ids["job"] = str((await factory.failed_job(org)).id)
+    role = await client.post(
+        f"{API}/admin/roles",
+        headers=h,
+        json={"name": f"r{uuid.uuid4().hex[:8]}", "permissions": ["leads:read"]},
+    )
+    ids["role"] = (await _created(role))["id"]
+    key = await client.post(f"{API}/admin/api-keys", headers=h, json={"name": "sync"})
+    ids["api_key"] = (await _created(key))["id"]
+    hook = await client.post(
+        f"{API}/admin/integrations/webhooks",
+        headers=h,
+        json={"events": ["lead.created"], "endpoint_url": "http://127.0.0.1:9/hook"},
+    )
+    ids["webhook_endpoint"] = (await _created(hook))["id"]
+    sent = await client.post(
+        f"{API}/admin/integrations/webhooks/{ids['webhook_endpoint']}/test", headers=h
+    )
+    ids["webhook_delivery"] = (await _created(sent))["delivery"]["id"]
+    stages = await client.get(f"{API}/pipeline/stages", headers=h)
+    ids["stage"] = (await _created(stages))[-1]["id"]
+    field = await client.post(
+        f"{API}/custom-fields", headers=h, json={"key": "size", "label": "Size", "type": "text"}
+    )
+    ids["custom_field"] = (await _created(field))["id"]
+    task = await client.post(
+        f"{API}/tasks", headers=h, json={"title": "Call back", "lead_id": ids["lead"]}
+    )
+    ids["task"] = (await _created(task))["id"]
+    call = await client.post(
+        f"{API}/call-requests",
+        headers=h,
+        json={
+            "request_id": f"req-{uuid.uuid4().hex[:8]}",
+            "user_id": "frontend-user",
+            "title": "Book",
+            "description": "A dentist appointment",
+            "callback_number": "+49 30 12345678",
+            "number_to_call": "+49 151 23456780",
+            "preferred_time": "Monday 10-12",
+        },
+    )
+    ids["call_request"] = (await _created(call))["id"]
+    rule = await client.post(
+        f"{API}/assignment/rules",
+        headers=h,
+        json={"name": "All", "strategy": "round_robin", "user_ids": [ids["user"]]},
+    )
+    ids["assignment_rule"] = (await _created(rule))["id"]
+    policy = await client.post(
+        f"{API}/sla/policies", headers=h, json={"name": "First touch", "duration_minutes": 60}
+    )
+    ids["sla_policy"] = (await _created(policy))["id"]
+    imported = await client.post(
+        f"{API}/leads/import",
+        headers={**h, "Content-Type": "text/csv"},
+        content=b"first_name,email\nImported,imported@example.com\n",
+    )
+    ids["import_batch"] = (await _created(imported))["import_batch_id"]
+    report = await client.post(
+        f"{API}/reports/build", headers=h, json={"name": "Everything", "fields": ["source"]}
+    )
+    ids["report"] = (await _created(report))["report_id"]
+    schedule = await client.post(
+        f"{API}/reports/schedule",
+        headers=h,
+        json={
+            "report_id": ids["report"],
+            "frequency": "daily",
+            "time": "08:00",
+            "recipients": [admin.user.email],
+        },
+    )
+    ids["report_schedule"] = (await _created(schedule))["id"]
+    logs = await client.get(f"{API}/admin/audit-logs", headers=h)
+    ids["audit_log"] = (await _created(logs))["items"][0]["id"]
+    missing = set(ID_KINDS.values()) - set(ids)
+    assert not missing, f"build_kinds makes no row of kind(s) {sorted(missing)}"
+    return ids
+
+
+@pytest.fixture(scope="module")
+async def world_conn(database: Database) -> AsyncIterator[AsyncConnection]:
+    """One connection per engine for the whole module, inside a transaction rolled back."""
+    async with database.engine.connect() as connection:
+        trans = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await trans.rollback()
+
+
+def _session(conn: AsyncConnection) -> AsyncSession:
+    return AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture(scope="module")
+async def world(
+    world_conn: AsyncConnection, database: Database, tmp_root: Path
+) -> AsyncIterator[World]:
+    """Organisations A and B with a row of every kind, and A's callers."""
+    settings = _settings(tmp_root / "data", database.url)
+    app: FastAPI = create_app(settings, database=database)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        async with _session(world_conn) as s, unit_of_work(s):
+            yield s
+
+    app.dependency_overrides[get_session] = test_session
+    app.dependency_overrides[get_session_factory] = lambda: lambda: _session(world_conn)
+    session = _session(world_conn)
+    factory = Factory(session, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        org_a, org_b = await factory.org(), await factory.org()
+        admin_a, admin_b = await factory.member(org_a), await factory.member(org_b)
+        ids_a = await build_kinds(client, factory, org_a, admin_a)
+        ids_b = await build_kinds(client, factory, org_b, admin_b)
+        key = await client.post(
+            f"{API}/admin/api-keys",
+            headers=admin_a.headers,
+            json={"name": "everything", "scopes": list(ALL_PERMISSIONS)},
+        )
+        api_key = Member(admin_a.user, {"X-API-Key": (await _created(key))["api_key"]}, "")
+        nobody = await factory.member(org_a, (await factory.role(org_a, [])).name)
+        all_but: dict[str, Member] = {}
+        for permission in ALL_PERMISSIONS:
+            others = [p for p in ALL_PERMISSIONS if p != permission]
+            all_but[permission] = await factory.member(
+                org_a, (await factory.role(org_a, others)).name
+            )
+        yield World(client, admin_a, api_key, nobody, all_but, ids_a, ids_b)
+    await session.close()
+
+
+@pytest.fixture
+async def rolled_back(world_conn: AsyncConnection) -> AsyncIterator[None]:
+    """The test's requests run in a savepoint that is rolled back."""
+    savepoint = await world_conn.begin_nested()
+    try:
+        yield
+    finally:
+        await savepoint.rollback()
+
+
+async def call(world: World, member: Member, method: str, path: str, ids: dict[str, str]) -> Any:
+    """The operation called by `member` with `ids` in its path and body."""
+    return await world.client.request(
+        method,
+        url_for(path, ids),
+        headers=member.headers,
+        params=query(method, path),
+        json=request_body(method, path, ids),
+    )
+
+
+def _problem(r: httpx.Response) -> bool:
+    return r.headers.get("content-type", "").startswith("application/problem+json")
+
+
+def _explain(label: str, r: httpx.Response) -> str:
+    return f"{label}: {r.status_code} {r.text[:300]}"
+
+
+def _id_route(method: str, path: str, *, foreign: bool) -> Any:
+    bad = unknown_params(path)
+    if bad:
+        pytest.fail(
+            f"{method} {path}: path parameter(s) {bad} unknown to the isolation test; add each "
+            "to ID_KINDS (with a row of that kind in build_kinds) or, if it names no row of "
+            "an organisation, to NOT_IDS with the reason"
+        )
+    not_ids = [p for p in path_params(path) if p in NOT_IDS]
+    if not_ids and (foreign or any(p not in NOT_ID_VALUES for p in not_ids)):
+        pytest.skip(f"{not_ids}: {NOT_IDS[not_ids[0]]}")
+    if (method, path) in SIGNED_ROUTES and not foreign:
+        pytest.skip(f"no member door: {SIGNED_ROUTES[(method, path)]}")
+    return ROUTES[(method, path)]
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def test_every_path_parameter_is_known() -> None:
+    """Every `{…}` of the schema is an id kind or explained; every id route has a member
+    door or is listed with what authenticates it."""
+    assert len(OPERATIONS) > 40  # the schema was read (45 paths with ids when written)
+    unknown = {p for _, path in OPERATIONS for p in unknown_params(path)}
+    assert not unknown, f"add {sorted(unknown)} to ID_KINDS (and build_kinds) or NOT_IDS"
+    doorless = [
+        (m, p)
+        for m, p in OPERATIONS
+        if not authenticates_members(ROUTES[(m, p)]) and (m, p) not in SIGNED_ROUTES
+    ]
+    assert not doorless, (
+        f"id routes with no member authentication, not in SIGNED_ROUTES: {doorless}"
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+async def test_another_organisations_ids_are_404(
+    world: World, rolled_back: None, method: str, path: str
+) -> None:
+    """A's admin and API key get 404 problem+json for B's rows; a role of A without
+    permissions 403 or 404."""
+    _id_route(method, path, foreign=True)
+    if (method, path) in SIGNED_ROUTES:
+        r = await call(world, world.admin, method, path, world.ids_b)
+        assert r.status_code == 403 and _problem(r), _explain("unsigned call", r)
+        return
+    r = await call(world, world.admin, method, path, world.ids_b)
+    assert r.status_code == 404, _explain("A's admin with B's ids", r)
+    assert _problem(r), _explain("not problem+json", r)
+    r = await call(world, world.api_key, method, path, world.ids_b)
+    # An API key may meet 403 `person_required` (a route for people): about the credential,
+    # not the row.
+    refused = r.status_code == 403 and r.json().get("code") == "person_required"
+    assert r.status_code == 404 or refused, _explain("A's API key with B's ids", r)
+    r = await call(world, world.nobody, method, path, world.ids_b)
+    assert r.status_code in {403, 404} and _problem(r), _explain("A's role without permissions", r)
+    # The control: with A's own ids the route finds the rows (the ids are of the right kind).
+    r = await call(world, world.admin, method, path, world.ids_a)
+    assert r.status_code != 404 and r.status_code < 500, _explain("A's admin with A's ids", r)
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+async def test_a_missing_permission_is_403(
+    world: World, rolled_back: None, method: str, path: str
+) -> None:
+    """With A's own rows: lacking a declared permission is 403 naming it; lacking all, 403/404."""
+    route = _id_route(method, path, foreign=False)
+    wanted = declared_permissions(route) | SERVICE_PERMISSIONS.get((method, path), set())
+    for permission in sorted(wanted):
+        r = await call(world, world.all_but[permission], method, path, world.ids_a)
+        assert r.status_code == 403 and _problem(r), _explain(f"without {permission}", r)
+        assert r.json().get("permission") == permission, _explain(f"without {permission}", r)
+    r = await call(world, world.nobody, method, path, world.ids_a)
+    assert r.status_code in {403, 404} and _problem(r), _explain("without any permission", r)
