@@ -62,7 +62,7 @@ async def read_one(
     return NotificationRead.model_validate(await service.mark_read(session, actor, notification_id))
 
 
-async def _events(
+async def notification_events(
     request: Request,
     factory: Callable[[], AsyncSession],
     user_id: uuid.UUID,
@@ -72,6 +72,8 @@ async def _events(
     poll: float,
     guard: SessionRecheck,
 ) -> AsyncIterator[bytes]:
+    """The `notification` events of a user after `after`, as this stream and the web app's
+    bell send them (ends with `session_ended` once `guard` fails)."""
     # Polling the table keeps the stream correct across any number of API processes.
     sent = 0
     loop = asyncio.get_running_loop()
@@ -118,7 +120,9 @@ async def stream(
     guard = session_recheck(request, factory, actor)
     release = stream_slot(request, actor)
     return SlotStreamingResponse(
-        _events(request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard),
+        notification_events(
+            request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard
+        ),
         release=release,
         media_type="text/event-stream",
         headers=SSE_HEADERS,
