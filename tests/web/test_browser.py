@@ -228,6 +228,20 @@ def test_the_board_moves_a_card_by_drag_and_drop(site: Site) -> None:
     site.check()
 
 
+def test_pages_fit_a_phone_screen(site: Site) -> None:
+    page = site.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        for path in ("/", "/crm/leads", "/crm/pipeline", "/crm/notifications"):
+            site.go(path)
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+        site.go("/crm/leads")
+        site.check("leads-phone")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 800})
+
+
 def test_the_bell_rings_live(site: Site) -> None:
     page = site.go("/crm/leads")
     assert page.locator("#bell-count").inner_text() == "0"
@@ -238,6 +252,11 @@ def test_the_bell_rings_live(site: Site) -> None:
         pool.submit(asyncio.run, _notify(site.database_url)).result()
     page.wait_for_function("() => document.querySelector('#bell-count').textContent === '1'")
     assert "1 unread" in (page.locator("#bell").get_attribute("aria-label") or "")
+    page.click("#bell")
+    page.get_by_text("A lead was assigned to you").wait_for()
+    page.click("form[action='/notifications/read-all'] button")
+    page.wait_for_url("**/crm/notifications")
+    assert page.locator("#bell-count").inner_text() == "0"
     site.check()
 
 

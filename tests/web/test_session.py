@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.accounts.invitations import invitation_token
 from leadflow.models.auth_session import AuthSession
 from leadflow.models.invitation import Invitation
+from leadflow.models.outbox import Notification
 from leadflow.models.user import User
 from leadflow.web.session import ANON_CSRF_COOKIE, SESSION_COOKIE
 from tests.fixtures.factories import PASSWORD, Factory
@@ -250,3 +251,24 @@ async def test_vendored_assets_are_served(client: httpx.AsyncClient) -> None:
         assert (await client.get(path)).status_code == 200, path
     page = await client.get("/login")
     assert re.search(r'<script src="/static/vendor/htmx-2\.0\.11/htmx\.min\.js"', page.text)
+
+
+async def test_notifications_page_and_read_all(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    me = await browser(factory, org)
+    other = await browser(factory, org)
+    for user, title in ((me.user, "Yours"), (other.user, "Not yours")):
+        session.add(
+            Notification(organization_id=org.id, user_id=user.id, kind="t", title=title, data={})
+        )
+    await session.commit()
+    page = await me.get(client, "/crm/notifications")
+    assert "Yours" in page.text and "Not yours" not in page.text
+    assert 'data-count="1"' in page.text
+    assert (await me.post(client, "/notifications/read-all", csrf=False)).status_code == 403
+    r = await me.post(client, "/notifications/read-all")
+    assert (r.status_code, r.headers["location"]) == (303, "/crm/notifications")
+    assert 'data-count="0"' in (await me.get(client, "/crm/notifications")).text
+    assert 'data-count="1"' in (await other.get(client, "/crm/notifications")).text

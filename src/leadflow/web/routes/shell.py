@@ -13,6 +13,7 @@ from leadflow.auth import service
 from leadflow.auth.streams import session_recheck, stream_slot
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import LeadflowError, TooManyRequests
+from leadflow.kit.pagination import PageParams
 from leadflow.kit.passwords import MIN_PASSWORD_LENGTH
 from leadflow.kit.sse import SSE_HEADERS, SlotStreamingResponse
 from leadflow.notifications import service as notifications
@@ -29,9 +30,11 @@ from leadflow.web.session import (
     verify_anonymous_csrf,
     verify_csrf,
 )
-from leadflow.web.templating import redirect, render
+from leadflow.web.templating import load_shell, redirect, render
 
 router = APIRouter(include_in_schema=False)
+
+NOTIFICATIONS_SHOWN = 50
 
 
 def safe_next(target: str | None) -> str:
@@ -173,10 +176,20 @@ async def notification_stream(
     )
 
 
+@router.get("/crm/notifications")
+async def notifications_page(request: Request, session: SessionDep, actor: WebActor) -> Response:
+    """The signed-in person's newest notifications."""
+    await load_shell(request, session, actor)
+    rows, total = await notifications.list_for(
+        session, actor, PageParams(limit=NOTIFICATIONS_SHOWN, offset=0), unread=None
+    )
+    return render(request, "notifications.html", {"notifications": rows, "total": total})
+
+
 @router.post("/notifications/read-all")
 async def read_all_notifications(
     request: Request, session: SessionDep, actor: WebActor
 ) -> Response:
-    """Mark every notification read; the bell shows 0."""
+    """Mark every notification read (the notifications service the API uses)."""
     await notifications.mark_all_read(session, actor)
-    return render(request, "_bell_count.html", {"unread": 0})
+    return redirect(request, "/crm/notifications")
