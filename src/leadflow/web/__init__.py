@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from leadflow.web import errors
+from leadflow.web import error_pages
 from leadflow.web.routes import dashboard, leads, pipeline, shell
 from leadflow.web.templating import STATIC_DIR
 
@@ -18,4 +18,4 @@ def install(app: FastAPI) -> None:
     for module in (shell, dashboard, leads, pipeline):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    errors.install(app)
+    error_pages.install(app)

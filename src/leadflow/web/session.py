@@ -32,9 +32,10 @@ from leadflow.auth.tokens import decode_access_token, issue_access_token
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
 from leadflow.db.session import SessionDep
-from leadflow.exceptions import Forbidden, Unauthorized
+from leadflow.exceptions import Unauthorized
 from leadflow.kit.clock import utcnow
 from leadflow.kit.security import new_token
+from leadflow.web.errors import CsrfRejected, SignInRequired
 
 SESSION_COOKIE = "lf_session"
 ANON_CSRF_COOKIE = "lf_csrf"
@@ -42,18 +43,6 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CSRF_PURPOSE = b"leadflow-web-csrf:"
-
-
-class SignInRequired(Unauthorized):
-    """A page that needs a signed-in browser was asked for without one."""
-
-    code = "sign_in_required"
-
-
-class CsrfRejected(Forbidden):
-    """A form or htmx request without the right CSRF token."""
-
-    code = "csrf_rejected"
 
 
 # ---- cookies --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from leadflow.kit.pagination import PageParams
 from leadflow.kit.passwords import MIN_PASSWORD_LENGTH
 from leadflow.kit.sse import SSE_HEADERS, SlotStreamingResponse
 from leadflow.notifications import service as notifications
-from leadflow.notifications.endpoints import notification_events
+from leadflow.notifications.stream import notification_events
 from leadflow.web.forms import form_text
 from leadflow.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from leadflow.web.session import (
