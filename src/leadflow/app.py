@@ -53,6 +53,7 @@ from leadflow.sla.endpoints import router as sla_router
 from leadflow.tasks.endpoints import router as tasks_router
 from leadflow.timeline.endpoints import router as timeline_router
 from leadflow.users.endpoints import router as users_router
+from leadflow.web import install as _web_install
 from leadflow.webhooks.endpoints import router as webhooks_router
 from leadflow.worker.endpoints import emails_router, jobs_router
 from leadflow.worker.jobs import set_queue
@@ -222,6 +223,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    # The web app last: its pages at `/`, its error pages wrapped around the handlers above.
+    _web_install(app)
     return app
 
 

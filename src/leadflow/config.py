@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     def _empty_operator(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    # -- web app (wt-web) --
+    # How long a browser sign-in lasts without use; each page renews it (up to the login
+    # session's own end).
+    web_session_hours: float = Field(default=12, gt=0, le=24 * 30)
     # -- integrations and webhooks (wt-webhooks) --
     # Earlier values of LEADFLOW_SECRET_KEY (comma-separated or a JSON list): stored
     # credentials encrypted under them stay readable until `leadflow integrations rotate-key`

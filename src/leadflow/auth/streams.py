@@ -34,10 +34,15 @@ def session_recheck(
     actor: Actor,
     *,
     permission: str | None = None,
+    credential: str | None = None,
 ) -> SessionRecheck:
-    """A re-check of the request's credential: still valid, same user, still `permission`."""
+    """A re-check of the request's credential: still valid, same user, still `permission`.
+
+    `credential`: the one the request authenticated with when it is not a header (the web
+    app's session cookie).
+    """
     settings: Settings = request.app.state.settings
-    credential = _credential(request)
+    credential = credential or _credential(request)
 
     async def check() -> bool:
         if credential is None:

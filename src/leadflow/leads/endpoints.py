@@ -10,13 +10,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, ValidationError
 from pydantic_core import to_json
 
-from leadflow.audit.service import record
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
-from leadflow.customfields import service as customfields
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import ValidationFailed
-from leadflow.kit.clock import utcnow
 from leadflow.kit.pagination import MAX_LIMIT, MAX_OFFSET
 from leadflow.leads import bulk, export, service
 from leadflow.leads.schemas import (
@@ -151,28 +148,7 @@ async def export_leads(
     format: Literal["csv", "xlsx"] = "csv",
 ) -> StreamingResponse:
     """Stream the filtered leads as CSV (default) or XLSX."""
-    f = body or ExportIn()
-    stmt = export.export_statement(session, actor, f)
-    defs = await customfields.list_fields(session, actor.organization_id)
-    keys = [d.key for d in defs]
-    await record(
-        session,
-        actor=actor,
-        organization_id=actor.organization_id,
-        action="lead.export",
-        resource_type="lead",
-        resource_id=None,
-        after={"format": format, "filter": f.model_dump(mode="json")},
-    )
-    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
-    if format == "xlsx":
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        gen = export.stream_xlsx(factory, stmt, keys)
-    else:
-        media = "text/csv; charset=utf-8"
-        gen = export.stream_csv(factory, stmt, keys)
-    headers = {"Content-Disposition": f'attachment; filename="leads-{stamp}.{format}"'}
-    return StreamingResponse(gen, media_type=media, headers=headers)
+    return await export.export_response(session, factory, actor, body or ExportIn(), format)
 
 
 @router.post("/bulk", response_model=BulkOut)

@@ -7,15 +7,19 @@ import io
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import xlsxwriter
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import StreamingResponse
 
+from leadflow.audit.service import record
 from leadflow.authz.actor import Actor
+from leadflow.customfields import service as customfields
 from leadflow.db.dialect import dialect_name
 from leadflow.db.engine import transactions_that
+from leadflow.kit.clock import utcnow
 from leadflow.kit.normalize import neutralize_formula
 from leadflow.leads import repository
 from leadflow.leads.schemas import ExportIn
@@ -126,3 +130,38 @@ async def stream_xlsx(
                 yield chunk
     finally:
         os.unlink(path)
+
+
+async def export_response(
+    session: AsyncSession,
+    factory: Callable[[], AsyncSession],
+    actor: Actor,
+    f: ExportIn,
+    fmt: Literal["csv", "xlsx"],
+) -> StreamingResponse:
+    """The audited, streamed export of the leads `f` selects (needs `leads:export`).
+
+    The API's `POST /leads/export` and the web app's export button both answer with this.
+    """
+    actor.require("leads:export")
+    stmt = export_statement(session, actor, f)
+    defs = await customfields.list_fields(session, actor.organization_id)
+    keys = [d.key for d in defs]
+    await record(
+        session,
+        actor=actor,
+        organization_id=actor.organization_id,
+        action="lead.export",
+        resource_type="lead",
+        resource_id=None,
+        after={"format": fmt, "filter": f.model_dump(mode="json")},
+    )
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    if fmt == "xlsx":
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        gen = stream_xlsx(factory, stmt, keys)
+    else:
+        media = "text/csv; charset=utf-8"
+        gen = stream_csv(factory, stmt, keys)
+    headers = {"Content-Disposition": f'attachment; filename="leads-{stamp}.{fmt}"'}
+    return StreamingResponse(gen, media_type=media, headers=headers)

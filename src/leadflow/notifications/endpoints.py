@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.dependencies import CurrentPerson
 from leadflow.auth.streams import session_recheck, stream_slot
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
-    SESSION_ENDED_EVENT,
     SSE_HEADERS,
-    SessionRecheck,
     SlotStreamingResponse,
     parse_last_event_id,
 )
 from leadflow.notifications import service
 from leadflow.notifications.schemas import NotificationRead, ReadAllOut, UnreadCount
+from leadflow.notifications.stream import notification_events
 
 router = APIRouter(tags=["notifications"])
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -62,40 +58,6 @@ async def read_one(
     return NotificationRead.model_validate(await service.mark_read(session, actor, notification_id))
 
 
-async def _events(
-    request: Request,
-    factory: Callable[[], AsyncSession],
-    user_id: uuid.UUID,
-    after: uuid.UUID | None,
-    max_events: int | None,
-    max_seconds: float,
-    poll: float,
-    guard: SessionRecheck,
-) -> AsyncIterator[bytes]:
-    # Polling the table keeps the stream correct across any number of API processes.
-    sent = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + max_seconds
-    yield b"retry: 3000\n\n"
-    while loop.time() < deadline:
-        if not await guard.still_valid():
-            yield SESSION_ENDED_EVENT
-            return
-        async with factory() as session:
-            rows = await service.newer_than(session, user_id, after)
-        for row in rows:
-            after = row.id
-            data = NotificationRead.model_validate(row).model_dump_json()
-            yield f"id: {row.id}\nevent: notification\ndata: {data}\n\n".encode()
-            sent += 1
-            if max_events is not None and sent >= max_events:
-                return
-        if await request.is_disconnected():
-            return
-        yield b": keep-alive\n\n"
-        await asyncio.sleep(poll)
-
-
 @router.get("/stream")
 async def stream(
     request: Request,
@@ -118,7 +80,9 @@ async def stream(
     guard = session_recheck(request, factory, actor)
     release = stream_slot(request, actor)
     return SlotStreamingResponse(
-        _events(request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard),
+        notification_events(
+            request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard
+        ),
         release=release,
         media_type="text/event-stream",
         headers=SSE_HEADERS,

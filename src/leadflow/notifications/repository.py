@@ -88,3 +88,13 @@ async def newer_than(
     if after is not None:
         stmt = stmt.where(Notification.id > after)
     return list(await session.scalars(stmt.order_by(Notification.id).limit(limit)))
+
+
+async def latest_id(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of a user's newest notification (where a live stream starts from)."""
+    return await session.scalar(
+        select(Notification.id)
+        .where(Notification.user_id == user_id)
+        .order_by(Notification.id.desc())
+        .limit(1)
+    )

@@ -1,0 +1,21 @@
+"""The web app: server-rendered pages (Jinja2 + htmx) over the same services as the API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from leadflow.web import error_pages
+from leadflow.web.routes import dashboard, leads, pipeline, shell
+from leadflow.web.templating import STATIC_DIR
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages at `/`, the assets at `/static` and the HTML error pages.
+
+    Lead pages live under `/crm/` because `/leads` is a seed alias of the API.
+    """
+    for module in (shell, dashboard, leads, pipeline):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    error_pages.install(app)

@@ -1,0 +1,201 @@
+"""The web app's message catalogue (English and German) and the choice of language.
+
+A message is looked up by its English text; German falls back to English for a text not in the
+catalogue, so a missing translation shows English rather than a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+LANGUAGES = ("en", "de")
+DEFAULT_LANGUAGE = "en"
+LANGUAGE_COOKIE = "lf_lang"
+
+Translate = Callable[..., str]
+
+_DE: dict[str, str] = {
+    # shell
+    "Dashboard": "Übersicht",
+    "Leads": "Leads",
+    "Pipeline": "Pipeline",
+    "Notifications": "Benachrichtigungen",
+    "Sign in": "Anmelden",
+    "Sign out": "Abmelden",
+    "Language": "Sprache",
+    "Main navigation": "Hauptnavigation",
+    "Skip to content": "Zum Inhalt springen",
+    "You have {n} unread notifications": "Sie haben {n} ungelesene Benachrichtigungen",
+    "Mark all read": "Alle als gelesen markieren",
+    "No notifications": "Keine Benachrichtigungen",
+    "Signed in as {email}": "Angemeldet als {email}",
+    # sign-in and invitations
+    "Email": "E-Mail",
+    "Password": "Passwort",
+    "Sign in to Leadflow": "Bei Leadflow anmelden",
+    "Invalid email or password": "E-Mail oder Passwort ist falsch",
+    "Too many failed logins; try again later": (
+        "Zu viele fehlgeschlagene Anmeldungen; versuchen Sie es später erneut"
+    ),
+    "Accept the invitation": "Einladung annehmen",
+    "Choose a password (at least {n} characters) to join your team.": (
+        "Wählen Sie ein Passwort (mindestens {n} Zeichen), um Ihrem Team beizutreten."
+    ),
+    "Set password and sign in": "Passwort setzen und anmelden",
+    "Password must be at least {n} characters": "Das Passwort muss mindestens {n} Zeichen haben",
+    "Repeat password": "Passwort wiederholen",
+    "The passwords differ": "Die Passwörter stimmen nicht überein",
+    # errors
+    "Page not found": "Seite nicht gefunden",
+    "Permission denied": "Keine Berechtigung",
+    "Something went wrong": "Etwas ist schiefgelaufen",
+    "Back to the dashboard": "Zurück zur Übersicht",
+    "The page or record does not exist, or it is not yours to see.": (
+        "Die Seite oder der Datensatz existiert nicht oder ist für Sie nicht sichtbar."
+    ),
+    "Your role does not allow this.": "Ihre Rolle erlaubt das nicht.",
+    "An unexpected error occurred; quote the request id when reporting it.": (
+        "Ein unerwarteter Fehler ist aufgetreten; nennen Sie die Request-ID, wenn Sie ihn melden."
+    ),
+    "The form has expired; reload the page and try again.": (
+        "Das Formular ist abgelaufen; laden Sie die Seite neu und versuchen Sie es erneut."
+    ),
+    "Request id": "Request-ID",
+    # leads list
+    "Search": "Suche",
+    "Search name, email, phone, company": "Name, E-Mail, Telefon, Firma suchen",
+    "Status": "Status",
+    "Source": "Quelle",
+    "Assignee": "Zuständig",
+    "Anyone": "Alle",
+    "Me": "Ich",
+    "Unassigned": "Nicht zugewiesen",
+    "Any": "Alle",
+    "Needs action": "Handlungsbedarf",
+    "Sort": "Sortierung",
+    "Newest first": "Neueste zuerst",
+    "Oldest first": "Älteste zuerst",
+    "Name A–Z": "Name A–Z",
+    "Highest score": "Höchster Score",
+    "Recently updated": "Zuletzt geändert",
+    "Next action due": "Nächste Aktion fällig",
+    "Name": "Name",
+    "Company": "Firma",
+    "Score": "Score",
+    "Created": "Erstellt",
+    "Select": "Auswählen",
+    "Select all on this page": "Alle auf dieser Seite auswählen",
+    "{n} leads": "{n} Leads",
+    "more than {n} leads": "mehr als {n} Leads",
+    "No leads match.": "Keine Leads gefunden.",
+    "Next page": "Nächste Seite",
+    "First page": "Erste Seite",
+    "Export CSV": "CSV exportieren",
+    "Export XLSX": "XLSX exportieren",
+    "Bulk action": "Sammelaktion",
+    "Assign to": "Zuweisen an",
+    "Move to stage": "In Phase verschieben",
+    "Delete": "Löschen",
+    "Apply to selected": "Auf Auswahl anwenden",
+    "Apply this action to the selected leads?": "Diese Aktion auf die ausgewählten Leads anwenden?",
+    "{n} of {m} leads updated": "{n} von {m} Leads geändert",
+    "Select at least one lead": "Wählen Sie mindestens einen Lead aus",
+    "Next action": "Nächste Aktion",
+    "Nothing needs action.": "Nichts zu tun.",
+    "Filters": "Filter",
+    "Apply filters": "Filter anwenden",
+    "Reset": "Zurücksetzen",
+    "Due {when}": "Fällig {when}",
+    # lead page
+    "Lead": "Lead",
+    "First name": "Vorname",
+    "Last name": "Nachname",
+    "Phone": "Telefon",
+    "Channel": "Kanal",
+    "Tags": "Tags",
+    "Comma-separated": "Durch Kommas getrennt",
+    "Notes": "Notizen",
+    "Save": "Speichern",
+    "Saved": "Gespeichert",
+    "Stage": "Phase",
+    "Reason (optional)": "Grund (optional)",
+    "Move": "Verschieben",
+    "Assign": "Zuweisen",
+    "Timeline": "Verlauf",
+    "Nothing happened yet.": "Noch nichts passiert.",
+    "Consents": "Einwilligungen",
+    "granted": "erteilt",
+    "revoked": "widerrufen",
+    "none": "keine",
+    "SLA": "SLA",
+    "Details": "Details",
+    "Another lead was saved meanwhile; reload to see its changes.": (
+        "Der Lead wurde inzwischen geändert; laden Sie neu, um die Änderungen zu sehen."
+    ),
+    "Fix the marked fields.": "Korrigieren Sie die markierten Felder.",
+    "Back to the list": "Zurück zur Liste",
+    "Delete this lead?": "Diesen Lead löschen?",
+    "Delete lead": "Lead löschen",
+    # pipeline
+    "Load more": "Mehr laden",
+    "Move {name} to": "{name} verschieben nach",
+    "Drag a card to another column, or use its stage menu.": (
+        "Ziehen Sie eine Karte in eine andere Spalte oder nutzen Sie ihr Phasenmenü."
+    ),
+    # dashboard
+    "Total leads": "Leads gesamt",
+    "New today": "Neu heute",
+    "New this week": "Neu diese Woche",
+    "SLA at risk": "SLA gefährdet",
+    "SLA breached": "SLA verletzt",
+    "Conversion (30 days)": "Konversion (30 Tage)",
+    "Funnel (30 days)": "Trichter (30 Tage)",
+    "Lead volume (30 days)": "Lead-Volumen (30 Tage)",
+    "Leads per assignee": "Leads pro Zuständigem",
+    "Alerts": "Hinweise",
+    "No alerts.": "Keine Hinweise.",
+    "Open": "Offen",
+    "Won": "Gewonnen",
+    "Breached": "Verletzt",
+    "Load": "Auslastung",
+    "Count": "Anzahl",
+    "Share": "Anteil",
+    "Day": "Tag",
+    "New leads": "Neue Leads",
+    "Your role has no analytics.": "Ihre Rolle hat keinen Zugriff auf Auswertungen.",
+}
+
+_CATALOGUES: dict[str, dict[str, str]] = {"en": {}, "de": _DE}
+
+
+def language_of(request: Request) -> str:
+    """The cookie's language, else the best of Accept-Language, else English."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    best, best_q = DEFAULT_LANGUAGE, 0.0
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        lang = tag.strip().lower().split("-")[0]
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def translator(language: str) -> Translate:
+    """`_(text, **values)`: the text in `language`, with `{name}` placeholders filled."""
+    catalogue = _CATALOGUES.get(language, {})
+
+    def _(text: str, **values: object) -> str:
+        out = catalogue.get(text, text)
+        return out.format(**values) if values else out
+
+    return _

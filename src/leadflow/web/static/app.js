@@ -1,0 +1,42 @@
+// Leadflow web app: the live notifications bell, "select all" of the lead list.
+(function () {
+  "use strict";
+
+  function startBell() {
+    var bell = document.getElementById("bell");
+    if (!bell || !window.EventSource) return;
+    var source = new EventSource(bell.dataset.stream);
+    source.addEventListener("notification", function (event) {
+      var count = document.getElementById("bell-count");
+      var n = parseInt(count.dataset.count || "0", 10) + 1;
+      count.dataset.count = String(n);
+      count.textContent = String(n);
+      bell.setAttribute("aria-label", bell.dataset.labelTemplate.replace("{n}", String(n)));
+      bell.classList.add("ringing");
+      try {
+        var item = JSON.parse(event.data);
+        bell.title = item.title;
+      } catch (e) { /* a malformed event only skips the title */ }
+    });
+    source.addEventListener("session_ended", function () {
+      source.close();
+      window.location.assign("/login");
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box.classList || !box.classList.contains("select-all")) return;
+    document.querySelectorAll('input[name="ids"][form="bulk"]').forEach(function (other) {
+      other.checked = box.checked;
+    });
+  });
+
+  // After a full sign-out elsewhere, htmx requests get HX-Redirect; nothing else to do here.
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", startBell);
+  } else {
+    startBell();
+  }
+})();
