@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_QUIET ?= -q
 
-.PHONY: run test lint typecheck audit migrations-check pytest bench fuzz demo worker clean
+.PHONY: run test lint typecheck audit migrations-check pytest bench fuzz screenshots demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test: lint typecheck audit migrations-check pytest
 FUZZ_SECONDS ?= 600
 fuzz: $(VENV)/.installed-dev
 	LEADFLOW_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
+
+# Refresh docs/screenshots/ from the browser tests.
+screenshots: $(VENV)/.installed-dev
+	LEADFLOW_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/web/test_browser.py
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,13 @@ from tests.fixtures.services import IN_CI
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("LEADFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's pictures are refreshed on request (`make screenshots`); an ordinary run saves
+# them to a temporary folder, so it leaves the checkout as it found it.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("LEADFLOW_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / f"leadflow-screenshots-{os.getpid()}"
+)
 AXE = "/static/vendor/axe-core-4.14.1/axe.min.js"
 EMAIL, PASSWORD = "owner@example.com", "correct horse battery"
 
