@@ -47,8 +47,11 @@ migrations-check: $(VENV)/.installed-dev
 	LEADFLOW_DATABASE_URL="sqlite+aiosqlite:///$$tmp/check.db" $(BIN)/alembic check; \
 	status=$$?; rm -rf $$tmp; exit $$status
 
+# Two processes by default (a test file stays in one process: Redis databases and served
+# ports are per file); PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck audit migrations-check pytest
 
