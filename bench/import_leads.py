@@ -8,6 +8,9 @@ The file has German headers, 10% duplicate rows (same email as an earlier row) a
 does for large files) followed by the worker job `imports.run` (parse, validate, deduplicate,
 analyse, COPY into `leads`, checkpoint per chunk, ANALYZE). "Raw COPY" is asyncpg
 `copy_to_table` of the same file into a bare table with one text column per CSV column.
+"The floor" is PostgreSQL alone writing the rows our import wrote (`INSERT … SELECT` from
+`leads`) into an empty table created `LIKE leads INCLUDING ALL` — every index of `leads`, no
+trigger, no Python: what the indexed table costs by itself.
 Peak memory is the process's maximum resident set size after the import.
 """
 
@@ -121,6 +124,29 @@ async def raw_copy(url: str, path: Path) -> float:
     return elapsed
 
 
+async def floor(url: str) -> tuple[int, float, list[str]]:
+    """(rows, seconds, the indexes of `leads`) for PostgreSQL inserting the imported leads into an empty
+    copy of `leads` with all its indexes (and none of its triggers)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "DROP TABLE IF EXISTS floor_leads; CREATE TABLE floor_leads (LIKE leads INCLUDING ALL)"
+        )
+        t0 = time.perf_counter()
+        status = await conn.execute("INSERT INTO floor_leads SELECT * FROM leads")
+        elapsed = time.perf_counter() - t0
+        indexes = [
+            r["indexname"]
+            for r in await conn.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'leads' ORDER BY 1"
+            )
+        ]
+        await conn.execute("DROP TABLE floor_leads")
+    finally:
+        await conn.close()
+    return int(status.split()[-1]), elapsed, indexes
+
+
 def _line(label: str, rows: int, seconds: float) -> str:
     return f"{label:<34} {rows:>9,} rows in {seconds:7.1f} s = {rows / seconds:>9,.0f} rows/s"
 
@@ -142,9 +168,14 @@ async def run() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     await db.dispose()
     copy_s = await raw_copy(url, big)
-    print(_line("Leadflow import (PostgreSQL)", int(ours["rows"]), ours["seconds"]))
-    print(_line("raw asyncpg COPY, bare table", ROWS, copy_s))
+    floor_rows, floor_s, indexes = await floor(url)
+    print(_line("(a) raw asyncpg COPY, bare table", ROWS, copy_s))
+    print(_line("(b) floor: PostgreSQL, all indexes", floor_rows, floor_s))
+    print(_line("(c) Leadflow import (PostgreSQL)", int(ours["imported"]), ours["seconds"]))
+    print(f"    indexes of leads ({len(indexes)}): {', '.join(indexes)}")
+    ours_rate = ours["imported"] / ours["seconds"]
     print(
+        f"(c)/(b) imported rows/s: {ours_rate / (floor_rows / floor_s):.3f}   "
         f"ratio Leadflow / raw COPY rate: {copy_s / ours['seconds']:.3f}   "
         f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
         f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB"
