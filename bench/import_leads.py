@@ -125,8 +125,8 @@ async def raw_copy(url: str, path: Path) -> float:
 
 
 async def floor(url: str) -> tuple[int, float, list[str]]:
-    """(rows, seconds, the indexes of `leads`) for PostgreSQL inserting the imported leads into an empty
-    copy of `leads` with all its indexes (and none of its triggers)."""
+    """(rows, seconds, the indexes of `leads`) for PostgreSQL inserting the imported leads
+    into an empty copy of `leads` with all its indexes (and none of its triggers)."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
