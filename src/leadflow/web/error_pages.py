@@ -34,7 +34,12 @@ API_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/metrics", "/healt
 
 def wants_page(request: Request) -> bool:
     """Whether an error of this request is answered with an HTML page."""
-    path = request.url.path
+    # The path inside the app: behind a proxy prefix (`--root-path /crm`) the prefix is not
+    # part of it, so `/crm/api/…` is still the API.
+    path = request.scope.get("path", request.url.path)
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
     if path.startswith(API_PREFIXES):
         return False
     if path in WEB_PATHS or path.startswith(WEB_PREFIXES):
