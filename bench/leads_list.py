@@ -236,6 +236,39 @@ async def _load(url: str) -> tuple[Database, str]:
     return db, pair.access_token
 
 
+async def load_sqlite(database_url: str, n: int) -> None:
+    """The same organisation, admin (`bench@example.com`) and `n` leads on a migrated SQLite
+    database (for the load benchmark's one-process run)."""
+    from sqlalchemy import insert
+
+    from leadflow.models.lead import Lead, reached_with
+
+    db = Database(database_url)
+    async with session_scope(db) as session:
+        org = await create_organization(session, name="Bench GmbH")
+        role = await org_repo.get_role_by_name(session, org.id, "admin")
+        assert role is not None
+        user = User(
+            organization_id=org.id,
+            email="bench@example.com",
+            full_name="Bench",
+            role_id=role.id,
+            status="active",
+        )
+        session.add(user)
+        await session.flush()
+        org_id, user_id = org.id, user.id
+    rows = [dict(zip(COLUMNS, r, strict=True)) for r in _rows(org_id, user_id, n)]
+    for row in rows:
+        row["tags"] = json.loads(str(row["tags"]))
+        row["custom"] = {}
+        row["stages_reached"] = reached_with(None, str(row["status"]))
+    async with session_scope(db) as session:
+        for i in range(0, len(rows), 5000):
+            await session.execute(insert(Lead), rows[i : i + 5000])
+    await db.dispose()
+
+
 async def _capture(
     db: Database, call: Callable[[], Awaitable[None]]
 ) -> list[tuple[str, str, tuple]]:
