@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import asyncpg
 import httpx
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from bench._common import (
@@ -202,24 +203,30 @@ def _settings(db: Database) -> Settings:
     return Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
 
 
+async def _bench_admin(session: AsyncSession) -> User:
+    """A new organisation "Bench GmbH" and its admin `bench@example.com`."""
+    org = await create_organization(session, name="Bench GmbH")
+    role = await org_repo.get_role_by_name(session, org.id, "admin")
+    assert role is not None
+    user = User(
+        organization_id=org.id,
+        email="bench@example.com",
+        full_name="Bench",
+        role_id=role.id,
+        status="active",
+    )
+    user.role = role
+    session.add(user)
+    await session.flush()
+    return user
+
+
 async def _load(url: str) -> tuple[Database, str]:
     db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
     async with session_scope(db) as session:
-        org = await create_organization(session, name="Bench GmbH")
-        role = await org_repo.get_role_by_name(session, org.id, "admin")
-        assert role is not None
-        user = User(
-            organization_id=org.id,
-            email="bench@example.com",
-            full_name="Bench",
-            role_id=role.id,
-            status="active",
-        )
-        user.role = role
-        session.add(user)
-        await session.flush()
+        user = await _bench_admin(session)
         pair = await start_session(session, _settings(db), user)
-        org_id, user_id = org.id, user.id
+        org_id, user_id = user.organization_id, user.id
     conn = await asyncpg.connect(url)
     t = time.perf_counter()
     batch = 100_000
@@ -245,19 +252,8 @@ async def load_sqlite(database_url: str, n: int) -> None:
 
     db = Database(database_url)
     async with session_scope(db) as session:
-        org = await create_organization(session, name="Bench GmbH")
-        role = await org_repo.get_role_by_name(session, org.id, "admin")
-        assert role is not None
-        user = User(
-            organization_id=org.id,
-            email="bench@example.com",
-            full_name="Bench",
-            role_id=role.id,
-            status="active",
-        )
-        session.add(user)
-        await session.flush()
-        org_id, user_id = org.id, user.id
+        user = await _bench_admin(session)
+        org_id, user_id = user.organization_id, user.id
     rows = [dict(zip(COLUMNS, r, strict=True)) for r in _rows(org_id, user_id, n)]
     for row in rows:
         row["tags"] = json.loads(str(row["tags"]))

@@ -38,6 +38,7 @@ SECONDS = float(os.environ.get("LEADFLOW_LOAD_SECONDS", "300"))
 RATES = [int(r) for r in os.environ.get("LEADFLOW_LOAD_RATES", "25,50,100,150,200").split(",")]
 SQLITE_ROWS = int(os.environ.get("LEADFLOW_LOAD_SQLITE_ROWS", "50000"))
 P99_LIMIT_MS = 100.0
+SECRET = "bench-secret-" + "x" * 40
 WORDS = ("kramer", "müller", "schmidt", "weber", "fischer", "lea", "jonas")
 STATUSES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 
@@ -229,6 +230,21 @@ def _wait_ready(base: str) -> None:
     raise RuntimeError(f"{base} did not become ready")
 
 
+def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The served processes' environment: this database, generous AI limits (the mix asks
+    for a draft every few requests), warnings only."""
+    return {
+        **os.environ,
+        "LEADFLOW_DATABASE_URL": database_url,
+        "LEADFLOW_SECRET_KEY": SECRET,
+        "LEADFLOW_DATA_DIR": str(data_dir),
+        "LEADFLOW_LOG_LEVEL": "WARNING",
+        "LEADFLOW_AI_RATE_LIMIT_PER_MINUTE": "1000000",
+        "LEADFLOW_AI_DAILY_LIMIT": "0",
+        **extra,
+    }
+
+
 def _free_port() -> int:
     import socket
 
@@ -306,20 +322,14 @@ async def postgres(tmp: Path) -> None:
         await leads_list._load(await leads_list.fresh_database(leads_list.DB_NAME))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{leads_list.DB_NAME}"
     db_url = url.replace("postgresql://", "postgresql+asyncpg://")
-    secret = "bench-secret-" + "x" * 40
-    token, ids = await _session_token(db_url, "bench@example.com", secret)
+    token, ids = await _session_token(db_url, "bench@example.com", SECRET)
     port = _free_port()
-    env = {
-        **os.environ,
-        "LEADFLOW_DATABASE_URL": db_url,
-        "LEADFLOW_SECRET_KEY": secret,
-        "LEADFLOW_DATA_DIR": str(tmp / "pg"),
-        "LEADFLOW_REDIS_URL": "redis://127.0.0.1:6379/13",
-        "LEADFLOW_EMBEDDED_WORKER": "false",
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-        "LEADFLOW_AI_RATE_LIMIT_PER_MINUTE": "1000000",
-        "LEADFLOW_AI_DAILY_LIMIT": "0",
-    }
+    env = _env(
+        db_url,
+        tmp / "pg",
+        LEADFLOW_REDIS_URL="redis://127.0.0.1:6379/13",
+        LEADFLOW_EMBEDDED_WORKER="false",
+    )
     api = _start(["serve", "--port", str(port), "--workers", "2"], env, tmp / "pg-api.log")
     worker = _start(["worker"], env, tmp / "pg-worker.log")
     try:
@@ -345,19 +355,9 @@ async def sqlite(tmp: Path) -> None:
     db_url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(migrate.upgrade, db_url)
     await leads_list.load_sqlite(db_url, SQLITE_ROWS)
-    secret = "bench-secret-" + "x" * 40
-    token, ids = await _session_token(db_url, "bench@example.com", secret)
+    token, ids = await _session_token(db_url, "bench@example.com", SECRET)
     port = _free_port()
-    env = {
-        **os.environ,
-        "LEADFLOW_DATABASE_URL": db_url,
-        "LEADFLOW_SECRET_KEY": secret,
-        "LEADFLOW_DATA_DIR": str(tmp / "sqlite"),
-        "LEADFLOW_REDIS_URL": "",
-        "LEADFLOW_LOG_LEVEL": "WARNING",
-        "LEADFLOW_AI_RATE_LIMIT_PER_MINUTE": "1000000",
-        "LEADFLOW_AI_DAILY_LIMIT": "0",
-    }
+    env = _env(db_url, tmp / "sqlite", LEADFLOW_REDIS_URL="")
     api = _start(["serve", "--port", str(port)], env, tmp / "sqlite-api.log")
     try:
         base = f"http://127.0.0.1:{port}"
