@@ -37,6 +37,7 @@ from leadflow.health.requests import RequestFlusher
 from leadflow.imports.endpoints import batches_router, import_router
 from leadflow.integrations.endpoints import router as integrations_router
 from leadflow.kit.context import parse_networks
+from leadflow.kit.fanout import build_wakeups, install_publisher, uninstall_publisher
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.logredact import install_redaction
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             worker.start()
         else:
             set_queue(HueyQueue(build_huey(settings), settings))
+        # Notifications this process commits wake the streams of every API process (Redis).
+        install_publisher(settings.redis_url)
         flusher = RequestFlusher(app.state.request_stats, app.state.database.sessionmaker)
         flusher.start()
         try:
@@ -141,6 +144,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             if worker is not None:
                 worker.stop()
             await flusher.stop()
+            await app.state.wakeups.aclose()
+            uninstall_publisher()
             ai_runtime = getattr(app.state, "ai_runtime", None)
             if ai_runtime is not None:
                 await ai_runtime.aclose()
@@ -160,6 +165,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         pool_size=settings.db_pool_size,
         pre_ping=settings.db_pre_ping,
     )
+    # Event streams wait for wake-ups from Redis pub/sub, or re-read every second without it.
+    app.state.wakeups = build_wakeups(settings.redis_url, fallback=settings.stream_recheck_seconds)
     # This process's request figures by minute and route group (flushed once a minute).
     app.state.request_stats = RequestStats()
     app.state.login_limiter = FailureLimiter(

@@ -1,8 +1,9 @@
-"""The `leadflow` command: serve, db upgrade, users create-admin, demo."""
+"""The `leadflow` command: serve, worker, db upgrade/backup, users create-admin, demo."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,6 +65,23 @@ def db_upgrade(revision: str = "head") -> None:
     settings = get_settings()
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"database at {revision}: {_safe_url(settings.database_url)}")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="File to write the copy to")],
+    overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists")] = False,
+) -> None:
+    """Copy the SQLite database to PATH, safely while Leadflow runs (PostgreSQL: pg_dump)."""
+    from leadflow.db.backup import BackupError, backup_sqlite
+
+    settings = get_settings()
+    try:
+        done = backup_sqlite(settings.database_url, path, overwrite=overwrite)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backup written: {done.path} ({done.size:,} bytes, integrity {done.integrity})")
 
 
 def _safe_url(url: str) -> str:

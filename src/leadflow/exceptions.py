@@ -100,3 +100,9 @@ class ServiceUnavailable(LeadflowError):
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database does not answer (stopped, restarting, unreachable): retry shortly."""
+
+    code = "database_unavailable"

@@ -29,6 +29,7 @@ from leadflow.calls.schemas import (
 )
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import BadRequest, LeadflowError, TooManyRequests, ValidationFailed
+from leadflow.kit.fanout import Wakeups
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
     SESSION_ENDED_EVENT,
@@ -45,7 +46,6 @@ Reader = Annotated[Actor, Depends(require_permission("calls:read"))]
 Writer = Annotated[Actor, Depends(require_permission("calls:write"))]
 Paging = Annotated[PageParams, Depends(page_params)]
 
-_STREAM_POLL_SECONDS = 1.0
 _STREAM_BATCH = 100
 
 
@@ -149,36 +149,40 @@ async def _stream(
     max_seconds: float,
     guard: SessionRecheck,
 ) -> AsyncIterator[bytes]:
-    # Polling the table keeps the stream correct across any number of API processes.
+    # The events come from the database, whichever process wrote them; between reads the
+    # stream waits for a wake-up of its call (Redis pub/sub) or, without Redis, re-reads
+    # every second (see kit/fanout.py).
+    wakeups: Wakeups = getattr(request.app.state, "wakeups", None) or Wakeups()
     sent = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds
     yield b"retry: 3000\n\n"
-    while loop.time() < deadline:
-        if not await guard.still_valid():
-            yield SESSION_ENDED_EVENT
-            return
-        async with factory() as session:
-            rows = await repository.events_after(session, call_id, after, _STREAM_BATCH)
-            current = await session.get(CallRequest, call_id)
-            settled = current is None or CallStatus(current.status) in service.FINAL
-        for row in rows:
-            after = row.seq
-            data = CallEventRead.model_validate(row).model_dump_json()
-            yield f"id: {row.seq}\nevent: call_event\ndata: {data}\n\n".encode()
-            sent += 1
-            if max_events is not None and sent >= max_events:
+    async with wakeups.watch(service.stream_topic(call_id)) as watch:
+        while loop.time() < deadline:
+            if not await guard.still_valid():
+                yield SESSION_ENDED_EVENT
                 return
-        if len(rows) == _STREAM_BATCH:
-            continue  # more are waiting
-        if settled:
-            # Nothing will happen any more: tell the client, so it does not reconnect.
-            yield b"event: end\ndata: {}\n\n"
-            return
-        if await request.is_disconnected():
-            return
-        yield b": keep-alive\n\n"
-        await asyncio.sleep(_STREAM_POLL_SECONDS)
+            async with factory() as session:
+                rows = await repository.events_after(session, call_id, after, _STREAM_BATCH)
+                current = await session.get(CallRequest, call_id)
+                settled = current is None or CallStatus(current.status) in service.FINAL
+            for row in rows:
+                after = row.seq
+                data = CallEventRead.model_validate(row).model_dump_json()
+                yield f"id: {row.seq}\nevent: call_event\ndata: {data}\n\n".encode()
+                sent += 1
+                if max_events is not None and sent >= max_events:
+                    return
+            if len(rows) == _STREAM_BATCH:
+                continue  # more are waiting
+            if settled:
+                # Nothing will happen any more: tell the client, so it does not reconnect.
+                yield b"event: end\ndata: {}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            yield b": keep-alive\n\n"
+            await watch.wait(deadline - loop.time())
 
 
 @router.get("/{call_id}/events/stream")

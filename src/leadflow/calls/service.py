@@ -61,6 +61,7 @@ from leadflow.config import Settings
 from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.events import publish
+from leadflow.kit.fanout import announce
 from leadflow.kit.normalize import is_valid_phone, normalize_phone, normalize_possible_phone
 from leadflow.kit.pagination import PageParams
 from leadflow.leads import service as leads
@@ -143,6 +144,11 @@ def local_label(calendar: BusinessCalendar, at: datetime) -> str:
 # --------------------------------------------------------------------------- core
 
 
+def stream_topic(call_id: uuid.UUID) -> str:
+    """The wake-up topic of a call request's event streams."""
+    return f"call-request:{call_id}"
+
+
 async def _advance(
     session: AsyncSession,
     call_id: uuid.UUID,
@@ -190,6 +196,8 @@ async def _advance(
             )
         )
     await session.flush()
+    # Event streams of this call in every API process read the new events after commit.
+    announce(session, stream_topic(call_id))
     row = await session.get(CallRequest, call_id, populate_existing=True)
     if row is not None:
         await publish(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from leadflow.exceptions import Forbidden, ServiceUnavailable, ValidationFailed
+from leadflow.exceptions import DatabaseUnavailable, Forbidden, ValidationFailed
 
-
-class DatabaseUnavailable(ServiceUnavailable):
-    """The database did not answer the readiness probe."""
-
-    code = "database_unavailable"
+# The readiness probe answers with the same error as any request that meets a database outage.
+__all__ = ["DatabaseUnavailable"]
 
 
 class OperatorOnly(Forbidden):

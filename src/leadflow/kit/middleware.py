@@ -25,7 +25,12 @@ from leadflow.kit.context import (
     set_request,
 )
 from leadflow.kit.errors import INTERNAL_ERROR
-from leadflow.kit.problems import problem
+from leadflow.kit.problems import (
+    database_unavailable,
+    database_unreachable,
+    log_database_outage,
+    problem,
+)
 from leadflow.kit.requeststats import RequestStats, route_group
 
 log = logging.getLogger("leadflow.errors")
@@ -114,9 +119,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
             # Handled here, not by Starlette's outer error middleware, so the response and
             # the log line still carry the request id. No stack trace reaches the client.
+            if database_unreachable(exc) and not status_holder.get("started"):
+                # An outage, not a bug: a clean 503 the client may retry, one log line.
+                log_database_outage(exc)
+                await database_unavailable()(scope, receive, send_wrapper)
+                return
             log.exception("unhandled error")
             if status_holder.get("started"):
                 raise

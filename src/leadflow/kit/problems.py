@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from leadflow.exceptions import (
     BadRequest,
     Conflict,
+    DatabaseUnavailable,
     Forbidden,
     LeadflowError,
     NotFound,
@@ -172,7 +174,73 @@ async def _database_value_error(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+# SQLSTATEs of a database that is not there (class 08: connection exception; 57P01-57P03:
+# shut down by an administrator, crashed, starting up or shutting down).
+_GONE_STATES = ("08", "57P01", "57P02", "57P03")
+# Socket errors of a server that is not listening or went away mid-conversation.
+_GONE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    }
+)
+# Seconds a client should wait before retrying during an outage.
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it wraps, says the database cannot be reached right now
+    (as opposed to refusing a statement): connecting failed, or the connection was lost."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+            return True  # a lost connection, or no pooled connection freed up in time
+        if isinstance(current, asyncpg.exceptions.ConnectionDoesNotExistError):
+            return True
+        if isinstance(current, asyncpg.exceptions.InterfaceError) and "closed" in str(current):
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_GONE_STATES):
+            return True
+        if isinstance(current, OSError) and (
+            current.errno in _GONE_ERRNOS
+            # asyncio's connect to several addresses raises a plain OSError naming them all.
+            or "Connect call failed" in str(current)
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def database_unavailable() -> JSONResponse:
+    """The 503 problem+json of a database outage, with `Retry-After`."""
+    return problem(
+        DatabaseUnavailable.status,
+        title=DatabaseUnavailable.title,
+        detail="The database is not reachable at the moment; retry shortly",
+        code=DatabaseUnavailable.code,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+def log_database_outage(exc: BaseException) -> None:
+    """One warning line per request that met an outage (no traceback: it is not a bug)."""
+    log.warning("database unreachable: %s", (str(exc) or type(exc).__name__).splitlines()[0])
+
+
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    if database_unreachable(exc):
+        log_database_outage(exc)
+        return database_unavailable()
     log.error("unhandled error", exc_info=exc)
     return problem(
         500,

@@ -80,9 +80,7 @@ async def stream(
     guard = session_recheck(request, factory, actor)
     release = stream_slot(request, actor)
     return SlotStreamingResponse(
-        notification_events(
-            request, factory, actor.user_id, after, max_events, max_seconds, 1.0, guard
-        ),
+        notification_events(request, factory, actor.user_id, after, max_events, max_seconds, guard),
         release=release,
         media_type="text/event-stream",
         headers=SSE_HEADERS,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.authz.actor import Actor
 from leadflow.exceptions import NotFound
 from leadflow.kit.clock import utcnow
+from leadflow.kit.fanout import announce
 from leadflow.kit.pagination import PageParams
 from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.notifications import repository
@@ -46,7 +47,14 @@ async def notify(
     )
     session.add(row)
     await session.flush()
+    # Streams of this user in every API process read it once the transaction commits.
+    announce(session, stream_topic(user_id))
     return row
+
+
+def stream_topic(user_id: uuid.UUID) -> str:
+    """The wake-up topic of a user's notification streams."""
+    return f"notifications:{user_id}"
 
 
 async def queue_email(

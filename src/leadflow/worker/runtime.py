@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.kit.events import require_wired
+from leadflow.kit.fanout import install_publisher, uninstall_publisher
 from leadflow.models.outbox import PeriodicRun
 from leadflow.worker.heartbeat import beat
 from leadflow.worker.jobs import JobContext, JobQueue, run_job, set_queue
@@ -197,8 +198,11 @@ class Worker:
     def run_forever(self) -> None:
         """Standalone `leadflow worker`: block until SIGINT/SIGTERM."""
         require_wired()
+        # Notifications the jobs commit (SLA reminders, breaches…) wake the API's streams.
+        install_publisher(self.settings.redis_url)
         self.ticker.start()
         try:
             self.consumer.run()
         finally:
             self.ticker.stop_event.set()
+            uninstall_publisher()

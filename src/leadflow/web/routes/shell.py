@@ -169,7 +169,7 @@ async def notification_stream(
     guard = session_recheck(request, factory, actor, credential=request.state.web_token)
     release = stream_slot(request, actor)
     return SlotStreamingResponse(
-        notification_events(request, factory, actor.user_id, after, None, max_seconds, 1.0, guard),
+        notification_events(request, factory, actor.user_id, after, None, max_seconds, guard),
         release=release,
         media_type="text/event-stream",
         headers=SSE_HEADERS,
