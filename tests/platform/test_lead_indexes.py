@@ -343,6 +343,12 @@ async def _find_duplicate(ld: Loaded) -> None:
     assert found is not None and found.id == ld.lead_id
 
 
+async def _sla_reminders(ld: Loaded) -> None:
+    # The periodic SLA check (worker): reminders due across every organisation.
+    async with ld.db.sessionmaker() as session:
+        assert await sla_repository.due_reminder_ids(session, datetime.now(UTC), 500)
+
+
 async def _sla_late(ld: Loaded) -> None:
     # The periodic SLA check (worker): clocks past their deadline across every organisation.
     async with ld.db.sessionmaker() as session:
@@ -400,8 +406,6 @@ JUSTIFIED: dict[str, Case] = {
         "GET /leads?import_batch_id= (an import's leads)",
         _get("/api/v1/leads", {"import_batch_id": "{batch_id}"}),
     ),
-    # Also the reminders due: migration 0023 dropped their own index, which the planner never
-    # chose over this one (both hold only running clocks).
     "ix_leads_sla_deadline_open": Case("SLA check: late clocks", _sla_late),
     "ix_leads_org_sla_met": Case(
         "GET /analytics/kpis (median response of the period)", _get("/api/v1/analytics/kpis")
@@ -411,6 +415,19 @@ JUSTIFIED: dict[str, Case] = {
     ),
     "pgx_leads_search_trgm": Case("GET /leads?q=kramer", _get("/api/v1/leads", {"q": "kramer"})),
     "pgx_leads_tags": Case("GET /leads?tag=vip", _get("/api/v1/leads", {"tag": "vip"})),
+}
+
+
+# Indexes no product query was found to use, reported rather than dropped here (dropping is a
+# migration, the lead's call). Each names the query meant to need it; its case is a strict
+# xfail, so the day the planner does use the index the run fails and the entry moves above.
+UNUSED: dict[str, tuple[Case, str]] = {
+    "ix_leads_sla_reminder_due": (
+        Case("SLA check: reminders due", _sla_reminders),
+        "the planner answers the due-reminder scan from ix_leads_sla_deadline_open: both hold "
+        "only running clocks, and `sla_reminder_at <= now` looks unselective to the planner "
+        "(nearly every stored reminder time is in the past)",
+    ),
 }
 
 
@@ -425,18 +442,27 @@ async def test_every_index_is_justified(loaded: Loaded) -> None:
         await conn.close()
     in_model = {ix.name for ix in cast(Table, Lead.__table__).indexes}
     assert in_model <= in_db  # the model's indexes are the migrations' indexes
-    listed = set(JUSTIFIED)
+    listed = set(JUSTIFIED) | set(UNUSED)
     assert listed == in_db, {
         "without a justifying query": sorted(in_db - listed),
         "listed but gone": sorted(listed - in_db),
     }
 
 
-@pytest.mark.parametrize("index", sorted(JUSTIFIED))
+@pytest.mark.parametrize(
+    "index",
+    [
+        *sorted(JUSTIFIED),
+        *(
+            pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=why))
+            for name, (_, why) in sorted(UNUSED.items())
+        ),
+    ],
+)
 async def test_index_used_by_its_query(
     loaded: Loaded, index: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case = JUSTIFIED[index]
+    case = JUSTIFIED[index] if index in JUSTIFIED else UNUSED[index][0]
     with capture(loaded.db, monkeypatch) as seen:
         await case.call(loaded)
     explained = await plans(loaded.dsn, seen)

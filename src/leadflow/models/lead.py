@@ -20,6 +20,10 @@ _SLA_OPEN = text(
 )
 _SLA_MET = text("sla_met_at IS NOT NULL AND deleted_at IS NULL")
 _SLA_CLOCK = text("sla_deadline IS NOT NULL AND deleted_at IS NULL")
+_SLA_REMIND = text(
+    "sla_reminder_at IS NOT NULL AND sla_reminded_at IS NULL "
+    "AND sla_met_at IS NULL AND sla_breached_at IS NULL AND deleted_at IS NULL"
+)
 
 
 # What analytics read of a period's new leads (see `ix_leads_org_created`).
@@ -97,6 +101,12 @@ class Lead(IdMixin, TimestampMixin, Base):
         _live_index("ix_leads_org_name", "organization_id", "full_name", "id"),
         Index("ix_leads_import_batch", "import_batch_id"),
         # The periodic SLA check reads only running clocks: tiny partial indexes at any size.
+        Index(
+            "ix_leads_sla_reminder_due",
+            "sla_reminder_at",
+            postgresql_where=_SLA_REMIND,
+            sqlite_where=_SLA_REMIND,
+        ),
         Index(
             "ix_leads_sla_deadline_open",
             "sla_deadline",
