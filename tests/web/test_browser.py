@@ -135,7 +135,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite+aiosqlite:///{folder / 'web.db'}"
     migrate.upgrade(url)
-    with serve(url, folder, register_per_hour="100") as served:
+    # Files of more than 3 rows import in the background (the wizard shows live progress).
+    with serve(url, folder, register_per_hour="100", import_sync_max_rows="3") as served:
         _seed(served.base_url)
         with playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
@@ -286,6 +287,43 @@ async def _notify(url: str) -> None:
             await s.commit()
     finally:
         await db.dispose()
+
+
+IMPORT_CSV = (
+    "Name;E-Mail;Status;Firma\n"
+    "Lea Kramer;lea.kramer@example.com;offen;Kramer Coaching\n"
+    "Jonas Becker;jonas.becker@example.com;gewonnen;Becker GmbH\n"
+    "Mia Schulz;not-an-email;offen;\n"
+    "Felix Wagner;felix.wagner@example.com;Angebot;Wagner Steuerberatung\n"
+)
+
+
+def test_the_import_wizard_previews_dry_runs_imports_and_undoes(site: Site) -> None:
+    page = site.go("/crm/import")
+    file = {"name": "leads.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV.encode()}
+    page.set_input_files("#import-file", files=[file])  # choosing the file shows the proposal
+    page.get_by_test_id("import-preview").wait_for()
+    email = page.locator("select[data-column='E-Mail']")
+    assert email.input_value() == "email"
+    site.check("import-preview")
+    page.click("#dry-run-button")
+    page.get_by_test_id("dry-run-result").wait_for()
+    assert page.get_by_test_id("dry-imported").inner_text() == "3"
+    assert page.get_by_test_id("dry-errors").inner_text() == "1"
+    site.check()
+    page.click("#import-button")
+    page.wait_for_url("**/crm/import/*")
+    # A background import (4 rows > 3): the page polls until the worker has finished.
+    page.locator("#batch[data-status=completed]").wait_for(timeout=30_000)
+    assert page.get_by_test_id("batch-imported").inner_text() == "3"
+    with page.expect_download() as download:
+        page.get_by_test_id("errors-csv").click()
+    assert download.value.suggested_filename.endswith("-errors.csv")
+    site.check("import-result")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#undo-button")
+    page.locator("#batch[data-status=undone]").wait_for()
+    site.check()
 
 
 def test_german_error_pages_and_sign_out(site: Site) -> None:
