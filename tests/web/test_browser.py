@@ -326,6 +326,36 @@ def test_the_import_wizard_previews_dry_runs_imports_and_undoes(site: Site) -> N
     site.check()
 
 
+def test_admin_pages_create_an_api_key_shown_once(site: Site) -> None:
+    page = site.go("/admin")
+    page.wait_for_url("**/admin/users")
+    assert page.locator("[data-user='owner@example.com']").count() == 1
+    site.check("admin-users")
+    site.go("/admin/api-keys")
+    page.fill("#f-name", "Zapier")
+    page.check("input[name=scopes][value='leads:read']")
+    page.click("#key-form button[type=submit]")
+    key = page.locator("#new-key-value").inner_text()
+    assert key.startswith("lf_")
+    site.check("admin-api-keys")
+    listed = site.go("/admin/api-keys")
+    assert key not in listed.content()  # shown once
+    listed.once("dialog", lambda d: d.accept())
+    listed.click("[data-testid=keys] form button")
+    listed.get_by_test_id("done").wait_for()
+    assert "revoked" in listed.locator("[data-testid=keys] tbody tr").first.inner_text()
+    for path in (
+        "/admin/roles",
+        "/admin/webhooks",
+        "/admin/integrations",
+        "/admin/audit",
+        "/admin/jobs",
+        "/admin/health",
+    ):
+        site.go(path)
+        site.check()
+
+
 def test_german_error_pages_and_sign_out(site: Site) -> None:
     page = site.go("/crm/leads")
     page.click(".language-switch button[value=de]")
