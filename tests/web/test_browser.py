@@ -356,6 +356,29 @@ def test_admin_pages_create_an_api_key_shown_once(site: Site) -> None:
         site.check()
 
 
+def test_the_ai_panel_drafts_and_applies_and_tasks_are_added(site: Site) -> None:
+    page = site.go("/crm/leads?q=turing")
+    page.click("table.leads a")
+    page.locator("#ai-panel").wait_for()
+    page.locator("#lead-tasks").wait_for()  # the panels load after the page
+    page.select_option("#ai-channel", "whatsapp")
+    page.select_option("#ai-language", "de")
+    page.click("#ai-draft")
+    page.get_by_test_id("ai-draft").wait_for()
+    assert "Alan" in page.locator("#ai-draft-text").input_value()
+    assert page.locator(".ai-warning").count() >= 1  # no WhatsApp consent on record
+    page.click("#ai-copy")
+    site.check("lead-ai")
+    page.click("#ai-analyze")
+    page.locator("#ai-apply").wait_for()
+    page.click("#ai-apply")
+    page.get_by_test_id("ai-applied").wait_for()
+    page.fill("#task-title", "Send the offer")
+    page.click("#lead-tasks .task-add button[type=submit]")
+    page.locator("#lead-tasks [data-testid=tasks]", has_text="Send the offer").wait_for()
+    site.check()
+
+
 def test_german_error_pages_and_sign_out(site: Site) -> None:
     page = site.go("/crm/leads")
     page.click(".language-switch button[value=de]")

@@ -54,6 +54,21 @@
     }, function () { /* not allowed: the text stays selectable */ });
   });
 
+  // Dialogs: a button with data-dialog opens the <dialog> it names; data-close-dialog closes.
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest ? event.target.closest("[data-dialog]") : null;
+    if (opener) {
+      var dialog = document.querySelector(opener.dataset.dialog);
+      if (dialog && dialog.showModal) dialog.showModal();
+      return;
+    }
+    var closer = event.target.closest ? event.target.closest("[data-close-dialog]") : null;
+    if (closer) {
+      var open = closer.closest("dialog");
+      if (open) open.close();
+    }
+  });
+
   // After a full sign-out elsewhere, htmx requests get HX-Redirect; nothing else to do here.
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", startBell);
