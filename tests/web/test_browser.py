@@ -379,6 +379,21 @@ def test_the_ai_panel_drafts_and_applies_and_tasks_are_added(site: Site) -> None
     site.check()
 
 
+def test_a_report_is_built_previewed_and_exported(site: Site) -> None:
+    page = site.go("/crm/reports?template=leads_by_source_and_month")
+    site.check("reports")
+    page.fill("#r-name", "Leads by source")
+    page.click("#report-form button[type=submit]")
+    page.get_by_test_id("report-name").wait_for()
+    assert page.locator("[data-testid=report-preview] tbody tr").count() >= 1
+    site.check("report")
+    with page.expect_download() as download:
+        page.click("#export-form button[value=csv]")
+    assert download.value.suggested_filename.endswith(".csv")
+    page.reload()
+    assert page.locator("[data-testid=runs] tbody tr").count() == 1
+
+
 def test_german_error_pages_and_sign_out(site: Site) -> None:
     page = site.go("/crm/leads")
     page.click(".language-switch button[value=de]")

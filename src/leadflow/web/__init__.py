@@ -13,6 +13,7 @@ from leadflow.web.routes import (
     lead_extras,
     leads,
     pipeline,
+    reports,
     shell,
 )
 from leadflow.web.templating import STATIC_DIR
@@ -23,7 +24,7 @@ def install(app: FastAPI) -> None:
 
     Lead pages live under `/crm/` because `/leads` is a seed alias of the API.
     """
-    for module in (shell, dashboard, leads, lead_extras, pipeline, imports, admin):
+    for module in (shell, dashboard, leads, lead_extras, pipeline, imports, reports, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     error_pages.install(app)
