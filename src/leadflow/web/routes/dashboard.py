@@ -59,11 +59,13 @@ async def dashboard_page(request: Request, session: SessionDep, actor: WebActor)
     if actor.can("leads:read"):
         context["needs_action"] = await leads.needing_action(session, actor, NEEDS_ACTION_SHOWN)
     if actor.user_id is not None:
-        context["my_day"] = await my_day(session, actor)
+        # An actor who sees only their own leads already has their needs-action list.
+        own = context.get("needs_action") if actor.row_scope is RowScope.OWN else None
+        context["my_day"] = await my_day(session, actor, own)
     return render(request, "dashboard.html", context)
 
 
-async def my_day(session: AsyncSession, actor: Actor) -> dict[str, Any]:
+async def my_day(session: AsyncSession, actor: Actor, needs_action: Any = None) -> dict[str, Any]:
     """The signed-in person's own work: open tasks due within a day (overdue included), the
     SLA clocks and needs-action leads of their own leads (assigned to or created by them)."""
     # The actor narrowed to their own rows: the same services, never a wider scope.
@@ -85,5 +87,7 @@ async def my_day(session: AsyncSession, actor: Actor) -> dict[str, Any]:
             )
             clocks.extend((state, lead) for lead in found)
         out["sla"] = clocks[:MY_DAY_SHOWN]
-        out["needs_action"] = await leads.needing_action(session, mine, MY_DAY_SHOWN)
+        if needs_action is None:
+            needs_action = await leads.needing_action(session, mine, MY_DAY_SHOWN)
+        out["needs_action"] = needs_action
     return out
