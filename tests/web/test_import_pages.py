@@ -82,6 +82,15 @@ async def test_preview_proposes_and_the_edits_reach_the_dry_run(
     )
     assert 'data-testid="dry-imported">3<' in edited.text
     assert await _count(session, org) == 0  # a dry run writes nothing
+    # Without scripts the step comes inside the wizard's page (token in the form).
+    plain = await client.post(
+        "/crm/import/preview",
+        data={"csrf_token": me.csrf},
+        files={"file": ("leads.csv", CSV.encode(), "text/csv")},
+        headers=me.cookie,
+    )
+    assert plain.status_code == 200 and "<html" in plain.text
+    assert 'data-testid="import-preview"' in plain.text
 
 
 async def test_whole_file_problems_and_bad_options_are_shown_in_the_step(

@@ -58,11 +58,9 @@ async def test_build_preview_export_and_history(
 
     stranger = await browser(factory, other)
     assert (await stranger.get(client, f"/crm/reports/{report.id}")).status_code == 404
-    reader = await browser(factory, org, "viewer")
-    assert (await reader.post(client, f"/crm/reports/{report.id}/export", {})).status_code in (
-        403,
-        404,
-    )
+    viewer = await browser(factory, org, "viewer")  # reports:read without leads:export
+    assert (await viewer.post(client, f"/crm/reports/{report.id}/export", {})).status_code == 403
+    assert (await viewer.get(client, f"/crm/reports/{report.id}")).status_code == 404  # not theirs
 
 
 async def test_schedules_are_created_paused_and_refused_for_outsiders(

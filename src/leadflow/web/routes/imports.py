@@ -39,7 +39,7 @@ from leadflow.models.import_batch import ImportBatch
 from leadflow.pipeline import service as pipeline
 from leadflow.web.forms import form_text
 from leadflow.web.session import WebActor
-from leadflow.web.templating import load_shell, redirect, render
+from leadflow.web.templating import is_htmx, load_shell, redirect, render
 
 router = APIRouter(prefix="/crm/import", include_in_schema=False)
 
@@ -135,17 +135,39 @@ async def _form(request: Request, session: AsyncSession, actor: Actor) -> FormDa
     return await request.form(max_fields=2 * COLUMNS_EDITABLE + 2 * STATUSES_EDITABLE + 50)
 
 
-def _problem(request: Request, exc: Exception) -> Response:
+async def _step(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    """A wizard step: the fragment for htmx, else the wizard page with the step in it (a
+    browser without scripts chooses the file again for the next step)."""
+    if is_htmx(request):
+        return render(request, template, context, status_code=status_code)
+    await load_shell(request, session, actor)
+    recent, _ = await batches.list_batches(session, actor, RECENT_SHOWN, 0)
+    page = {"recent": recent, "on_duplicate": ON_DUPLICATE, "step": template, **context}
+    return render(request, "imports/wizard.html", page, status_code=status_code)
+
+
+async def _problem(
+    request: Request, session: AsyncSession, actor: Actor, exc: Exception
+) -> Response:
     """A whole-file problem or a refused option, shown in the wizard's step."""
     detail = str(exc) if isinstance(exc, FileProblem) else getattr(exc, "detail", str(exc))
     errors: list[dict[str, Any]] = []
     if isinstance(exc, LeadflowError):
         errors = list(exc.extra.get("errors") or [])
-    return render(
+    return await _step(
         request,
+        session,
+        actor,
         "imports/_problem.html",
         {"detail": detail, "errors": errors},
-        status_code=413 if isinstance(exc, PayloadTooLarge) else 422,
+        413 if isinstance(exc, PayloadTooLarge) else 422,
     )
 
 
@@ -176,13 +198,15 @@ async def preview_step(request: Request, session: SessionDep, actor: WebActor) -
         proposal = await preview(session, actor, settings, source, options)
     except (FileProblem, LeadflowError) as exc:
         await session.rollback()
-        return _problem(request, exc)
+        return await _problem(request, session, actor, exc)
     stages = await pipeline.list_stages(session, actor)
     statuses = proposal.statuses[:STATUSES_EDITABLE]
     rest = {s.value: s.stage or "" for s in proposal.statuses[STATUSES_EDITABLE:]}
     targets = sorted({t for t in proposal.mapping.values() if t != "ignore"} | mapping_targets())
-    return render(
+    return await _step(
         request,
+        session,
+        actor,
         "imports/_preview.html",
         {
             "p": proposal,
@@ -208,9 +232,11 @@ async def dry_run_step(request: Request, session: SessionDep, actor: WebActor) -
         _, report = await batches.run_sync(session, actor, settings, source, options)
     except (FileProblem, LeadflowError) as exc:
         await session.rollback()
-        return _problem(request, exc)
-    return render(
+        return await _problem(request, session, actor, exc)
+    return await _step(
         request,
+        session,
+        actor,
         "imports/_dry_run.html",
         {"r": report, "errors": report.errors[:ERRORS_SHOWN], "warnings": report.warnings[:10]},
     )
@@ -233,7 +259,7 @@ async def run_step(request: Request, session: SessionDep, actor: WebActor) -> Re
             batch, _ = await batches.run_sync(session, actor, settings, source, options)
     except (FileProblem, LeadflowError) as exc:
         await session.rollback()
-        return _problem(request, exc)
+        return await _problem(request, session, actor, exc)
     assert batch is not None  # not a dry run
     await session.commit()
     return redirect(request, f"/crm/import/{batch.id}")
