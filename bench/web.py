@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from sqlalchemy import select
@@ -116,7 +117,7 @@ async def run() -> None:
         "lead page: duplicates panel": (f"/crm/leads/{lead_id}/duplicates", ""),
         "dashboard": ("/", ""),
     }
-    calls = []
+    calls: list[Callable[[], Awaitable[object]]] = []
     for path, query in pages.values():
 
         async def call(path: str = path, query: str = query) -> None:
