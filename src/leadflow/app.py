@@ -113,8 +113,15 @@ ALIASES: dict[str, str] = {
     "/api/dashboard": f"{API}/dashboard",
 }
 
-# Canonical paths (aliases are rewritten first) whose body limit is `import_max_bytes`.
-IMPORT_PATHS = (f"{API}/leads/import", f"{API}/leads/import/preview")
+# Canonical paths (aliases are rewritten first) whose body limit is `import_max_bytes`: the
+# API's import and the web import wizard's steps, which upload the same files.
+IMPORT_PATHS = (
+    f"{API}/leads/import",
+    f"{API}/leads/import/preview",
+    "/crm/import/preview",
+    "/crm/import/dry-run",
+    "/crm/import/run",
+)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -135,7 +135,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite+aiosqlite:///{folder / 'web.db'}"
     migrate.upgrade(url)
-    with serve(url, folder, register_per_hour="100") as served:
+    # Files of more than 3 rows import in the background (the wizard shows live progress).
+    with serve(url, folder, register_per_hour="100", import_sync_max_rows="3") as served:
         _seed(served.base_url)
         with playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
@@ -286,6 +287,111 @@ async def _notify(url: str) -> None:
             await s.commit()
     finally:
         await db.dispose()
+
+
+IMPORT_CSV = (
+    "Name;E-Mail;Status;Firma\n"
+    "Lea Kramer;lea.kramer@example.com;offen;Kramer Coaching\n"
+    "Jonas Becker;jonas.becker@example.com;gewonnen;Becker GmbH\n"
+    "Mia Schulz;not-an-email;offen;\n"
+    "Felix Wagner;felix.wagner@example.com;Angebot;Wagner Steuerberatung\n"
+)
+
+
+def test_the_import_wizard_previews_dry_runs_imports_and_undoes(site: Site) -> None:
+    page = site.go("/crm/import")
+    file = {"name": "leads.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV.encode()}
+    page.set_input_files("#import-file", files=[file])  # choosing the file shows the proposal
+    page.get_by_test_id("import-preview").wait_for()
+    email = page.locator("select[data-column='E-Mail']")
+    assert email.input_value() == "email"
+    site.check("import-preview")
+    page.click("#dry-run-button")
+    page.get_by_test_id("dry-run-result").wait_for()
+    assert page.get_by_test_id("dry-imported").inner_text() == "3"
+    assert page.get_by_test_id("dry-errors").inner_text() == "1"
+    site.check()
+    page.click("#import-button")
+    page.wait_for_url("**/crm/import/*")
+    # A background import (4 rows > 3): the page polls until the worker has finished.
+    page.locator("#batch[data-status=completed]").wait_for(timeout=30_000)
+    assert page.get_by_test_id("batch-imported").inner_text() == "3"
+    with page.expect_download() as download:
+        page.get_by_test_id("errors-csv").click()
+    assert download.value.suggested_filename.endswith("-errors.csv")
+    site.check("import-result")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#undo-button")
+    page.locator("#batch[data-status=undone]").wait_for()
+    site.check()
+
+
+def test_admin_pages_create_an_api_key_shown_once(site: Site) -> None:
+    page = site.go("/admin")
+    page.wait_for_url("**/admin/users")
+    assert page.locator("[data-user='owner@example.com']").count() == 1
+    site.check("admin-users")
+    site.go("/admin/api-keys")
+    page.fill("#f-name", "Zapier")
+    page.check("input[name=scopes][value='leads:read']")
+    page.click("#key-form button[type=submit]")
+    key = page.locator("#new-key-value").inner_text()
+    assert key.startswith("lf_")
+    site.check("admin-api-keys")
+    listed = site.go("/admin/api-keys")
+    assert key not in listed.content()  # shown once
+    listed.once("dialog", lambda d: d.accept())
+    listed.click("[data-testid=keys] form button")
+    listed.get_by_test_id("done").wait_for()
+    assert "revoked" in listed.locator("[data-testid=keys] tbody tr").first.inner_text()
+    for path in (
+        "/admin/roles",
+        "/admin/webhooks",
+        "/admin/integrations",
+        "/admin/audit",
+        "/admin/jobs",
+        "/admin/health",
+    ):
+        site.go(path)
+        site.check()
+
+
+def test_the_ai_panel_drafts_and_applies_and_tasks_are_added(site: Site) -> None:
+    page = site.go("/crm/leads?q=turing")
+    page.click("table.leads a")
+    page.locator("#ai-panel").wait_for()
+    page.locator("#lead-tasks").wait_for()  # the panels load after the page
+    page.select_option("#ai-channel", "whatsapp")
+    page.select_option("#ai-language", "de")
+    page.click("#ai-draft")
+    page.get_by_test_id("ai-draft").wait_for()
+    assert "Alan" in page.locator("#ai-draft-text").input_value()
+    assert page.locator(".ai-warning").count() >= 1  # no WhatsApp consent on record
+    page.click("#ai-copy")
+    site.check("lead-ai")
+    page.click("#ai-analyze")
+    page.locator("#ai-apply").wait_for()
+    page.click("#ai-apply")
+    page.get_by_test_id("ai-applied").wait_for()
+    page.fill("#task-title", "Send the offer")
+    page.click("#lead-tasks .task-add button[type=submit]")
+    page.locator("#lead-tasks [data-testid=tasks]", has_text="Send the offer").wait_for()
+    site.check()
+
+
+def test_a_report_is_built_previewed_and_exported(site: Site) -> None:
+    page = site.go("/crm/reports?template=leads_by_source_and_month")
+    site.check("reports")
+    page.fill("#r-name", "Leads by source")
+    page.click("#report-form button[type=submit]")
+    page.get_by_test_id("report-name").wait_for()
+    assert page.locator("[data-testid=report-preview] tbody tr").count() >= 1
+    site.check("report")
+    with page.expect_download() as download:
+        page.click("#export-form button[value=csv]")
+    assert download.value.suggested_filename.endswith(".csv")
+    page.reload()
+    assert page.locator("[data-testid=runs] tbody tr").count() == 1
 
 
 def test_german_error_pages_and_sign_out(site: Site) -> None:

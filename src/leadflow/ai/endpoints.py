@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 
-from leadflow.ai import provider_call, service
-from leadflow.ai.integration import runtime_for
-from leadflow.ai.runtime import AiRuntime, build_runtime
+from leadflow.ai import actions, provider_call, service
+from leadflow.ai.actions import app_runtime
+from leadflow.ai.runtime import AiRuntime
 from leadflow.ai.schemas import AiRequest, AiResponse, GenerationRead
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
-from leadflow.db.engine import unit_of_work
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.kit.pagination import Page, PageParams, page_params
 
@@ -24,15 +23,7 @@ AiUser = Annotated[Actor, Depends(require_permission("ai:use"))]
 async def ai_runtime(request: Request) -> AiRuntime:
     """The app's provider, fallback and rate limiter, built on first use and rebuilt when the
     AI settings change (tests swap `app.state.settings`)."""
-    state = request.app.state
-    current: AiRuntime | None = getattr(state, "ai_runtime", None)
-    if current is not None and current.matches(state.settings):
-        return current
-    state.ai_runtime = build_runtime(state.settings)
-    if current is not None:
-        await current.aclose()
-    runtime: AiRuntime = state.ai_runtime
-    return runtime
+    return await app_runtime(request.app.state)
 
 
 Runtime = Annotated[AiRuntime, Depends(ai_runtime)]
@@ -56,21 +47,8 @@ async def run_action(
     organisation's daily budget (429 `ai_budget_exhausted`) and wait for one of the process's
     provider slots (429 `ai_busy` when none frees up in time).
     """
-    # The organisation's own OpenAI account, when it connected one, answers instead of the
-    # server-wide provider (same limits, same local fallback).
-    own = await runtime_for(session, request.app.state.settings, runtime, actor.organization_id)
-    try:
-        prepared = await service.prepare(session, actor, own, body)
-        # The reads are done: end the request's transaction here so its connection goes back
-        # to the pool while the provider works (seconds, for a language model). The request's
-        # own commit at the end then has nothing left to do.
-        await session.commit()
-        answered = await provider_call.ask(actor, own, prepared)
-        async with sessions() as store, unit_of_work(store):
-            return await provider_call.finish(store, actor, own, prepared, answered)
-    finally:
-        if own is not runtime:
-            await own.provider.aclose()
+    settings = request.app.state.settings
+    return await actions.run_action(session, sessions, settings, runtime, actor, body)
 
 
 @router.get("/generations", response_model=Page[GenerationRead])

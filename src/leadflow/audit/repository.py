@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy import Select, and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
@@ -67,6 +67,27 @@ async def list_logs(
         .offset(page.offset)
     )
     return list(rows), int(total or 0)
+
+
+async def list_logs_before(
+    session: AsyncSession,
+    actor: Actor,
+    f: AuditFilter,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[AuditLog]:
+    """Up to `limit` audit rows older than `before` (created_at, id), newest first: keyset
+    paging, as fast on the millionth row as on the first."""
+    stmt = _filtered(actor, f)
+    if before is not None:
+        at, row_id = before
+        stmt = stmt.where(
+            or_(AuditLog.created_at < at, and_(AuditLog.created_at == at, AuditLog.id < row_id))
+        )
+    rows = await session.scalars(
+        stmt.order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)
+    )
+    return list(rows)
 
 
 async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> AuditLog | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from uuid_utils.compat import uuid7
 from leadflow.audit import repository
 from leadflow.audit.repository import AuditFilter
 from leadflow.authz.actor import Actor
-from leadflow.exceptions import NotFound
+from leadflow.exceptions import NotFound, ValidationFailed
 from leadflow.kit.clock import utcnow
 from leadflow.kit.context import current_request
 from leadflow.kit.pagination import PageParams
@@ -139,6 +140,38 @@ async def list_logs(
 ) -> tuple[list[AuditLog], int]:
     """A page of the organisation's audit entries."""
     return await repository.list_logs(session, actor, f, page)
+
+
+def audit_cursor(row: AuditLog) -> str:
+    """The keyset cursor that continues after `row` (see `list_logs_after`)."""
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, row_id = raw.partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("cursor time has no timezone")
+        return when, uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "Invalid cursor", errors=[{"loc": ["query", "cursor"], "msg": str(exc)}]
+        ) from None
+
+
+async def list_logs_after(
+    session: AsyncSession, actor: Actor, f: AuditFilter, cursor: str | None, limit: int
+) -> tuple[list[AuditLog], str | None]:
+    """A page of the organisation's audit entries after `cursor` (keyset), newest first, and
+    the cursor of the next page (None on the last)."""
+    before = _parse_cursor(cursor) if cursor else None
+    rows = await repository.list_logs_before(session, actor, f, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, audit_cursor(rows[-1]) if more and rows else None
 
 
 async def get_log(session: AsyncSession, actor: Actor, log_id: uuid.UUID) -> AuditLog:

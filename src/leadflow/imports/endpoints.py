@@ -9,7 +9,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -21,9 +21,9 @@ from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import PayloadTooLarge, ValidationFailed
-from leadflow.imports import batches, parsing
+from leadflow.imports import batches
 from leadflow.imports.errors import InvalidFile, UnsupportedMediaType
-from leadflow.imports.options import ImportOptions
+from leadflow.imports.options import OPTION_KEYS, parse_options
 from leadflow.imports.parsing import FileProblem
 from leadflow.imports.preview import preview
 from leadflow.imports.rows import Source, estimate_rows
@@ -36,87 +36,13 @@ from leadflow.imports.schemas import (
     RowError,
 )
 from leadflow.imports.undo import undo
+from leadflow.imports.uploads import file_source, upload_format
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.models.import_batch import ImportBatch
 
 import_router = APIRouter(tags=["imports"])
 batches_router = APIRouter(tags=["imports"])
 Importer = Annotated[Actor, Depends(require_permission("imports:write"))]
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValidationFailed(f"{name} must be true or false", field=name)
-
-
-def _options(raw: dict[str, Any]) -> ImportOptions:
-    opts = ImportOptions()
-    if "dry_run" in raw:
-        opts.dry_run = _bool(raw["dry_run"], "dry_run")
-    if "analyze" in raw:
-        opts.analyze = _bool(raw["analyze"], "analyze")
-    if raw.get("on_duplicate"):
-        if raw["on_duplicate"] not in ("skip", "update", "create"):
-            raise ValidationFailed(
-                "on_duplicate must be skip, update or create", field="on_duplicate"
-            )
-        opts.on_duplicate = raw["on_duplicate"]
-    if raw.get("mapping"):
-        opts.mapping = _str_map(raw["mapping"], "mapping")
-    if raw.get("default_status"):
-        opts.default_status = str(raw["default_status"])
-    if raw.get("assignee_id"):
-        try:
-            opts.assignee_id = uuid.UUID(str(raw["assignee_id"]))
-        except ValueError:
-            raise ValidationFailed("assignee_id must be a user id", field="assignee_id") from None
-    if raw.get("status_map"):
-        opts.status_map = _str_map(raw["status_map"], "status_map")
-    if raw.get("date_formats"):
-        formats = _str_map(raw["date_formats"], "date_formats")
-        orders = {o.lower(): o for o in parsing.DATE_ORDERS}
-        bad = [v for v in formats.values() if v.strip().lower() not in orders]
-        if bad:
-            raise ValidationFailed(
-                "date_formats values must be DD/MM/YYYY or MM/DD/YYYY", field="date_formats"
-            )
-        opts.date_formats = {k: orders[v.strip().lower()] for k, v in formats.items()}
-    return opts
-
-
-def _str_map(value: Any, name: str) -> dict[str, str]:
-    """A JSON object of strings (given as an object, or as JSON text in a form or query)."""
-    if isinstance(value, str):
-        try:
-            value = from_json(value)
-        except ValueError:
-            raise ValidationFailed(f"{name} must be a JSON object", field=name) from None
-    if not isinstance(value, dict) or not all(
-        isinstance(v, str) and len(v) <= 200 for v in value.values()
-    ):
-        raise ValidationFailed(f"{name} must map names to names", field=name)
-    if len(value) > MAX_MAP_ENTRIES:
-        raise ValidationFailed(f"{name} has more than {MAX_MAP_ENTRIES} entries", field=name)
-    return {str(k)[:500]: v for k, v in value.items()}
-
-
-MAX_MAP_ENTRIES = 5000
-_OPTION_KEYS = (
-    "dry_run",
-    "on_duplicate",
-    "mapping",
-    "default_status",
-    "assignee_id",
-    "analyze",
-    "status_map",
-    "date_formats",
-)
 
 
 async def _spool_body(request: Request, limit: int, spool: IO[bytes]) -> None:
@@ -138,13 +64,6 @@ def _single(data: bytes) -> Iterator[bytes]:
         yield data[i : i + batches.FILE_CHUNK_BYTES]
 
 
-def _file_source(
-    fmt: Literal["csv", "xlsx"], spool: IO[bytes], filename: str | None = None
-) -> Source:
-    chunks, open_file = parsing.shared_file_openers(spool, batches.FILE_CHUNK_BYTES)
-    return Source(fmt=fmt, chunks=chunks, filename=filename, open_file=open_file)
-
-
 async def _source(
     request: Request, limit: int, stack: AsyncExitStack
 ) -> tuple[Source, dict[str, Any]]:
@@ -154,7 +73,7 @@ async def _source(
     exception, because they are parsed as a whole.
     """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    raw_opts: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in _OPTION_KEYS}
+    raw_opts: dict[str, Any] = {k: v for k, v in request.query_params.items() if k in OPTION_KEYS}
     if ctype == "multipart/form-data":
         # Starlette writes each file part into a SpooledTemporaryFile while it streams.
         form = await request.form()
@@ -165,14 +84,9 @@ async def _source(
         size = upload.size if upload.size is not None else upload.file.seek(0, os.SEEK_END)
         if size > limit:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes", max_bytes=limit)
-        name = (upload.filename or "").lower()
-        fmt: Literal["csv", "xlsx"] = (
-            "xlsx"
-            if name.endswith(".xlsx") or "spreadsheetml" in (upload.content_type or "")
-            else "csv"
-        )
-        raw_opts.update({k: v for k, v in form.items() if k in _OPTION_KEYS and isinstance(v, str)})
-        return _file_source(fmt, upload.file, upload.filename), raw_opts
+        fmt = upload_format(upload.filename, upload.content_type)
+        raw_opts.update({k: v for k, v in form.items() if k in OPTION_KEYS and isinstance(v, str)})
+        return file_source(fmt, upload.file, upload.filename), raw_opts
     spool = stack.enter_context(
         tempfile.SpooledTemporaryFile(max_size=batches.FILE_CHUNK_BYTES)  # noqa: SIM115 (closed by the stack)
     )
@@ -185,7 +99,7 @@ async def _source(
         except ValueError as exc:
             raise InvalidFile(f"The body is not valid JSON: {exc}") from None
         if isinstance(payload, dict):
-            raw_opts.update({k: v for k, v in payload.items() if k in _OPTION_KEYS})
+            raw_opts.update({k: v for k, v in payload.items() if k in OPTION_KEYS})
             if isinstance(payload.get("csv"), str):
                 text = payload["csv"].encode()
                 return Source(fmt="csv", chunks=lambda: _single(text)), raw_opts
@@ -196,9 +110,9 @@ async def _source(
             raise InvalidFile('Send {"csv": "..."}, {"rows": [...]} or an array of objects')
         return Source(fmt="json", chunks=lambda: _single(body)), raw_opts
     if ctype in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        return _file_source("csv", spool), raw_opts
+        return file_source("csv", spool), raw_opts
     if "spreadsheetml" in ctype:
-        return _file_source("xlsx", spool), raw_opts
+        return file_source("xlsx", spool), raw_opts
     raise UnsupportedMediaType(
         f"Unsupported content type {ctype!r}; send text/csv, application/json or "
         "multipart/form-data"
@@ -242,7 +156,7 @@ async def import_leads(request: Request, session: SessionDep, actor: Importer) -
     await session.commit()
     async with AsyncExitStack() as stack:
         source, raw_opts = await _source(request, settings.import_max_bytes, stack)
-        options = _options(raw_opts)
+        options = parse_options(raw_opts)
         try:
             # Counting reads the whole file (an XLSX sheet is parsed): off the event loop, and
             # before the next transaction begins.
@@ -287,7 +201,7 @@ async def preview_import(request: Request, session: SessionDep, actor: Importer)
     await session.commit()  # as the import: no write lock held while the body streams in
     async with AsyncExitStack() as stack:
         source, raw_opts = await _source(request, settings.import_max_bytes, stack)
-        options = _options(raw_opts)
+        options = parse_options(raw_opts)
         try:
             return await preview(session, actor, settings, source, options)
         except FileProblem as exc:

@@ -156,17 +156,26 @@ async def _compiled(
     return compile_report(checked, actor, await _context(session, actor.organization_id, now))
 
 
+async def preview(
+    session: AsyncSession, actor: Actor, settings: Settings, definition: Definition
+) -> tuple[list[ColumnRead], list[dict[str, Any]], int]:
+    """A definition's columns, first rows and row count in the actor's scope (nothing saved)."""
+    compiled = await _compiled(session, actor, definition, utcnow())
+    row_count = int(await session.scalar(compiled.count()) or 0)
+    result = await session.execute(compiled.rows.limit(settings.report_preview_rows))
+    rows = [
+        {c.key: jsonable(v, c) for c, v in zip(compiled.columns, row, strict=True)}
+        for row in result.all()
+    ]
+    columns = [ColumnRead(key=c.key, label=c.label, type=c.type) for c in compiled.columns]
+    return columns, rows, row_count
+
+
 async def build(session: AsyncSession, actor: Actor, settings: Settings, body: BuildIn) -> BuildOut:
     """Check and save a report; answer its first rows and its row count (in the actor's scope)."""
     owner = _owner(actor)
     definition = Definition.model_validate(body.model_dump(exclude={"name"}, by_alias=True))
-    compiled = await _compiled(session, actor, definition, utcnow())
-    row_count = int(await session.scalar(compiled.count()) or 0)
-    result = await session.execute(compiled.rows.limit(settings.report_preview_rows))
-    preview = [
-        {c.key: jsonable(v, c) for c, v in zip(compiled.columns, row, strict=True)}
-        for row in result.all()
-    ]
+    columns, rows, row_count = await preview(session, actor, settings, definition)
     report = Report(
         organization_id=actor.organization_id,
         owner_id=owner,
@@ -179,8 +188,8 @@ async def build(session: AsyncSession, actor: Actor, settings: Settings, body: B
     return BuildOut(
         report_id=report.id,
         name=report.name,
-        columns=[ColumnRead(key=c.key, label=c.label, type=c.type) for c in compiled.columns],
-        preview_data=preview,
+        columns=columns,
+        preview_data=rows,
         row_count=row_count,
     )
 

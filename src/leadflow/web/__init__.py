@@ -6,7 +6,16 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from leadflow.web import error_pages
-from leadflow.web.routes import dashboard, leads, pipeline, shell
+from leadflow.web.routes import (
+    admin,
+    dashboard,
+    imports,
+    lead_extras,
+    leads,
+    pipeline,
+    reports,
+    shell,
+)
 from leadflow.web.templating import STATIC_DIR
 
 
@@ -15,7 +24,7 @@ def install(app: FastAPI) -> None:
 
     Lead pages live under `/crm/` because `/leads` is a seed alias of the API.
     """
-    for module in (shell, dashboard, leads, pipeline):
+    for module in (shell, dashboard, leads, lead_extras, pipeline, imports, reports, admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     error_pages.install(app)

@@ -26,8 +26,8 @@ log = logging.getLogger("leadflow.web")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 # Paths of the web app (everything else answers problem+json unless a browser asks for HTML).
-WEB_PREFIXES = ("/crm/", "/static/", "/notifications/")
-WEB_PATHS = frozenset({"/", "/login", "/logout", "/accept-invite", "/language"})
+WEB_PREFIXES = ("/crm/", "/admin/", "/static/", "/notifications/")
+WEB_PATHS = frozenset({"/", "/login", "/logout", "/accept-invite", "/language", "/admin"})
 # Never pages, whatever the Accept header says.
 API_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/metrics", "/health", "/ready")
 

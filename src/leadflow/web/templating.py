@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,7 +66,15 @@ def query_string(**params: Any) -> str:
     return urlencode(pairs)
 
 
+def local_path(url: str) -> str:
+    """The path and query of one of our own absolute links (built with `public_url`), so the
+    browser follows it on the host it is using (and the CSP's `form-action 'self'` holds)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 env.filters["datetime"] = _fmt_datetime
+env.filters["local_path"] = local_path
 env.globals["query"] = query_string
 env.globals["static"] = lambda path: f"/static/{path}"
 

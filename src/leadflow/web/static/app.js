@@ -1,4 +1,5 @@
-// Leadflow web app: the live notifications bell, "select all" of the lead list.
+// Leadflow web app: the live notifications bell, "select all" of the lead list, confirmations
+// of plain forms and copy buttons.
 (function () {
   "use strict";
 
@@ -31,6 +32,41 @@
     document.querySelectorAll('input[name="ids"][form="bulk"]').forEach(function (other) {
       other.checked = box.checked;
     });
+  });
+
+  // Forms that ask first (plain forms; htmx ones use hx-confirm).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+
+  // "Copy" buttons: the text of the element their data-copy selector names.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    var text = source.value !== undefined && source.tagName !== "CODE" ? source.value : source.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      button.dataset.copied = "true";
+    }, function () { /* not allowed: the text stays selectable */ });
+  });
+
+  // Dialogs: a button with data-dialog opens the <dialog> it names; data-close-dialog closes.
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest ? event.target.closest("[data-dialog]") : null;
+    if (opener) {
+      var dialog = document.querySelector(opener.dataset.dialog);
+      if (dialog && dialog.showModal) dialog.showModal();
+      return;
+    }
+    var closer = event.target.closest ? event.target.closest("[data-close-dialog]") : null;
+    if (closer) {
+      var open = closer.closest("dialog");
+      if (open) open.close();
+    }
   });
 
   // After a full sign-out elsewhere, htmx requests get HX-Redirect; nothing else to do here.
