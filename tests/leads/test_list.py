@@ -294,3 +294,31 @@ async def test_hand_made_cursors_are_rejected(client: httpx.AsyncClient, factory
         params={"sort": "name", "cursor": cursor("name", "Zz")},
     )
     assert ok.status_code == 200, ok.text
+
+
+async def test_needs_action_lists_flagged_then_never_analysed(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """Flagged leads first (soonest next action, none last), then never-analysed ones; an
+    analysed lead without the flag is not listed; the limit spans both parts."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    soon, later = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 2, 1, tzinfo=UTC)
+    analysed = datetime(2024, 1, 1, tzinfo=UTC)
+    f_late = await factory.lead(org, needs_action=True, next_action_at=later, analyzed_at=analysed)
+    f_none = await factory.lead(org, needs_action=True, analyzed_at=analysed)
+    f_soon = await factory.lead(org, needs_action=True, next_action_at=soon, analyzed_at=analysed)
+    never = await factory.lead(org, next_action_at=soon)
+    await factory.lead(org, analyzed_at=analysed)  # analysed, not flagged: not listed
+
+    async def listed(limit: int) -> list[str]:
+        r = await client.get(
+            "/api/v1/leads/needs-action", params={"limit": limit}, headers=admin.headers
+        )
+        assert r.status_code == 200, r.text
+        return [lead["id"] for lead in r.json()["leads"]]
+
+    expected = [str(x.id) for x in (f_soon, f_late, f_none, never)]
+    assert await listed(10) == expected
+    assert await listed(3) == expected[:3]
+    assert await listed(4) == expected
