@@ -607,11 +607,12 @@ async def tag_counts(session: AsyncSession, actor: Actor) -> list[tuple[str, int
 
 
 async def needing_action(session: AsyncSession, actor: Actor, limit: int) -> list[Lead]:
-    """Leads in scope that need action or were never analysed; overdue first, then soonest."""
+    """Leads in scope that need action or were never analysed: the flagged ones first, each
+    part by next action (overdue first, none last), then longest waiting."""
     # Two ordered reads instead of one `needs_action OR analyzed_at IS NULL`: no index serves
     # the OR, so it sorted every matching lead; each part walks an index in the wanted order
     # and stops at `limit` (the flagged leads come first either way).
-    order = (Lead.next_action_at.asc().nulls_last(), Lead.created_at.desc(), Lead.id)
+    order = (Lead.next_action_at.asc().nulls_last(), Lead.created_at, Lead.id)
     flagged = select(Lead).where(*scope_conditions(actor), Lead.needs_action.is_(True))
     found = list(await session.scalars(flagged.order_by(*order).limit(limit)))
     if len(found) < limit:

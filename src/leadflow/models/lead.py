@@ -92,8 +92,15 @@ class Lead(IdMixin, TimestampMixin, Base):
         _live_index("ix_leads_org_email", "organization_id", "email"),
         _live_index("ix_leads_org_phone", "organization_id", "phone"),
         _live_index("ix_leads_org_last_name", "organization_id", "last_name"),
+        # The needs-action list's whole order (next action, then longest waiting), so it
+        # stops after a page instead of sorting every flagged lead.
         _live_index(
-            "ix_leads_org_needs_action", "organization_id", "needs_action", "next_action_at"
+            "ix_leads_org_needs_action",
+            "organization_id",
+            "needs_action",
+            "next_action_at",
+            "created_at",
+            "id",
         ),
         _live_index("ix_leads_org_last_contacted", "organization_id", "last_contacted_at"),
         _live_index("ix_leads_org_next_action", "organization_id", "next_action_at"),
