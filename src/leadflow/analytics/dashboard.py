@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.analytics import periods, repository
-from leadflow.analytics.schemas import AssigneeLoad, DashboardMetrics, StatusCount
+from leadflow.analytics import periods, repository, rollups
+from leadflow.analytics.schemas import AssigneeLoad, DashboardMetrics, LeadFilters, StatusCount
 from leadflow.analytics.service import pipeline_of, timezone_of
 from leadflow.authz.actor import Actor
 from leadflow.kit.clock import utcnow
@@ -26,7 +27,7 @@ async def metrics(session: AsyncSession, actor: Actor) -> DashboardMetrics:
     pipeline = await pipeline_of(session, actor.organization_id)
     per_status: dict[str, int] = {}
     assigned = unassigned = 0
-    for status, is_assigned, n in await repository.status_counts(session, actor):
+    for status, is_assigned, n in await _status_counts(session, actor, tz):
         per_status[status] = per_status.get(status, 0) + n
         if is_assigned:
             assigned += n
@@ -56,14 +57,43 @@ async def metrics(session: AsyncSession, actor: Actor) -> DashboardMetrics:
     )
 
 
+async def _status_counts(
+    session: AsyncSession, actor: Actor, tz: str
+) -> list[tuple[str, bool, int]]:
+    """(status, assigned?, leads) in scope: from the stage rollup where there is one (a few
+    hundred rows instead of every lead), else from the leads."""
+    if (await rollups.available(session, actor.organization_id, tz, LeadFilters())).by_stage:
+        rows = await rollups.status_assignee_counts(session, actor)
+        return [(status, uid is not None, n) for status, uid, n in rows]
+    return await repository.status_counts(session, actor)
+
+
+async def _loads(
+    session: AsyncSession, actor: Actor, open_keys: list[str], won_keys: list[str]
+) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """(open, won, breached now) per assignee in scope; open and won from the stage rollup
+    where there is one, the breaches from the SLA clocks."""
+    now = utcnow()
+    tz = await timezone_of(session, actor.organization_id)
+    if not (await rollups.available(session, actor.organization_id, tz, LeadFilters())).by_stage:
+        return await repository.assignee_loads(session, actor, open_keys, won_keys, now)
+    out: dict[uuid.UUID, list[int]] = {}
+    for status, uid, n in await rollups.status_assignee_counts(session, actor):
+        if uid is None:
+            continue
+        row = out.setdefault(uid, [0, 0, 0])
+        row[0] += n if status in open_keys else 0
+        row[1] += n if status in won_keys else 0
+    for uid, n in (await repository.breached_by_assignee(session, actor, now)).items():
+        out.setdefault(uid, [0, 0, 0])[2] = n
+    return {uid: (o, w, b) for uid, (o, w, b) in out.items()}
+
+
 async def leads_per_assignee(session: AsyncSession, actor: Actor) -> list[AssigneeLoad]:
     """Per assignee in scope: open and won leads, SLA breaches now, and the open leads as a
     share of their capacity; every active user in scope has a row."""
-    now = utcnow()
     pipeline = await pipeline_of(session, actor.organization_id)
-    loads = await repository.assignee_loads(
-        session, actor, pipeline.keys("open"), pipeline.keys("won"), now
-    )
+    loads = await _loads(session, actor, pipeline.keys("open"), pipeline.keys("won"))
     out = []
     for uid, name, capacity in await repository.people(session, actor, set(loads)):
         open_, won, breached = loads.get(uid, (0, 0, 0))

@@ -397,11 +397,6 @@ async def sla_alert_leads(
     return [(i, n, d, r) for i, n, d, r in rows.all() if d is not None]
 
 
-def last_touch() -> Any:
-    """When the lead was last contacted, or created if never."""
-    return func.coalesce(Lead.last_contacted_at, Lead.created_at)
-
-
 async def untouched_leads(
     session: AsyncSession, actor: Actor, open_keys: Sequence[str], cutoff: datetime, limit: int
 ) -> list[tuple[uuid.UUID, str, datetime]]:
@@ -409,14 +404,25 @@ async def untouched_leads(
     most recently touched first."""
     if not open_keys:
         return []
-    touched = last_touch()
-    rows = await session.execute(
-        select(Lead.id, Lead.full_name, touched)
-        .where(*lead_scope_conditions(actor), Lead.status.in_(open_keys), touched <= cutoff)
-        .order_by(touched.desc(), Lead.id)
+    # The last touch is the last contact, or the creation for a lead never contacted: two
+    # ordered reads (one index each, stopping at `limit`) merged here, instead of sorting
+    # every open lead by an expression no index holds.
+    where = [*lead_scope_conditions(actor), Lead.status.in_(open_keys)]
+    contacted = await session.execute(
+        select(Lead.id, Lead.full_name, Lead.last_contacted_at)
+        .where(*where, Lead.last_contacted_at <= cutoff)
+        .order_by(Lead.last_contacted_at.desc(), Lead.id)
         .limit(limit)
     )
-    return [(i, n, t) for i, n, t in rows.all()]
+    never = await session.execute(
+        select(Lead.id, Lead.full_name, Lead.created_at)
+        .where(*where, Lead.last_contacted_at.is_(None), Lead.created_at <= cutoff)
+        .order_by(Lead.created_at.desc(), Lead.id)
+        .limit(limit)
+    )
+    rows = [(i, n, t) for i, n, t in [*contacted.all(), *never.all()] if t is not None]
+    rows.sort(key=lambda r: (-r[2].timestamp(), str(r[0])))
+    return rows[:limit]
 
 
 async def failed_deliveries(
@@ -506,3 +512,19 @@ async def assignee_loads(
         .group_by(Lead.assignee_id)
     )
     return {uid: (int(o), int(w), int(b)) for uid, o, w, b in rows.all()}
+
+
+async def breached_by_assignee(
+    session: AsyncSession, actor: Actor, now: datetime
+) -> dict[uuid.UUID, int]:
+    """Leads in scope whose SLA clock is breached now, per assignee (the clocks only)."""
+    rows = await session.execute(
+        select(Lead.assignee_id, func.count())
+        .where(
+            *lead_scope_conditions(actor),
+            Lead.assignee_id.is_not(None),
+            *state_conditions("breached", now),
+        )
+        .group_by(Lead.assignee_id)
+    )
+    return {uid: int(n) for uid, n in rows.all() if uid is not None}

@@ -255,6 +255,21 @@ async def pipeline(
     return int(count), float(probs) / 100, float(total), float(weighted) / 100
 
 
+async def status_assignee_counts(
+    session: AsyncSession, actor: Actor
+) -> list[tuple[str, uuid.UUID | None, int]]:
+    """(status, assignee or None, live leads) in the actor's scope, from the stage rollup."""
+    r = stages(actor.organization_id)
+    n = func.sum(r.c.leads)
+    result = await session.execute(
+        select(r.c.status, r.c.assignee_id, n)
+        .where(*conditions(actor, LeadFilters(), r))
+        .group_by(r.c.status, r.c.assignee_id)
+        .having(n != 0)
+    )
+    return [(s, None if a == NO_USER else a, int(c)) for s, a, c in result.all()]
+
+
 async def created_per_day(
     session: AsyncSession, actor: Actor, filters: LeadFilters, first: date, last: date
 ) -> list[tuple[date, int]]:
