@@ -205,12 +205,15 @@ async def test_the_pipeline_board_counts_pages_and_moves(
 ) -> None:
     org = await factory.org()
     me = await browser(factory, org)
-    for _ in range(21):
-        await factory.lead(org, status="contacted")
+    for i in range(21):
+        # Σ value of the column: 1,000 × 20 + a text that is not a number (counts 0).
+        value: object = 1000 if i else "a lot"
+        await factory.lead(org, status="contacted", custom={"value": value})
     lead = await factory.lead(org, first_name="Mover")
     board = await me.get(client, "/crm/pipeline")
     assert board.status_code == 200
     assert 'data-stage="contacted"' in board.text and 'data-count="21"' in board.text
+    assert 'data-value="20000.0">20,000<' in board.text
     assert "/crm/pipeline/contacted?cursor=" in board.text
     more = board.text.split("/crm/pipeline/contacted?cursor=")[1].split('"')[0]
     rest = await me.get(client, f"/crm/pipeline/contacted?cursor={more}", headers=HTMX)

@@ -57,6 +57,15 @@ async def metrics(session: AsyncSession, actor: Actor) -> DashboardMetrics:
     )
 
 
+async def stage_values(session: AsyncSession, actor: Actor) -> dict[str, tuple[int, float]]:
+    """(live leads, Σ value) per stage in the actor's scope, now (the pipeline board's column
+    heads): from the stage rollup where there is one, else from the leads."""
+    tz = await timezone_of(session, actor.organization_id)
+    if (await rollups.available(session, actor.organization_id, tz, LeadFilters())).by_stage:
+        return await rollups.stage_values(session, actor)
+    return await repository.stage_values(session, actor)
+
+
 async def _status_counts(
     session: AsyncSession, actor: Actor, tz: str
 ) -> list[tuple[str, bool, int]]:

@@ -441,6 +441,17 @@ async def failed_deliveries(
 # ---- dashboard -------------------------------------------------------------------------------
 
 
+async def stage_values(session: AsyncSession, actor: Actor) -> dict[str, tuple[int, float]]:
+    """(leads, Σ value) per status of the live leads in scope (`value` as in the pipeline)."""
+    value = json_number(Lead.custom, VALUE_FIELD, dialect_name(session))
+    rows = await session.execute(
+        select(Lead.status, func.count(), func.sum(value))
+        .where(*lead_scope_conditions(actor))
+        .group_by(Lead.status)
+    )
+    return {s: (int(n), float(v or 0)) for s, n, v in rows.all()}
+
+
 async def status_counts(session: AsyncSession, actor: Actor) -> list[tuple[str, bool, int]]:
     """(status, assigned?, leads) of the live leads in scope."""
     assigned = Lead.assignee_id.is_not(None)

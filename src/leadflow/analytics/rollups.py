@@ -255,6 +255,19 @@ async def pipeline(
     return int(count), float(probs) / 100, float(total), float(weighted) / 100
 
 
+async def stage_values(session: AsyncSession, actor: Actor) -> dict[str, tuple[int, float]]:
+    """As `repository.stage_values`, from the stage rollup."""
+    r = stages(actor.organization_id)
+    n = func.sum(r.c.leads)
+    result = await session.execute(
+        select(r.c.status, n, func.sum(r.c.value))
+        .where(*conditions(actor, LeadFilters(), r))
+        .group_by(r.c.status)
+        .having(n != 0)
+    )
+    return {s: (int(c), float(v or 0)) for s, c, v in result.all()}
+
+
 async def status_assignee_counts(
     session: AsyncSession, actor: Actor
 ) -> list[tuple[str, uuid.UUID | None, int]]:

@@ -1,4 +1,4 @@
-"""The pipeline board: a column per stage with its count, paged per column; cards move
+"""The pipeline board: a column per stage with its count and value, paged per column; cards move
 between columns (drag and drop, or the card's stage menu) through the leads service."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from leadflow.analytics import dashboard
 from leadflow.authz.actor import Actor
 from leadflow.db.session import SessionDep
 from leadflow.exceptions import NotFound
@@ -46,12 +47,15 @@ async def board(request: Request, session: SessionDep, actor: WebActor) -> Respo
     """Every stage as a column: its count in the actor's scope and its first cards."""
     actor.require("leads:read")
     await load_shell(request, session, actor)
-    summary = await pipeline.summary(session, actor)
     stages = await pipeline.list_stages(session, actor)
+    # Counts and Σ value per column from the analytics (a rollup on PostgreSQL), not a count
+    # of every lead on each view of the board.
+    heads = await dashboard.stage_values(session, actor)
     columns = []
-    for stage in summary.stages:
+    for stage in stages:
+        count, value = heads.get(stage.key, (0, 0.0))
         column = await _column(request, session, actor, stage.key, None)
-        columns.append({"stage": stage, **column})
+        columns.append({"stage": stage, "count": count, "value": value, **column})
     return render(
         request,
         "pipeline.html",
