@@ -106,6 +106,9 @@ _DE: dict[str, str] = {
     "Nothing needs action.": "Nichts zu tun.",
     "Filters": "Filter",
     "Apply filters": "Filter anwenden",
+    "More filters": "Weitere Filter",
+    "Show only": "Nur anzeigen",
+    "Tag": "Tag",
     "Reset": "Zurücksetzen",
     "Due {when}": "Fällig {when}",
     # lead page
