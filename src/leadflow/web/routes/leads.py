@@ -22,7 +22,7 @@ from leadflow.customfields import service as customfields
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import Conflict, ValidationFailed
 from leadflow.kit.pagination import PageParams
-from leadflow.leads import bulk, export, service
+from leadflow.leads import bulk, export, saved_views, service
 from leadflow.leads.schemas import BulkIn, ExportIn, LeadFilter, LeadUpdate
 from leadflow.models.user import User
 from leadflow.pipeline import service as pipeline
@@ -70,6 +70,10 @@ class ListView:
     cursor: str | None
     offset: int
 
+    def query(self) -> str:
+        """The view's filters and sort as the list's query string (no page position)."""
+        return query_string(**self.values, sort=self.sort)
+
     def filter(self) -> LeadFilter:
         """The `LeadFilter` of the view (its validation is the API's)."""
         v = self.values
@@ -94,7 +98,8 @@ class ListView:
             raise ValidationFailed("Invalid filter", errors=errors) from None
 
 
-def _view(params: Any) -> ListView:
+def list_view(params: Any) -> ListView:
+    """The list's view from a query string or a form (unknown sorts fall back to newest)."""
     values = {k: str(params.get(k) or "").strip() for k in _FILTER_KEYS}
     for key in params:
         if key.startswith(CUSTOM_PREFIX) and len(key) > len(CUSTOM_PREFIX):
@@ -163,19 +168,21 @@ async def _results_context(
         "custom_fields": await customfields.list_fields(session, actor.organization_id),
         "bulk_actions": [a for a in BULK_ACTIONS if _may_bulk(actor, a)],
         "may_export": actor.can("leads:export"),
+        "may_save_view": actor.user_id is not None,
     }
 
 
 @router.get("")
 async def list_page(request: Request, session: SessionDep, actor: WebActor) -> Response:
     """The lead list; htmx asks for the results only (search as you type, filters, paging)."""
-    view = _view(request.query_params)
+    view = list_view(request.query_params)
     context = await _results_context(request, session, actor, view)
     if is_htmx(request):
         return render(request, "leads/_results.html", context)
     await load_shell(request, session, actor)
     context.update(
         sorts=SORTS,
+        saved_views=await saved_views.list_views(session, actor) if actor.user_id else [],
         needs_action=await service.needing_action(session, actor, NEEDS_ACTION_SHOWN),
     )
     return render(request, "leads/list.html", context)
@@ -191,7 +198,7 @@ async def bulk_action(request: Request, session: SessionDep, actor: WebActor) ->
     """Apply a bulk action to the checked leads (the API's bulk service and permissions)."""
     actor.require("leads:write")
     form = await request.form()
-    view = _view(form)
+    view = list_view(form)
     ids = [_uuid(v) for v in form_list(form, "ids")]
     action = form_text(form, "action")
     if action not in BULK_ACTIONS:
@@ -238,7 +245,7 @@ async def export_view(
 ) -> Response:
     """Download the current view as CSV or XLSX (the API's audited export)."""
     form = await request.form()
-    view = _view(form)
+    view = list_view(form)
     fmt: Literal["csv", "xlsx"] = "xlsx" if form_text(form, "format") == "xlsx" else "csv"
     f = view.filter()
     return await export.export_response(
