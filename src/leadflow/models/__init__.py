@@ -30,6 +30,7 @@ from leadflow.models.outbox import Notification, OutboxMessage, PeriodicRun
 from leadflow.models.pipeline_stage import PipelineStage
 from leadflow.models.report import Report, ReportFileChunk, ReportRun, ReportSchedule
 from leadflow.models.role import Role
+from leadflow.models.saved_view import SavedView
 from leadflow.models.task import Task
 from leadflow.models.team import Team
 from leadflow.models.user import User
@@ -79,6 +80,7 @@ __all__ = [
     "ReportSchedule",
     "RequestSample",
     "Role",
+    "SavedView",
     "SlaPolicy",
     "Task",
     "Team",

@@ -15,6 +15,7 @@ from leadflow.web.routes import (
     pipeline,
     reports,
     shell,
+    views,
 )
 from leadflow.web.templating import STATIC_DIR
 
@@ -24,7 +25,17 @@ def install(app: FastAPI) -> None:
 
     Lead pages live under `/crm/` because `/leads` is a seed alias of the API.
     """
-    for module in (shell, dashboard, leads, lead_extras, pipeline, imports, reports, admin):
+    for module in (
+        shell,
+        dashboard,
+        leads,
+        lead_extras,
+        views,
+        pipeline,
+        imports,
+        reports,
+        admin,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     error_pages.install(app)

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from leadflow.authz.actor import Actor
+from leadflow.customfields import service as customfields
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import Conflict, ValidationFailed
 from leadflow.kit.pagination import PageParams
-from leadflow.leads import bulk, export, service
+from leadflow.leads import bulk, export, saved_views, service
 from leadflow.leads.schemas import BulkIn, ExportIn, LeadFilter, LeadUpdate
 from leadflow.models.user import User
 from leadflow.pipeline import service as pipeline
 from leadflow.timeline import service as timeline
+from leadflow.timeline.registry import sources as timeline_sources
 from leadflow.users import service as users
 from leadflow.users.repository import UserFilter
 from leadflow.web.forms import field_errors, form_list, form_text
@@ -50,7 +52,9 @@ SORTS: tuple[tuple[str, str], ...] = (
 _SORT_KEYS = frozenset(key for _, key in SORTS)
 # Sorts on a column that may be empty page by offset (the API refuses a cursor for them).
 _OFFSET_SORTS = frozenset({"next_action_at"})
-_FILTER_KEYS = ("q", "status", "source", "assigned_to", "needs_action")
+_FILTER_KEYS = ("q", "status", "tag", "source", "assigned_to", "needs_action")
+# Custom field filters travel as `cf.<key>=value`, the API's list parameter.
+CUSTOM_PREFIX = "cf."
 BULK_ACTIONS = ("assign", "status", "tag_add", "tag_remove", "delete")
 # Fields of the lead form, all optional text inputs of `LeadUpdate`.
 EDITABLE = ("first_name", "last_name", "email", "phone", "company", "source", "channel")
@@ -58,12 +62,17 @@ EDITABLE = ("first_name", "last_name", "email", "phone", "company", "source", "c
 
 @dataclass(frozen=True, slots=True)
 class ListView:
-    """What the list shows: its filter values (as given), sort and page position."""
+    """What the list shows: its filter values (as given, `cf.<key>` ones included), sort and
+    page position."""
 
     values: dict[str, str]
     sort: str
     cursor: str | None
     offset: int
+
+    def query(self) -> str:
+        """The view's filters and sort as the list's query string (no page position)."""
+        return query_string(**self.values, sort=self.sort)
 
     def filter(self) -> LeadFilter:
         """The `LeadFilter` of the view (its validation is the API's)."""
@@ -72,9 +81,15 @@ class ListView:
             return LeadFilter(
                 q=v.get("q") or None,
                 status=[v["status"]] if v.get("status") else [],
+                tag=[v["tag"]] if v.get("tag") else [],
                 source=v.get("source") or None,
                 assigned_to=v.get("assigned_to") or None,
                 needs_action=True if v.get("needs_action") else None,
+                custom={
+                    k[len(CUSTOM_PREFIX) :]: value
+                    for k, value in v.items()
+                    if k.startswith(CUSTOM_PREFIX) and value
+                },
             )
         except ValidationError as exc:
             errors = [
@@ -83,8 +98,14 @@ class ListView:
             raise ValidationFailed("Invalid filter", errors=errors) from None
 
 
-def _view(params: Any) -> ListView:
+def list_view(params: Any) -> ListView:
+    """The list's view from a query string or a form (unknown sorts fall back to newest)."""
     values = {k: str(params.get(k) or "").strip() for k in _FILTER_KEYS}
+    for key in params:
+        if key.startswith(CUSTOM_PREFIX) and len(key) > len(CUSTOM_PREFIX):
+            value = str(params.get(key) or "").strip()
+            if value:
+                values[key] = value
     sort = str(params.get("sort") or "-created_at")
     if sort not in _SORT_KEYS:
         sort = "-created_at"
@@ -140,21 +161,28 @@ async def _results_context(
         "stage_names": {s.key: s.name for s in stages},
         "stages": stages,
         "members": await _members(session, actor),
+        # The tag and custom field inputs stay folded unless one of them is in use.
+        "more_filters": any(
+            k == "tag" or k.startswith(CUSTOM_PREFIX) for k, v in view.values.items() if v
+        ),
+        "custom_fields": await customfields.list_fields(session, actor.organization_id),
         "bulk_actions": [a for a in BULK_ACTIONS if _may_bulk(actor, a)],
         "may_export": actor.can("leads:export"),
+        "may_save_view": actor.user_id is not None,
     }
 
 
 @router.get("")
 async def list_page(request: Request, session: SessionDep, actor: WebActor) -> Response:
     """The lead list; htmx asks for the results only (search as you type, filters, paging)."""
-    view = _view(request.query_params)
+    view = list_view(request.query_params)
     context = await _results_context(request, session, actor, view)
     if is_htmx(request):
         return render(request, "leads/_results.html", context)
     await load_shell(request, session, actor)
     context.update(
         sorts=SORTS,
+        saved_views=await saved_views.list_views(session, actor) if actor.user_id else [],
         needs_action=await service.needing_action(session, actor, NEEDS_ACTION_SHOWN),
     )
     return render(request, "leads/list.html", context)
@@ -170,7 +198,7 @@ async def bulk_action(request: Request, session: SessionDep, actor: WebActor) ->
     """Apply a bulk action to the checked leads (the API's bulk service and permissions)."""
     actor.require("leads:write")
     form = await request.form()
-    view = _view(form)
+    view = list_view(form)
     ids = [_uuid(v) for v in form_list(form, "ids")]
     action = form_text(form, "action")
     if action not in BULK_ACTIONS:
@@ -217,7 +245,7 @@ async def export_view(
 ) -> Response:
     """Download the current view as CSV or XLSX (the API's audited export)."""
     form = await request.form()
-    view = _view(form)
+    view = list_view(form)
     fmt: Literal["csv", "xlsx"] = "xlsx" if form_text(form, "format") == "xlsx" else "csv"
     f = view.filter()
     return await export.export_response(
@@ -253,7 +281,13 @@ async def lead_page(
     items, total = await timeline.timeline(
         session, actor, lead_id, PageParams(limit=TIMELINE_SHOWN, offset=0)
     )
-    context.update(timeline=items, timeline_total=total)
+    context.update(
+        timeline=items,
+        timeline_total=total,
+        timeline_kinds=sorted(timeline_sources()),
+        kinds=[],
+        kinds_query="",
+    )
     return render(request, "leads/detail.html", context)
 
 
@@ -387,14 +421,23 @@ async def lead_timeline(
     actor: WebActor,
     lead_id: uuid.UUID,
     offset: int = 0,
+    kind: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    """More of the timeline (htmx)."""
+    """The timeline, only some kinds if asked (htmx: the kind toggles and "Load more")."""
     actor.require("leads:read")
+    kinds = [k for k in kind or [] if k]
     items, total = await timeline.timeline(
-        session, actor, lead_id, PageParams(limit=TIMELINE_SHOWN, offset=max(0, offset))
+        session, actor, lead_id, PageParams(limit=TIMELINE_SHOWN, offset=max(0, offset)), kinds
     )
     return render(
         request,
         "leads/_timeline.html",
-        {"timeline": items, "timeline_total": total, "offset": offset, "lead_id": lead_id},
+        {
+            "timeline": items,
+            "timeline_total": total,
+            "offset": offset,
+            "lead_id": lead_id,
+            "kinds": kinds,
+            "kinds_query": query_string(kind=kinds),
+        },
     )
