@@ -152,7 +152,9 @@ async def test_postgres_stopped_then_started_503_then_recovers(
                     await load
     statuses = Counter(r.status_code for r in seen)
     assert set(statuses) <= {200, 201, 503}, [(r.status_code, r.text[:200]) for r in seen]
-    assert statuses[503] and statuses[200] and statuses[201]  # the load met the outage
+    # The load met the outage (its writes may all fall into it on a slow machine; the write
+    # after the restart is asserted above).
+    assert statuses[503] and statuses[200]
     assert all(_clean_failure(r) for r in seen if r.status_code == 503)
     assert " 500 " not in served.log and "Traceback" not in served.log, served.log[-3000:]
     print(

@@ -26,6 +26,7 @@ from leadflow.kit.context import (
 )
 from leadflow.kit.errors import INTERNAL_ERROR
 from leadflow.kit.problems import (
+    database_busy,
     database_unavailable,
     database_unreachable,
     log_database_outage,
@@ -126,6 +127,11 @@ class RequestContextMiddleware:
                 # An outage, not a bug: a clean 503 the client may retry, one log line.
                 log_database_outage(exc)
                 await database_unavailable()(scope, receive, send_wrapper)
+                return
+            if database_busy(exc) and not status_holder.get("started"):
+                log.warning("database busy: %s", str(exc).splitlines()[0][:200])
+                busy = "The database is busy at the moment; retry shortly"
+                await database_unavailable(busy)(scope, receive, send_wrapper)
                 return
             log.exception("unhandled error")
             if status_holder.get("started"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import sqlite3
 from typing import Any
 
 import asyncpg
@@ -221,12 +222,25 @@ def database_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def database_unavailable() -> JSONResponse:
-    """The 503 problem+json of a database outage, with `Retry-After`."""
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it wraps, is SQLite giving up on its write lock after the
+    busy timeout: more writers queued than it can serve in time (an overload, not a bug)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def database_unavailable(detail: str | None = None) -> JSONResponse:
+    """The 503 problem+json of a database outage (or overload), with `Retry-After`."""
     return problem(
         DatabaseUnavailable.status,
         title=DatabaseUnavailable.title,
-        detail="The database is not reachable at the moment; retry shortly",
+        detail=detail or "The database is not reachable at the moment; retry shortly",
         code=DatabaseUnavailable.code,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
     )
@@ -241,6 +255,9 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     if database_unreachable(exc):
         log_database_outage(exc)
         return database_unavailable()
+    if database_busy(exc):
+        log.warning("database busy: %s", str(exc).splitlines()[0][:200])
+        return database_unavailable("The database is busy at the moment; retry shortly")
     log.error("unhandled error", exc_info=exc)
     return problem(
         500,
