@@ -209,6 +209,12 @@ def database_unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.exceptions.InterfaceError) and "closed" in str(current):
             return True
+        if isinstance(
+            current, asyncpg.exceptions.InternalClientError
+        ) and "cannot switch to state" in str(current):
+            # The server went away in the middle of a statement and left the connection's
+            # protocol half-way: the connection is lost, like the ones above.
+            return True
         state = getattr(current, "sqlstate", None)
         if isinstance(state, str) and state.startswith(_GONE_STATES):
             return True
