@@ -4,14 +4,14 @@ becomes one delivery per endpoint, ordered by the lead."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.calls.events import CallRequestUpdated
 from leadflow.imports.events import ImportCompleted
-from leadflow.kit.events import subscribe
+from leadflow.kit.events import Event, subscribe
 from leadflow.kit.records import RecordView
 from leadflow.leads.events import (
     LeadsAssigned,
@@ -62,173 +62,137 @@ def lead_data(lead: Any) -> dict[str, Any]:
     return {f: getattr(lead, f) for f in LEAD_FIELDS}
 
 
-@subscribe(LeadsCreated, order=ORDER)
-async def leads_created(session: AsyncSession, event: LeadsCreated) -> None:
+def _created(e: LeadsCreated) -> Iterator[Item]:
     """`lead.created`: the new lead."""
-
-    def items() -> Iterator[Item]:
-        for lead in event.leads:
-            yield lead.id, {"lead": lead_data(lead), "source": event.source}
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    for lead in e.leads:
+        yield lead.id, {"lead": lead_data(lead), "source": e.source}
 
 
-@subscribe(LeadsUpdated, order=ORDER)
-async def leads_updated(session: AsyncSession, event: LeadsUpdated) -> None:
+def _updated(e: LeadsUpdated) -> Iterator[Item]:
     """`lead.updated`: the changed fields, before and after."""
-
-    def items() -> Iterator[Item]:
-        for c in event.changes:
-            yield (
-                c.lead_id,
-                {
-                    "lead_id": c.lead_id,
-                    "before": c.before,
-                    "after": c.after,
-                    "source": event.source,
-                },
-            )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    for c in e.changes:
+        yield (
+            c.lead_id,
+            {"lead_id": c.lead_id, "before": c.before, "after": c.after, "source": e.source},
+        )
 
 
-@subscribe(LeadsStatusChanged, order=ORDER)
-async def leads_moved(session: AsyncSession, event: LeadsStatusChanged) -> None:
+def _moved(e: LeadsStatusChanged) -> Iterator[Item]:
     """`lead.status_changed`: from, to, why, and the lead."""
-
-    def items() -> Iterator[Item]:
-        for m in event.moves:
-            yield (
-                m.lead.id,
-                {
-                    "lead": lead_data(m.lead),
-                    "from_status": m.from_status,
-                    "to_status": m.to_status,
-                    "reason": m.reason,
-                },
-            )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    for m in e.moves:
+        yield (
+            m.lead.id,
+            {
+                "lead": lead_data(m.lead),
+                "from_status": m.from_status,
+                "to_status": m.to_status,
+                "reason": m.reason,
+            },
+        )
 
 
-@subscribe(LeadsAssigned, order=ORDER)
-async def leads_assigned(session: AsyncSession, event: LeadsAssigned) -> None:
+def _assigned(e: LeadsAssigned) -> Iterator[Item]:
     """`lead.assigned`: from whom to whom, why, and the lead."""
-
-    def items() -> Iterator[Item]:
-        for a in event.assignments:
-            yield (
-                a.lead.id,
-                {
-                    "lead": lead_data(a.lead),
-                    "assignment_id": a.assignment_id,
-                    "from_user_id": a.from_user_id,
-                    "to_user_id": a.to_user_id,
-                    "reason": a.reason,
-                },
-            )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    for a in e.assignments:
+        yield (
+            a.lead.id,
+            {
+                "lead": lead_data(a.lead),
+                "assignment_id": a.assignment_id,
+                "from_user_id": a.from_user_id,
+                "to_user_id": a.to_user_id,
+                "reason": a.reason,
+            },
+        )
 
 
-@subscribe(LeadsDeleted, order=ORDER)
-async def leads_deleted(session: AsyncSession, event: LeadsDeleted) -> None:
+def _deleted(e: LeadsDeleted) -> Iterator[Item]:
     """`lead.deleted`: which lead, and why (deleted, merged, import undone)."""
-
-    def items() -> Iterator[Item]:
-        for lead_id in event.lead_ids:
-            yield lead_id, {"lead_id": lead_id, "reason": event.reason}
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    for lead_id in e.lead_ids:
+        yield lead_id, {"lead_id": lead_id, "reason": e.reason}
 
 
-@subscribe(LeadsMerged, order=ORDER)
-async def leads_merged(session: AsyncSession, event: LeadsMerged) -> None:
+def _merged(e: LeadsMerged) -> Iterator[Item]:
     """`lead.merged`: the survivor and the leads merged into it (ordered by the survivor)."""
-
-    def items() -> Iterator[Item]:
-        yield (
-            event.survivor_id,
-            {"survivor_id": event.survivor_id, "merged_ids": list(event.merged_ids)},
-        )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    yield e.survivor_id, {"survivor_id": e.survivor_id, "merged_ids": list(e.merged_ids)}
 
 
-@subscribe(ImportCompleted, order=ORDER)
-async def import_completed(session: AsyncSession, event: ImportCompleted) -> None:
+def _import_completed(e: ImportCompleted) -> Iterator[Item]:
     """`import.completed`: the batch and its counts."""
-
-    def items() -> Iterator[Item]:
-        yield None, {"import_id": event.batch_id, "filename": event.filename, **event.summary}
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    yield None, {"import_id": e.batch_id, "filename": e.filename, **e.summary}
 
 
-@subscribe(TaskCompleted, order=ORDER)
-async def task_completed(session: AsyncSession, event: TaskCompleted) -> None:
+def _task_completed(e: TaskCompleted) -> Iterator[Item]:
     """`task.completed`: the task (ordered by its lead, if it has one)."""
-    t = event.task
-
-    def items() -> Iterator[Item]:
-        yield (
-            t.lead_id,
-            {
-                "task": {
-                    "id": t.id,
-                    "title": t.title,
-                    "lead_id": t.lead_id,
-                    "assignee_id": t.assignee_id,
-                    "priority": t.priority,
-                    "due_at": t.due_at,
-                    "completed_at": t.completed_at,
-                    "completed_by": t.completed_by,
-                }
-            },
-        )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    t = e.task
+    task = {
+        "id": t.id,
+        "title": t.title,
+        "lead_id": t.lead_id,
+        "assignee_id": t.assignee_id,
+        "priority": t.priority,
+        "due_at": t.due_at,
+        "completed_at": t.completed_at,
+        "completed_by": t.completed_by,
+    }
+    yield t.lead_id, {"task": task}
 
 
-@subscribe(SlaBreached, order=ORDER)
-async def sla_breached(session: AsyncSession, event: SlaBreached) -> None:
+def _sla_breached(e: SlaBreached) -> Iterator[Item]:
     """`sla.breached`: the lead, its deadline and its assignee."""
-    lead = event.lead
-
-    def items() -> Iterator[Item]:
-        yield (
-            lead.id,
-            {
-                "lead_id": lead.id,
-                "assignee_id": lead.assignee_id,
-                "sla_deadline": lead.sla_deadline,
-                "sla_breached_at": lead.sla_breached_at or event.now,
-            },
-        )
-
-    await record(session, event.organization_id, event.name, event.now, items)
+    lead = e.lead
+    yield (
+        lead.id,
+        {
+            "lead_id": lead.id,
+            "assignee_id": lead.assignee_id,
+            "sla_deadline": lead.sla_deadline,
+            "sla_breached_at": lead.sla_breached_at or e.now,
+        },
+    )
 
 
-@subscribe(CallRequestUpdated, order=ORDER)
-async def call_request_updated(session: AsyncSession, event: CallRequestUpdated) -> None:
+def _call_request_updated(e: CallRequestUpdated) -> Iterator[Item]:
     """`call_request.updated`: the request's state (ordered by the request)."""
-    c = event.call_request
+    c = e.call_request
+    request = {
+        "id": c.id,
+        "request_id": c.request_id,
+        "lead_id": c.lead_id,
+        "status": c.status,
+        "attempts": c.attempts,
+        "scheduled_for": c.scheduled_for,
+        "summary": c.summary,
+        "updated_at": c.updated_at,
+    }
+    yield c.id, {"call_request": request}
 
-    def items() -> Iterator[Item]:
-        yield (
-            c.id,
-            {
-                "call_request": {
-                    "id": c.id,
-                    "request_id": c.request_id,
-                    "lead_id": c.lead_id,
-                    "status": c.status,
-                    "attempts": c.attempts,
-                    "scheduled_for": c.scheduled_for,
-                    "summary": c.summary,
-                    "updated_at": c.updated_at,
-                }
-            },
-        )
 
-    await record(session, event.organization_id, event.name, event.now, items)
+Payloads = Callable[[Any], Iterable[Item]]
+
+
+def _deliver(event_type: type[Event], payloads: Payloads) -> None:
+    """Subscribe: every `event_type` (each carries `organization_id` and `now`) becomes the
+    deliveries `payloads` describes, built only when an endpoint of the organisation is
+    subscribed (see `service.record`)."""
+
+    async def handler(session: AsyncSession, event: Any) -> None:
+        await record(session, event.organization_id, event.name, event.now, lambda: payloads(event))
+
+    subscribe(event_type, order=ORDER)(handler)
+
+
+_PAYLOADS: tuple[tuple[type[Event], Payloads], ...] = (
+    (LeadsCreated, _created),
+    (LeadsUpdated, _updated),
+    (LeadsStatusChanged, _moved),
+    (LeadsAssigned, _assigned),
+    (LeadsDeleted, _deleted),
+    (LeadsMerged, _merged),
+    (ImportCompleted, _import_completed),
+    (TaskCompleted, _task_completed),
+    (SlaBreached, _sla_breached),
+    (CallRequestUpdated, _call_request_updated),
+)
+for _event_type, _payloads in _PAYLOADS:
+    _deliver(_event_type, _payloads)
