@@ -58,12 +58,12 @@ async def create_view(session: AsyncSession, actor: Actor, name: str, query: str
     if taken is not None:
         raise ValidationFailed("You already have a view of that name", field="name")
     view = SavedView(organization_id=actor.organization_id, user_id=owner, name=name, query=query)
-    session.add(view)
     try:
-        await session.flush()
+        # A savepoint: the same name saved at the same moment from another tab fails this
+        # insert alone; the request's transaction stays the caller's to end.
+        async with session.begin_nested():
+            session.add(view)
     except IntegrityError:
-        # The same name saved at the same moment from another tab.
-        await session.rollback()
         raise ValidationFailed("You already have a view of that name", field="name") from None
     return view
 
