@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # A background import not checkpointed for this long may be claimed by another worker;
     # the earlier worker is then fenced off (its next checkpoint fails and rolls back).
     import_lease_seconds: int = Field(default=120, ge=1)
+    # Background imports of files at least this large prepare their rows in a process of
+    # their own (another core); smaller ones in a thread.
+    import_prepare_process_min_bytes: int = Field(default=8_000_000, ge=0)
     log_level: str = "INFO"
     db_echo: bool = False
     db_pool_size: int = 10

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import leadflow.wiring  # noqa: F401  (event subscribers, jobs)
 from leadflow.config import Settings
 from leadflow.db.engine import Database
-from leadflow.imports import batches, pipeline
+from leadflow.imports import batches, prepare
 from leadflow.worker.jobs import JobContext
 
 CHUNK = 8
@@ -107,7 +107,7 @@ async def _run_b(ctx: JobContext, bid: uuid.UUID) -> str:
 
 
 async def _main(role: str, bid: uuid.UUID, release: Path | None) -> str:
-    pipeline.CHUNK_ROWS = CHUNK
+    prepare.CHUNK_ROWS = CHUNK
     settings = Settings()
     db = Database(settings.database_url, pool_size=3)
     ctx = JobContext(settings=settings, session_factory=db.sessionmaker)

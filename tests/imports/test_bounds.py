@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from leadflow.imports import batches, pipeline, repository
+from leadflow.imports import batches, prepare, repository
 from leadflow.imports.jobs import cleanup_files_job, run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError
@@ -209,7 +209,7 @@ async def test_background_import_caps_stored_errors_across_chunks(
     jobs: JobContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(prepare, "CHUNK_ROWS", 2)
     app.state.settings.import_max_stored_errors = 3
     app.state.settings.import_sync_max_rows = 4
     org = await factory.org()

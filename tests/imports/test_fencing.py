@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
 from leadflow.db.engine import Database
-from leadflow.imports import batches, pipeline, repository
+from leadflow.imports import batches, prepare, repository
 from leadflow.imports.jobs import run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
@@ -60,7 +60,7 @@ async def _start(db: Database, tmp_path: Path) -> tuple[Settings, str, bytes, by
 async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
     committed_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(prepare, "CHUNK_ROWS", CHUNK)
     clock.freeze(T0)
     settings, batch_id, first, rest = await _start(committed_db, tmp_path)
     bid = ImportBatch.id.type.python_type(batch_id)

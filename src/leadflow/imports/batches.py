@@ -263,6 +263,7 @@ async def run_claimed(
     chunks: Callable[[], Iterator[bytes]],
     *,
     open_file: Callable[[], BinaryIO] | None = None,
+    path: Path | None = None,
 ) -> str:
     """Run a batch this worker claimed with `token`; "fenced" if another claim took over.
 
@@ -277,6 +278,7 @@ async def run_claimed(
             chunks=chunks,
             filename=batch.filename,
             open_file=open_file,
+            path=path,
         )
         options = ImportOptions.from_json(batch.options)
         try:

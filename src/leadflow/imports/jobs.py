@@ -28,7 +28,7 @@ async def run_job(ctx: JobContext, batch_id: str) -> str:
             path = await spool_file(session, bid)
     try:
         return await run_claimed(
-            ctx, bid, token, file_chunks(path), open_file=lambda: path.open("rb")
+            ctx, bid, token, file_chunks(path), open_file=lambda: path.open("rb"), path=path
         )
     finally:
         path.unlink(missing_ok=True)

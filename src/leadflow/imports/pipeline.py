@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from uuid_utils.compat import uuid7
 
-from leadflow.ai.service import analyze_leads
 from leadflow.assignment.service import RulePicker
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
+from leadflow.db.dialect import is_postgres
 from leadflow.imports import parsing, repository
 from leadflow.imports.errors import (
     DUPLICATE_OUT_OF_SCOPE,
@@ -28,13 +28,11 @@ from leadflow.imports.errors import (
     STAGE_FALLBACK,
 )
 from leadflow.imports.options import ImportOptions
+from leadflow.imports.prepare import Prepared, open_reader
 from leadflow.imports.rows import (
     ImportContext,
     Source,
-    build_record,
     ensure_fields,
-    finish_record,
-    lead_context,
     load_context,
     open_rows,
     resolve_dates,
@@ -45,8 +43,10 @@ from leadflow.leads import bulk
 from leadflow.models.import_batch import ImportBatch
 from leadflow.notifications import service as notifications
 
-CHUNK_ROWS = 2000
 MAX_REPORTED_ERRORS = 1000
+# A long import refreshes the planner statistics of `leads` once it has written this many
+# leads, and again each time it has written as many as the statistics last counted.
+ANALYZE_AFTER_ROWS = 10_000
 
 
 @dataclass
@@ -115,37 +115,29 @@ async def process(
             )
     picker = await RulePicker.load(session, org_id) if options.assignee_id is None else None
     assigned: dict[uuid.UUID, int] = {}
-    reader = _ChunkReader(ctx, rows, skip=batch.processed_rows if batch is not None else 0)
-    # Reading, parsing and validating the next chunk (pure Python) runs in a thread while
-    # this one is written: PostgreSQL maintains the lead indexes during COPY on its own core
-    # instead of waiting for the parser, and the other way round.
-    ahead: asyncio.Future[_Prepared | None] | None = None
-
-    def read_ahead() -> None:
-        nonlocal ahead
-        if ahead is None:
-            ahead = asyncio.ensure_future(asyncio.to_thread(reader.next))
-
-    read_ahead()
+    reader = open_reader(
+        ctx,
+        source,
+        rows,
+        skip=batch.processed_rows if batch is not None else 0,
+        in_process=commit_each_chunk and _large(source, settings),
+    )
+    stats = _PlannerStatistics()
     try:
-        while True:
-            assert ahead is not None
-            prepared = await ahead
-            ahead = None
-            if prepared is None:
-                break
-            await _chunk(
-                session, ctx, prepared, report, batch, claim_token, picker, assigned, read_ahead
-            )
-            read_ahead()
+        while (prepared := await reader.next()) is not None:
+            if commit_each_chunk and is_postgres(session):
+                # Each chunk commits with its checkpoint, so a chunk whose commit a crash
+                # loses (the last ~0.6 s of them) is simply read again on resume; the batch's
+                # final commit is synchronous and makes everything before it durable.
+                await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
+            await _chunk(session, ctx, prepared, report, batch, claim_token, picker, assigned)
             if commit_each_chunk:
                 await session.commit()
+                await stats.after_commit(session, report.imported_count)
     finally:
-        if ahead is not None and not ahead.done():
-            # A failed chunk: let the reader thread finish before the session is torn down.
-            await asyncio.gather(ahead, return_exceptions=True)
+        await reader.close()
     report.total_rows = reader.total_rows
-    for value, choice in ctx.resolver.choices().items():
+    for value, choice in reader.stage_choices().items():
         if choice.rule == "fallback":
             report.warn(
                 {
@@ -174,57 +166,54 @@ async def process(
     return report
 
 
-@dataclass
-class _Prepared:
-    """One chunk, parsed and validated: the rows built into records and the failed ones."""
+class _PlannerStatistics:
+    """Keeps the statistics of `leads` in step with a long import (PostgreSQL).
 
-    size: int
-    built: list[tuple[int, dict[str, Any], list[Any]]]  # row, record, raw values
-    errors: list[tuple[int, dict[str, Any], list[Any]]]
+    The duplicate lookups are planned from them. A load that doubles the table before
+    autovacuum notices (it wakes once a minute, and may be off) leaves the planner sure the
+    organisation has few leads; it then scans all of them for every chunk instead of probing
+    the email and phone indexes, and the import turns quadratic (at 1M rows, 160 s of 290).
+    """
+
+    def __init__(self) -> None:
+        self.known: int | None = None  # leads the statistics counted at the last ANALYZE
+        self.written_then = 0
+
+    async def after_commit(self, session: AsyncSession, written: int) -> None:
+        """ANALYZE `leads` once the import has written as many leads as the statistics know."""
+        if not is_postgres(session):
+            return
+        if self.known is None:
+            self.known = await repository.lead_table_rows(session)
+        if written - self.written_then < max(ANALYZE_AFTER_ROWS, self.known):
+            return
+        # In its own transaction, after the chunk's commit: a refusal (not the table's
+        # owner) is only a warning, and the next chunk starts with the new plan.
+        await repository.analyze_lead_table(session)
+        await session.commit()
+        self.known = await repository.lead_table_rows(session)
+        self.written_then = written
 
 
-class _ChunkReader:
-    """Pulls the next CHUNK_ROWS data rows and builds them (runs in a worker thread)."""
-
-    def __init__(self, ctx: ImportContext, rows: Iterator[list[Any]], *, skip: int) -> None:
-        self.ctx = ctx
-        self.rows = rows
-        self.skip = skip  # rows a resumed batch already processed
-        self.total_rows = 0
-        self.row_no = 1  # the header is line 1
-
-    def next(self) -> _Prepared | None:
-        """The next chunk, or None at the end of the file."""
-        chunk = _Prepared(0, [], [])
-        for values in self.rows:
-            self.row_no += 1
-            if not any(parsing.text(v) for v in values):
-                continue
-            self.total_rows += 1
-            if self.total_rows <= self.skip:
-                continue
-            chunk.size += 1
-            rec, err = build_record(self.ctx, values)
-            if err is not None:
-                chunk.errors.append((self.row_no, err, values))
-            else:
-                assert rec is not None
-                chunk.built.append((self.row_no, rec, values))
-            if chunk.size >= CHUNK_ROWS:
-                return chunk
-        return chunk if chunk.size else None
+def _large(source: Source, settings: Settings) -> bool:
+    """Whether a file is big enough to be worth preparing in a process of its own."""
+    if source.path is None:
+        return False
+    try:
+        return source.path.stat().st_size >= settings.import_prepare_process_min_bytes
+    except OSError:
+        return False
 
 
 async def _chunk(
     session: AsyncSession,
     ctx: ImportContext,
-    prepared: _Prepared,
+    prepared: Prepared,
     report: Report,
     batch: ImportBatch | None,
     claim_token: str | None,
     picker: RulePicker | None,
     assigned: dict[uuid.UUID, int],
-    before_write: Callable[[], None],
 ) -> None:
     if not ctx.options.dry_run:
         # Earlier chunks are already in the table, so the database lookup below finds their
@@ -248,6 +237,7 @@ async def _chunk(
         existing = by_email.get(email) or by_phone.get(phone)
         # Matches exist, but only outside the importer's scope (None marks those).
         hidden = existing is None and (email in by_email or phone in by_phone)
+        status_given = rec.pop("_status_given")
         in_file = any(k in ctx.seen for k in keys)
         ctx.seen.update(keys)
         if mode != "create" and in_file:
@@ -277,18 +267,13 @@ async def _chunk(
         if existing is not None and mode == "update":
             # Only a status the file (or default_status) gives moves an existing lead; the
             # fallback to the first stage is for new leads.
-            rec["_keep_status"] = not (rec.get("raw_status") or ctx.options.default_status)
+            rec["_keep_status"] = not (status_given or ctx.options.default_status)
             updates.append((existing, rec))
         else:
             inserts.append(rec)
     todo = inserts + [rec for _, rec in updates]
-    analyses: list[Any] = (
-        await analyze_leads([lead_context(r, ctx) for r in todo], now=ctx.now)
-        if ctx.options.analyze
-        else [None] * len(todo)
-    )
-    for rec, analysis in zip(todo, analyses, strict=True):
-        finish_record(rec, analysis, ctx)
+    for rec in todo:
+        # Analysed and finished as the chunk was prepared.
         if rec["needs_action"]:
             report.needs_action_count += 1
         if rec.get("last_contacted_at") is None:
@@ -314,7 +299,6 @@ async def _chunk(
     if ctx.options.dry_run:
         report.updated_count += len(updates)
         return
-    before_write()
     await ensure_fields(session, ctx, todo)
     # New leads go through the leads service like any other: history, SLA clocks, events.
     by_rule = await bulk.create_records(

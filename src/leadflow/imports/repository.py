@@ -115,6 +115,14 @@ async def analyze_lead_table(session: AsyncSession) -> None:
     await session.execute(sql_text("ANALYZE leads"))
 
 
+async def lead_table_rows(session: AsyncSession) -> int:
+    """The number of leads the planner's statistics assume (0 before the first ANALYZE)."""
+    rows = await session.scalar(
+        sql_text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('leads')")
+    )
+    return max(0, int(rows or 0))
+
+
 async def imported_from(
     session: AsyncSession, lead_id: uuid.UUID
 ) -> Row[uuid.UUID | None, datetime, uuid.UUID | None, str | None] | None:

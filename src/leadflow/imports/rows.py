@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 from zoneinfo import ZoneInfo
 
@@ -66,6 +67,7 @@ class Source:
     chunks: Callable[[], Iterator[bytes]]
     filename: str | None = None
     open_file: Callable[[], BinaryIO] | None = None
+    path: Path | None = None  # the bytes as a local file, when they are one
 
 
 def open_rows(
