@@ -23,7 +23,7 @@ import pwd
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,7 +176,7 @@ def _claim(pgdata: Path) -> bool:
             _remove(pgdata, keep_dir=not created)
             raise ClusterError(
                 f"the {OS_USER} OS user cannot reach {pgdata} (a parent directory is closed to "
-                "it); choose a directory under /tmp or /var/tmp"
+                "it, such as one of mode 0700); choose one it can, like /var/tmp/leadflow-pg"
             )
     return created
 
@@ -277,7 +277,7 @@ async def throwaway_cluster(
         _teardown(pgdata, bin_dir, created)
 
 
-async def bench_targets() -> AsyncIterator[tuple[str, str]]:
+async def bench_targets() -> AsyncGenerator[tuple[str, str], None]:
     """(label, admin URL) of each PostgreSQL to benchmark against.
 
     Always the shared one; with `LEADFLOW_BENCH_PGDATA` set, also a throwaway cluster there,
