@@ -149,13 +149,14 @@ def _run(argv: Sequence[str], what: str, log: Path | None = None) -> None:
 
 
 def _claim(pgdata: Path) -> bool:
-    """Make `pgdata` an empty directory of ours; True when we created it (so we remove it).
+    """Make `pgdata` an empty directory of ours; True when it is ours to remove at the end.
 
     A non-empty directory is someone's data unless it carries our marker (left behind by a run
-    that was killed); then a server still running from it is stopped and its contents go.
+    that was killed); then a server still running from it is stopped and its contents go. An
+    empty directory that was there before stays (it may be a mount point); only emptied.
     """
-    created = not pgdata.exists()
-    if not created:
+    created = not pgdata.exists() or (pgdata / MARKER).exists()
+    if pgdata.exists():
         if not pgdata.is_dir():
             raise ClusterError(f"{pgdata} exists and is not a directory")
         if any(pgdata.iterdir()):

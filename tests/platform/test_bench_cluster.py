@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from bench import _cluster
-from bench._cluster import MARKER, ClusterError, bench_targets, throwaway_cluster
+from bench._cluster import ClusterError, bench_targets, throwaway_cluster
 
 # Small enough for a machine that other processes share; the default is checked separately.
 BUFFERS = "64MB"
@@ -83,15 +83,20 @@ async def test_a_directory_with_other_data_is_refused_and_kept(tmp_dir: Path) ->
 
 async def test_leftovers_of_a_killed_run_are_replaced(tmp_dir: Path) -> None:
     pgdata = tmp_dir / "pg"
-    pgdata.mkdir()
-    (pgdata / MARKER).write_text("")
-    (pgdata / "data").mkdir()
-    (pgdata / "data" / "stale").write_text("from a killed run")
+    # What a run killed inside the block leaves: the marked directory, its server running.
+    memory = _cluster.memory_settings(_cluster.memory_bytes(), BUFFERS)
+    _, _, old_port = _cluster._start(pgdata, _cluster.bindir(), memory)
+    assert listening(old_port)
     async with throwaway_cluster(pgdata, shared_buffers=BUFFERS) as cluster:
-        assert not (pgdata / "data" / "stale").exists()
+        assert not listening(old_port)
         assert cluster.settings["shared_buffers"] == BUFFERS
-    # The directory existed before: it stays, emptied.
-    assert pgdata.is_dir() and names(pgdata) == []
+    assert not pgdata.exists()  # it was ours (marked), so it goes
+
+
+async def test_an_empty_directory_given_stays_emptied(tmp_dir: Path) -> None:
+    async with throwaway_cluster(tmp_dir, shared_buffers=BUFFERS) as cluster:
+        assert cluster.settings["shared_buffers"] == BUFFERS
+    assert names(tmp_dir) == []  # still there (names would raise otherwise), emptied
 
 
 async def test_bench_targets_without_pgdata_is_only_the_shared_server(
