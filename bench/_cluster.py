@@ -144,8 +144,10 @@ def _run(argv: Sequence[str], what: str, log: Path | None = None) -> None:
     if done.returncode != 0:
         tail = ""
         if log is not None and log.exists():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise ClusterError(f"{what} failed ({done.returncode}): {done.stderr or done.stdout}{tail}")
+            tail = "\n".join(["server log:", *log.read_text(errors="replace").splitlines()[-20:]])
+        raise ClusterError(
+            f"{what} failed ({done.returncode}): {done.stderr or done.stdout}\n{tail}"
+        )
 
 
 def _claim(pgdata: Path) -> bool:
