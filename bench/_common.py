@@ -17,15 +17,16 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-async def fresh_database(name: str) -> str:
-    """Drop and recreate database `name`, migrate it, return its asyncpg SQLAlchemy URL."""
-    conn = await asyncpg.connect(PG_ADMIN_URL)
+async def fresh_database(name: str, *, admin_url: str = PG_ADMIN_URL) -> str:
+    """Drop and recreate database `name` on the server of `admin_url`, migrate it, return its
+    URL (plain `postgresql://`; add `+asyncpg` for SQLAlchemy)."""
+    conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     await asyncio.to_thread(migrate.upgrade, url.replace("postgresql://", "postgresql+asyncpg://"))
     return url
 
