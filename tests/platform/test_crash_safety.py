@@ -160,18 +160,15 @@ async def pg(pg_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def lock_conns(pg_url: str) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+async def lock_on(pg_url: str) -> AsyncIterator[Callable[[str], TableLock]]:
+    """Makes the test's `TableLock` on a table (one per test; closing drops a held lock)."""
     holder = await asyncpg.connect(_dsn(pg_url))
     watch = await asyncpg.connect(_dsn(pg_url))
     try:
-        yield holder, watch
+        yield lambda table: TableLock(holder, watch, table)
     finally:
-        await holder.close()  # a still-held lock goes with its connection
+        await holder.close()
         await watch.close()
-
-
-def table_lock(conns: tuple[asyncpg.Connection, asyncpg.Connection], table: str) -> TableLock:
-    return TableLock(conns[0], conns[1], table)
 
 
 async def people(env: Env, name: str) -> tuple[Organization, Member, Member]:
@@ -185,11 +182,13 @@ async def people(env: Env, name: str) -> tuple[Organization, Member, Member]:
 
 
 def csv_of(rows: list[tuple[str, str, str]]) -> bytes:
+    """A CSV file of (first name, last name, email) rows."""
     lines = ["First Name,Last Name,Email", *(",".join(r) for r in rows)]
     return ("\n".join(lines) + "\n").encode()
 
 
-async def upload(base: str, who: Member, body: bytes, name: str) -> httpx.Response:
+async def upload(base: str, who: Member, body: bytes) -> httpx.Response:
+    """POST a CSV file to the import endpoint of the API at `base`."""
     async with httpx.AsyncClient(base_url=base, timeout=60) as c:
         return await c.post(
             "/api/v1/leads/import",
@@ -206,14 +205,14 @@ BG_ROWS = 1200  # six chunks; the last 50 rows repeat the first 50 emails (skipp
 
 
 async def test_worker_killed_mid_import_then_resumed_imports_each_row_once(
-    env: Env, pg: asyncpg.Connection, lock_conns: Any, tmp_path: Path
+    env: Env, pg: asyncpg.Connection, lock_on: Callable[[str], TableLock], tmp_path: Path
 ) -> None:
     org, admin, _ = await people(env, "Import crash GmbH")
     rows = [(f"Bg{i}", "Crash", f"bg{i % BG_UNIQUE}@example.com") for i in range(BG_ROWS)]
-    started = await upload(env.api.base_url, admin, csv_of(rows), "bg.csv")
+    started = await upload(env.api.base_url, admin, csv_of(rows))
     assert started.status_code == 202, started.text
     bid = uuid.UUID(started.json()["import_batch_id"])
-    lock = table_lock(lock_conns, "import_batches")
+    lock = lock_on("import_batches")
 
     async def batch() -> asyncpg.Record:
         row = await pg.fetchrow("SELECT * FROM import_batches WHERE id = $1", bid)
@@ -298,15 +297,15 @@ async def _count(pg: asyncpg.Connection, sql: str, *args: Any) -> int:
 
 
 async def test_api_killed_during_synchronous_import_writes_all_rows_or_none(
-    env: Env, pg: asyncpg.Connection, lock_conns: Any, tmp_path: Path
+    env: Env, pg: asyncpg.Connection, lock_on: Callable[[str], TableLock], tmp_path: Path
 ) -> None:
     org, admin, _ = await people(env, "Sync crash GmbH")
     body = csv_of([(f"Sy{i}", "Crash", f"sy{i}@example.com") for i in range(50)])
     leads_of = "SELECT count(*) FROM leads WHERE organization_id = $1"
-    lock = table_lock(lock_conns, "lead_status_history")
+    lock = lock_on("lead_status_history")
     with serve(env.url, tmp_path, **API_SETTINGS) as doomed:
         await lock.take()
-        request = asyncio.create_task(upload(doomed.base_url, admin, body, "sync.csv"))
+        request = asyncio.create_task(upload(doomed.base_url, admin, body))
         # The leads are inserted; their status history waits: the import is mid-transaction.
         await lock.waiting("lead_status_history")
         doomed.kill()
@@ -319,7 +318,7 @@ async def test_api_killed_during_synchronous_import_writes_all_rows_or_none(
         == 0
     )
     # The same file again, on a live API: every row, once.
-    again = await upload(env.api.base_url, admin, body, "sync.csv")
+    again = await upload(env.api.base_url, admin, body)
     assert again.status_code == 200, again.text
     assert again.json()["imported_count"] == 50
     assert await _count(pg, leads_of, org.id) == 50
@@ -332,7 +331,7 @@ LATE = 800  # deadline passed: 500 in the sweep's first transaction, 300 in the 
 
 
 async def test_worker_killed_mid_sla_sweep_then_each_lead_notified_once(
-    env: Env, pg: asyncpg.Connection, lock_conns: Any, tmp_path: Path
+    env: Env, pg: asyncpg.Connection, lock_on: Callable[[str], TableLock], tmp_path: Path
 ) -> None:
     org, _, rep = await people(env, "SLA crash GmbH")
     now = datetime.now(UTC)
@@ -358,7 +357,7 @@ async def test_worker_killed_mid_sla_sweep_then_each_lead_notified_once(
         "SELECT count(*) FROM notifications WHERE organization_id = $1 AND kind = ANY($2::text[])"
     )
     kinds = ["sla_reminder", "sla_breached"]
-    lock = table_lock(lock_conns, "audit_logs")
+    lock = lock_on("audit_logs")
     sla: dict[str, Any] = {"sla_check_seconds": "1", "worker_threads": "1"}
     with ExitStack() as stack:
         first = stack.enter_context(
@@ -511,7 +510,7 @@ async def test_worker_killed_mid_webhook_batch_then_every_event_delivered(
         assert r.status_code == 201, r.text
     endpoint = uuid.UUID(r.json()["id"])
     body = csv_of([(f"Wh{i}", "Crash", f"wh{i}@example.com") for i in range(HOOKS)])
-    imported = await upload(env.api.base_url, admin, body, "hooks.csv")
+    imported = await upload(env.api.base_url, admin, body)
     assert imported.status_code == 200 and imported.json()["imported_count"] == HOOKS
     hooks: dict[str, Any] = {
         "webhooks_batch_size": str(HOOK_BATCH),
@@ -585,7 +584,7 @@ async def _all_delivered(pg: asyncpg.Connection, endpoint: uuid.UUID) -> bool:
 async def test_worker_killed_mid_scheduled_report_then_sent_once_for_the_period(
     env: Env,
     pg: asyncpg.Connection,
-    lock_conns: Any,
+    lock_on: Callable[[str], TableLock],
     smtp: tuple[int, Inbox],  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -622,7 +621,7 @@ async def test_worker_killed_mid_scheduled_report_then_sent_once_for_the_period(
         "smtp_port": str(port),
         "worker_threads": "2",
     }
-    lock = table_lock(lock_conns, "outbox")
+    lock = lock_on("outbox")
     with ExitStack() as stack:
         first = stack.enter_context(
             worker(env.url, env.data_dir, tmp_path / "w1.log", gated=True, **reports)
