@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     report_file_retention_hours: float = Field(default=168, gt=0)
     report_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
     report_schedule_seconds: int = Field(default=60, ge=1)
+    # A scheduled run still `running` this long after it was claimed lost its worker: the
+    # schedule check runs it again, once (a second interruption fails it).
+    report_run_lease_seconds: int = Field(default=3600, ge=1)
     # How often lead-rollup deltas are folded (PostgreSQL; readers sum the rest meanwhile).
     rollup_fold_seconds: int = Field(default=60, ge=1)
     report_file_cleanup_seconds: int = Field(default=3600, ge=1)

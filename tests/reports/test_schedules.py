@@ -25,8 +25,8 @@ from leadflow.models.report import Report, ReportRun, ReportSchedule
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.organizations.service import create_organization
-from leadflow.reports import service
-from leadflow.reports.jobs import due_job
+from leadflow.reports import repository, service
+from leadflow.reports.jobs import cleanup_files_job, due_job
 from leadflow.reports.schedules import next_run
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext
@@ -332,6 +332,58 @@ async def test_a_run_that_fails_is_recorded(
     assert run["error"].startswith("The report has 5 rows; at most 1 can be exported")
     # The schedule moved on: the failed due time is not retried.
     assert await due_job(jobs) == {"ran": 0, "failed": 0, "skipped": 0}
+
+
+async def test_a_run_whose_worker_died_is_run_again_once(
+    client: httpx.AsyncClient,
+    data: Data,
+    factory: Factory,
+    jobs: JobContext,
+    session: AsyncSession,
+) -> None:
+    admin = await _frozen_admin(factory, data)
+    report = await build(client, admin, DETAIL)
+    created = await _schedule(client, admin, report["report_id"], recipients=[admin.user.email])
+    sid = created_id(created["id"])
+    lease = timedelta(seconds=jobs.settings.report_run_lease_seconds)
+    clock.advance(timedelta(hours=1))
+    # A worker claims the due time (committed: the schedule moves on) and dies before the
+    # run's final write.
+    run_id = await service.claim_schedule(session, sid, DUE, DUE)
+    await session.commit()
+    assert run_id is not None
+    zero = {"ran": 0, "failed": 0, "skipped": 0}
+    clock.advance(lease)
+    assert await due_job(jobs) == zero  # not before the lease has passed
+    clock.advance(timedelta(seconds=1))
+    assert await due_job(jobs) == {"ran": 1, "failed": 0, "skipped": 0}
+    assert await due_job(jobs) == zero
+    run = await session.get(ReportRun, run_id, populate_existing=True)
+    assert run is not None
+    assert (run.status, run.error, run.due_at, run.row_count) == ("succeeded", None, DUE, 5)
+    [email] = list(await session.scalars(select(OutboxMessage)))
+    assert email.delivery_key.startswith(f"report-run:{run_id}:")
+    # The worker that was taken over (it was only slow) may not store or mail the run.
+    assert not await repository.hold_run(session, run_id, DUE)
+    await session.rollback()
+
+    # The next day's run is taken over and interrupted again: it is not run a third time,
+    # the cleanup marks it failed.
+    clock.advance(timedelta(days=1))
+    nxt = at(2026, 3, 3, 7)
+    second = await service.claim_schedule(session, sid, nxt, clock.now())
+    await session.commit()
+    assert second is not None
+    clock.advance(lease + timedelta(seconds=1))
+    assert await service.reclaim_run(session, second, clock.now(), lease)
+    await session.commit()
+    clock.advance(lease + timedelta(seconds=1))
+    assert await due_job(jobs) == zero
+    assert await cleanup_files_job(jobs) == {"files": 0, "interrupted": 1}
+    failed = await session.get(ReportRun, second, populate_existing=True)
+    assert failed is not None
+    assert (failed.status, failed.error) == ("failed", "Interrupted (the worker stopped)")
+    assert await _count(session, OutboxMessage) == 1
 
 
 async def _committed_schedule(db: Database) -> Report:

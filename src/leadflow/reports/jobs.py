@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from leadflow.kit.clock import utcnow
 from leadflow.notifications.attachments import register_loader
@@ -34,6 +34,30 @@ async def run_schedule(ctx: JobContext, schedule_id: uuid.UUID, due_at: datetime
         await session.commit()
     if run_id is None:
         return "skipped"
+    return await _execute(ctx, run_id, now)
+
+
+async def resume_run(ctx: JobContext, run_id: uuid.UUID) -> str:
+    """Run again a scheduled run whose worker died after claiming it (the claim is committed
+    before the run, so the schedule has already moved on: without this the period's report
+    would never be sent). Its emails keep their delivery keys, so each goes out once."""
+    now = utcnow()
+    async with ctx.session_factory() as session:
+        won = await service.reclaim_run(session, run_id, now, _lease(ctx))
+        await session.commit()
+    if not won:
+        return "skipped"
+    log.warning(
+        "scheduled report run again after its worker stopped", extra={"run_id": str(run_id)}
+    )
+    return await _execute(ctx, run_id, now)
+
+
+def _lease(ctx: JobContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.report_run_lease_seconds)
+
+
+async def _execute(ctx: JobContext, run_id: uuid.UUID, now: datetime) -> str:
     try:
         async with ctx.session_factory() as session:
             status = await service.execute_scheduled(session, ctx.settings, run_id, now)
@@ -57,6 +81,12 @@ async def due_job(ctx: JobContext) -> dict[str, int]:
         outcome = await run_schedule(ctx, schedule_id, due_at)
         key = "skipped" if outcome == "skipped" else "failed" if outcome == "failed" else "ran"
         counts[key] += 1
+    async with ctx.session_factory() as session:
+        stale = await service.stale_scheduled_runs(session, utcnow(), _lease(ctx), DUE_BATCH)
+    for run_id in stale:
+        outcome = await resume_run(ctx, run_id)
+        key = "skipped" if outcome == "skipped" else "failed" if outcome == "failed" else "ran"
+        counts[key] += 1
     if counts["ran"] or counts["failed"]:
         log.info("scheduled reports", extra=counts)
     return counts
@@ -65,7 +95,8 @@ async def due_job(ctx: JobContext) -> dict[str, int]:
 @job("reports.cleanup_files")
 async def cleanup_files_job(ctx: JobContext) -> dict[str, int]:
     """Delete stored report files past LEADFLOW_REPORT_FILE_RETENTION_HOURS (the runs stay in
-    the history without a link), and fail runs whose worker died."""
+    the history without a link), and fail runs whose worker died (a scheduled one once it was
+    run again and interrupted again)."""
     now = utcnow()
     dropped = 0
     while True:
@@ -76,6 +107,6 @@ async def cleanup_files_job(ctx: JobContext) -> dict[str, int]:
         if n < CLEANUP_BATCH:
             break
     async with ctx.session_factory() as session:
-        stale = await service.fail_stale_runs(session, now)
+        stale = await service.fail_stale_runs(session, now, _lease(ctx))
         await session.commit()
     return {"files": dropped, "interrupted": stale}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.authz.actor import Actor
@@ -176,11 +176,70 @@ async def drop_files(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> Non
     )
 
 
+RESUMED = "Interrupted (the worker stopped); running it again"
+
+
+async def stale_scheduled_runs(
+    session: AsyncSession, started_before: datetime, limit: int
+) -> list[uuid.UUID]:
+    """Scheduled runs still `running` since before `started_before` and not resumed yet."""
+    return list(
+        await session.scalars(
+            select(ReportRun.id)
+            .where(
+                ReportRun.status == "running",
+                ReportRun.trigger == "schedule",
+                ReportRun.created_at < started_before,
+                ReportRun.error.is_(None),
+            )
+            .order_by(ReportRun.created_at)
+            .limit(limit)
+        )
+    )
+
+
+async def reclaim_run(
+    session: AsyncSession, run_id: uuid.UUID, started_before: datetime, now: datetime
+) -> bool:
+    """Take over a stale scheduled run (see `stale_scheduled_runs`); True for the one caller
+    that did. The run is stamped with `now` and marked resumed, so it is taken over once."""
+    return await claim(
+        session,
+        ReportRun,
+        ReportRun.id == run_id,
+        ReportRun.status == "running",
+        ReportRun.created_at < started_before,
+        ReportRun.error.is_(None),
+        created_at=now,
+        error=RESUMED,
+    )
+
+
+async def hold_run(session: AsyncSession, run_id: uuid.UUID, claimed_at: datetime) -> bool:
+    """Begin a run's final write: True while the run is still `running` under the claim
+    stamped `claimed_at`, False once it finished or another worker took it over. The row
+    stays locked until the transaction ends (on SQLite the write lock), so of a slow worker and
+    the one that took over, exactly one stores the file and queues the emails."""
+    return await claim(
+        session,
+        ReportRun,
+        ReportRun.id == run_id,
+        ReportRun.status == "running",
+        ReportRun.created_at == claimed_at,
+        error=None,
+    )
+
+
 async def fail_stale_runs(session: AsyncSession, started_before: datetime, now: datetime) -> int:
-    """Mark runs still `running` since before `started_before` failed (their worker died)."""
+    """Mark runs still `running` since before `started_before` failed (their worker died);
+    a scheduled run only once it was resumed (the schedule check takes it over first)."""
     result = await session.execute(
         update(ReportRun)
-        .where(ReportRun.status == "running", ReportRun.created_at < started_before)
+        .where(
+            ReportRun.status == "running",
+            ReportRun.created_at < started_before,
+            or_(ReportRun.trigger != "schedule", ReportRun.error.is_not(None)),
+        )
         .values(status="failed", error="Interrupted (the worker stopped)", finished_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -682,6 +682,7 @@ async def execute_scheduled(
         run = await session.get(ReportRun, run_id)
         if run is None or run.status != "running":
             return "skipped"
+        claimed_at = run.created_at  # the claim this worker holds (a take-over re-stamps it)
         report = await session.get(Report, run.report_id)
         schedule = await session.get(ReportSchedule, run.schedule_id) if run.schedule_id else None
         owner = await members.get_with_role(session, run.owner_id)
@@ -704,6 +705,12 @@ async def execute_scheduled(
             "leads; the schedule was paused",
         )
     async with rendered_read_only(session, settings, actor, report, run.format, now) as rendered:
+        # The final write starts with the run itself: a worker whose run was taken over (it
+        # looked dead) or already finished stops here, so the emails are queued once.
+        if not await repository.hold_run(session, run.id, claimed_at):
+            await session.rollback()
+            return "skipped"
+        run.error = None
         await store(session, settings, run, rendered, now)
     return await _mail(session, settings, run, report, schedule, now)
 
@@ -768,8 +775,8 @@ async def _fail(session: AsyncSession, run: ReportRun, error: str) -> str:
 async def fail_run(session: AsyncSession, run_id: uuid.UUID, exc: BaseException) -> None:
     """Record that a run failed with `exc` (a known error's detail, else its type only)."""
     run = await session.get(ReportRun, run_id)
-    if run is None:
-        return
+    if run is None or run.status != "running":
+        return  # finished meanwhile (by a worker that took it over)
     detail = (
         exc.detail if isinstance(exc, LeadflowError) else f"Internal error ({type(exc).__name__})"
     )
@@ -784,6 +791,21 @@ async def cleanup_files(session: AsyncSession, now: datetime, limit: int) -> int
     return len(ids)
 
 
-async def fail_stale_runs(session: AsyncSession, now: datetime) -> int:
-    """Runs left `running` for an hour (their worker died) become failed."""
-    return await repository.fail_stale_runs(session, now - timedelta(hours=1), now)
+async def stale_scheduled_runs(
+    session: AsyncSession, now: datetime, lease: timedelta, limit: int
+) -> list[uuid.UUID]:
+    """Scheduled runs left `running` for `lease` (their worker died), not resumed yet."""
+    return await repository.stale_scheduled_runs(session, now - lease, limit)
+
+
+async def reclaim_run(
+    session: AsyncSession, run_id: uuid.UUID, now: datetime, lease: timedelta
+) -> bool:
+    """Take over a stale scheduled run to run it again; False if another worker did."""
+    return await repository.reclaim_run(session, run_id, now - lease, now)
+
+
+async def fail_stale_runs(session: AsyncSession, now: datetime, lease: timedelta) -> int:
+    """Runs left `running` for `lease` (their worker died) become failed; a scheduled one
+    only after it was run again and interrupted again."""
+    return await repository.fail_stale_runs(session, now - lease, now)
