@@ -17,6 +17,7 @@ Peak memory is the process's maximum resident set size after the import.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import resource
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench._cluster import bench_targets
 from bench._common import fresh_database
 from leadflow.auth.service import actor_for_user
 from leadflow.config import Settings
@@ -151,21 +153,28 @@ def _line(label: str, rows: int, seconds: float) -> str:
     return f"{label:<34} {rows:>9,} rows in {seconds:7.1f} s = {rows / seconds:>9,.0f} rows/s"
 
 
-async def run() -> None:
-    """PostgreSQL at ROWS, SQLite at SQLITE_ROWS."""
-    tmp = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
-    big = tmp / "leads.csv"
-    generate(big, ROWS)
-    print(f"generated {ROWS:,} rows, {big.stat().st_size / 1e6:.0f} MB")
-    url = await fresh_database("leadflow_bench_import")
+async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> None:
+    """(a), (b) and (c) on one PostgreSQL server."""
+    url = await fresh_database("leadflow_bench_import", admin_url=admin_url)
+    conn = await asyncpg.connect(url)
+    try:
+        config = {
+            name: await conn.fetchval(f"SHOW {name}")
+            for name in ("shared_buffers", "max_wal_size", "synchronous_commit", "autovacuum")
+        }
+    finally:
+        await conn.close()
+    print(f"-- PostgreSQL: {label}; " + ", ".join(f"{k}={v}" for k, v in config.items()))
     settings = Settings(
         secret_key="bench-" + "x" * 40,
         data_dir=tmp,
         database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
     )
     db = Database(settings.database_url)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     ours = await leadflow_import(db, big, settings)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = max(children, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     await db.dispose()
     copy_s = await raw_copy(url, big)
     floor_rows, floor_s, indexes = await floor(url)
@@ -178,8 +187,22 @@ async def run() -> None:
         f"(c)/(b) imported rows/s: {ours_rate / (floor_rows / floor_s):.3f}   "
         f"ratio Leadflow / raw COPY rate: {copy_s / ours['seconds']:.3f}   "
         f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
-        f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB"
+        f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB "
+        f"(the preparing process: {child_mb:.0f} MB)"
     )
+
+
+async def run() -> None:
+    """PostgreSQL at ROWS (the shared server, and a throwaway cluster with
+    LEADFLOW_BENCH_PGDATA), SQLite at SQLITE_ROWS."""
+    tmp = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
+    big = tmp / "leads.csv"
+    generate(big, ROWS)
+    print(f"generated {ROWS:,} rows, {big.stat().st_size / 1e6:.0f} MB")
+    async with contextlib.aclosing(bench_targets()) as targets:
+        async for label, admin_url in targets:
+            await postgresql(label, admin_url, big, tmp)
+    settings = Settings(secret_key="bench-" + "x" * 40, data_dir=tmp)
     small = tmp / "leads-small.csv"
     generate(small, SQLITE_ROWS)
     sqlite_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
