@@ -187,8 +187,9 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> None:
         f"(c)/(b) imported rows/s: {ours_rate / (floor_rows / floor_s):.3f}   "
         f"ratio Leadflow / raw COPY rate: {copy_s / ours['seconds']:.3f}   "
         f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
-        f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB "
-        f"(the preparing process: {child_mb:.0f} MB)"
+        f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB, "
+        # The largest child so far: after a throwaway cluster's initdb, that may be initdb.
+        f"largest child process {child_mb:.0f} MB (the preparing process on the first server)"
     )
 
 

@@ -170,16 +170,21 @@ async def test_a_failure_in_the_process_is_raised_in_the_import(
         await reader.close()
 
 
+async def _big_file_reader(
+    session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path, rows: int
+) -> prepare.ProcessReader:
+    admin = await factory.member(await factory.org())
+    path = tmp_path / "leads.csv"
+    path.write_text(
+        "Name;E-Mail\n" + "".join(f"Person {i};p{i}@example.com\n" for i in range(rows))
+    )
+    return await _reader(session, admin, settings, path, "csv")
+
+
 async def test_a_killed_process_fails_the_import_and_close_leaves_none(
     session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
 ) -> None:
-    org = await factory.org()
-    admin = await factory.member(org)
-    path = tmp_path / "leads.csv"
-    path.write_text(
-        "Name;E-Mail\n" + "".join(f"Person {i};p{i}@example.com\n" for i in range(20_000))
-    )
-    reader = await _reader(session, admin, settings, path, "csv")
+    reader = await _big_file_reader(session, factory, settings, tmp_path, 20_000)
     try:
         first = await reader.next()
         assert first is not None and first.size == prepare.CHUNK_ROWS
@@ -198,13 +203,7 @@ async def test_a_killed_process_fails_the_import_and_close_leaves_none(
 async def test_an_import_that_stops_early_stops_its_process(
     session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
 ) -> None:
-    org = await factory.org()
-    admin = await factory.member(org)
-    path = tmp_path / "leads.csv"
-    path.write_text(
-        "Name;E-Mail\n" + "".join(f"Person {i};p{i}@example.com\n" for i in range(50_000))
-    )
-    reader = await _reader(session, admin, settings, path, "csv")
+    reader = await _big_file_reader(session, factory, settings, tmp_path, 50_000)
     assert await reader.next() is not None
     proc = reader._proc
     assert proc is not None and proc.returncode is None  # mid-file, waiting on the pipe
