@@ -554,3 +554,24 @@ async def test_every_fixture_file_exists() -> None:
         "zoho_leads.csv",
     ]
     assert all(10 <= len(fixture_rows(n)) <= 50 for n in names)
+
+
+async def test_an_object_in_a_date_column_of_a_json_file_is_a_row_error_not_a_crash(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    """A JSON file may hold an object or a list where the header names a date."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    rows = [
+        {"Name": "Lea Kramer", "E-Mail": "lea@example.com", "Last contacted": "13/02/2026"},
+        {"Name": "Jonas Weber", "E-Mail": "jonas@example.com", "Last contacted": {"a": [1]}},
+        {"Name": "Mia Fischer", "E-Mail": "mia@example.com", "Last contacted": [["x"]]},
+    ]
+    body = json.dumps(rows).encode()
+    headers = {**admin.headers, "Content-Type": "application/json"}
+    preview = await client.post(PREVIEW, content=body, headers=headers)
+    assert preview.status_code == 200, preview.text
+    r = await client.post("/api/v1/leads/import", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["imported_count"], r.json()["error_count"]) == (1, 2)
+    assert await _count(session, Lead, org.id) == 1

@@ -234,6 +234,15 @@ SAMPLE_ROWS = 2000
 _MAX_DISTINCT = 50_000
 
 
+def _cell(row: list[Any], i: int) -> Any:
+    """A date column's value in `row`, or None when empty or not a date at all (a JSON file
+    may hold an object or a list there; the row fails as a bad date when it is built)."""
+    value = row[i] if i < len(row) else None
+    if value in (None, "") or isinstance(value, (dict, list)):
+        return None
+    return value
+
+
 def scan_dates(
     rows: Iterator[list[Any]], columns: list[int], *, sample_rows: int | None = SAMPLE_ROWS
 ) -> dict[int, DateEvidence]:
@@ -246,8 +255,8 @@ def scan_dates(
     seen: dict[int, dict[Any, None]] = {i: {} for i in columns}
     for n, row in enumerate(rows, 1):
         for i in columns:
-            if i < len(row) and row[i] not in (None, ""):
-                seen[i][row[i]] = None
+            if (value := _cell(row, i)) is not None:
+                seen[i][value] = None
         if sample_rows is not None and n >= sample_rows:
             break
     for i in columns:
@@ -259,8 +268,8 @@ def scan_dates(
     rest: dict[int, dict[Any, None]] = {i: {} for i in open_}
     for row in rows:
         for i in open_:
-            if i < len(row) and row[i] not in (None, "") and row[i] not in seen[i]:
-                rest[i][row[i]] = None
+            if (value := _cell(row, i)) is not None and value not in seen[i]:
+                rest[i][value] = None
         if any(len(v) >= _MAX_DISTINCT for v in rest.values()):
             for i in open_:
                 found[i].add(rest[i])
