@@ -5,6 +5,7 @@ stops early leaves no process behind."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ async def _big_file_reader(
     return await _reader(session, admin, settings, path, "csv")
 
 
-async def test_a_killed_process_fails_the_import_and_close_leaves_none(
+async def test_a_killed_process_leaves_the_import_to_resume_and_close_leaves_none(
     session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
 ) -> None:
     reader = await _big_file_reader(session, factory, settings, tmp_path, 20_000)
@@ -191,7 +192,7 @@ async def test_a_killed_process_fails_the_import_and_close_leaves_none(
         assert reader._proc is not None
         reader._proc.kill()
         await reader._proc.wait()
-        with pytest.raises(RuntimeError, match="preparing process exited"):
+        with pytest.raises(prepare.PreparingProcessDied, match="preparing process exited"):
             # The chunks already in the pipe arrive first; then the process's end.
             for _ in range(20_000 // prepare.CHUNK_ROWS + 1):
                 await reader.next()
@@ -209,3 +210,39 @@ async def test_an_import_that_stops_early_stops_its_process(
     assert proc is not None and proc.returncode is None  # mid-file, waiting on the pipe
     await asyncio.wait_for(reader.close(), timeout=30)
     assert proc.returncode is not None
+
+
+async def test_the_process_ignores_a_terminate_sent_to_the_whole_group(
+    session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
+) -> None:
+    """A service manager's SIGTERM (or a Ctrl-C) reaches every process of the worker; the
+    worker lets its running import finish, so the preparing process must too."""
+    reader = await _big_file_reader(session, factory, settings, tmp_path, 10_000)
+    try:
+        assert await reader.next() is not None
+        assert reader._proc is not None
+        reader._proc.send_signal(signal.SIGTERM)
+        reader._proc.send_signal(signal.SIGINT)
+        rows = prepare.CHUNK_ROWS
+        while (chunk := await reader.next()) is not None:
+            rows += chunk.size
+    finally:
+        await reader.close()
+    assert (rows, reader.total_rows) == (10_000, 10_000)
+
+
+async def test_a_failure_in_the_process_carries_its_traceback(
+    session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
+) -> None:
+    admin = await factory.member(await factory.org())
+    path = tmp_path / "not-a-workbook.xlsx"
+    path.write_bytes(b"Name;E-Mail\n")
+    reader = await _reader(session, admin, settings, path, "xlsx")
+    try:
+        with pytest.raises(FileProblem) as caught:
+            await reader.next()
+    finally:
+        await reader.close()
+    # Where in the other process it was raised, for the log of the failed import.
+    assert "Traceback" in str(caught.value.__cause__)
+    assert "open_rows" in str(caught.value.__cause__)

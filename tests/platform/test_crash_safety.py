@@ -283,7 +283,14 @@ async def test_worker_killed_mid_import_then_resumed_imports_each_row_once(
 
 
 def _import_worker(**extra: str) -> dict[str, Any]:
-    return {"import_chunk_rows": CHUNK, "worker_threads": "1", **extra}
+    # Every background file is prepared in a child process, as a large one is: the kill
+    # leaves that process to end on its own (its pipe breaks), the resume starts a new one.
+    return {
+        "import_chunk_rows": CHUNK,
+        "worker_threads": "1",
+        "import_prepare_process_min_bytes": "0",
+        **extra,
+    }
 
 
 async def _status_is(pg: asyncpg.Connection, bid: uuid.UUID, status: str) -> bool:

@@ -7,11 +7,14 @@ One code path serves the synchronous endpoint (small files, one transaction), th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from uuid_utils.compat import uuid7
@@ -39,14 +42,17 @@ from leadflow.imports.rows import (
 )
 from leadflow.imports.updates import apply_updates
 from leadflow.kit.clock import utcnow
+from leadflow.kit.gc import collecting_rarely
 from leadflow.leads import bulk
 from leadflow.models.import_batch import ImportBatch
 from leadflow.notifications import service as notifications
 
+log = logging.getLogger("leadflow.imports")
 MAX_REPORTED_ERRORS = 1000
 # A long import refreshes the planner statistics of `leads` once it has written this many
 # leads, and again each time it has written as many as the statistics last counted.
 ANALYZE_AFTER_ROWS = 10_000
+ANALYZE_LOCK_MS = 2000
 
 
 @dataclass
@@ -123,17 +129,21 @@ async def process(
         in_process=commit_each_chunk and _large(source, settings),
     )
     stats = _PlannerStatistics()
+    # A background import holds thousands of row dicts per chunk: the collector runs rarely
+    # meanwhile instead of walking them all every 700 allocations.
+    rarely = collecting_rarely() if commit_each_chunk else contextlib.nullcontext()
     try:
-        while (prepared := await reader.next()) is not None:
-            if commit_each_chunk and is_postgres(session):
-                # Each chunk commits with its checkpoint, so a chunk whose commit a crash
-                # loses (the last ~0.6 s of them) is simply read again on resume; the batch's
-                # final commit is synchronous and makes everything before it durable.
-                await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
-            await _chunk(session, ctx, prepared, report, batch, claim_token, picker, assigned)
-            if commit_each_chunk:
-                await session.commit()
-                await stats.after_commit(session, report.imported_count)
+        with rarely:
+            while (prepared := await reader.next()) is not None:
+                if commit_each_chunk and is_postgres(session):
+                    # Each chunk commits with its checkpoint, so a chunk whose commit a crash
+                    # loses (the last ~0.6 s of them) is read again on resume; the batch's
+                    # final commit is synchronous and makes everything before it durable.
+                    await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
+                await _chunk(session, ctx, prepared, report, batch, claim_token, picker, assigned)
+                if commit_each_chunk:
+                    await session.commit()
+                    await stats.after_commit(session, report.imported_count)
     finally:
         await reader.close()
     report.total_rows = reader.total_rows
@@ -178,21 +188,32 @@ class _PlannerStatistics:
     def __init__(self) -> None:
         self.known: int | None = None  # leads the statistics counted at the last ANALYZE
         self.written_then = 0
+        self.not_ours = False  # ANALYZE had no effect: the role does not own `leads`
 
     async def after_commit(self, session: AsyncSession, written: int) -> None:
         """ANALYZE `leads` once the import has written as many leads as the statistics know."""
-        if not is_postgres(session):
+        if not is_postgres(session) or self.not_ours:
             return
         if self.known is None:
             self.known = await repository.lead_table_rows(session)
         if written - self.written_then < max(ANALYZE_AFTER_ROWS, self.known):
             return
-        # In its own transaction, after the chunk's commit: a refusal (not the table's
-        # owner) is only a warning, and the next chunk starts with the new plan.
-        await repository.analyze_lead_table(session)
-        await session.commit()
-        self.known = await repository.lead_table_rows(session)
         self.written_then = written
+        # In its own transaction, after the chunk's commit, so the next chunk starts with
+        # the new plan. A VACUUM or an index build holding the table is not waited for (the
+        # import's lease would run out): the next threshold tries again.
+        try:
+            async with session.begin_nested():
+                await repository.analyze_lead_table(session, lock_timeout_ms=ANALYZE_LOCK_MS)
+        except DBAPIError:
+            log.info("leads statistics not refreshed: the table is busy")
+            await session.commit()
+            return
+        await session.commit()
+        known = await repository.lead_table_rows(session)
+        # PostgreSQL skips the table with only a warning for a role that does not own it.
+        self.not_ours = known == self.known
+        self.known = known
 
 
 def _large(source: Source, settings: Settings) -> bool:

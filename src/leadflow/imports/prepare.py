@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import pickle
+import signal
 import struct
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ from leadflow.imports.rows import (
     open_rows,
 )
 from leadflow.imports.stages import StageChoice
+from leadflow.kit.gc import fewer_collections
 
 CHUNK_ROWS = 2000
 # Chunks the preparing process may run ahead of the writer: enough to never starve it, few
@@ -38,6 +42,8 @@ CHUNK_ROWS = 2000
 AHEAD_CHUNKS = 3
 # The pipe's read buffer: a prepared chunk is a few MB of pickled records.
 _PIPE_LIMIT = 1 << 24
+# No frame is near this; a larger length means the stream is not ours (refused, not read).
+_MAX_FRAME = 1 << 30
 
 
 @dataclass
@@ -62,6 +68,7 @@ class _Failed:
     """The preparing process stopped on an exception (sent back to be raised again)."""
 
     error: BaseException
+    traceback: str = ""
 
 
 class ChunkReader:
@@ -178,9 +185,19 @@ def _write(out: BinaryIO, message: Any) -> None:
 
 
 def child_main() -> None:
-    """The preparing process: reads its job from
-    stdin, writes every prepared chunk to stdout, then an `_End` (or a `_Failed`)."""
-    out = sys.stdout.buffer
+    """The preparing process: reads its job from stdin, writes every prepared chunk to the
+    pipe that was its stdout, then an `_End` (or a `_Failed`)."""
+    # The parent stops this process when the import stops; a Ctrl-C or a service manager's
+    # SIGTERM to the whole group must not cut the import short under a worker that finishes
+    # its running jobs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The frames travel on what was fd 1; anything else that writes to stdout (a library's
+    # print) goes to stderr instead of into the frames.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    fewer_collections()  # the process lives for one import
     job = pickle.load(sys.stdin.buffer)  # noqa: S301 (from the parent, over a private pipe)
     ctx: ImportContext = job["ctx"]
     file = Path(job["path"])
@@ -200,10 +217,27 @@ def child_main() -> None:
     except BrokenPipeError:
         return  # the writer stopped reading: the import ended early
     except Exception as exc:
-        try:
-            _write(out, _Failed(exc))
-        except Exception:  # an exception that cannot be pickled
-            _write(out, _Failed(RuntimeError(f"{type(exc).__name__}: {exc}")))
+        _write(out, _Failed(_sendable(exc), traceback.format_exc()))
+
+
+def _sendable(exc: BaseException) -> BaseException:
+    """`exc` if it survives the trip to the parent (pickled and unpickled), else its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 (our own object)
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class PreparingProcessDied(OSError):
+    """The preparing process ended without a word (killed): the batch stays for resume."""
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in the preparing process (its `__cause__`)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _file_pieces(path: Path) -> Iterator[bytes]:
@@ -239,6 +273,7 @@ class ProcessReader:
     async def _start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-P",  # the working directory (a data directory) is not searched for modules
             # Not `-m`: run as __main__, the module's classes would pickle under that name.
             "-c",
             "from leadflow.imports.prepare import child_main; child_main()",
@@ -264,11 +299,15 @@ class ProcessReader:
         while True:
             try:
                 head = await stdout.readexactly(_LENGTH.size)
-                data = await stdout.readexactly(_LENGTH.unpack(head)[0])
+                size = _LENGTH.unpack(head)[0]
+                if size > _MAX_FRAME:
+                    raise ValueError(f"a frame of {size} bytes from the preparing process")
+                data = await stdout.readexactly(size)
             except asyncio.IncompleteReadError:
                 code = await self._proc.wait()
-                # Killed (out of memory, a signal) before it could say why.
-                failure = RuntimeError(f"the import's preparing process exited ({code})")
+                # Killed (out of memory, a signal) before it could say why: the batch waits
+                # for resume like one whose worker died.
+                failure = PreparingProcessDied(f"the import's preparing process exited ({code})")
                 await self._queue.put(_Failed(failure))
                 return
             message = pickle.loads(data)  # noqa: S301 (our own child, over a private pipe)
@@ -285,6 +324,8 @@ class ProcessReader:
         item = await self._queue.get()
         if isinstance(item, _Failed):
             self._done = True
+            if item.traceback:
+                raise item.error from _RemoteTraceback(item.traceback)
             raise item.error
         if isinstance(item, _End):
             self._done = True

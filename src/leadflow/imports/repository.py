@@ -110,8 +110,11 @@ async def flush_search_indexes(session: AsyncSession) -> None:
         )
 
 
-async def analyze_lead_table(session: AsyncSession) -> None:
-    """Refresh the planner statistics of `leads` (PostgreSQL)."""
+async def analyze_lead_table(session: AsyncSession, *, lock_timeout_ms: int = 0) -> None:
+    """Refresh the planner statistics of `leads` (PostgreSQL); with a lock timeout, give up
+    (an error) rather than wait longer for a VACUUM or an index build holding the table."""
+    if lock_timeout_ms:
+        await session.execute(sql_text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
     await session.execute(sql_text("ANALYZE leads"))
 
 
