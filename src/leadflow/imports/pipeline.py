@@ -42,7 +42,7 @@ from leadflow.imports.rows import (
 )
 from leadflow.imports.updates import apply_updates
 from leadflow.kit.clock import utcnow
-from leadflow.kit.gc import collecting_rarely
+from leadflow.kit.gc import long_lived_frozen
 from leadflow.leads import bulk
 from leadflow.models.import_batch import ImportBatch
 from leadflow.notifications import service as notifications
@@ -129,11 +129,11 @@ async def process(
         in_process=commit_each_chunk and _large(source, settings),
     )
     stats = _PlannerStatistics()
-    # A background import holds thousands of row dicts per chunk: the collector runs rarely
-    # meanwhile instead of walking them all every 700 allocations.
-    rarely = collecting_rarely() if commit_each_chunk else contextlib.nullcontext()
+    # A background import allocates millions of row dicts: the collector's passes leave the
+    # application's long-lived objects out meanwhile (kit/gc.py).
+    frozen = long_lived_frozen() if commit_each_chunk else contextlib.nullcontext()
     try:
-        with rarely:
+        with frozen:
             while (prepared := await reader.next()) is not None:
                 if commit_each_chunk and is_postgres(session):
                     # Each chunk commits with its checkpoint, so a chunk whose commit a crash

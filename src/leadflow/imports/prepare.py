@@ -34,7 +34,7 @@ from leadflow.imports.rows import (
     open_rows,
 )
 from leadflow.imports.stages import StageChoice
-from leadflow.kit.gc import fewer_collections
+from leadflow.kit.gc import freeze_long_lived
 
 CHUNK_ROWS = 2000
 # Chunks the preparing process may run ahead of the writer: enough to never starve it, few
@@ -197,9 +197,9 @@ def child_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    fewer_collections()  # the process lives for one import
     job = pickle.load(sys.stdin.buffer)  # noqa: S301 (from the parent, over a private pipe)
     ctx: ImportContext = job["ctx"]
+    freeze_long_lived()  # the modules and the job: the process lives for one import
     file = Path(job["path"])
     source = Source(
         fmt=job["fmt"],
