@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import resource
@@ -149,6 +150,19 @@ async def floor(url: str) -> tuple[int, float, list[str]]:
     return int(status.split()[-1]), elapsed, indexes
 
 
+class _ChildPeak(logging.Handler):
+    """Catches the peak RSS the import's preparing process reports as it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.peak_mb = float("nan")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        peak = getattr(record, "prepare_peak_rss_mb", None)
+        if peak is not None:
+            self.peak_mb = float(peak)
+
+
 def _line(label: str, rows: int, seconds: float) -> str:
     return f"{label:<34} {rows:>9,} rows in {seconds:7.1f} s = {rows / seconds:>9,.0f} rows/s"
 
@@ -171,10 +185,14 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> None:
         database_url=url.replace("postgresql://", "postgresql+asyncpg://"),
     )
     db = Database(settings.database_url)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ours = await leadflow_import(db, big, settings)
+    child = _ChildPeak()
+    logging.getLogger("leadflow.imports").addHandler(child)
+    logging.getLogger("leadflow.imports").setLevel(logging.INFO)
+    try:
+        ours = await leadflow_import(db, big, settings)
+    finally:
+        logging.getLogger("leadflow.imports").removeHandler(child)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_mb = max(children, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     await db.dispose()
     copy_s = await raw_copy(url, big)
     floor_rows, floor_s, indexes = await floor(url)
@@ -188,8 +206,7 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> None:
         f"ratio Leadflow / raw COPY rate: {copy_s / ours['seconds']:.3f}   "
         f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
         f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB, "
-        # The largest child so far: after a throwaway cluster's initdb, that may be initdb.
-        f"largest child process {child_mb:.0f} MB (the preparing process on the first server)"
+        f"the preparing process {child.peak_mb:.0f} MB"
     )
 
 

@@ -5,6 +5,7 @@ stops early leaves no process behind."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import uuid
 from pathlib import Path
@@ -126,7 +127,11 @@ async def _reader(
 
 
 async def test_statuses_read_in_the_process_come_back_with_the_last_chunk(
-    session: AsyncSession, factory: Factory, settings: Settings, tmp_path: Path
+    session: AsyncSession,
+    factory: Factory,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     org = await factory.org()
     admin = await factory.member(org)
@@ -134,6 +139,7 @@ async def test_statuses_read_in_the_process_come_back_with_the_last_chunk(
     path.write_text(CSV)
     header = CSV.splitlines()[0].split(";")
     reader = await _reader(session, admin, settings, path, "csv", header)
+    caplog.set_level(logging.INFO, logger="leadflow.imports")
     try:
         rows = 0
         while (chunk := await reader.next()) is not None:
@@ -141,6 +147,9 @@ async def test_statuses_read_in_the_process_come_back_with_the_last_chunk(
     finally:
         await reader.close()
     assert (rows, reader.total_rows) == (7, 7)
+    # The process reports its own peak memory (not the parent's image it had before exec).
+    peaks = [getattr(r, "prepare_peak_rss_mb", None) for r in caplog.records]
+    assert any(p is not None and 10 < p < 400 for p in peaks), peaks
     # The same file read in this process's thread reads every status the same way.
     ctx = await load_context(
         session, actor_for_user(admin.user), settings, ImportOptions(analyze=False), header

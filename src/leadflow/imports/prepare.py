@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import pickle
 import signal
@@ -36,6 +37,8 @@ from leadflow.imports.rows import (
 from leadflow.imports.stages import StageChoice
 from leadflow.kit.gc import freeze_long_lived
 
+log = logging.getLogger("leadflow.imports")
+
 CHUNK_ROWS = 2000
 # Chunks the preparing process may run ahead of the writer: enough to never starve it, few
 # enough that memory stays flat (a chunk is a few MB of records).
@@ -57,10 +60,25 @@ class Prepared:
 
 @dataclass
 class _End:
-    """The last message of a preparing process: how many rows, how statuses were read."""
+    """The last message of a preparing process: how many rows, how statuses were read, and
+    its peak resident memory (MB; None where /proc is not available)."""
 
     total_rows: int
     choices: dict[str, StageChoice] = field(default_factory=dict)
+    peak_rss_mb: float | None = None
+
+
+def _peak_rss_mb() -> float | None:
+    # VmHWM, not getrusage: the latter counts the parent's image the child had between fork
+    # and exec, so it reports the parent's size.
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 @dataclass
@@ -213,7 +231,7 @@ def child_main() -> None:
         reader = ChunkReader(ctx, rows, skip=job["skip"], chunk_rows=job["chunk_rows"])
         while (chunk := reader.next()) is not None:
             _write(out, chunk)
-        _write(out, _End(reader.total_rows, ctx.resolver.choices()))
+        _write(out, _End(reader.total_rows, ctx.resolver.choices(), _peak_rss_mb()))
     except BrokenPipeError:
         return  # the writer stopped reading: the import ended early
     except Exception as exc:
@@ -330,6 +348,13 @@ class ProcessReader:
         if isinstance(item, _End):
             self._done = True
             self.total_rows, self._choices = item.total_rows, item.choices
+            if item.peak_rss_mb is not None:
+                log.info(
+                    "import prepared %d rows in a child process (peak RSS %.0f MB)",
+                    item.total_rows,
+                    item.peak_rss_mb,
+                    extra={"prepare_peak_rss_mb": item.peak_rss_mb},
+                )
             return None
         return item
 
