@@ -16,9 +16,23 @@ from leadflow.db.dialect import is_postgres
 from leadflow.imports import pipeline, prepare, repository
 from leadflow.imports.jobs import run_job
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import Factory
+from tests.fixtures.factories import Factory, Member
 
 ROWS = 40
+
+
+async def _background_import(client: httpx.AsyncClient, jobs: JobContext, admin: Member) -> str:
+    """Import ROWS new leads through the worker's path; the batch id."""
+    body = "Name;E-Mail\n" + "".join(f"P {i};p{i}@example.com\n" for i in range(ROWS))
+    r = await client.post(
+        "/api/v1/leads/import",
+        content=body.encode(),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 202, r.text
+    batch_id = str(r.json()["import_batch_id"])
+    assert await run_job(jobs, batch_id) == "completed"
+    return batch_id
 
 
 async def test_statistics_are_refreshed_as_the_import_grows_the_table(
@@ -43,14 +57,7 @@ async def test_statistics_are_refreshed_as_the_import_grows_the_table(
     admin = await factory.member(await factory.org())
     if is_postgres(session):
         await session.execute(text("ANALYZE leads"))  # statistics of the empty table to start
-    body = "Name;E-Mail\n" + "".join(f"P {i};p{i}@example.com\n" for i in range(ROWS))
-    r = await client.post(
-        "/api/v1/leads/import",
-        content=body.encode(),
-        headers={**admin.headers, "Content-Type": "text/csv"},
-    )
-    assert r.status_code == 202, r.text
-    assert await run_job(jobs, r.json()["import_batch_id"]) == "completed"
+    await _background_import(client, jobs, admin)
     if not is_postgres(session):
         assert analysed_at == []  # SQLite's planner keeps no such statistics
         return
@@ -84,17 +91,8 @@ async def test_a_busy_table_does_not_hold_the_import(
     if is_postgres(session):
         await session.execute(text("ANALYZE leads"))  # statistics of the empty table to start
     monkeypatch.setattr(repository, "analyze_lead_table", busy)
-    body = "Name;E-Mail\n" + "".join(f"P {i};p{i}@example.com\n" for i in range(ROWS))
-    r = await client.post(
-        "/api/v1/leads/import",
-        content=body.encode(),
-        headers={**admin.headers, "Content-Type": "text/csv"},
-    )
-    assert r.status_code == 202, r.text
-    assert await run_job(jobs, r.json()["import_batch_id"]) == "completed"
-    detail = (
-        await client.get(f"/api/v1/imports/{r.json()['import_batch_id']}", headers=admin.headers)
-    ).json()
+    batch_id = await _background_import(client, jobs, admin)
+    detail = (await client.get(f"/api/v1/imports/{batch_id}", headers=admin.headers)).json()
     assert detail["imported_count"] == ROWS
     if is_postgres(session):
         # Tried again at each threshold (8, 16, … 40 leads): the statistics never moved.
