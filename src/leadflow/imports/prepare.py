@@ -41,10 +41,11 @@ log = logging.getLogger("leadflow.imports")
 
 CHUNK_ROWS = 2000
 # Chunks the preparing process may run ahead of the writer: enough to never starve it, few
-# enough that memory stays flat (a chunk is a few MB of records).
+# enough that memory stays flat (a chunk of 2,000 rows is ~0.5 MB pickled, a few MB unpickled).
 AHEAD_CHUNKS = 3
-# The pipe's read buffer: a prepared chunk is a few MB of pickled records.
-_PIPE_LIMIT = 1 << 24
+# The pipe's read buffer: reading pauses once about twice this is waiting, so the process
+# blocks instead of running further ahead (a larger frame is still read whole).
+_PIPE_LIMIT = 1 << 20
 # No frame is near this; a larger length means the stream is not ours (refused, not read).
 _MAX_FRAME = 1 << 30
 
