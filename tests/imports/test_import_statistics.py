@@ -21,6 +21,14 @@ from tests.fixtures.factories import Factory, Member
 ROWS = 40
 
 
+@pytest.fixture(autouse=True)
+def _small_chunks(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 4 rows in the background, statistics refreshed from 8 leads on."""
+    monkeypatch.setattr(prepare, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(pipeline, "ANALYZE_AFTER_ROWS", 8)
+    app.state.settings.import_sync_max_rows = 2
+
+
 async def _background_import(client: httpx.AsyncClient, jobs: JobContext, admin: Member) -> str:
     """Import ROWS new leads through the worker's path; the batch id."""
     body = "Name;E-Mail\n" + "".join(f"P {i};p{i}@example.com\n" for i in range(ROWS))
@@ -43,9 +51,6 @@ async def test_statistics_are_refreshed_as_the_import_grows_the_table(
     jobs: JobContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prepare, "CHUNK_ROWS", 4)
-    monkeypatch.setattr(pipeline, "ANALYZE_AFTER_ROWS", 8)
-    app.state.settings.import_sync_max_rows = 2
     analysed_at: list[int] = []
     original = repository.analyze_lead_table
 
@@ -78,9 +83,6 @@ async def test_a_busy_table_does_not_hold_the_import(
 ) -> None:
     """An ANALYZE that fails (its lock timeout while a VACUUM or an index build holds the
     table) is skipped; the import goes on."""
-    monkeypatch.setattr(prepare, "CHUNK_ROWS", 4)
-    monkeypatch.setattr(pipeline, "ANALYZE_AFTER_ROWS", 8)
-    app.state.settings.import_sync_max_rows = 2
     tried: list[int] = []
 
     async def busy(s: AsyncSession, *, lock_timeout_ms: int = 0) -> None:

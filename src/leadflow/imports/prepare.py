@@ -219,10 +219,13 @@ def child_main() -> None:
     job = pickle.load(sys.stdin.buffer)  # noqa: S301 (from the parent, over a private pipe)
     ctx: ImportContext = job["ctx"]
     freeze_long_lived()  # the modules and the job: the process lives for one import
+    # Here, not at the top: batches imports the pipeline, which imports this module.
+    from leadflow.imports.batches import file_chunks
+
     file = Path(job["path"])
     source = Source(
         fmt=job["fmt"],
-        chunks=lambda: _file_pieces(file),
+        chunks=file_chunks(file),
         filename=job["filename"],
         open_file=lambda: file.open("rb"),
         path=file,
@@ -257,12 +260,6 @@ class _RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def _file_pieces(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while piece := fh.read(1 << 20):
-            yield piece
 
 
 class ProcessReader:

@@ -53,6 +53,10 @@ async def resume_run(ctx: JobContext, run_id: uuid.UUID) -> str:
     return await _execute(ctx, run_id, now)
 
 
+def _count(counts: dict[str, int], outcome: str) -> None:
+    counts[outcome if outcome in ("skipped", "failed") else "ran"] += 1
+
+
 def _lease(ctx: JobContext) -> timedelta:
     return timedelta(seconds=ctx.settings.report_run_lease_seconds)
 
@@ -78,15 +82,11 @@ async def due_job(ctx: JobContext) -> dict[str, int]:
         due = await service.due_schedules(session, utcnow(), DUE_BATCH)
     counts = {"ran": 0, "failed": 0, "skipped": 0}
     for schedule_id, due_at in due:
-        outcome = await run_schedule(ctx, schedule_id, due_at)
-        key = "skipped" if outcome == "skipped" else "failed" if outcome == "failed" else "ran"
-        counts[key] += 1
+        _count(counts, await run_schedule(ctx, schedule_id, due_at))
     async with ctx.session_factory() as session:
         stale = await service.stale_scheduled_runs(session, utcnow(), _lease(ctx), DUE_BATCH)
     for run_id in stale:
-        outcome = await resume_run(ctx, run_id)
-        key = "skipped" if outcome == "skipped" else "failed" if outcome == "failed" else "ran"
-        counts[key] += 1
+        _count(counts, await resume_run(ctx, run_id))
     if counts["ran"] or counts["failed"]:
         log.info("scheduled reports", extra=counts)
     return counts
