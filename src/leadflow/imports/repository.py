@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadflow.authz.actor import Actor
 from leadflow.authz.scopes import row_scope_clause
 from leadflow.db.claims import claim
-from leadflow.db.dialect import dialect_name, one_of_values
+from leadflow.db.dialect import dialect_name, local_settings, one_of_values
 from leadflow.models.import_batch import ImportBatch, ImportFileChunk, ImportRowError, ImportUpdate
 from leadflow.models.lead import Lead
 from leadflow.models.pipeline_stage import PipelineStage
@@ -67,11 +67,17 @@ async def existing_ids(
     if not conds:
         return {}, {}
     visible = case((row_scope_clause(actor, _OWNERS), literal(1)), else_=literal(0))
-    rows = await session.execute(
-        select(Lead.id, Lead.email, Lead.phone, visible).where(
-            Lead.organization_id == actor.organization_id, Lead.deleted_at.is_(None), or_(*conds)
+    # Thousands of values make PostgreSQL price a scan of every lead of the organisation
+    # (in parallel, at that) near the index probes; the probes take a few milliseconds where
+    # the scan takes tens, growing with the table — an import would turn quadratic.
+    async with local_settings(session, random_page_cost="1.1"):
+        rows = await session.execute(
+            select(Lead.id, Lead.email, Lead.phone, visible).where(
+                Lead.organization_id == actor.organization_id,
+                Lead.deleted_at.is_(None),
+                or_(*conds),
+            )
         )
-    )
     by_email: dict[str, uuid.UUID | None] = {}
     by_phone: dict[str, uuid.UUID | None] = {}
     for lead_id, email, phone, in_scope in rows.all():
