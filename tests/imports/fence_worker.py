@@ -76,10 +76,15 @@ async def _run_a(ctx: JobContext, db: Database, bid: uuid.UUID, release: Path) -
         if commits == FIRST // CHUNK:
             _say(f"A: stalled after {commits} chunks")
 
+    made: list[AsyncSession] = []
+
     def counted_session() -> AsyncSession:
-        # Claimed above through another session: these commits are exactly A's chunks.
+        # Claimed above through another session: the run's own session's commits are
+        # exactly A's chunks (a later session only looks up duplicates).
         s = db.sessionmaker()
-        event.listen(s.sync_session, "after_commit", on_commit)
+        if not made:
+            event.listen(s.sync_session, "after_commit", on_commit)
+        made.append(s)
         return s
 
     def pieces() -> Iterator[bytes]:

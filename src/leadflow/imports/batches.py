@@ -292,6 +292,7 @@ async def run_claimed(
                 batch=batch,
                 claim_token=token,
                 commit_each_chunk=True,
+                lookups=ctx.session_factory,
             )
         except ImportFenced:
             await session.rollback()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,11 +97,14 @@ async def process(
     batch: ImportBatch | None,
     claim_token: str | None = None,
     commit_each_chunk: bool = False,
+    lookups: Callable[[], AsyncSession] | None = None,
 ) -> Report:
     """Run the pipeline over `source`. With a batch, resume after `batch.processed_rows`.
 
     Every chunk's checkpoint is written only while `claim_token` still holds the batch
     (ImportFenced otherwise, with the chunk's writes left to the caller to roll back).
+    `lookups` opens a second session for the duplicate lookups of a background import, so
+    the next chunk is matched while the one before is written.
     """
     org_id = actor.organization_id
     header, rows = open_rows(source, settings)
@@ -132,19 +136,58 @@ async def process(
     # A background import allocates millions of row dicts: the collector's passes leave the
     # application's long-lived objects out meanwhile (kit/gc.py).
     frozen = long_lived_frozen() if commit_each_chunk else contextlib.nullcontext()
+    # Background on PostgreSQL: chunk N+1 is matched (on a second connection) and made ready
+    # while PostgreSQL writes chunk N, so the two cores work at once instead of by turns.
+    overlap = commit_each_chunk and lookups is not None and is_postgres(session)
+
+    async def write(decision: _Decision) -> None:
+        if commit_each_chunk and is_postgres(session):
+            # Each chunk commits with its checkpoint, so a chunk whose commit a crash
+            # loses (the last ~0.6 s of them) is read again on resume; the batch's
+            # final commit is synchronous and makes everything before it durable.
+            await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
+        await _write(session, ctx, decision, report, batch, claim_token)
+        if commit_each_chunk:
+            await session.commit()
+            await stats.after_commit(session, report.imported_count)
+
+    writing: asyncio.Task[None] | None = None
+    lookup_session = await _second_session(session, lookups) if overlap else None
+    overlap = lookup_session is not None
     try:
         with frozen:
             while (prepared := await reader.next()) is not None:
-                if commit_each_chunk and is_postgres(session):
-                    # Each chunk commits with its checkpoint, so a chunk whose commit a crash
-                    # loses (the last ~0.6 s of them) is read again on resume; the batch's
-                    # final commit is synchronous and makes everything before it durable.
-                    await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
-                await _chunk(session, ctx, prepared, report, batch, claim_token, picker, assigned)
-                if commit_each_chunk:
-                    await session.commit()
-                    await stats.after_commit(session, report.imported_count)
+                decision = await _decide(
+                    lookup_session or session,
+                    ctx,
+                    prepared,
+                    report,
+                    picker,
+                    assigned,
+                    batch.id if batch is not None else None,
+                )
+                if lookup_session is not None:
+                    await lookup_session.commit()  # its snapshot is not held while writing
+                if writing is not None:
+                    await writing  # the chunk before is committed before this one writes
+                    writing = None
+                if overlap:
+                    writing = asyncio.create_task(write(decision))
+                else:
+                    await write(decision)
+            if writing is not None:
+                await writing
+                writing = None
     finally:
+        if writing is not None:
+            # The loop stopped while the chunk before was being written: that write ends
+            # first (committed with its checkpoint, or failed) so the caller rolls back a
+            # quiet session; the loop's own error is the one raised.
+            await asyncio.wait({writing})
+            if not writing.cancelled():
+                writing.exception()
+        if lookup_session is not None:
+            await lookup_session.close()
         await reader.close()
     report.total_rows = reader.total_rows
     for value, choice in reader.stage_choices().items():
@@ -174,6 +217,23 @@ async def process(
         batch.ignored_columns = report.ignored_columns
         batch.headers = header
     return report
+
+
+async def _second_session(
+    session: AsyncSession, lookups: Callable[[], AsyncSession] | None
+) -> AsyncSession | None:
+    """A session of `lookups` on a connection other than `session`'s, else None (a factory
+    bound to the caller's own connection, as in a test transaction)."""
+    if lookups is None:
+        return None
+    other = lookups()
+    mine = await (await session.connection()).get_raw_connection()
+    theirs = await (await other.connection()).get_raw_connection()
+    if theirs.driver_connection is mine.driver_connection:
+        await other.close()
+        return None
+    await other.commit()
+    return other
 
 
 class _PlannerStatistics:
@@ -226,19 +286,33 @@ def _large(source: Source, settings: Settings) -> bool:
         return False
 
 
-async def _chunk(
+@dataclass
+class _Decision:
+    """A chunk matched against the database: what to insert, update and report failed."""
+
+    prepared: Prepared
+    errors: list[tuple[int, dict[str, Any], list[Any]]]
+    new: bulk.NewLeads | None
+    updates: list[tuple[uuid.UUID, dict[str, Any]]]
+    todo: list[dict[str, Any]]
+
+
+async def _decide(
     session: AsyncSession,
     ctx: ImportContext,
     prepared: Prepared,
     report: Report,
-    batch: ImportBatch | None,
-    claim_token: str | None,
     picker: RulePicker | None,
     assigned: dict[uuid.UUID, int],
-) -> None:
+    batch_id: uuid.UUID | None,
+) -> _Decision:
+    """Match a chunk's rows against the file so far and the organisation's leads, and make
+    its new leads ready to write. Reads only: `session` may be a second connection."""
     if not ctx.options.dry_run:
-        # Earlier chunks are already in the table, so the database lookup below finds their
-        # rows; remembering only this chunk keeps memory flat at any file size.
+        # Earlier chunks are in the table (all but the last, which may still be being
+        # written: its keys are kept), so the database lookup below finds their rows;
+        # remembering two chunks only keeps memory flat at any file size.
+        ctx.seen_before, ctx.seen = ctx.seen, ctx.seen_before
         ctx.seen.clear()
     built, errors = prepared.built, list(prepared.errors)
     by_email, by_phone = await repository.existing_ids(
@@ -250,6 +324,7 @@ async def _chunk(
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[uuid.UUID, dict[str, Any]]] = []
     mode = ctx.options.on_duplicate
+    seen, seen_before = ctx.seen, ctx.seen_before
     for row_no, rec, values in built:
         keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
         if rec.get("phone"):
@@ -259,8 +334,8 @@ async def _chunk(
         # Matches exist, but only outside the importer's scope (None marks those).
         hidden = existing is None and (email in by_email or phone in by_phone)
         status_given = rec.pop("_status_given")
-        in_file = any(k in ctx.seen for k in keys)
-        ctx.seen.update(keys)
+        in_file = any(k in seen or k in seen_before for k in keys)
+        seen.update(keys)
         if mode != "create" and in_file:
             report.skipped_count += 1
             continue
@@ -299,7 +374,6 @@ async def _chunk(
             report.needs_action_count += 1
         if rec.get("last_contacted_at") is None:
             report.without_last_contact_count += 1
-    batch_id = batch.id if batch is not None else None
     new = {id(rec) for rec in inserts}
     for row_no, rec, _ in built:
         # Only new leads take their owner (an update does not reassign).
@@ -319,21 +393,37 @@ async def _chunk(
             report.errors.append({"row": row_no, "code": err.get("code", INVALID_VALUE), **err})
     if ctx.options.dry_run:
         report.updated_count += len(updates)
-        return
-    await ensure_fields(session, ctx, todo)
+        return _Decision(prepared, errors, None, updates, todo)
     # New leads go through the leads service like any other: history, SLA clocks, events.
-    by_rule = await bulk.create_records(
-        session,
-        ctx.actor,
-        ctx.settings,
-        inserts,
-        now=ctx.now,
-        reason="import",
-        batch_id=batch_id,
-        picker=picker,
+    ready = bulk.prepare_records(
+        ctx.actor, inserts, now=ctx.now, reason="import", batch_id=batch_id, picker=picker
     )
-    for user_id, count in by_rule.items():
+    for user_id, count in ready.by_rule.items():
         assigned[user_id] = assigned.get(user_id, 0) + count
+    return _Decision(prepared, errors, ready, updates, todo)
+
+
+async def _write(
+    session: AsyncSession,
+    ctx: ImportContext,
+    decision: _Decision,
+    report: Report,
+    batch: ImportBatch | None,
+    claim_token: str | None,
+) -> None:
+    """Write a decided chunk, and its checkpoint when it belongs to a batch."""
+    if decision.new is None:
+        return  # a dry run
+    prepared, errors, updates, todo = (
+        decision.prepared,
+        decision.errors,
+        decision.updates,
+        decision.todo,
+    )
+    built, inserts = prepared.built, decision.new.records
+    batch_id = batch.id if batch is not None else None
+    await ensure_fields(session, ctx, todo)
+    await bulk.write_records(session, ctx.actor, ctx.settings, decision.new)
     updated = await apply_updates(session, ctx, batch_id, updates)
     report.updated_count += updated
     report.skipped_count += len(updates) - updated  # gone (deleted) since they were matched

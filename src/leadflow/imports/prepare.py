@@ -272,7 +272,7 @@ class ProcessReader:
     def __init__(self, ctx: ImportContext, source: Source, path: Path, *, skip: int) -> None:
         # The context travels pickled; the keys of in-file duplicates stay with the writer.
         self._job = {
-            "ctx": dataclasses.replace(ctx, seen=set()),
+            "ctx": dataclasses.replace(ctx, seen=set(), seen_before=set()),
             "fmt": source.fmt,
             "path": str(path),
             "filename": source.filename,

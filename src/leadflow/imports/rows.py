@@ -158,7 +158,10 @@ class ImportContext:
     # custom fields the import defines when it fills them (key -> label), and those it did
     generated: dict[str, str] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
+    # Duplicate keys of this chunk, and of the one before (it may not be committed yet when
+    # this chunk is matched against the database).
     seen: set[int] = field(default_factory=set)
+    seen_before: set[int] = field(default_factory=set)
     now: datetime = field(default_factory=utcnow)
 
 

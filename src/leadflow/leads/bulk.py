@@ -149,31 +149,36 @@ def _plain(value: Any) -> Any:
     )
 
 
-async def create_records(
-    session: AsyncSession,
+@dataclass
+class NewLeads:
+    """New leads made ready to write (`prepare_records`): the rows of every table they touch."""
+
+    records: list[dict[str, Any]]
+    views: list[RecordView]
+    statuses: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    assigned: list[Assignment]
+    by_rule: dict[uuid.UUID, int]
+    now: datetime
+    reason: str
+    batch_id: uuid.UUID | None
+    picker: RulePicker | None
+
+
+def prepare_records(
     actor: Actor,
-    settings: Settings,
     records: list[dict[str, Any]],
     *,
     now: datetime,
     reason: str,
     batch_id: uuid.UUID | None = None,
     picker: RulePicker | None = None,
-) -> dict[uuid.UUID, int]:
-    """Write new leads given as column dicts (completed in place with id, defaults and
-    derived fields): the leads, their first status history row, an assignment history row
-    for each assigned one (the given `assignee_id`, else the rules' pick), one audit row for
-    the set, `lead.created` and `lead.assigned` (SLA clocks start; the assignees are not
-    messaged per lead — the caller sends a summary). Returns how many leads the rules gave
-    each user."""
-    if not records:
-        return {}
+) -> NewLeads:
+    """Complete new leads given as column dicts in place (id, defaults, derived fields, the
+    rules' assignee where none is given) and build their history rows — no database work,
+    so an import can do it while its previous chunk is being written."""
     org = actor.organization_id
-    by_rule: dict[uuid.UUID, int] = {}
-    statuses: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    assigned: list[Assignment] = []
-    views: list[RecordView] = []
+    new = NewLeads(records, [], [], [], [], {}, now, reason, batch_id, picker)
     for rec in records:
         rec.update(
             id=uuid7(),
@@ -190,17 +195,17 @@ async def create_records(
         derive_record(rec)
         rec["stages_reached"] = reached_with(None, rec["status"])
         view = RecordView(rec)
-        views.append(view)
+        new.views.append(view)
         why, rule_id = reason, None
         if rec.get("assignee_id") is None and picker:
             picked = picker.pick(view)
             if picked is not None:
                 rec["assignee_id"], rule_id, why = picked[0], picked[1], f"{reason}: {picked[2]}"
-                by_rule[picked[0]] = by_rule.get(picked[0], 0) + 1
-        statuses.append(_status_row(org, actor, rec["id"], None, rec["status"], reason, now))
+                new.by_rule[picked[0]] = new.by_rule.get(picked[0], 0) + 1
+        new.statuses.append(_status_row(org, actor, rec["id"], None, rec["status"], reason, now))
         if rec.get("assignee_id") is not None:
             row_id = uuid7()
-            history.append(
+            new.history.append(
                 {
                     "id": row_id,
                     "organization_id": org,
@@ -213,14 +218,27 @@ async def create_records(
                     "created_at": now,
                 }
             )
-            assigned.append(Assignment(view, row_id, None, rec["assignee_id"], why))
-    for rec in records:
-        rec.setdefault("assignee_id", None)
-    await repository.insert_leads(session, records)
-    await repository.insert_status_changes(session, statuses)
-    await repository.insert_assignments(session, history)
-    if picker:
-        picker.save(session)
+            new.assigned.append(Assignment(view, row_id, None, rec["assignee_id"], why))
+        else:
+            rec["assignee_id"] = None
+    return new
+
+
+async def write_records(
+    session: AsyncSession, actor: Actor, settings: Settings, new: NewLeads
+) -> None:
+    """Write prepared new leads: the leads, their first status history row, an assignment
+    history row for each assigned one, one audit row for the set, `lead.created` and
+    `lead.assigned` (SLA clocks start; the assignees are not messaged per lead — the caller
+    sends a summary)."""
+    if not new.records:
+        return
+    org, now = actor.organization_id, new.now
+    await repository.insert_leads(session, new.records)
+    await repository.insert_status_changes(session, new.statuses)
+    await repository.insert_assignments(session, new.history)
+    if new.picker:
+        new.picker.save(session)
     await record_many(
         session,
         actor=actor,
@@ -228,19 +246,19 @@ async def create_records(
         entries=[
             Entry(
                 "lead.create_many",
-                "import" if batch_id else "lead",
-                batch_id,
+                "import" if new.batch_id else "lead",
+                new.batch_id,
                 None,
-                {"count": len(records), "reason": reason, "assigned": len(assigned)},
+                {"count": len(new.records), "reason": new.reason, "assigned": len(new.assigned)},
             )
         ],
         now=now,
     )
     await events.publish(
         session,
-        LeadsCreated(actor=actor, organization_id=org, now=now, leads=views, source=reason),
+        LeadsCreated(actor=actor, organization_id=org, now=now, leads=new.views, source=new.reason),
     )
-    if assigned:
+    if new.assigned:
         await events.publish(
             session,
             LeadsAssigned(
@@ -248,11 +266,28 @@ async def create_records(
                 organization_id=org,
                 now=now,
                 settings=settings,
-                assignments=assigned,
+                assignments=new.assigned,
                 notify=False,
             ),
         )
-    return by_rule
+
+
+async def create_records(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    records: list[dict[str, Any]],
+    *,
+    now: datetime,
+    reason: str,
+    batch_id: uuid.UUID | None = None,
+    picker: RulePicker | None = None,
+) -> dict[uuid.UUID, int]:
+    """Write new leads given as column dicts (`prepare_records`, then `write_records`).
+    Returns how many leads the rules gave each user."""
+    new = prepare_records(actor, records, now=now, reason=reason, batch_id=batch_id, picker=picker)
+    await write_records(session, actor, settings, new)
+    return new.by_rule
 
 
 def _status_row(
