@@ -163,26 +163,12 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-async def bulk_insert(
-    session: AsyncSession,
-    model: Any,
-    rows: list[dict[str, Any]],
-    *,
-    columns: Sequence[str],
-    json_columns: Iterable[str] = (),
-) -> None:
-    """Insert `rows` (dicts keyed by column name) into `model`'s table in this transaction.
-
-    PostgreSQL uses COPY through the session's own connection (same transaction, about ten
-    times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
-    JSON text. SQLite runs one executemany INSERT.
-    """
-    if not rows:
-        return
-    conn = await session.connection()
-    if not is_postgres(conn):
-        await session.execute(insert(model), rows)
-        return
+def copy_rows(
+    rows: list[dict[str, Any]], columns: Sequence[str], json_columns: Iterable[str] = ()
+) -> list[Sequence[Any]]:
+    """`rows` (dicts keyed by column name) as the value tuples a PostgreSQL COPY of
+    `columns` sends, `json_columns` as JSON text (`bulk_insert`; an import builds them
+    ahead, while its previous chunk is written)."""
     json_at = [columns.index(c) for c in json_columns]
     records: list[Sequence[Any]]
     try:
@@ -198,15 +184,43 @@ async def bulk_insert(
             for i in json_at:
                 record[i] = _json_text(record[i])
             records[n] = record
+    return records
+
+
+async def bulk_insert(
+    session: AsyncSession,
+    model: Any,
+    rows: list[dict[str, Any]],
+    *,
+    columns: Sequence[str],
+    json_columns: Iterable[str] = (),
+    copied: list[Sequence[Any]] | None = None,
+) -> None:
+    """Insert `rows` (dicts keyed by column name) into `model`'s table in this transaction.
+
+    PostgreSQL uses COPY through the session's own connection (same transaction, about ten
+    times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
+    JSON text; `copied` are the rows as `copy_rows` made them, if the caller has them
+    already. SQLite runs one executemany INSERT.
+    """
+    if not rows:
+        return
+    conn = await session.connection()
+    if not is_postgres(conn):
+        await session.execute(insert(model), rows)
+        return
+    records = copied if copied is not None else copy_rows(rows, columns, json_columns)
     raw = await conn.get_raw_connection()
     # The foreign keys are checked by one query per row (the RI triggers). The pool plans
     # every statement for its parameters (engine.PG_SERVER_SETTINGS), which would plan each of
-    # those again — 25 µs a row, more than the check itself; during the COPY PostgreSQL may
-    # keep its generic plan (a primary-key probe, the same for every row).
-    async with local_settings(conn, plan_cache_mode="auto"):
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            model.__tablename__, records=records, columns=list(columns)
-        )
+    # those again — 25 µs a row, more than the check itself; PostgreSQL may keep its generic
+    # plan instead (a primary-key probe, the same for every row). For the rest of this
+    # transaction: it is a bulk write's, and restoring the setting would cost two more round
+    # trips per COPY (a long import waits for each).
+    await conn.execute(sql_text("SELECT set_config('plan_cache_mode', 'auto', true)"))
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        model.__tablename__, records=records, columns=list(columns)
+    )
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -153,16 +153,77 @@ def _plain(value: Any) -> Any:
 class NewLeads:
     """New leads made ready to write (`prepare_records`): the rows of every table they touch."""
 
-    records: list[dict[str, Any]]
-    views: list[RecordView]
-    statuses: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    assigned: list[Assignment]
-    by_rule: dict[uuid.UUID, int]
     now: datetime
     reason: str
-    batch_id: uuid.UUID | None
-    picker: RulePicker | None
+    batch_id: uuid.UUID | None = None
+    picker: RulePicker | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    views: list[RecordView] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    assigned: list[Assignment] = field(default_factory=list)
+    by_rule: dict[uuid.UUID, int] = field(default_factory=dict)
+    # The leads and status rows as PostgreSQL's COPY sends them, built here so the write
+    # itself only streams them.
+    lead_rows: list[Sequence[Any]] = field(default_factory=list)
+    status_rows: list[Sequence[Any]] = field(default_factory=list)
+
+    def add(self, actor: Actor, records: list[dict[str, Any]]) -> None:
+        """Complete these column dicts in place (id, defaults, derived fields, the rules'
+        assignee where none is given) and build their history rows."""
+        first = len(self.statuses)
+        self._complete(actor, records)
+        self.lead_rows += repository.lead_copy_rows(records)
+        self.status_rows += repository.status_copy_rows(self.statuses[first:])
+
+    def _complete(self, actor: Actor, records: list[dict[str, Any]]) -> None:
+        org, now, reason, picker = actor.organization_id, self.now, self.reason, self.picker
+        for rec in records:
+            rec.update(
+                id=uuid7(),
+                organization_id=org,
+                created_by=actor.user_id,
+                import_batch_id=self.batch_id,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            rec.setdefault("tags", [])
+            rec.setdefault("custom", {})
+            rec.setdefault("score", 0)
+            derive_record(rec)
+            rec["stages_reached"] = reached_with(None, rec["status"])
+            view = RecordView(rec)
+            self.records.append(rec)
+            self.views.append(view)
+            why, rule_id = reason, None
+            if rec.get("assignee_id") is None and picker:
+                picked = picker.pick(view)
+                if picked is not None:
+                    rec["assignee_id"], rule_id = picked[0], picked[1]
+                    why = f"{reason}: {picked[2]}"
+                    self.by_rule[picked[0]] = self.by_rule.get(picked[0], 0) + 1
+            self.statuses.append(
+                _status_row(org, actor, rec["id"], None, rec["status"], reason, now)
+            )
+            if rec.get("assignee_id") is not None:
+                row_id = uuid7()
+                self.history.append(
+                    {
+                        "id": row_id,
+                        "organization_id": org,
+                        "lead_id": rec["id"],
+                        "actor_user_id": actor.user_id,
+                        "from_user_id": None,
+                        "to_user_id": rec["assignee_id"],
+                        "reason": why,
+                        "rule_id": rule_id,
+                        "created_at": now,
+                    }
+                )
+                self.assigned.append(Assignment(view, row_id, None, rec["assignee_id"], why))
+            else:
+                rec["assignee_id"] = None
 
 
 def prepare_records(
@@ -174,53 +235,10 @@ def prepare_records(
     batch_id: uuid.UUID | None = None,
     picker: RulePicker | None = None,
 ) -> NewLeads:
-    """Complete new leads given as column dicts in place (id, defaults, derived fields, the
-    rules' assignee where none is given) and build their history rows — no database work,
-    so an import can do it while its previous chunk is being written."""
-    org = actor.organization_id
-    new = NewLeads(records, [], [], [], [], {}, now, reason, batch_id, picker)
-    for rec in records:
-        rec.update(
-            id=uuid7(),
-            organization_id=org,
-            created_by=actor.user_id,
-            import_batch_id=batch_id,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        rec.setdefault("tags", [])
-        rec.setdefault("custom", {})
-        rec.setdefault("score", 0)
-        derive_record(rec)
-        rec["stages_reached"] = reached_with(None, rec["status"])
-        view = RecordView(rec)
-        new.views.append(view)
-        why, rule_id = reason, None
-        if rec.get("assignee_id") is None and picker:
-            picked = picker.pick(view)
-            if picked is not None:
-                rec["assignee_id"], rule_id, why = picked[0], picked[1], f"{reason}: {picked[2]}"
-                new.by_rule[picked[0]] = new.by_rule.get(picked[0], 0) + 1
-        new.statuses.append(_status_row(org, actor, rec["id"], None, rec["status"], reason, now))
-        if rec.get("assignee_id") is not None:
-            row_id = uuid7()
-            new.history.append(
-                {
-                    "id": row_id,
-                    "organization_id": org,
-                    "lead_id": rec["id"],
-                    "actor_user_id": actor.user_id,
-                    "from_user_id": None,
-                    "to_user_id": rec["assignee_id"],
-                    "reason": why,
-                    "rule_id": rule_id,
-                    "created_at": now,
-                }
-            )
-            new.assigned.append(Assignment(view, row_id, None, rec["assignee_id"], why))
-        else:
-            rec["assignee_id"] = None
+    """New leads given as column dicts made ready to write (`NewLeads.add`) — no database
+    work, so an import can do it while its previous chunk is being written."""
+    new = NewLeads(now, reason, batch_id, picker)
+    new.add(actor, records)
     return new
 
 
@@ -234,8 +252,8 @@ async def write_records(
     if not new.records:
         return
     org, now = actor.organization_id, new.now
-    await repository.insert_leads(session, new.records)
-    await repository.insert_status_changes(session, new.statuses)
+    await repository.insert_leads(session, new.records, new.lead_rows)
+    await repository.insert_status_changes(session, new.statuses, new.status_rows)
     await repository.insert_assignments(session, new.history)
     if new.picker:
         new.picker.save(session)

@@ -37,6 +37,7 @@ from leadflow.authz.scopes import LEAD_OWNERS, scope_clause, scope_kind
 from leadflow.authz.scopes import lead_scope_conditions as scope_conditions
 from leadflow.db.dialect import (
     bulk_insert,
+    copy_rows,
     dialect_name,
     is_postgres,
     json_array_contains,
@@ -681,9 +682,24 @@ INSERT_COLUMNS = (
 )
 
 
-async def insert_leads(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert lead records (COPY on PostgreSQL), each carrying every `INSERT_COLUMNS` key."""
-    await bulk_insert(session, Lead, rows, columns=INSERT_COLUMNS, json_columns=("tags", "custom"))
+_JSON_COLUMNS = ("tags", "custom")
+
+
+def lead_copy_rows(rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
+    """Lead records as `insert_leads` copies them (built ahead by an import)."""
+    return copy_rows(rows, INSERT_COLUMNS, _JSON_COLUMNS)
+
+
+async def insert_leads(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    copied: list[Sequence[Any]] | None = None,
+) -> None:
+    """Insert lead records (COPY on PostgreSQL), each carrying every `INSERT_COLUMNS` key;
+    `copied`: the same rows from `lead_copy_rows`."""
+    await bulk_insert(
+        session, Lead, rows, columns=INSERT_COLUMNS, json_columns=_JSON_COLUMNS, copied=copied
+    )
 
 
 _STATUS_COLUMNS = (
@@ -698,9 +714,18 @@ _STATUS_COLUMNS = (
 )
 
 
-async def insert_status_changes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert status history rows (COPY on PostgreSQL)."""
-    await bulk_insert(session, LeadStatusChange, rows, columns=_STATUS_COLUMNS)
+def status_copy_rows(rows: list[dict[str, Any]]) -> list[Sequence[Any]]:
+    """Status history rows as `insert_status_changes` copies them."""
+    return copy_rows(rows, _STATUS_COLUMNS)
+
+
+async def insert_status_changes(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    copied: list[Sequence[Any]] | None = None,
+) -> None:
+    """Insert status history rows (COPY on PostgreSQL); `copied`: from `status_copy_rows`."""
+    await bulk_insert(session, LeadStatusChange, rows, columns=_STATUS_COLUMNS, copied=copied)
 
 
 async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
