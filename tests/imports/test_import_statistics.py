@@ -85,7 +85,7 @@ async def test_a_busy_table_does_not_hold_the_import(
     table) is skipped; the import goes on."""
     tried: list[int] = []
 
-    async def busy(s: AsyncSession, *, lock_timeout_ms: int = 0) -> None:
+    async def busy(s: AsyncSession, *, lock_timeout_ms: int = 0, **_: Any) -> None:
         tried.append(lock_timeout_ms)
         await s.execute(text("SELECT 1/0"))  # an error from the database itself
 

@@ -267,7 +267,9 @@ class _PlannerStatistics:
         # import's lease would run out): the next threshold tries again.
         try:
             async with session.begin_nested():
-                await repository.analyze_lead_table(session, lock_timeout_ms=ANALYZE_LOCK_MS)
+                await repository.analyze_lead_table(
+                    session, lock_timeout_ms=ANALYZE_LOCK_MS, columns=repository.LOOKUP_COLUMNS
+                )
         except DBAPIError:
             log.info("leads statistics not refreshed: the table is busy")
             await session.commit()
