@@ -43,6 +43,8 @@ CHUNK_ROWS = 2000
 # Chunks the preparing process may run ahead of the writer: enough to never starve it, few
 # enough that memory stays flat (a chunk of 2,000 rows is ~0.5 MB pickled, a few MB unpickled).
 AHEAD_CHUNKS = 3
+# The preparing process's niceness increment (0–19; higher yields the CPU more readily).
+PREPARE_NICE = 10
 # The pipe's read buffer: reading pauses once about twice this is waiting, so the process
 # blocks instead of running further ahead (a larger frame is still read whole).
 _PIPE_LIMIT = 1 << 20
@@ -211,6 +213,10 @@ def child_main() -> None:
     # its running jobs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # It runs chunks ahead and needs only spare time: where cores are few, the writer and
+    # PostgreSQL (which waits for the writer within each chunk) go first.
+    with contextlib.suppress(OSError):
+        os.nice(PREPARE_NICE)
     # The frames travel on what was fd 1; anything else that writes to stdout (a library's
     # print) goes to stderr instead of into the frames.
     out = os.fdopen(os.dup(1), "wb")

@@ -43,6 +43,9 @@ class LeadStatusChange(_LeadChild, Base):
         Index("ix_lead_status_history_lead_status", "lead_id", "to_status"),
     )
 
+    # The organisation is the lead's (its key cascades from the organisation through the
+    # lead): no foreign key of its own, whose check every new lead's first row would pay.
+    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     from_status: Mapped[str | None] = mapped_column(String(40))
     to_status: Mapped[str] = mapped_column(String(40), nullable=False)
     reason: Mapped[str | None] = mapped_column(String(500))
