@@ -36,7 +36,6 @@ from leadflow.imports.prepare import Prepared, open_reader
 from leadflow.imports.rows import (
     ImportContext,
     Source,
-    duplicate_keys,
     ensure_fields,
     load_context,
     open_rows,
@@ -334,9 +333,9 @@ async def _decide(
     for n, (row_no, rec, values) in enumerate(built, 1):
         if n % YIELD_ROWS == 0:
             await asyncio.sleep(0)
-        keys = rec.pop("_keys", None)
-        if keys is None:
-            keys = duplicate_keys(rec)
+        keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
+        if rec.get("phone"):
+            keys.append(parsing.digest("p:" + rec["phone"]))
         email, phone = rec.get("email") or "", rec.get("phone") or ""
         existing = by_email.get(email) or by_phone.get(phone)
         # Matches exist, but only outside the importer's scope (None marks those).
@@ -372,7 +371,6 @@ async def _decide(
             # Only a status the file (or default_status) gives moves an existing lead; the
             # fallback to the first stage is for new leads.
             rec["_keep_status"] = not (status_given or ctx.options.default_status)
-            rec.pop("_derived", None)  # the lead's other values count too: derived again
             updates.append((existing, rec))
         else:
             inserts.append(rec)

@@ -33,7 +33,6 @@ from leadflow.imports.rows import (
     finish_record,
     lead_context,
     open_rows,
-    precompute,
 )
 from leadflow.imports.stages import StageChoice
 from leadflow.kit.gc import freeze_long_lived
@@ -141,7 +140,6 @@ class ChunkReader:
             # Whether the file gave a status: an update moves an existing lead only then.
             rec["_status_given"] = bool(rec.get("raw_status"))
             finish_record(rec, analysis, ctx)
-            precompute(rec)
 
 
 class Reader(Protocol):

@@ -36,7 +36,6 @@ from leadflow.imports.owners import Member, OwnerResolver
 from leadflow.imports.parsing import DatesAmbiguous, FileProblem
 from leadflow.imports.stages import StageChoice, StageResolver
 from leadflow.kit.clock import utcnow
-from leadflow.leads.effects import derived
 from leadflow.leads.service import split_name
 from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.pipeline.errors import NoStages
@@ -311,25 +310,6 @@ def lead_context(rec: dict[str, Any], ctx: ImportContext) -> LeadContext:
         disg_type=rec.get("disg_type"),
         last_contacted_at=rec.get("last_contacted_at"),
         created_at=ctx.now,
-    )
-
-
-def duplicate_keys(rec: dict[str, Any]) -> list[int]:
-    """Fingerprints of a record's email and phone, for the in-file duplicate check."""
-    keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
-    if rec.get("phone"):
-        keys.append(parsing.digest("p:" + rec["phone"]))
-    return keys
-
-
-def precompute(rec: dict[str, Any]) -> None:
-    """What the writer would otherwise work out per row, done where the row is prepared (a
-    process of its own for large files): its duplicate keys (`_keys`) and, should it become
-    a new lead, its full name and search text (`_derived`)."""
-    get = rec.get
-    rec["_keys"] = duplicate_keys(rec)
-    rec["_derived"] = derived(
-        get("first_name"), get("last_name"), get("email"), get("phone"), get("company")
     )
 
 

@@ -191,12 +191,7 @@ class NewLeads:
             rec.setdefault("tags", [])
             rec.setdefault("custom", {})
             rec.setdefault("score", 0)
-            # An import works the derived columns out where it prepares its rows.
-            pre = rec.pop("_derived", None)
-            if pre is None:
-                derive_record(rec)
-            else:
-                rec["full_name"], rec["search_text"] = pre
+            derive_record(rec)
             rec["stages_reached"] = reached_with(None, rec["status"])
             view = RecordView(rec)
             self.records.append(rec)
