@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.config import Settings
 from leadflow.db.dialect import is_postgres
 from leadflow.db.engine import Database
 from leadflow.imports import pipeline, prepare, repository
@@ -21,7 +20,7 @@ from leadflow.imports.options import ImportOptions, OnDuplicate
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import background_batch
+from tests.fixtures.factories import background_batch, worker_settings
 
 CHUNK = 4
 ROWS = 60
@@ -93,13 +92,7 @@ async def test_duplicates_across_overlapped_chunks_are_imported_once(
             body.encode(),
             ImportOptions(on_duplicate=mode, analyze=False),
         )
-    settings = Settings(
-        env="test",
-        database_url=committed_db.url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_path / "data",
-        redis_url="",
-    )
+    settings = worker_settings(committed_db.url, tmp_path / "data")
     jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
     assert await run_job(jobs, batch_id) == "completed"
 
