@@ -24,7 +24,7 @@ from leadflow.db.engine import Database, unit_of_work
 from leadflow.db.session import get_session, get_session_factory
 from leadflow.kit.clock import clock
 from leadflow.worker.jobs import JobContext, RecordingQueue, set_queue
-from tests.fixtures.factories import Factory
+from tests.fixtures.factories import Factory, make_settings
 from tests.fixtures.services import IN_CI, POSTGRES_UP, POSTGRES_URL, REDIS_UP, require
 
 ENGINES = ["sqlite", "postgresql"]
@@ -137,13 +137,7 @@ def dialect(database: Database) -> str:
 @pytest.fixture
 def settings(tmp_root: Path, database: Database) -> Settings:
     """Settings for the app under test."""
-    return Settings(
-        env="test",
-        database_url=database.url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_root / "data",
-        redis_url="",
-    )
+    return make_settings(database.url, tmp_root / "data")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import background_batch, worker_settings
+from tests.fixtures.factories import background_batch, make_settings
 
 CHUNK = 8
 FIRST = 24  # rows in the first piece of the file: worker A commits 3 chunks, then stalls
@@ -44,7 +44,7 @@ async def _start(db: Database, tmp_path: Path) -> tuple[Settings, str, bytes, by
     first = b"Name,E-Mail,Notizen\n" + b"".join(_row(i) for i in range(FIRST))
     rest = b"".join(_row(i) for i in range(FIRST, TOTAL))
     assert len(first) > 65536
-    settings = worker_settings(db.url, tmp_path / "data", import_lease_seconds=1)
+    settings = make_settings(db.url, tmp_path / "data", import_lease_seconds=1)
     async with db.sessionmaker() as session:
         batch_id = await background_batch(session, first + rest)
     return settings, batch_id, first, rest

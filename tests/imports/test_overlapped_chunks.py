@@ -20,7 +20,7 @@ from leadflow.imports.options import ImportOptions, OnDuplicate
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import background_batch, worker_settings
+from tests.fixtures.factories import background_batch, make_settings
 
 CHUNK = 4
 ROWS = 60
@@ -92,7 +92,7 @@ async def test_duplicates_across_overlapped_chunks_are_imported_once(
             body.encode(),
             ImportOptions(on_duplicate=mode, analyze=False),
         )
-    settings = worker_settings(committed_db.url, tmp_path / "data")
+    settings = make_settings(committed_db.url, tmp_path / "data")
     jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
     assert await run_job(jobs, batch_id) == "completed"
 

@@ -16,6 +16,7 @@ from leadflow.config import Settings
 from leadflow.db.engine import Database
 from tests.ai.fake_openai import FakeOpenAI
 from tests.calls.fake_twilio import FakeTwilio
+from tests.fixtures.factories import make_settings
 from tests.fixtures.smtp import Inbox, free_port
 
 SMTP_USER, SMTP_PASSWORD = "relay-user-7", "relay-password-1"
@@ -26,14 +27,7 @@ TOKEN = "org-twilio-token"
 @pytest.fixture
 def settings(tmp_root: Path, database: Database) -> Settings:
     """The test settings with private integration hosts allowed (the stand-ins are local)."""
-    return Settings(
-        env="test",
-        database_url=database.url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_root / "data",
-        redis_url="",
-        integrations_allow_private=True,
-    )
+    return make_settings(database.url, tmp_root / "data", integrations_allow_private=True)
 
 
 def _authenticator(

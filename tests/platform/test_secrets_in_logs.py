@@ -29,6 +29,7 @@ from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext, RecordingQueue, run_job
 from tests.ai.fake_openai import FakeOpenAI
 from tests.calls.fake_twilio import FakeTwilio
+from tests.fixtures.factories import make_settings
 from tests.fixtures.server import serve
 from tests.fixtures.smtp import Inbox, free_port
 from tests.webhooks.receiver import Receiver
@@ -56,12 +57,9 @@ NOT_OURS = frozenset({"mail.log"})
 @pytest.fixture
 def settings(tmp_root: Path, database: Database) -> Settings:
     """Test settings whose integrations and webhooks may target the local stand-ins."""
-    return Settings(
-        env="test",
-        database_url=database.url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_root / "data",
-        redis_url="",
+    return make_settings(
+        database.url,
+        tmp_root / "data",
         integrations_allow_private=True,
         webhooks_allow_private=True,
     )

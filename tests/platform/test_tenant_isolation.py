@@ -37,7 +37,7 @@ from leadflow.config import Settings
 from leadflow.db.engine import Database, unit_of_work
 from leadflow.db.session import get_session, get_session_factory
 from leadflow.models.organization import Organization
-from tests.fixtures.factories import Factory, Member
+from tests.fixtures.factories import Factory, Member, make_settings
 
 API = "/api/v1"
 
@@ -100,15 +100,8 @@ BODY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def _settings(data_dir: Path, database_url: str) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database_url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=data_dir,
-        redis_url="",
-        # Webhook endpoints on 127.0.0.1 (a closed port): nothing leaves the machine.
-        webhooks_allow_private=True,
-    )
+    # Webhook endpoints on 127.0.0.1 (a closed port): nothing leaves the machine.
+    return make_settings(database_url, data_dir, webhooks_allow_private=True)
 
 
 _SCHEMA_APP = create_app(_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))

@@ -13,6 +13,7 @@ import pytest
 from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.kit.clock import clock
+from tests.fixtures.factories import make_settings
 from tests.webhooks.receiver import Receiver
 
 API = "/api/v1/admin/integrations/webhooks"
@@ -30,12 +31,9 @@ ALL_LEAD_EVENTS = [
 @pytest.fixture
 def settings(tmp_root: Path, database: Database) -> Settings:
     """The test settings with private targets allowed (the receiver is on 127.0.0.1)."""
-    return Settings(
-        env="test",
-        database_url=database.url,
-        secret_key="test-secret-key-" + "x" * 32,
-        data_dir=tmp_root / "data",
-        redis_url="",
+    return make_settings(
+        database.url,
+        tmp_root / "data",
         webhooks_allow_private=True,
         integrations_allow_private=True,
     )

@@ -139,12 +139,13 @@ async def process(
     # A background import allocates millions of row dicts: the collector's passes leave the
     # application's long-lived objects out meanwhile (kit/gc.py).
     frozen = long_lived_frozen() if commit_each_chunk else contextlib.nullcontext()
+
     # Background on PostgreSQL: chunk N+1 is matched (on a second connection) and made ready
     # while PostgreSQL writes chunk N, so the two cores work at once instead of by turns.
-    overlap = commit_each_chunk and lookups is not None and is_postgres(session)
+    background = commit_each_chunk and is_postgres(session)
 
     async def write(decision: _Decision) -> None:
-        if commit_each_chunk and is_postgres(session):
+        if background:
             # Each chunk commits with its checkpoint, so a chunk whose commit a crash
             # loses (the last ~0.6 s of them) is read again on resume; the batch's
             # final commit is synchronous and makes everything before it durable.
@@ -155,9 +156,10 @@ async def process(
             await stats.after_commit(session, report.imported_count)
 
     writing: asyncio.Task[None] | None = None
-    lookup_session = await _second_session(session, lookups) if overlap else None
-    overlap = lookup_session is not None
+    lookup_session: AsyncSession | None = None
     try:
+        if background:
+            lookup_session = await _second_session(session, lookups)
         with frozen:
             while (prepared := await reader.next()) is not None:
                 decision = await _decide(
@@ -174,7 +176,7 @@ async def process(
                 if writing is not None:
                     await writing  # the chunk before is committed before this one writes
                     writing = None
-                if overlap:
+                if lookup_session is not None:
                     writing = asyncio.create_task(write(decision))
                 else:
                     await write(decision)
@@ -230,12 +232,16 @@ async def _second_session(
     if lookups is None:
         return None
     other = lookups()
-    mine = await (await session.connection()).get_raw_connection()
-    theirs = await (await other.connection()).get_raw_connection()
-    if theirs.driver_connection is mine.driver_connection:
+    try:
+        mine = await (await session.connection()).get_raw_connection()
+        theirs = await (await other.connection()).get_raw_connection()
+        if theirs.driver_connection is mine.driver_connection:
+            await other.close()
+            return None
+        await other.commit()
+    except BaseException:
         await other.close()
-        return None
-    await other.commit()
+        raise
     return other
 
 
@@ -299,7 +305,12 @@ class _Decision:
     errors: list[tuple[int, dict[str, Any], list[Any]]]
     new: bulk.NewLeads | None
     updates: list[tuple[uuid.UUID, dict[str, Any]]]
-    todo: list[dict[str, Any]]
+
+    @property
+    def todo(self) -> list[dict[str, Any]]:
+        """The records written: new leads, then the updates' values."""
+        new = self.new.records if self.new is not None else []
+        return new + [rec for _, rec in self.updates]
 
 
 async def _decide(
@@ -400,7 +411,7 @@ async def _decide(
             report.errors.append({"row": row_no, "code": err.get("code", INVALID_VALUE), **err})
     if ctx.options.dry_run:
         report.updated_count += len(updates)
-        return _Decision(prepared, errors, None, updates, todo)
+        return _Decision(prepared, errors, None, updates)
     # New leads go through the leads service like any other: history, SLA clocks, events.
     ready = bulk.NewLeads(ctx.now, "import", batch_id, picker)
     for start in range(0, len(inserts), YIELD_ROWS):
@@ -408,7 +419,7 @@ async def _decide(
         await asyncio.sleep(0)
     for user_id, count in ready.by_rule.items():
         assigned[user_id] = assigned.get(user_id, 0) + count
-    return _Decision(prepared, errors, ready, updates, todo)
+    return _Decision(prepared, errors, ready, updates)
 
 
 async def _write(
@@ -422,13 +433,8 @@ async def _write(
     """Write a decided chunk, and its checkpoint when it belongs to a batch."""
     if decision.new is None:
         return  # a dry run
-    prepared, errors, updates, todo = (
-        decision.prepared,
-        decision.errors,
-        decision.updates,
-        decision.todo,
-    )
-    built, inserts = prepared.built, decision.new.records
+    prepared, errors, updates = decision.prepared, decision.errors, decision.updates
+    built, inserts, todo = prepared.built, decision.new.records, decision.todo
     batch_id = batch.id if batch is not None else None
     await ensure_fields(session, ctx, todo)
     await bulk.write_records(session, ctx.actor, ctx.settings, decision.new)
