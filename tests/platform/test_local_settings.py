@@ -1,20 +1,25 @@
 """Planner settings changed for a few statements only (`db.dialect.local_settings`, the
-import's duplicate lookup), and the COPY of many rows checking its foreign keys with the
-generic plan."""
+import's duplicate lookup), and the COPY of many rows checking its foreign keys with one
+query (or, without the privilege for that, per row with the generic plan)."""
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from leadflow.db.dialect import bulk_insert, is_postgres, local_settings
+from leadflow.db.engine import Database
 from leadflow.kit.clock import utcnow
+from leadflow.models.audit_log import AuditLog
+from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
-from tests.fixtures.factories import Factory
+from tests.fixtures.factories import Factory, make_settings
 
 
 async def _setting(session: AsyncSession, name: str) -> str:
@@ -87,3 +92,127 @@ async def test_bulk_insert_checks_foreign_keys_with_the_generic_plan(
     with pytest.raises(Exception, match=r"(?i)foreign key"):
         async with session.begin_nested():
             await bulk_insert(session, LeadStatusChange, [bad], columns=list(bad))
+
+
+def _lead_row(org_id: object, user_id: object, n: int) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "id": uuid7(),
+        "organization_id": org_id,
+        "first_name": f"Copy{n}",
+        "last_name": "Test",
+        "full_name": f"Copy{n} Test",
+        "email": f"copy{n}@example.com",
+        "status": "new",
+        "tags": [],
+        "custom": {},
+        "score": 0,
+        "needs_action": False,
+        "search_text": f"copy{n} test",
+        "version": 1,
+        "created_by": user_id,
+        "assignee_id": user_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def test_a_copy_checks_its_keys_once_and_leaves_the_role_as_it_was(
+    session: AsyncSession, factory: Factory
+) -> None:
+    org = await factory.org()
+    user = await factory.user(org)
+    rows = [_lead_row(org.id, user.id, n) for n in range(30)]
+    await bulk_insert(session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom"))
+    assert await session.scalar(select(func.count()).where(Lead.organization_id == org.id)) == 30
+    if is_postgres(session):
+        assert await _setting(session, "session_replication_role") == "origin"
+    # One missing user among many present ones: refused, nothing written, role restored.
+    bad = [_lead_row(org.id, user.id, n) for n in range(30, 40)]
+    bad[7]["assignee_id"] = uuid.uuid4()
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+        async with session.begin_nested():
+            await bulk_insert(
+                session, Lead, bad, columns=list(bad[0]), json_columns=("tags", "custom")
+            )
+    assert await session.scalar(select(func.count()).where(Lead.organization_id == org.id)) == 30
+    if is_postgres(session):
+        assert await _setting(session, "session_replication_role") == "origin"
+
+
+async def test_a_copy_without_the_replica_privilege_is_checked_per_row(
+    session: AsyncSession, factory: Factory
+) -> None:
+    org = await factory.org()
+    user = await factory.user(org)
+    if not is_postgres(session):
+        # No roles: SQLite checks each row's keys itself (PRAGMA foreign_keys).
+        bad = [_lead_row(org.id, uuid.uuid4(), 9)]
+        with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+            async with session.begin_nested():
+                await bulk_insert(session, Lead, bad, columns=list(bad[0]))
+        return
+    await session.execute(text("CREATE ROLE leadflow_test_copier"))
+    await session.execute(text("GRANT ALL ON ALL TABLES IN SCHEMA public TO leadflow_test_copier"))
+    await session.execute(text("SET LOCAL ROLE leadflow_test_copier"))
+    assert not await session.scalar(
+        text("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+    )
+    rows = [_lead_row(org.id, user.id, n) for n in range(5)]
+    await bulk_insert(session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom"))
+    assert await _setting(session, "session_replication_role") == "origin"
+    bad = [_lead_row(org.id, uuid.uuid4(), 9)]
+    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+        async with session.begin_nested():
+            await bulk_insert(
+                session, Lead, bad, columns=list(bad[0]), json_columns=("tags", "custom")
+            )
+    await session.execute(text("RESET ROLE"))
+    assert await session.scalar(select(func.count()).where(Lead.organization_id == org.id)) == 5
+
+
+async def test_the_rows_a_copy_references_stay_locked_until_it_commits(
+    committed_pg: Database, tmp_path: Path
+) -> None:
+    """As PostgreSQL's own per-row check: a user the COPY's leads reference cannot be
+    deleted by another transaction before the COPY's commits."""
+    async with committed_pg.sessionmaker() as setup:
+        factory = Factory(setup, make_settings(committed_pg.url, tmp_path))
+        org = await factory.org()
+        user = await factory.user(org)
+    async with committed_pg.sessionmaker() as writer:
+        rows = [_lead_row(org.id, user.id, n) for n in range(3)]
+        await bulk_insert(
+            writer, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom")
+        )
+        async with committed_pg.engine.connect() as other:
+            await other.execute(text("SET lock_timeout = '200ms'"))
+            with pytest.raises(DBAPIError, match=r"(?i)lock timeout"):
+                await other.execute(text("DELETE FROM users WHERE id = :u"), {"u": user.id})
+            await other.rollback()
+        await writer.commit()
+    async with committed_pg.sessionmaker() as check:
+        assert await check.scalar(select(func.count()).where(Lead.assignee_id == user.id)) == 3
+
+
+async def test_data_keeping_triggers_fire_in_the_replica_role(
+    session: AsyncSession, factory: Factory
+) -> None:
+    """A COPY's transaction runs in the replica role for a moment: the lead rollups are
+    kept and the audit stays append-only in it."""
+    org = await factory.org()
+    user = await factory.user(org)
+    rows = [_lead_row(org.id, user.id, n) for n in range(4)]
+    await bulk_insert(session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom"))
+    if not is_postgres(session):
+        return  # SQLite: no replication role; rollups and the audit guard are PostgreSQL's
+    delta = text("SELECT sum(leads) FROM lead_rollup_deltas WHERE organization_id = :o")
+    assert await session.scalar(delta, {"o": org.id}) == 4
+    session.add(AuditLog(organization_id=org.id, action="test.copy", resource_type="lead"))
+    await session.flush()
+    await session.execute(text("SELECT set_config('session_replication_role', 'replica', true)"))
+    with pytest.raises(DBAPIError, match=r"(?i)append-only"):
+        async with session.begin_nested():
+            await session.execute(
+                text("UPDATE audit_logs SET action = 'x' WHERE organization_id = :o"), {"o": org.id}
+            )

@@ -40,6 +40,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 POSTGRESQL = "postgresql"
@@ -195,13 +196,15 @@ async def bulk_insert(
     columns: Sequence[str],
     json_columns: Iterable[str] = (),
     copied: list[Sequence[Any]] | None = None,
+    written_here: Iterable[str] = (),
 ) -> None:
     """Insert `rows` (dicts keyed by column name) into `model`'s table in this transaction.
 
     PostgreSQL uses COPY through the session's own connection (same transaction, about ten
     times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
     JSON text; `copied` are the rows as `copy_rows` made them, if the caller has them
-    already. SQLite runs one executemany INSERT.
+    already. `written_here` names foreign-key columns whose referenced rows this transaction
+    wrote itself (they need no lock). SQLite runs one executemany INSERT.
     """
     if not rows:
         return
@@ -211,16 +214,86 @@ async def bulk_insert(
         return
     records = copied if copied is not None else copy_rows(rows, columns, json_columns)
     raw = await conn.get_raw_connection()
-    # The foreign keys are checked by one query per row (the RI triggers). The pool plans
-    # every statement for its parameters (engine.PG_SERVER_SETTINGS), which would plan each of
-    # those again — 25 µs a row, more than the check itself; PostgreSQL may keep its generic
-    # plan instead (a primary-key probe, the same for every row). For the rest of this
-    # transaction: it is a bulk write's, and restoring the setting would cost two more round
-    # trips per COPY (a long import waits for each).
-    await conn.execute(sql_text("SELECT set_config('plan_cache_mode', 'auto', true)"))
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        model.__tablename__, records=records, columns=list(columns)
+    per_statement = await _prepare_copy(
+        conn, _foreign_keys(model.__table__, columns), records, columns, set(written_here)
     )
+    try:
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            model.__tablename__, records=records, columns=list(columns)
+        )
+    finally:
+        if per_statement:
+            await conn.execute(sql_text(_ORIGIN))
+
+
+_ORIGIN = "SELECT set_config('session_replication_role', 'origin', true)"
+
+
+def _foreign_keys(table: Any, columns: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(column, referenced table, referenced column) of `table`'s foreign keys among
+    `columns`."""
+    return sorted(
+        (fk.parent.name, fk.column.table.name, fk.column.name)
+        for fk in table.foreign_keys
+        if fk.parent.name in columns
+    )
+
+
+async def _prepare_copy(
+    conn: AsyncConnection,
+    keys: list[tuple[str, str, str]],
+    records: list[Sequence[Any]],
+    columns: Sequence[str],
+    written_here: set[str],
+) -> bool:
+    """Get this transaction ready for a COPY of `records`: check (and lock, as
+    PostgreSQL's own check does) every row their foreign keys reference with one query for
+    the whole COPY, and — where the role may (a superuser, or PostgreSQL ≥ 15 with `GRANT
+    SET ON PARAMETER session_replication_role`) — switch PostgreSQL's per-row checks off
+    until `_ORIGIN` (returns whether it did). Raises IntegrityError for a missing row.
+
+    PostgreSQL checks a foreign key with one query per inserted row (its RI triggers):
+    3 keys of a lead cost more than the lead's 21 index entries. Triggers that keep data
+    are enabled ALWAYS (migration 0026), so the replica role skips only these checks.
+    """
+    # Where the per-row checks stay on, PostgreSQL may keep their generic plan (a primary
+    # key probe) instead of planning each for its parameter as the pool asks
+    # (engine.PG_SERVER_SETTINGS): 25 µs a row otherwise. For the rest of this transaction:
+    # it is a bulk write's, and restoring it would cost another round trip per COPY.
+    allowed = (
+        "has_parameter_privilege('session_replication_role', 'SET')"
+        if (conn.dialect.server_version_info or (0,)) >= (15,)
+        else "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    )
+    parts = [
+        "set_config('plan_cache_mode', 'auto', true)",
+        f"CASE WHEN {allowed} THEN set_config('session_replication_role', 'replica', true) END",
+    ]
+    params: dict[str, Any] = {}
+    expected: list[int] = []
+    for n, (col, ref_table, ref_col) in enumerate(keys):
+        at = columns.index(col)
+        values = list({r[at] for r in records} - {None})
+        lock = "" if col in written_here else " FOR KEY SHARE"
+        parts.append(
+            f"(SELECT count(*) FROM (SELECT 1 FROM {ref_table}"  # noqa: S608 (model names)
+            f" WHERE {ref_col} = ANY(:k{n}){lock}) AS s{n})"
+        )
+        params[f"k{n}"] = values
+        expected.append(len(values))
+    found = (await conn.execute(sql_text("SELECT " + ", ".join(parts)), params)).one()
+    per_statement = found[1] is not None
+    for (col, ref_table, ref_col), want, got in zip(keys, expected, found[2:], strict=True):
+        if got != want:
+            if per_statement:
+                await conn.execute(sql_text(_ORIGIN))
+            missing = f"{want - got} row(s) of {ref_table} missing"
+            raise IntegrityError(
+                f"COPY violates the foreign key {col} → {ref_table}.{ref_col}",
+                None,
+                LookupError(missing),
+            )
+    return per_statement
 
 
 @asynccontextmanager

@@ -253,7 +253,7 @@ async def write_records(
         return
     org, now = actor.organization_id, new.now
     await repository.insert_leads(session, new.records, new.lead_rows)
-    await repository.insert_status_changes(session, new.statuses, new.status_rows)
+    await repository.insert_status_changes(session, new.statuses, new.status_rows, new_leads=True)
     await repository.insert_assignments(session, new.history)
     if new.picker:
         new.picker.save(session)

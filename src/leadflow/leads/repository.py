@@ -723,9 +723,19 @@ async def insert_status_changes(
     session: AsyncSession,
     rows: list[dict[str, Any]],
     copied: list[Sequence[Any]] | None = None,
+    *,
+    new_leads: bool = False,
 ) -> None:
-    """Insert status history rows (COPY on PostgreSQL); `copied`: from `status_copy_rows`."""
-    await bulk_insert(session, LeadStatusChange, rows, columns=_STATUS_COLUMNS, copied=copied)
+    """Insert status history rows (COPY on PostgreSQL); `copied`: from `status_copy_rows`;
+    `new_leads`: the rows' leads were inserted by this transaction."""
+    await bulk_insert(
+        session,
+        LeadStatusChange,
+        rows,
+        columns=_STATUS_COLUMNS,
+        copied=copied,
+        written_here=("lead_id",) if new_leads else (),
+    )
 
 
 async def insert_assignments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
