@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from uuid_utils.compat import uuid7
 
 from leadflow.assignment.service import RulePicker
 from leadflow.audit.service import Entry, diff, record_many
 from leadflow.authz.actor import Actor
 from leadflow.config import Settings
+from leadflow.db.types import WireIds, new_wire_id
 from leadflow.exceptions import ValidationFailed
 from leadflow.kit import events
 from leadflow.kit.clock import utcnow
@@ -167,6 +167,7 @@ class NewLeads:
     # itself only streams them.
     lead_rows: list[Sequence[Any]] = field(default_factory=list)
     status_rows: list[Sequence[Any]] = field(default_factory=list)
+    wire: WireIds = field(default_factory=WireIds)
 
     def add(self, actor: Actor, records: list[dict[str, Any]]) -> None:
         """Complete these column dicts in place (id, defaults, derived fields, the rules'
@@ -177,13 +178,17 @@ class NewLeads:
         self.status_rows += repository.status_copy_rows(self.statuses[first:])
 
     def _complete(self, actor: Actor, records: list[dict[str, Any]]) -> None:
-        org, now, reason, picker = actor.organization_id, self.now, self.reason, self.picker
+        now, reason, picker = self.now, self.reason, self.picker
+        ids = self.wire
+        org = ids[actor.organization_id]
+        user = None if actor.user_id is None else ids[actor.user_id]
+        batch = None if self.batch_id is None else ids[self.batch_id]
         for rec in records:
             rec.update(
-                id=uuid7(),
+                id=new_wire_id(),
                 organization_id=org,
-                created_by=actor.user_id,
-                import_batch_id=self.batch_id,
+                created_by=user,
+                import_batch_id=batch,
                 version=1,
                 created_at=now,
                 updated_at=now,
@@ -200,20 +205,21 @@ class NewLeads:
             if rec.get("assignee_id") is None and picker:
                 picked = picker.pick(view)
                 if picked is not None:
-                    rec["assignee_id"], rule_id = picked[0], picked[1]
+                    rec["assignee_id"], rule_id = ids[picked[0]], picked[1]
                     why = f"{reason}: {picked[2]}"
                     self.by_rule[picked[0]] = self.by_rule.get(picked[0], 0) + 1
             self.statuses.append(
-                _status_row(org, actor, rec["id"], None, rec["status"], reason, now)
+                _status_row(org, user, rec["id"], None, rec["status"], reason, now)
             )
             if rec.get("assignee_id") is not None:
-                row_id = uuid7()
+                rec["assignee_id"] = ids[rec["assignee_id"]]
+                row_id = new_wire_id()
                 self.history.append(
                     {
                         "id": row_id,
                         "organization_id": org,
                         "lead_id": rec["id"],
-                        "actor_user_id": actor.user_id,
+                        "actor_user_id": user,
                         "from_user_id": None,
                         "to_user_id": rec["assignee_id"],
                         "reason": why,
@@ -310,7 +316,7 @@ async def create_records(
 
 def _status_row(
     org: uuid.UUID,
-    actor: Actor | None,
+    actor_user_id: uuid.UUID | None,
     lead_id: uuid.UUID,
     from_status: str | None,
     to_status: str,
@@ -318,10 +324,10 @@ def _status_row(
     now: datetime,
 ) -> dict[str, Any]:
     return {
-        "id": uuid7(),
+        "id": new_wire_id(),
         "organization_id": org,
         "lead_id": lead_id,
-        "actor_user_id": actor.user_id if actor else None,
+        "actor_user_id": actor_user_id,
         "from_status": from_status,
         "to_status": to_status,
         "reason": reason,
@@ -411,10 +417,18 @@ async def update_records(
             row["stages_reached"] = reached_with(old["stages_reached"], row["status"])
             moves.append(Move(RecordView(row), old["status"], row["status"], reason))
             statuses.append(
-                _status_row(org, actor, lead_id, old["status"], row["status"], reason, now)
+                _status_row(
+                    org,
+                    actor.user_id if actor else None,
+                    lead_id,
+                    old["status"],
+                    row["status"],
+                    reason,
+                    now,
+                )
             )
         if row["assignee_id"] != old["assignee_id"]:
-            row_id = uuid7()
+            row_id = new_wire_id()
             history.append(
                 {
                     "id": row_id,
