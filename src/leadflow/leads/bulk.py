@@ -168,6 +168,7 @@ class NewLeads:
     lead_rows: list[Sequence[Any]] = field(default_factory=list)
     status_rows: list[Sequence[Any]] = field(default_factory=list)
     wire: WireIds = field(default_factory=WireIds)
+    reached: dict[str, str] = field(default_factory=dict)  # stages_reached of a first stage
 
     def add(self, actor: Actor, records: list[dict[str, Any]]) -> None:
         """Complete these column dicts in place (id, defaults, derived fields, the rules'
@@ -197,7 +198,11 @@ class NewLeads:
             rec.setdefault("custom", {})
             rec.setdefault("score", 0)
             derive_record(rec)
-            rec["stages_reached"] = reached_with(None, rec["status"])
+            status = rec["status"]
+            reached = self.reached.get(status)
+            if reached is None:
+                reached = self.reached[status] = reached_with(None, status)
+            rec["stages_reached"] = reached
             view = RecordView(rec)
             self.records.append(rec)
             self.views.append(view)

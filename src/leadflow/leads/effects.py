@@ -44,8 +44,10 @@ def derived(
     first: str | None, last: str | None, email: str | None, phone: str | None, company: str | None
 ) -> tuple[str, str]:
     """(full name, search text) of a lead's name and contact fields."""
-    full_name = " ".join(p for p in (first, last) if p)
-    return full_name, " ".join(p for p in (full_name, email, phone, company) if p).lower()
+    # No generator expressions: an import derives these for every lead.
+    full_name = f"{first} {last}" if first and last else first or last or ""
+    parts = [p for p in (full_name, email, phone, company) if p]
+    return full_name, " ".join(parts).lower()
 
 
 def derive(lead: Any) -> None:
