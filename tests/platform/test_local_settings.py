@@ -206,6 +206,11 @@ async def test_data_keeping_triggers_fire_in_the_replica_role(
     await bulk_insert(session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom"))
     if not is_postgres(session):
         return  # SQLite: no replication role; rollups and the audit guard are PostgreSQL's
+    # A trigger added later must be enabled ALWAYS too, or a COPY would skip it.
+    origin_only = await session.scalars(
+        text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'A'")
+    )
+    assert list(origin_only) == []
     delta = text("SELECT sum(leads) FROM lead_rollup_deltas WHERE organization_id = :o")
     assert await session.scalar(delta, {"o": org.id}) == 4
     session.add(AuditLog(organization_id=org.id, action="test.copy", resource_type="lead"))
