@@ -140,6 +140,26 @@ async def test_a_copy_checks_its_keys_once_and_leaves_the_role_as_it_was(
         assert await _setting(session, "session_replication_role") == "origin"
 
 
+async def test_a_copy_that_fails_reports_its_own_error_and_rolls_the_role_back(
+    session: AsyncSession, factory: Factory
+) -> None:
+    org = await factory.org()
+    user = await factory.user(org)
+    rows = [_lead_row(org.id, user.id, n) for n in range(3)]
+    rows[2]["id"] = rows[0]["id"]  # a second row with the same key: refused during the COPY
+    # The database's own error (the driver's on PostgreSQL, whose COPY bypasses SQLAlchemy),
+    # not "transaction aborted" from a statement sent after it.
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate") as caught:
+        async with session.begin_nested():
+            await bulk_insert(
+                session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom")
+            )
+    assert "aborted" not in str(caught.value)
+    if is_postgres(session):
+        assert await _setting(session, "session_replication_role") == "origin"
+    assert await session.scalar(select(func.count()).where(Lead.organization_id == org.id)) == 0
+
+
 async def test_a_copy_without_the_replica_privilege_is_checked_per_row(
     session: AsyncSession, factory: Factory
 ) -> None:

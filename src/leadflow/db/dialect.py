@@ -217,13 +217,14 @@ async def bulk_insert(
     per_statement = await _prepare_copy(
         conn, _foreign_keys(model.__table__, columns), records, columns, set(written_here)
     )
-    try:
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            model.__tablename__, records=records, columns=list(columns)
-        )
-    finally:
-        if per_statement:
-            await conn.execute(sql_text(_ORIGIN))
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        model.__tablename__, records=records, columns=list(columns)
+    )
+    # Only after a COPY that worked: a failed one aborted the transaction (or the caller's
+    # savepoint), whose rollback restores the role, and a statement sent now would only
+    # replace the COPY's error with "transaction aborted".
+    if per_statement:
+        await conn.execute(sql_text(_ORIGIN))
 
 
 _ORIGIN = "SELECT set_config('session_replication_role', 'origin', true)"
