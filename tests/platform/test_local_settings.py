@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -83,10 +84,10 @@ async def test_bulk_insert_checks_foreign_keys_with_the_generic_plan(
     )
     assert n == 20
     if mode is not None:
-        # The pool plans every statement for its values; the rest of a bulk write's
-        # transaction may keep generic plans (the per-row foreign-key probes).
+        # The pool plans every statement for its values; the COPY checked its keys with
+        # one statement, so nothing needed generic plans.
         assert mode == "force_custom_plan"
-        assert await _setting(session, "plan_cache_mode") == "auto"
+        assert await _setting(session, "plan_cache_mode") == "force_custom_plan"
     # A row for a lead that does not exist is still refused by its foreign key.
     bad = {**rows[0], "id": uuid7(), "lead_id": uuid.uuid4()}
     with pytest.raises(Exception, match=r"(?i)foreign key"):
@@ -140,6 +141,49 @@ async def test_a_copy_checks_its_keys_once_and_leaves_the_role_as_it_was(
         assert await _setting(session, "session_replication_role") == "origin"
 
 
+async def test_a_copy_runs_without_the_per_row_checks(
+    session: AsyncSession, factory: Factory
+) -> None:
+    """The COPY itself runs in the replica role (seen from inside it by a trigger), and the
+    role is back to origin for the statements after it."""
+    org = await factory.org()
+    lead = await factory.lead(org)
+    if not is_postgres(session):
+        return  # SQLite: no roles; its executemany INSERT checks each row
+    assert await session.scalar(
+        text("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+    ), "the test database's role may not skip the per-row checks: the fast path is untested"
+    await session.execute(text("CREATE TEMP TABLE copy_roles (role text)"))
+    await session.execute(
+        text(
+            "CREATE FUNCTION pg_temp.copy_role() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN INSERT INTO copy_roles"
+            " VALUES (current_setting('session_replication_role')); RETURN NULL; END $$"
+        )
+    )
+    await session.execute(
+        text(
+            "CREATE TRIGGER copy_role AFTER INSERT ON lead_status_history"
+            " FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.copy_role()"
+        )
+    )
+    await session.execute(text("ALTER TABLE lead_status_history ENABLE ALWAYS TRIGGER copy_role"))
+    row = {
+        "id": uuid7(),
+        "organization_id": org.id,
+        "lead_id": lead.id,
+        "actor_user_id": None,
+        "from_status": None,
+        "to_status": "contacted",
+        "reason": "test",
+        "created_at": utcnow(),
+    }
+    await bulk_insert(session, LeadStatusChange, [row], columns=list(row))
+    assert list(await session.scalars(text("SELECT role FROM copy_roles"))) == ["replica"]
+    assert await _setting(session, "session_replication_role") == "origin"
+    await session.execute(text("DROP TRIGGER copy_role ON lead_status_history"))
+
+
 async def test_a_copy_that_fails_reports_its_own_error_and_rolls_the_role_back(
     session: AsyncSession, factory: Factory
 ) -> None:
@@ -181,8 +225,12 @@ async def test_a_copy_without_the_replica_privilege_is_checked_per_row(
     rows = [_lead_row(org.id, user.id, n) for n in range(5)]
     await bulk_insert(session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom"))
     assert await _setting(session, "session_replication_role") == "origin"
+    # The per-row checks keep their generic plan (a primary-key probe) for the rest of
+    # the transaction instead of being planned for every row.
+    assert await _setting(session, "plan_cache_mode") == "auto"
     bad = [_lead_row(org.id, uuid.uuid4(), 9)]
-    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+    # Refused by PostgreSQL's own per-row check (no statement of ours ran for the keys).
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
         async with session.begin_nested():
             await bulk_insert(
                 session, Lead, bad, columns=list(bad[0]), json_columns=("tags", "custom")

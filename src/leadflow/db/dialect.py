@@ -7,6 +7,7 @@ changed trick on one of them, is then a change in this module only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -17,6 +18,7 @@ from operator import itemgetter
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BindParameter,
@@ -214,15 +216,30 @@ async def bulk_insert(
         return
     records = copied if copied is not None else copy_rows(rows, columns, json_columns)
     raw = await conn.get_raw_connection()
-    per_statement = await _prepare_copy(
-        conn, _foreign_keys(model.__table__, columns), records, columns, set(written_here)
-    )
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        model.__tablename__, records=records, columns=list(columns)
-    )
-    # Only after a COPY that worked: a failed one aborted the transaction (or the caller's
-    # savepoint), whose rollback restores the role, and a statement sent now would only
-    # replace the COPY's error with "transaction aborted".
+    keys = _foreign_keys(model.__table__, columns)
+    per_statement = keys is not None and await _may_skip_row_checks(conn)
+    if per_statement:
+        assert keys is not None
+        await _check_keys(conn, keys, records, columns, set(written_here))
+    else:
+        # PostgreSQL checks the keys per row (its RI triggers). The pool plans every
+        # statement for its parameters (engine.PG_SERVER_SETTINGS), which would plan each of
+        # those checks again (25 µs a row); the rest of this bulk write's transaction may keep
+        # their generic plan, a primary-key probe.
+        await conn.execute(sql_text("SELECT set_config('plan_cache_mode', 'auto', true)"))
+    try:
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            model.__tablename__, records=records, columns=list(columns)
+        )
+    except BaseException as exc:
+        # An error of the server aborted the transaction (or the caller's savepoint), whose
+        # rollback restores the role; a statement sent now would only replace that error
+        # with "transaction aborted". Anything else (a cancellation, a client-side failure)
+        # may leave the transaction open: switch the per-row checks back on at once.
+        if per_statement and not isinstance(exc, asyncpg.PostgresError):
+            with contextlib.suppress(Exception):
+                await conn.execute(sql_text(_ORIGIN))
+        raise
     if per_statement:
         await conn.execute(sql_text(_ORIGIN))
 
@@ -230,46 +247,54 @@ async def bulk_insert(
 _ORIGIN = "SELECT set_config('session_replication_role', 'origin', true)"
 
 
-def _foreign_keys(table: Any, columns: Sequence[str]) -> list[tuple[str, str, str]]:
+def _foreign_keys(table: Any, columns: Sequence[str]) -> list[tuple[str, str, str]] | None:
     """(column, referenced table, referenced column) of `table`'s foreign keys among
-    `columns`."""
-    return sorted(
-        (fk.parent.name, fk.column.table.name, fk.column.name)
-        for fk in table.foreign_keys
-        if fk.parent.name in columns
+    `columns`, organisations first (the order in which deleting one takes its locks); None
+    where one of them cannot be checked per statement here (several columns, deferrable,
+    or a key column the COPY leaves to a default)."""
+    keys = []
+    for constraint in table.foreign_key_constraints:
+        cols = [c.name for c in constraint.columns]
+        if len(cols) > 1 or constraint.deferrable or constraint.initially:
+            return None
+        fk = constraint.elements[0]
+        if cols[0] not in columns:
+            if fk.parent.default is not None or fk.parent.server_default is not None:
+                return None
+            continue
+        keys.append((fk.column.table.name, cols[0], fk.column.name))
+    return [(col, ref_table, ref_col) for ref_table, col, ref_col in sorted(keys)]
+
+
+async def _may_skip_row_checks(conn: AsyncConnection) -> bool:
+    """Whether this transaction's role may set `session_replication_role` (a superuser, or
+    PostgreSQL ≥ 15 with `GRANT SET ON PARAMETER session_replication_role`). Asked per COPY:
+    `SET ROLE` may change it."""
+    query = (
+        "SELECT has_parameter_privilege('session_replication_role', 'SET')"
+        if (conn.dialect.server_version_info or (0,)) >= (15,)
+        else "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
     )
+    return bool(await conn.scalar(sql_text(query)))
 
 
-async def _prepare_copy(
+async def _check_keys(
     conn: AsyncConnection,
     keys: list[tuple[str, str, str]],
     records: list[Sequence[Any]],
     columns: Sequence[str],
     written_here: set[str],
-) -> bool:
-    """Get this transaction ready for a COPY of `records`: check (and lock, as
-    PostgreSQL's own check does) every row their foreign keys reference with one query for
-    the whole COPY, and — where the role may (a superuser, or PostgreSQL ≥ 15 with `GRANT
-    SET ON PARAMETER session_replication_role`) — switch PostgreSQL's per-row checks off
-    until `_ORIGIN` (returns whether it did). Raises IntegrityError for a missing row.
+) -> None:
+    """Check (and lock, as PostgreSQL's own check does) every row the foreign keys of
+    `records` reference, with one query for the whole COPY, and switch PostgreSQL's per-row
+    checks off until `_ORIGIN`. Raises IntegrityError for a missing row.
 
     PostgreSQL checks a foreign key with one query per inserted row (its RI triggers):
-    3 keys of a lead cost more than the lead's 21 index entries. Triggers that keep data
-    are enabled ALWAYS (migration 0026), so the replica role skips only these checks.
+    the 3 keys of a lead cost more than its 21 index entries. Triggers that keep data are
+    enabled ALWAYS (migration 0026), so the replica role skips only these checks.
     """
-    # Where the per-row checks stay on, PostgreSQL may keep their generic plan (a primary
-    # key probe) instead of planning each for its parameter as the pool asks
-    # (engine.PG_SERVER_SETTINGS): 25 µs a row otherwise. For the rest of this transaction:
-    # it is a bulk write's, and restoring it would cost another round trip per COPY.
-    allowed = (
-        "has_parameter_privilege('session_replication_role', 'SET')"
-        if (conn.dialect.server_version_info or (0,)) >= (15,)
-        else "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
-    )
-    parts = [
-        "set_config('plan_cache_mode', 'auto', true)",
-        f"CASE WHEN {allowed} THEN set_config('session_replication_role', 'replica', true) END",
-    ]
+    quote = conn.dialect.identifier_preparer.quote
+    parts = ["set_config('session_replication_role', 'replica', true)"]
     params: dict[str, Any] = {}
     expected: list[int] = []
     for n, (col, ref_table, ref_col) in enumerate(keys):
@@ -277,24 +302,21 @@ async def _prepare_copy(
         values = list({r[at] for r in records} - {None})
         lock = "" if col in written_here else " FOR KEY SHARE"
         parts.append(
-            f"(SELECT count(*) FROM (SELECT 1 FROM {ref_table}"  # noqa: S608 (model names)
-            f" WHERE {ref_col} = ANY(:k{n}){lock}) AS s{n})"
+            f"(SELECT count(*) FROM (SELECT 1 FROM ONLY {quote(ref_table)}"  # noqa: S608
+            f" WHERE {quote(ref_col)} = ANY(:k{n}){lock}) AS s{n})"
         )
         params[f"k{n}"] = values
         expected.append(len(values))
-    found = (await conn.execute(sql_text("SELECT " + ", ".join(parts)), params)).one()
-    per_statement = found[1] is not None
-    for (col, ref_table, ref_col), want, got in zip(keys, expected, found[2:], strict=True):
+    found = (await conn.execute(sql_text("SELECT " + ", ".join(parts)), params)).one()[1:]
+    for (col, ref_table, ref_col), want, got in zip(keys, expected, found, strict=True):
         if got != want:
-            if per_statement:
-                await conn.execute(sql_text(_ORIGIN))
+            await conn.execute(sql_text(_ORIGIN))
             missing = f"{want - got} row(s) of {ref_table} missing"
             raise IntegrityError(
                 f"COPY violates the foreign key {col} → {ref_table}.{ref_col}",
                 None,
                 LookupError(missing),
             )
-    return per_statement
 
 
 @asynccontextmanager
