@@ -5,6 +5,7 @@ query (or, without the privilege for that, per row with the generic plan)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -56,26 +57,27 @@ async def test_a_failing_block_leaves_the_restore_to_the_rollback(
         assert await _setting(session, "random_page_cost") == before
 
 
-async def test_bulk_insert_checks_foreign_keys_with_the_generic_plan(
+def _history_row(org_id: object, lead_id: object, now: datetime) -> dict[str, object]:
+    return {
+        "id": uuid7(),
+        "organization_id": org_id,
+        "lead_id": lead_id,
+        "actor_user_id": None,
+        "from_status": None,
+        "to_status": "contacted",
+        "reason": "test",
+        "created_at": now,
+    }
+
+
+async def test_bulk_insert_writes_its_rows_and_refuses_a_missing_key(
     session: AsyncSession, factory: Factory
 ) -> None:
     org = await factory.org()
     lead = await factory.lead(org)
     mode = await _setting(session, "plan_cache_mode") if is_postgres(session) else None
     now = utcnow()
-    rows = [
-        {
-            "id": uuid7(),
-            "organization_id": org.id,
-            "lead_id": lead.id,
-            "actor_user_id": None,
-            "from_status": None,
-            "to_status": "contacted",
-            "reason": "test",
-            "created_at": now,
-        }
-        for _ in range(20)
-    ]
+    rows = [_history_row(org.id, lead.id, now) for _ in range(20)]
     await bulk_insert(session, LeadStatusChange, rows, columns=list(rows[0]))
     n = await session.scalar(
         select(func.count()).where(
@@ -168,16 +170,7 @@ async def test_a_copy_runs_without_the_per_row_checks(
         )
     )
     await session.execute(text("ALTER TABLE lead_status_history ENABLE ALWAYS TRIGGER copy_role"))
-    row = {
-        "id": uuid7(),
-        "organization_id": org.id,
-        "lead_id": lead.id,
-        "actor_user_id": None,
-        "from_status": None,
-        "to_status": "contacted",
-        "reason": "test",
-        "created_at": utcnow(),
-    }
+    row = _history_row(org.id, lead.id, utcnow())
     await bulk_insert(session, LeadStatusChange, [row], columns=list(row))
     assert list(await session.scalars(text("SELECT role FROM copy_roles"))) == ["replica"]
     assert await _setting(session, "session_replication_role") == "origin"
