@@ -217,10 +217,10 @@ async def bulk_insert(
     records = copied if copied is not None else copy_rows(rows, columns, json_columns)
     raw = await conn.get_raw_connection()
     keys = _foreign_keys(model.__table__, columns)
-    per_statement = keys is not None and await _may_skip_row_checks(conn)
-    if per_statement:
-        assert keys is not None
+    per_statement = False
+    if keys is not None and await _may_skip_row_checks(conn):
         await _check_keys(conn, keys, records, columns, set(written_here))
+        per_statement = True
     else:
         # PostgreSQL checks the keys per row (its RI triggers). The pool plans every
         # statement for its parameters (engine.PG_SERVER_SETTINGS), which would plan each of

@@ -210,7 +210,7 @@ class NewLeads:
             if rec.get("assignee_id") is None and picker:
                 picked = picker.pick(view)
                 if picked is not None:
-                    rec["assignee_id"], rule_id = ids[picked[0]], picked[1]
+                    rec["assignee_id"], rule_id = picked[0], picked[1]
                     why = f"{reason}: {picked[2]}"
                     self.by_rule[picked[0]] = self.by_rule.get(picked[0], 0) + 1
             self.statuses.append(
