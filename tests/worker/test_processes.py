@@ -90,7 +90,7 @@ def _env(data_dir: Path, db_url: str, **extra: str) -> dict[str, str]:
             "LEADFLOW_OUTBOX_RELAY_SECONDS": "1",
             "LEADFLOW_OUTBOX_LOCK_SECONDS": "3",
             "LEADFLOW_SLA_CHECK_SECONDS": "3600",
-            "LEADFLOW_LOG_LEVEL": "WARNING",
+            "LEADFLOW_LOG_LEVEL": "INFO",
             **extra,
         }
     )
@@ -167,8 +167,10 @@ async def test_sigkill_mid_batch_then_restart_delivers_each_email_once(
     assert sorted(counts) == sorted(f"crash-test:{i}" for i in range(BATCH))
     assert set(counts.values()) == {1}, counts
     async with db.sessionmaker() as session:
-        statuses = Counter(await session.scalars(select(OutboxMessage.status)))
-    assert statuses == {"sent": BATCH}
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    statuses = Counter(row.status for row in rows)
+    errors = [(row.delivery_key, row.attempts, row.last_error) for row in rows if row.last_error]
+    assert statuses == {"sent": BATCH}, (errors, log.read_text()[-3000:])
     await db.dispose()
 
 
