@@ -15,7 +15,7 @@ from leadflow.kit.clock import clock
 from leadflow.models.audit_log import AuditLog
 from leadflow.models.auth_session import AuthSession, RefreshToken
 from leadflow.models.call_request import CallRequest, CallRequestEvent
-from leadflow.models.outbox import OutboxMessage
+from leadflow.models.outbox import OutboxMessage, PeriodicRun
 from leadflow.worker.jobs import JOBS, JobContext, run_job
 from tests.fixtures.factories import Factory
 
@@ -99,6 +99,17 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
         for seq, days in enumerate([400, 390, 380, 370, 366, 364, 10], start=1)
     ]
     session.add_all(events)
+    # Claims of periodic runs: three old intervals of the relay (two batches), one of the
+    # SLA check, and the recent ones stay.
+    for name, days in [
+        ("outbox.relay", 40),
+        ("outbox.relay", 35),
+        ("outbox.relay", 31),
+        ("outbox.relay", 29),
+        ("sla.check", 31),
+        ("sla.check", 0),
+    ]:
+        session.add(PeriodicRun(name=name, slot=_ago(days), worker="w:1", started_at=_ago(days)))
     clock.freeze(_ago(4000))
     await record(
         session,
@@ -123,8 +134,11 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
         "worker_heartbeats": 0,
         "webhook_attempts": 0,  # tests/webhooks/test_prune.py
         "webhook_deliveries": 0,
+        "periodic_runs": 4,
     }
     session.expunge_all()
+    kept = set(await session.execute(select(PeriodicRun.name, PeriodicRun.slot)))
+    assert kept == {("outbox.relay", _ago(29)), ("sla.check", NOW)}
 
     assert await _ids(session, AuthSession) == {
         revoked_recently.id,

@@ -5,7 +5,8 @@ from when they were revoked or expired; their refresh tokens go with them), deli
 rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
 rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`), the health figures
 (request samples, the worker's minute samples, heartbeats of workers gone that long:
-`LEADFLOW_RETENTION_HEALTH_DAYS`), webhook attempts and delivered or finally failed webhook
+`LEADFLOW_RETENTION_HEALTH_DAYS`; also the claims of periodic job runs, by their interval),
+webhook attempts and delivered or finally failed webhook
 deliveries (`LEADFLOW_RETENTION_WEBHOOKS_DAYS`, counted from when they were made). The audit
 log is never pruned.
 """
@@ -27,9 +28,9 @@ from leadflow.kit.requeststats import minute_of
 from leadflow.models.auth_session import AuthSession
 from leadflow.models.call_request import CallRequestEvent
 from leadflow.models.health import HealthSample, RequestSample, WorkerHeartbeat
-from leadflow.models.outbox import OutboxMessage
+from leadflow.models.outbox import OutboxMessage, PeriodicRun
 from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from leadflow.worker.jobs import JobContext, job
+from leadflow.worker.jobs import JOBS, JobContext, job
 from leadflow.worker.outbox import DUE
 
 log = logging.getLogger("leadflow.worker")
@@ -139,9 +140,41 @@ async def prune(ctx: JobContext, now: datetime | None = None) -> dict[str, int]:
             if deleted < batch:
                 break
         totals[name] = total
+    totals["periodic_runs"] = await _prune_periodic_runs(
+        ctx, now - timedelta(days=settings.retention_health_days), batch
+    )
     if any(totals.values()):
         log.info("pruned", extra=totals)
     return totals
+
+
+async def _prune_periodic_runs(ctx: JobContext, cutoff: datetime, batch: int) -> int:
+    """Claims of periodic runs whose interval began before `cutoff` (every ticker claims a
+    row per job and interval: ~17,000 a day for a relay every 5 s). Job by job, so each batch
+    is a range of the primary key (name, slot); a claim of the current interval is never old."""
+    total = 0
+    for name in sorted(JOBS):
+        while True:
+            async with ctx.session_factory() as session:
+                slots = list(
+                    await session.scalars(
+                        select(PeriodicRun.slot)
+                        .where(PeriodicRun.name == name, PeriodicRun.slot < cutoff)
+                        .order_by(PeriodicRun.slot)
+                        .limit(batch)
+                    )
+                )
+                if slots:
+                    await session.execute(
+                        delete(PeriodicRun).where(
+                            PeriodicRun.name == name, PeriodicRun.slot <= slots[-1]
+                        )
+                    )
+                await session.commit()
+            total += len(slots)
+            if len(slots) < batch:
+                break
+    return total
 
 
 @job("maintenance.prune")
