@@ -49,6 +49,7 @@ LEAD_FIELDS = (
     "updated_at",
     "version",
 )
+_ID_FIELDS = ("id", "assignee_id", "import_batch_id")
 # Run after the other subscribers (SLA clocks, messages): their writes are in the lead then.
 ORDER = 900
 
@@ -58,7 +59,13 @@ def lead_data(lead: Any) -> dict[str, Any]:
     if isinstance(lead, RecordView):
         # An import chunk's leads: read the record itself (no attribute lookup per field).
         get = lead.record.get
-        return {f: get(f) for f in LEAD_FIELDS}
+        data = {f: get(f) for f in LEAD_FIELDS}
+        # Their ids are asyncpg's UUID (`db.types.new_wire_id`), which orjson only encodes
+        # through the fallback: as text here, one cheap call per id.
+        for f in _ID_FIELDS:
+            if data[f] is not None:
+                data[f] = str(data[f])
+        return data
     return {f: getattr(lead, f) for f in LEAD_FIELDS}
 
 
