@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,6 +77,9 @@ class ReportSchedule(IdMixin, TimestampMixin, Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+_RUNNING = text("status = 'running'")
+
+
 class ReportRun(IdMixin, Base):
     """One execution of a report (an export or a scheduled run) and its stored file."""
 
@@ -86,6 +90,14 @@ class ReportRun(IdMixin, Base):
         Index("ix_report_runs_org_owner", "organization_id", "owner_id", "id"),
         Index("ix_report_runs_report", "report_id", "id"),
         Index("ix_report_runs_expires_at", "expires_at"),
+        # The worker's scans for runs a dead worker left `running`: the history of finished
+        # runs grows without bound, the running ones are a handful.
+        Index(
+            "ix_report_runs_running",
+            "created_at",
+            postgresql_where=_RUNNING,
+            sqlite_where=_RUNNING,
+        ),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
