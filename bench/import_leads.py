@@ -174,16 +174,21 @@ async def floor(url: str) -> tuple[int, float, list[str]]:
 
 
 class _ChildPeak(logging.Handler):
-    """Catches the peak RSS the import's preparing process reports as it ends."""
+    """Catches the peak RSS the import's preparing process reports as it ends, and the
+    seconds per stage of the import's loop."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.peak_mb = float("nan")
+        self.stages: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         peak = getattr(record, "prepare_peak_rss_mb", None)
         if peak is not None:
             self.peak_mb = float(peak)
+        stages = getattr(record, "import_stage_seconds", None)
+        if stages is not None:
+            self.stages = dict(stages)
 
 
 def _line(label: str, rows: int, seconds: float) -> str:
@@ -232,6 +237,12 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> float:
         f"imported {int(ours['imported']):,}, skipped {int(ours['skipped']):,}, "
         f"errors {int(ours['errors']):,}; peak RSS {peak_mb:.0f} MB, "
         f"the preparing process {child.peak_mb:.0f} MB"
+    )
+    # Where the import's loop waited: a large `writing` share means the database write of
+    # each chunk (not the reading or the matching, which overlap it) sets the pace.
+    print(
+        "    import loop, seconds per stage: "
+        + ", ".join(f"{k} {v}" for k, v in child.stages.items())
     )
     return ratio
 

@@ -5,6 +5,7 @@ are caught from the keys the pipeline keeps, and nothing is imported twice."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Any
 
@@ -66,6 +67,17 @@ def _hold_each_write_until_the_next_lookup(monkeypatch: pytest.MonkeyPatch, chun
     monkeypatch.setattr(pipeline, "_write", held_write)
 
 
+class _StageLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: list[dict[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stages = getattr(record, "import_stage_seconds", None)
+        if stages is not None:
+            self.seen.append(dict(stages))
+
+
 @pytest.mark.parametrize("mode", ["skip", "update"])
 async def test_duplicates_across_overlapped_chunks_are_imported_once(
     committed_db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, mode: OnDuplicate
@@ -94,7 +106,22 @@ async def test_duplicates_across_overlapped_chunks_are_imported_once(
         )
     settings = make_settings(committed_db.url, tmp_path / "data")
     jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    assert await run_job(jobs, batch_id) == "completed"
+    stages = _StageLog()
+    imports_log = logging.getLogger("leadflow.imports")
+    imports_log.addHandler(stages)
+    level = imports_log.level
+    imports_log.setLevel(logging.INFO)
+    try:
+        assert await run_job(jobs, batch_id) == "completed"
+    finally:
+        imports_log.removeHandler(stages)
+        imports_log.setLevel(level)
+    # The loop's seconds per stage are logged once; each write here waits for the next
+    # lookup, so on PostgreSQL the loop spends time waiting for the write.
+    assert len(stages.seen) == 1 and set(stages.seen[0]) == {"reading", "matching", "writing"}
+    assert all(v >= 0 for v in stages.seen[0].values())
+    if committed_db.dialect == "postgresql":
+        assert stages.seen[0]["writing"] > 0
 
     unique = len(set(people))
     async with committed_db.sessionmaker() as s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ async def process(
         in_process=commit_each_chunk and _large(source, settings),
     )
     stats = _PlannerStatistics()
+    stages = _Stages()
     # A background import allocates millions of row dicts: the collector's passes leave the
     # application's long-lived objects out meanwhile (kit/gc.py).
     frozen = long_lived_frozen() if commit_each_chunk else contextlib.nullcontext()
@@ -161,7 +163,11 @@ async def process(
         if background:
             lookup_session = await _second_session(session, lookups)
         with frozen:
+            # Where the loop waits (logged at the end): for the next prepared chunk, for the
+            # matching and making ready, or for the chunk before to be written.
+            mark = time.perf_counter()
             while (prepared := await reader.next()) is not None:
+                mark = stages.add("reading", mark)
                 decision = await _decide(
                     lookup_session or session,
                     ctx,
@@ -173,6 +179,7 @@ async def process(
                 )
                 if lookup_session is not None:
                     await lookup_session.commit()  # its snapshot is not held while writing
+                mark = stages.add("matching", mark)
                 if writing is not None:
                     await writing  # the chunk before is committed before this one writes
                     writing = None
@@ -180,9 +187,11 @@ async def process(
                     writing = asyncio.create_task(write(decision))
                 else:
                     await write(decision)
+                mark = stages.add("writing", mark)
             if writing is not None:
                 await writing
                 writing = None
+            stages.add("writing", mark)
     finally:
         if writing is not None:
             # The loop stopped while the chunk before was being written: that write ends
@@ -195,6 +204,10 @@ async def process(
             await lookup_session.close()
         await reader.close()
     report.total_rows = reader.total_rows
+    log.info(
+        "import stages",
+        extra={"import_stage_seconds": stages.rounded(), "rows": report.total_rows},
+    )
     for value, choice in reader.stage_choices().items():
         if choice.rule == "fallback":
             report.warn(
@@ -243,6 +256,24 @@ async def _second_session(
         await other.close()
         raise
     return other
+
+
+class _Stages:
+    """Seconds the import loop spent per stage (with the write overlapped, `writing` is only
+    the wait for the chunk before: a large share means the database write is the bottleneck)."""
+
+    def __init__(self) -> None:
+        self.seconds = {"reading": 0.0, "matching": 0.0, "writing": 0.0}
+
+    def add(self, stage: str, since: float) -> float:
+        """Count the time from `since` to now for `stage`; returns now."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def rounded(self) -> dict[str, float]:
+        """The seconds per stage, to the hundredth."""
+        return {k: round(v, 2) for k, v in self.seconds.items()}
 
 
 class _PlannerStatistics:
