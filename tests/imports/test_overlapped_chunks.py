@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -111,17 +112,18 @@ async def test_duplicates_across_overlapped_chunks_are_imported_once(
     imports_log.addHandler(stages)
     level = imports_log.level
     imports_log.setLevel(logging.INFO)
+    started = time.perf_counter()
     try:
         assert await run_job(jobs, batch_id) == "completed"
     finally:
         imports_log.removeHandler(stages)
         imports_log.setLevel(level)
-    # The loop's seconds per stage are logged once; each write here waits for the next
-    # lookup, so on PostgreSQL the loop spends time waiting for the write.
+    elapsed = time.perf_counter() - started
+    # The loop's seconds per stage are logged once, and they add up to no more than the
+    # import took (each span counted once).
     assert len(stages.seen) == 1 and set(stages.seen[0]) == {"reading", "matching", "writing"}
     assert all(v >= 0 for v in stages.seen[0].values())
-    if committed_db.dialect == "postgresql":
-        assert stages.seen[0]["writing"] > 0
+    assert sum(stages.seen[0].values()) <= elapsed + 0.02
 
     unique = len(set(people))
     async with committed_db.sessionmaker() as s:

@@ -90,7 +90,7 @@ def _env(data_dir: Path, db_url: str, **extra: str) -> dict[str, str]:
             "LEADFLOW_OUTBOX_RELAY_SECONDS": "1",
             "LEADFLOW_OUTBOX_LOCK_SECONDS": "3",
             "LEADFLOW_SLA_CHECK_SECONDS": "3600",
-            "LEADFLOW_LOG_LEVEL": "INFO",
+            "LEADFLOW_LOG_LEVEL": "WARNING",
             **extra,
         }
     )
@@ -145,7 +145,14 @@ async def test_sigkill_mid_batch_then_restart_delivers_each_email_once(
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    env = _env(tmp_path, db_url, LEADFLOW_SMTP_HOST="127.0.0.1", LEADFLOW_SMTP_PORT=str(port))
+    env = _env(
+        tmp_path,
+        db_url,
+        LEADFLOW_SMTP_HOST="127.0.0.1",
+        LEADFLOW_SMTP_PORT=str(port),
+        # Each delivery in the log, for the failure message.
+        LEADFLOW_LOG_LEVEL="INFO",
+    )
     log = tmp_path / "worker.log"
     worker = _start_worker(env, log)
     try:

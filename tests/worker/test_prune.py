@@ -100,7 +100,8 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
     ]
     session.add_all(events)
     # Claims of periodic runs: three old intervals of the relay (two batches), one of the
-    # SLA check, and the recent ones stay.
+    # SLA check; the recent ones stay, and so does a job's newest claim however old (its
+    # interval may be longer than the retention and still running).
     for name, days in [
         ("outbox.relay", 40),
         ("outbox.relay", 35),
@@ -108,6 +109,8 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
         ("outbox.relay", 29),
         ("sla.check", 31),
         ("sla.check", 0),
+        ("reports.cleanup_files", 45),
+        ("reports.cleanup_files", 40),
     ]:
         session.add(PeriodicRun(name=name, slot=_ago(days), worker="w:1", started_at=_ago(days)))
     clock.freeze(_ago(4000))
@@ -134,11 +137,15 @@ async def test_prune_drops_old_rows_in_batches_and_keeps_the_rest(
         "worker_heartbeats": 0,
         "webhook_attempts": 0,  # tests/webhooks/test_prune.py
         "webhook_deliveries": 0,
-        "periodic_runs": 4,
+        "periodic_runs": 5,
     }
     session.expunge_all()
     kept = set(await session.execute(select(PeriodicRun.name, PeriodicRun.slot)))
-    assert kept == {("outbox.relay", _ago(29)), ("sla.check", NOW)}
+    assert kept == {
+        ("outbox.relay", _ago(29)),
+        ("sla.check", NOW),
+        ("reports.cleanup_files", _ago(40)),
+    }
 
     assert await _ids(session, AuthSession) == {
         revoked_recently.id,

@@ -188,6 +188,7 @@ async def process(
                 else:
                     await write(decision)
                 mark = stages.add("writing", mark)
+            mark = stages.add("reading", mark)  # the read that found the end
             if writing is not None:
                 await writing
                 writing = None

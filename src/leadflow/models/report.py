@@ -91,7 +91,9 @@ class ReportRun(IdMixin, Base):
         Index("ix_report_runs_report", "report_id", "id"),
         Index("ix_report_runs_expires_at", "expires_at"),
         # The worker's scans for runs a dead worker left `running`: the history of finished
-        # runs grows without bound, the running ones are a handful.
+        # runs grows without bound, the running ones are a handful. The scans bind 'running'
+        # as a parameter; the pool plans each statement with its values (plan_cache_mode in
+        # db/engine.py), so the partial index applies.
         Index(
             "ix_report_runs_running",
             "created_at",

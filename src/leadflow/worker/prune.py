@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -30,7 +30,7 @@ from leadflow.models.call_request import CallRequestEvent
 from leadflow.models.health import HealthSample, RequestSample, WorkerHeartbeat
 from leadflow.models.outbox import OutboxMessage, PeriodicRun
 from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from leadflow.worker.jobs import JOBS, JobContext, job
+from leadflow.worker.jobs import JobContext, job
 from leadflow.worker.outbox import DUE
 
 log = logging.getLogger("leadflow.worker")
@@ -151,28 +151,41 @@ async def prune(ctx: JobContext, now: datetime | None = None) -> dict[str, int]:
 async def _prune_periodic_runs(ctx: JobContext, cutoff: datetime, batch: int) -> int:
     """Claims of periodic runs whose interval began before `cutoff` (every ticker claims a
     row per job and interval: ~17,000 a day for a relay every 5 s). Job by job, so each batch
-    is a range of the primary key (name, slot); a claim of the current interval is never old."""
+    is a range of the primary key (name, slot). A job's newest claim always stays: its
+    interval may still be running (an interval can be longer than the retention), and
+    deleting it would let a worker claim that interval again."""
+    async with ctx.session_factory() as session:
+        names = list(await session.scalars(select(PeriodicRun.name).distinct()))
+        await session.commit()
     total = 0
-    for name in sorted(JOBS):
+    for name in sorted(names):
         while True:
             async with ctx.session_factory() as session:
+                newest = select(func.max(PeriodicRun.slot)).where(PeriodicRun.name == name)
                 slots = list(
                     await session.scalars(
                         select(PeriodicRun.slot)
-                        .where(PeriodicRun.name == name, PeriodicRun.slot < cutoff)
+                        .where(
+                            PeriodicRun.name == name,
+                            PeriodicRun.slot < cutoff,
+                            PeriodicRun.slot < newest.scalar_subquery(),
+                        )
                         .order_by(PeriodicRun.slot)
                         .limit(batch)
                     )
                 )
+                deleted = 0
                 if slots:
-                    await session.execute(
-                        delete(PeriodicRun).where(
-                            PeriodicRun.name == name, PeriodicRun.slot <= slots[-1]
-                        )
+                    result = await session.execute(
+                        delete(PeriodicRun)
+                        .where(PeriodicRun.name == name, PeriodicRun.slot.in_(slots))
+                        .execution_options(synchronize_session=False)
                     )
+                    deleted = int(getattr(result, "rowcount", 0) or 0)
                 await session.commit()
-            total += len(slots)
-            if len(slots) < batch:
+            total += deleted
+            # Stop on a short batch, and on one that deleted nothing (never spin).
+            if len(slots) < batch or deleted == 0:
                 break
     return total
 
