@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     smtp_from: str = "Leadflow <noreply@localhost>"
     smtp_starttls: bool = False
     smtp_tls: bool = False
+    # Seconds to wait for each step of an SMTP conversation (connect, each reply).
+    smtp_timeout_seconds: float = Field(default=10, gt=0, le=300)
     public_url: str = "http://127.0.0.1:8000"
     worker_threads: int = 2
     embedded_worker: bool = True

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from typing import Any
+
 import httpx
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,3 +174,56 @@ async def test_admin_views_are_admin_only_and_tenant_scoped(
     no_assignee = await factory.lead(org)
     r = await client.post(f"/api/v1/leads/{no_assignee.id}/resend-email", headers=admin.headers)
     assert r.status_code == 409
+
+
+class _StallingInbox(Inbox):
+    """Holds each DATA reply until `release` is set, at most 3 s: slower than the test's
+    timeout, faster than the default one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_reply_later_than_the_smtp_timeout_is_a_failed_attempt(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    factory: Factory,
+    jobs: JobContext,
+    session: AsyncSession,
+) -> None:
+    from datetime import timedelta
+
+    from leadflow.kit.clock import clock, utcnow
+
+    clock.freeze(utcnow())
+    inbox = _StallingInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        app.state.settings.smtp_host = "127.0.0.1"
+        app.state.settings.smtp_port = port
+        app.state.settings.smtp_timeout_seconds = 0.5
+        org = await factory.org()
+        admin = await factory.member(org)
+        rep = await factory.user(org, "counselor")
+        lead = await factory.lead(org)
+        await _assign(client, admin.headers, lead.id, rep.id)
+        row = await session.scalar(select(OutboxMessage))
+        assert row is not None
+        assert await outbox.deliver(jobs, str(row.id)) == "retry"
+        await session.refresh(row)
+        assert "SMTP delivery failed" in (row.last_error or ""), row.last_error
+        # A relay that answers within a longer timeout: the next attempt is sent.
+        inbox.release.set()
+        app.state.settings.smtp_timeout_seconds = 30
+        clock.advance(timedelta(seconds=31))
+        assert await outbox.deliver(jobs, str(row.id)) == "sent"
+    finally:
+        inbox.release.set()
+        controller.stop()

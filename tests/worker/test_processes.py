@@ -152,6 +152,9 @@ async def test_sigkill_mid_batch_then_restart_delivers_each_email_once(
         LEADFLOW_SMTP_PORT=str(port),
         # Each delivery in the log, for the failure message.
         LEADFLOW_LOG_LEVEL="INFO",
+        # What is under test is the kill, not a relay's speed: a reply that a loaded machine
+        # delays past the default 10 s would be a failed attempt (retried, so sent twice).
+        LEADFLOW_SMTP_TIMEOUT_SECONDS="60",
     )
     log = tmp_path / "worker.log"
     worker = _start_worker(env, log)

@@ -51,6 +51,7 @@ async def deliver_email(ctx: JobContext, row: OutboxMessage) -> dict[str, Any]:
         sender=s.smtp_from,
         starttls=s.smtp_starttls,
         use_tls=s.smtp_tls,
+        timeout=s.smtp_timeout_seconds,
     )
     files: tuple[Attachment, ...] = ()
     if p.get("attachments"):
