@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import leadflow.notifications.jobs  # noqa: F401  (registers the email delivery handler)
+from leadflow.kit.clock import clock, utcnow
 from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext, RecordingQueue
@@ -26,6 +30,20 @@ async def _assign(
     return await client.post(
         f"/api/v1/leads/{lead_id}/assign", headers=headers, json={"assignee_id": str(user_id)}
     )
+
+
+async def _queued_email(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> tuple[Any, OutboxMessage]:
+    """An admin, and the email an assignment by that admin queued for a rep."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    rep = await factory.user(org, "counselor")
+    lead = await factory.lead(org)
+    await _assign(client, admin.headers, lead.id, rep.id)
+    row = await session.scalar(select(OutboxMessage))
+    assert row is not None
+    return admin, row
 
 
 async def test_assignment_queues_email_after_commit_and_logs_without_smtp(
@@ -113,20 +131,10 @@ async def test_retries_then_fails_and_tells_admins(
     session: AsyncSession,
     smtp: tuple[int, Inbox],  # noqa: F811
 ) -> None:
-    from datetime import timedelta
-
-    from leadflow.kit.clock import clock, utcnow
-
     clock.freeze(utcnow())
     app.state.settings.smtp_host = "127.0.0.1"
     app.state.settings.smtp_port = free_port()  # nobody listens
-    org = await factory.org()
-    admin = await factory.member(org)
-    rep = await factory.user(org, "counselor")
-    lead = await factory.lead(org)
-    await _assign(client, admin.headers, lead.id, rep.id)
-    row = await session.scalar(select(OutboxMessage))
-    assert row is not None
+    admin, row = await _queued_email(client, factory, session)
     assert await outbox.deliver(jobs, str(row.id)) == "retry"
     assert await outbox.deliver(jobs, str(row.id)) == "skipped"  # backoff not over yet
     clock.advance(timedelta(seconds=31))
@@ -189,41 +197,39 @@ class _StallingInbox(Inbox):
         return await super().handle_DATA(server, session, envelope)
 
 
+@pytest.fixture
+def stalling_smtp() -> Iterator[tuple[int, _StallingInbox]]:
+    """(port, inbox) of an SMTP server that holds its DATA replies."""
+    inbox = _StallingInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        inbox.release.set()
+        controller.stop()
+
+
 async def test_a_reply_later_than_the_smtp_timeout_is_a_failed_attempt(
     app: FastAPI,
     client: httpx.AsyncClient,
     factory: Factory,
     jobs: JobContext,
     session: AsyncSession,
+    stalling_smtp: tuple[int, _StallingInbox],
 ) -> None:
-    from datetime import timedelta
-
-    from leadflow.kit.clock import clock, utcnow
-
+    port, inbox = stalling_smtp
     clock.freeze(utcnow())
-    inbox = _StallingInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        app.state.settings.smtp_host = "127.0.0.1"
-        app.state.settings.smtp_port = port
-        app.state.settings.smtp_timeout_seconds = 0.5
-        org = await factory.org()
-        admin = await factory.member(org)
-        rep = await factory.user(org, "counselor")
-        lead = await factory.lead(org)
-        await _assign(client, admin.headers, lead.id, rep.id)
-        row = await session.scalar(select(OutboxMessage))
-        assert row is not None
-        assert await outbox.deliver(jobs, str(row.id)) == "retry"
-        await session.refresh(row)
-        assert "SMTP delivery failed" in (row.last_error or ""), row.last_error
-        # A relay that answers within a longer timeout: the next attempt is sent.
-        inbox.release.set()
-        app.state.settings.smtp_timeout_seconds = 30
-        clock.advance(timedelta(seconds=31))
-        assert await outbox.deliver(jobs, str(row.id)) == "sent"
-    finally:
-        inbox.release.set()
-        controller.stop()
+    app.state.settings.smtp_host = "127.0.0.1"
+    app.state.settings.smtp_port = port
+    app.state.settings.smtp_timeout_seconds = 0.5
+    _, row = await _queued_email(client, factory, session)
+    assert await outbox.deliver(jobs, str(row.id)) == "retry"
+    await session.refresh(row)
+    assert "SMTP delivery failed" in (row.last_error or ""), row.last_error
+    # A relay that answers within a longer timeout: the next attempt is sent.
+    inbox.release.set()
+    app.state.settings.smtp_timeout_seconds = 30
+    clock.advance(timedelta(seconds=31))
+    assert await outbox.deliver(jobs, str(row.id)) == "sent"

@@ -5,10 +5,10 @@ from when they were revoked or expired; their refresh tokens go with them), deli
 rows (`LEADFLOW_RETENTION_OUTBOX_DAYS`, counted from delivery; pending, retrying and failed
 rows stay), call request events (`LEADFLOW_RETENTION_CALL_EVENTS_DAYS`), the health figures
 (request samples, the worker's minute samples, heartbeats of workers gone that long:
-`LEADFLOW_RETENTION_HEALTH_DAYS`; also the claims of periodic job runs, by their interval),
-webhook attempts and delivered or finally failed webhook
-deliveries (`LEADFLOW_RETENTION_WEBHOOKS_DAYS`, counted from when they were made). The audit
-log is never pruned.
+`LEADFLOW_RETENTION_HEALTH_DAYS`; also the claims of periodic job runs by their interval,
+each job's newest kept), webhook attempts and delivered or finally failed webhook deliveries
+(`LEADFLOW_RETENTION_WEBHOOKS_DAYS`, counted from when they were made). The audit log is never
+pruned.
 """
 
 from __future__ import annotations
