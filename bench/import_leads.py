@@ -146,9 +146,10 @@ async def settle(url: str) -> None:
         await conn.close()
 
 
-async def floor(url: str) -> tuple[int, float, list[str]]:
-    """(rows, seconds, the indexes of `leads`) for PostgreSQL inserting the imported leads
-    into an empty copy of `leads` with all its indexes (and none of its triggers)."""
+async def floor(url: str) -> tuple[int, float, list[str], float]:
+    """(rows, seconds, the indexes of `leads`, PostgreSQL's CPU seconds) for PostgreSQL
+    inserting the imported leads into an empty copy of `leads` with all its indexes (and none
+    of its triggers)."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
@@ -158,9 +159,9 @@ async def floor(url: str) -> tuple[int, float, list[str]]:
         # every page): done before the clock starts, so (b) times the inserting alone.
         await conn.fetchval("SELECT count(*) FROM leads WHERE ctid IS NOT NULL")
         await settle(url)
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), _postgres_cpu()
         status = await conn.execute("INSERT INTO floor_leads SELECT * FROM leads")
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _postgres_cpu() - cpu
         indexes = [
             r["indexname"]
             for r in await conn.fetch(
@@ -170,7 +171,7 @@ async def floor(url: str) -> tuple[int, float, list[str]]:
         await conn.execute("DROP TABLE floor_leads")
     finally:
         await conn.close()
-    return int(status.split()[-1]), elapsed, indexes
+    return int(status.split()[-1]), elapsed, indexes, cpu
 
 
 class _ChildPeak(logging.Handler):
@@ -189,6 +190,29 @@ class _ChildPeak(logging.Handler):
         stages = getattr(record, "import_stage_seconds", None)
         if stages is not None:
             self.stages = dict(stages)
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds (user + system) of every PostgreSQL process on this machine so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, _, rest = text.partition(") ")
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def _python_cpu() -> tuple[float, float]:
+    """CPU seconds of this process, and of its ended children (the preparing process)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _line(label: str, rows: int, seconds: float) -> str:
@@ -217,14 +241,17 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> float:
     child = _ChildPeak()
     logging.getLogger("leadflow.imports").addHandler(child)
     logging.getLogger("leadflow.imports").setLevel(logging.INFO)
+    pg_before, (own_before, kids_before) = _postgres_cpu(), _python_cpu()
     try:
         ours = await leadflow_import(db, big, settings)
     finally:
         logging.getLogger("leadflow.imports").removeHandler(child)
+    pg_ours, (own, kids) = _postgres_cpu() - pg_before, _python_cpu()
+    own, kids = own - own_before, kids - kids_before
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     await db.dispose()
     copy_s = await raw_copy(url, big)
-    floor_rows, floor_s, indexes = await floor(url)
+    floor_rows, floor_s, indexes, pg_floor = await floor(url)
     print(_line("(a) raw asyncpg COPY, bare table", ROWS, copy_s))
     print(_line("(b) floor: PostgreSQL, all indexes", floor_rows, floor_s))
     print(_line("(c) Leadflow import (PostgreSQL)", int(ours["imported"]), ours["seconds"]))
@@ -243,6 +270,13 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> float:
     print(
         "    import loop, seconds per stage: "
         + ", ".join(f"{k} {v}" for k, v in child.stages.items())
+    )
+    # CPU is what two cores share: the import's Python (this process and the preparing
+    # one) competes with its PostgreSQL backends; the floor is PostgreSQL alone.
+    print(
+        f"    CPU seconds: (b) PostgreSQL {pg_floor:.1f}; (c) PostgreSQL {pg_ours:.1f}, "
+        f"writer process {own:.1f}, preparing process {kids:.1f} "
+        f"(total {pg_ours + own + kids:.1f} in {ours['seconds']:.1f} s)"
     )
     return ratio
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
@@ -141,6 +141,67 @@ async def test_a_copy_checks_its_keys_once_and_leaves_the_role_as_it_was(
     assert await session.scalar(select(func.count()).where(Lead.organization_id == org.id)) == 30
     if is_postgres(session):
         assert await _setting(session, "session_replication_role") == "origin"
+
+
+async def test_a_copy_asks_checks_and_switches_in_one_statement(
+    session: AsyncSession, factory: Factory
+) -> None:
+    """An import sends a COPY per chunk: the privilege question, the key counts and the
+    switch to the replica role are one round trip before it, the switch back one after; a
+    key column whose rows the transaction wrote itself (a new lead's history) is not
+    looked up."""
+    if not is_postgres(session):
+        return  # SQLite: one executemany INSERT, no COPY
+    org = await factory.org()
+    user = await factory.user(org)
+    sent: list[str] = []
+
+    def listen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement)
+
+    sync = (await session.connection()).sync_connection
+    assert sync is not None
+    event.listen(sync, "before_cursor_execute", listen)
+    try:
+        rows = [_lead_row(org.id, user.id, n) for n in range(3)]
+        await bulk_insert(
+            session, Lead, rows, columns=list(rows[0]), json_columns=("tags", "custom")
+        )
+        leads_sent, sent[:] = list(sent), []
+        history = [
+            {
+                "id": uuid7(),
+                "organization_id": org.id,
+                "lead_id": r["id"],
+                "actor_user_id": user.id,
+                "from_status": None,
+                "to_status": "new",
+                "reason": "import",
+                "created_at": r["created_at"],
+            }
+            for r in rows
+        ]
+        await bulk_insert(
+            session,
+            LeadStatusChange,
+            history,
+            columns=list(history[0]),
+            written_here=("lead_id",),
+        )
+    finally:
+        event.remove(sync, "before_cursor_execute", listen)
+    assert len(leads_sent) == 2, leads_sent
+    assert "replica" in leads_sent[0] and "FOR KEY SHARE" in leads_sent[0]
+    assert "origin" in leads_sent[1]
+    assert len(sent) == 2, sent
+    # The history's one key is its lead's: nothing to look up, only the switch.
+    assert "replica" in sent[0] and "FOR KEY SHARE" not in sent[0], sent[0]
+    assert (
+        await session.scalar(
+            select(func.count()).where(LeadStatusChange.lead_id.in_([r["id"] for r in rows]))
+        )
+        == 3
+    )
 
 
 async def test_a_copy_runs_without_the_per_row_checks(

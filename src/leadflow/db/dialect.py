@@ -206,7 +206,7 @@ async def bulk_insert(
     times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
     JSON text; `copied` are the rows as `copy_rows` made them, if the caller has them
     already. `written_here` names foreign-key columns whose referenced rows this transaction
-    wrote itself (they need no lock). SQLite runs one executemany INSERT.
+    wrote itself (they need no check). SQLite runs one executemany INSERT.
     """
     if not rows:
         return
@@ -217,11 +217,10 @@ async def bulk_insert(
     records = copied if copied is not None else copy_rows(rows, columns, json_columns)
     raw = await conn.get_raw_connection()
     keys = _foreign_keys(model.__table__, columns)
-    per_statement = False
-    if keys is not None and await _may_skip_row_checks(conn):
-        await _check_keys(conn, keys, records, columns, set(written_here))
-        per_statement = True
-    else:
+    per_statement = keys is not None and await _check_keys(
+        conn, keys, records, columns, set(written_here)
+    )
+    if not per_statement:
         # PostgreSQL checks the keys per row (its RI triggers). The pool plans every
         # statement for its parameters (engine.PG_SERVER_SETTINGS), which would plan each of
         # those checks again (25 µs a row); the rest of this bulk write's transaction may keep
@@ -266,16 +265,13 @@ def _foreign_keys(table: Any, columns: Sequence[str]) -> list[tuple[str, str, st
     return [(col, ref_table, ref_col) for ref_table, col, ref_col in sorted(keys)]
 
 
-async def _may_skip_row_checks(conn: AsyncConnection) -> bool:
-    """Whether this transaction's role may set `session_replication_role` (a superuser, or
-    PostgreSQL ≥ 15 with `GRANT SET ON PARAMETER session_replication_role`). Asked per COPY:
-    `SET ROLE` may change it."""
-    query = (
-        "SELECT has_parameter_privilege('session_replication_role', 'SET')"
-        if (conn.dialect.server_version_info or (0,)) >= (15,)
-        else "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-    )
-    return bool(await conn.scalar(sql_text(query)))
+def _row_checks_skippable(conn: AsyncConnection) -> str:
+    """SQL: whether this transaction's role may set `session_replication_role` (a superuser,
+    or PostgreSQL ≥ 15 with `GRANT SET ON PARAMETER session_replication_role`). Asked per
+    COPY: `SET ROLE` may change it."""
+    if (conn.dialect.server_version_info or (0,)) >= (15,):
+        return "has_parameter_privilege('session_replication_role', 'SET')"
+    return "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 
 
 async def _check_keys(
@@ -284,31 +280,45 @@ async def _check_keys(
     records: list[Sequence[Any]],
     columns: Sequence[str],
     written_here: set[str],
-) -> None:
+) -> bool:
     """Check (and lock, as PostgreSQL's own check does) every row the foreign keys of
     `records` reference, with one query for the whole COPY, and switch PostgreSQL's per-row
-    checks off until `_ORIGIN`. Raises IntegrityError for a missing row.
+    checks off until `_ORIGIN`. Returns False (nothing checked or switched) where the role
+    may not switch them off; raises IntegrityError for a missing row.
 
     PostgreSQL checks a foreign key with one query per inserted row (its RI triggers):
     the 3 keys of a lead cost more than its 21 index entries. Triggers that keep data are
-    enabled ALWAYS (migration 0026), so the replica role skips only these checks.
+    enabled ALWAYS (migration 0026), so the replica role skips only these checks. One round
+    trip: the question, the switch and the counts (evaluated only when it may) are one
+    statement, sent once per chunk on an import's critical path.
     """
     quote = conn.dialect.identifier_preparer.quote
-    parts = ["set_config('session_replication_role', 'replica', true)"]
+    # Each part runs only where the role may (CASE is evaluated lazily, and so are the
+    # uncorrelated subqueries): a role without the privilege gets False and no error, which
+    # would abort the caller's transaction.
+    parts = ["CASE WHEN may THEN set_config('session_replication_role', 'replica', true) END"]
     params: dict[str, Any] = {}
     expected: list[int] = []
+    checked: list[tuple[str, str, str]] = []
     for n, (col, ref_table, ref_col) in enumerate(keys):
+        if col in written_here:
+            continue  # this transaction wrote those rows: they exist and are its own
         at = columns.index(col)
         values = list({r[at] for r in records} - {None})
-        lock = "" if col in written_here else " FOR KEY SHARE"
-        parts.append(
-            f"(SELECT count(*) FROM (SELECT 1 FROM ONLY {quote(ref_table)}"  # noqa: S608
-            f" WHERE {quote(ref_col)} = ANY(:k{n}){lock}) AS s{n})"
+        found = (
+            f"SELECT count(*) FROM (SELECT 1 FROM ONLY {quote(ref_table)}"  # noqa: S608
+            f" WHERE {quote(ref_col)} = ANY(:k{n}) FOR KEY SHARE) AS s{n}"
         )
+        parts.append(f"CASE WHEN may THEN ({found}) END")
         params[f"k{n}"] = values
         expected.append(len(values))
-    found = (await conn.execute(sql_text("SELECT " + ", ".join(parts)), params)).one()[1:]
-    for (col, ref_table, ref_col), want, got in zip(keys, expected, found, strict=True):
+        checked.append((col, ref_table, ref_col))
+    may = _row_checks_skippable(conn)
+    query = f"SELECT may, {', '.join(parts)} FROM (SELECT {may} AS may) AS m"  # noqa: S608
+    row = (await conn.execute(sql_text(query), params)).one()
+    if not row[0]:
+        return False
+    for (col, ref_table, ref_col), want, got in zip(checked, expected, row[2:], strict=True):
         if got != want:
             await conn.execute(sql_text(_ORIGIN))
             missing = f"{want - got} row(s) of {ref_table} missing"
@@ -317,6 +327,7 @@ async def _check_keys(
                 None,
                 LookupError(missing),
             )
+    return True
 
 
 @asynccontextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import re
 import threading
@@ -508,11 +507,6 @@ def tags_value(raw: str) -> list[str]:
         if t and t not in out and len(t) <= 60:
             out.append(t)
     return out
-
-
-def digest(value: str) -> int:
-    """A compact 64-bit fingerprint (in-file duplicate sets stay small at 1M rows)."""
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
 
 
 def load_json(raw: bytes) -> Any:

@@ -376,9 +376,9 @@ async def _decide(
     for n, (row_no, rec, values) in enumerate(built, 1):
         if n % YIELD_ROWS == 0:
             await asyncio.sleep(0)
-        keys = [parsing.digest("e:" + rec["email"])] if rec.get("email") else []
+        keys = ["e:" + rec["email"]] if rec.get("email") else []
         if rec.get("phone"):
-            keys.append(parsing.digest("p:" + rec["phone"]))
+            keys.append("p:" + rec["phone"])
         email, phone = rec.get("email") or "", rec.get("phone") or ""
         existing = by_email.get(email) or by_phone.get(phone)
         # Matches exist, but only outside the importer's scope (None marks those).

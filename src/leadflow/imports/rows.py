@@ -160,8 +160,9 @@ class ImportContext:
     created: set[str] = field(default_factory=set)
     # Duplicate keys of this chunk, and of the one before (it may not be committed yet when
     # this chunk is matched against the database).
-    seen: set[int] = field(default_factory=set)
-    seen_before: set[int] = field(default_factory=set)
+    # The keys are "e:<email>" and "p:<phone>": two chunks' worth is a few hundred kB.
+    seen: set[str] = field(default_factory=set)
+    seen_before: set[str] = field(default_factory=set)
     now: datetime = field(default_factory=utcnow)
 
 
