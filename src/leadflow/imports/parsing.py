@@ -59,6 +59,11 @@ def detect_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+# NUL characters (legacy exports pad fields with them): PostgreSQL cannot store them in text,
+# and one would refuse the whole chunk's COPY, so they are dropped from every cell and header.
+_NUL = "\x00"
+
+
 def decode_lines(chunks: Iterable[bytes], encoding: str | None = None) -> Iterator[str]:
     """Decoded text lines (with line ends) from byte chunks."""
     it = iter(chunks)
@@ -116,7 +121,7 @@ def csv_rows(lines: Iterator[str]) -> tuple[list[str], Iterator[list[str]]]:
         header = next(reader)
     except (StopIteration, csv.Error) as exc:
         raise FileProblem(f"The file could not be parsed as CSV: {exc}") from None
-    header = [h.strip().lstrip("\ufeff") for h in header]
+    header = [h.replace(_NUL, "").strip().lstrip("\ufeff") for h in header]
     if not any(header):
         raise FileProblem("The first line must name the columns")
     return header, _safe(reader)
@@ -140,12 +145,13 @@ def json_rows(data: Any) -> tuple[list[str], Iterator[list[Any]]]:
         raise FileProblem("Expected a non-empty array of objects")
     if not all(isinstance(r, dict) for r in data):
         raise FileProblem("Every array element must be an object")
-    header: list[str] = []
+    keys: list[str] = []
     for r in data:
         for k in r:
-            if k not in header:
-                header.append(str(k))
-    return header, ([r.get(h) for h in header] for r in data)
+            if k not in keys:
+                keys.append(str(k))
+    header = [k.replace(_NUL, "") for k in keys]
+    return header, ([r.get(k) for k in keys] for r in data)
 
 
 class FileView(io.RawIOBase):
@@ -332,6 +338,8 @@ def text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     out = str(value)
+    if _NUL in out:
+        out = out.replace(_NUL, "")
     if out.startswith(_QUOTED_FORMULA):
         out = out[1:]
     return out.strip()
