@@ -348,8 +348,11 @@ def text(value: Any) -> str:
 def email_value(raw: str) -> str:
     """Lower-cased email; the plain-ASCII common case avoids the full validator."""
     value = raw.strip().lower()
-    if _EMAIL.match(value) and ".." not in value:
-        return value
+    # The common case only: an address longer than SMTP allows (254, a local part over 64)
+    # goes to the validator, which refuses it — the column holds no more than that.
+    if len(value) <= 254 and _EMAIL.match(value) and ".." not in value:
+        if value.index("@") <= 64:
+            return value
     from leadflow.kit.normalize import normalize_email
 
     out = normalize_email(raw)

@@ -1,7 +1,10 @@
-"""NUL characters in an imported file (legacy exports pad fields with them) are dropped from
-every cell and header: PostgreSQL cannot store them in text, and one used to refuse the whole
-chunk — the synchronous import answered 422 for the file, a background import failed with
-nothing imported."""
+"""Values a row check must catch or clean before the write, because the database refuses them
+— and one refused value used to refuse the whole chunk's COPY on PostgreSQL (the synchronous
+import answered 422 for the file, a background import failed with nothing imported):
+
+- NUL characters (legacy exports pad fields with them) are dropped from every cell and header;
+- an email address longer than SMTP allows (the column holds 320 characters) is the row's
+  error, and the other rows are imported."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ BODY = (
     "Anna\x00 Berg,anna@example.com,ruft zur\x00\x00ück\n"
     "Carl Dorn,carl@exam\x00ple.com,\x00\n"
     "Eva Fuchs,eva@example.com,ok\n"
+    f"Gert Haas,gert@{'h' * 60}.{'i' * 60}.{'j' * 60}.{'k' * 60}.{'l' * 60}.de,lang\n"
 )
 EXPECTED = {
     "anna@example.com": ("Anna", "Berg", "ruft zurück"),
@@ -47,7 +51,7 @@ async def test_a_background_import_drops_nul_characters(
     async with committed_db.sessionmaker() as s:
         batch = await s.scalar(select(ImportBatch))
         assert batch is not None
-        assert (batch.imported_count, batch.error_count) == (3, 0)
+        assert (batch.imported_count, batch.error_count) == (3, 1)
         assert batch.headers == ["Name", "E-Mail", "Notizen"]
         assert await _stored(s) == EXPECTED
 
@@ -63,5 +67,7 @@ async def test_a_synchronous_import_drops_nul_characters(
         content=BODY.encode(),
     )
     assert r.status_code == 200, r.text
-    assert (r.json()["imported_count"], r.json()["errors"]) == (3, [])
+    body = r.json()
+    assert (body["imported_count"], body["error_count"]) == (3, 1)
+    assert body["errors"][0]["row"] == 5 and body["errors"][0]["column"] == "E-Mail"
     assert await _stored(session) == EXPECTED
