@@ -3,8 +3,9 @@
 import answered 422 for the file, a background import failed with nothing imported):
 
 - NUL characters (legacy exports pad fields with them) are dropped from every cell and header;
-- an email address longer than SMTP allows (the column holds 320 characters) is the row's
-  error, and the other rows are imported."""
+- an email address longer than SMTP allows (the column holds 320 characters) and a number
+  field's "1e999" (a float, but no JSON number) are the row's error, and the other rows are
+  imported."""
 
 from __future__ import annotations
 
@@ -71,3 +72,26 @@ async def test_a_synchronous_import_drops_nul_characters(
     assert (body["imported_count"], body["error_count"]) == (3, 1)
     assert body["errors"][0]["row"] == 5 and body["errors"][0]["column"] == "E-Mail"
     assert await _stored(session) == EXPECTED
+
+
+async def test_a_number_that_is_no_json_number_is_the_rows_error(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    field = {"key": "budget", "label": "Budget", "type": "number"}
+    assert (
+        await client.post("/api/v1/custom-fields", headers=admin.headers, json=field)
+    ).status_code == 201
+    body = "Name,E-Mail,Budget\nAnna Berg,anna@example.com,1e999\nCarl Dorn,carl@example.com,1200\n"
+    r = await client.post(
+        "/import/leads",
+        headers={**admin.headers, "Content-Type": "text/csv"},
+        content=body.encode(),
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["imported_count"], out["error_count"]) == (1, 1)
+    assert out["errors"][0]["row"] == 2 and "finite" in out["errors"][0]["message"]
+    carl = await session.scalar(select(Lead).where(Lead.email == "carl@example.com"))
+    assert carl is not None and carl.custom == {"budget": 1200}

@@ -123,6 +123,36 @@ async def test_custom_fields_validate_lead_values(
     assert [item["key"] for item in listed] == [spec["key"] for spec in defs]
 
 
+async def test_a_number_field_refuses_what_is_no_json_number(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """ "1e999", "nan" and "-inf" parse as floats but are no JSON number: refused as the
+    field's error on both engines (SQLite stored them, PostgreSQL's jsonb refused the write)."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    field = {"key": "budget", "label": "Budget", "type": "number"}
+    assert (
+        await client.post("/api/v1/custom-fields", headers=admin.headers, json=field)
+    ).status_code == 201
+    for value in ("1e999", "nan", "-inf", "NaN"):
+        r = await client.post(
+            "/api/v1/leads",
+            headers=admin.headers,
+            json={"first_name": "Jo", "custom": {"budget": value}},
+        )
+        assert r.status_code == 422, (value, r.text)
+        assert r.json()["errors"][0]["loc"] == ["body", "custom", "budget"], r.text
+        assert "finite" in r.json()["errors"][0]["msg"]
+    listed = await client.get("/api/v1/leads", headers=admin.headers)
+    assert listed.json()["total"] == 0
+    big = await client.post(
+        "/api/v1/leads",
+        headers=admin.headers,
+        json={"first_name": "Jo", "custom": {"budget": "1e308"}},
+    )
+    assert big.status_code == 201 and big.json()["custom"]["budget"] == int(1e308)
+
+
 async def test_tags_with_counts(client: httpx.AsyncClient, factory: Factory) -> None:
     org = await factory.org()
     admin = await factory.member(org)

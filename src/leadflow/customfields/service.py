@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -95,6 +96,9 @@ def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:
             num = float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ValueError("must be a number") from None
+        if not math.isfinite(num):
+            # "1e999", "nan": a float, but no JSON number (PostgreSQL's jsonb refuses them).
+            raise ValueError("must be a finite number")
         return int(num) if num.is_integer() else num
     if t == FieldType.DATE:
         try:
