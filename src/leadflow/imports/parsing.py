@@ -350,9 +350,8 @@ def email_value(raw: str) -> str:
     value = raw.strip().lower()
     # The common case only: an address longer than SMTP allows (254, a local part over 64)
     # goes to the validator, which refuses it — the column holds no more than that.
-    if len(value) <= 254 and _EMAIL.match(value) and ".." not in value:
-        if value.index("@") <= 64:
-            return value
+    if len(value) <= 254 and _EMAIL.match(value) and ".." not in value and value.index("@") <= 64:
+        return value
     from leadflow.kit.normalize import normalize_email
 
     out = normalize_email(raw)
