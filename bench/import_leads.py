@@ -146,7 +146,7 @@ async def settle(url: str) -> None:
         await conn.close()
 
 
-async def floor(url: str) -> tuple[int, float, list[str], float]:
+async def floor(url: str, postmaster: int) -> tuple[int, float, list[str], float]:
     """(rows, seconds, the indexes of `leads`, PostgreSQL's CPU seconds) for PostgreSQL
     inserting the imported leads into an empty copy of `leads` with all its indexes (and none
     of its triggers)."""
@@ -159,9 +159,9 @@ async def floor(url: str) -> tuple[int, float, list[str], float]:
         # every page): done before the clock starts, so (b) times the inserting alone.
         await conn.fetchval("SELECT count(*) FROM leads WHERE ctid IS NOT NULL")
         await settle(url)
-        t0, cpu = time.perf_counter(), _postgres_cpu()
+        t0, cpu = time.perf_counter(), _postgres_cpu(postmaster)
         status = await conn.execute("INSERT INTO floor_leads SELECT * FROM leads")
-        elapsed, cpu = time.perf_counter() - t0, _postgres_cpu() - cpu
+        elapsed, cpu = time.perf_counter() - t0, _postgres_cpu(postmaster) - cpu
         indexes = [
             r["indexname"]
             for r in await conn.fetch(
@@ -192,20 +192,44 @@ class _ChildPeak(logging.Handler):
             self.stages = dict(stages)
 
 
-def _postgres_cpu() -> float:
-    """CPU seconds (user + system) of every PostgreSQL process on this machine so far."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # ended meanwhile
+    return text.rpartition(") ")[2].split()
+
+
+def _postgres_cpu(postmaster: int) -> float:
+    """CPU seconds (user + system) of one PostgreSQL cluster so far: its postmaster, the
+    processes it runs, and those that ended (the postmaster's children's totals)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # ended meanwhile
-        name, _, rest = text.partition(") ")
-        if name.endswith("(postgres"):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is None:
+            continue
+        # fields[1] ppid; [11] utime, [12] stime, [13] cutime, [14] cstime (in ticks)
+        if int(entry.name) == postmaster:
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
     return total / tick
+
+
+async def _postmaster(url: str) -> int:
+    """The process id of the postmaster serving `url` (the parent of our backend)."""
+    conn = await asyncpg.connect(url)
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    fields = _stat(backend)
+    assert fields is not None, "the benchmark's PostgreSQL runs on another machine"
+    return int(fields[1])
 
 
 def _python_cpu() -> tuple[float, float]:
@@ -241,17 +265,18 @@ async def postgresql(label: str, admin_url: str, big: Path, tmp: Path) -> float:
     child = _ChildPeak()
     logging.getLogger("leadflow.imports").addHandler(child)
     logging.getLogger("leadflow.imports").setLevel(logging.INFO)
-    pg_before, (own_before, kids_before) = _postgres_cpu(), _python_cpu()
+    postmaster = await _postmaster(url)
+    pg_before, (own_before, kids_before) = _postgres_cpu(postmaster), _python_cpu()
     try:
         ours = await leadflow_import(db, big, settings)
     finally:
         logging.getLogger("leadflow.imports").removeHandler(child)
-    pg_ours, (own, kids) = _postgres_cpu() - pg_before, _python_cpu()
+    pg_ours, (own, kids) = _postgres_cpu(postmaster) - pg_before, _python_cpu()
     own, kids = own - own_before, kids - kids_before
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     await db.dispose()
     copy_s = await raw_copy(url, big)
-    floor_rows, floor_s, indexes, pg_floor = await floor(url)
+    floor_rows, floor_s, indexes, pg_floor = await floor(url, postmaster)
     print(_line("(a) raw asyncpg COPY, bare table", ROWS, copy_s))
     print(_line("(b) floor: PostgreSQL, all indexes", floor_rows, floor_s))
     print(_line("(c) Leadflow import (PostgreSQL)", int(ours["imported"]), ours["seconds"]))

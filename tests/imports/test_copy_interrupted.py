@@ -40,11 +40,11 @@ _KILL_ON_THE_NTH_COPY = [
 ]
 
 
+# SQLite has no server session to end.
+@pytest.mark.parametrize("committed_db_url", ["postgresql"], indirect=True)
 async def test_a_session_ended_mid_copy_leaves_the_batch_for_resume(
     committed_db: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    if committed_db.dialect != "postgresql":
-        return  # SQLite has no server session to end
     monkeypatch.setattr(prepare, "CHUNK_ROWS", CHUNK)
     body = "Name,E-Mail\n" + "".join(f"Person {i},p{i}@example.com\n" for i in range(ROWS))
     async with committed_db.sessionmaker() as session:

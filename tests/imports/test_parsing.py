@@ -144,6 +144,30 @@ def test_values() -> None:
     assert parsing.tags_value("vip; b2b,vip | messe") == ["vip", "b2b", "messe"]
 
 
+def _address(length: int) -> str:
+    """An otherwise valid address of `length` characters (60-character labels)."""
+    labels, rest = [], length - 61 - 3  # the local part and @, the ".de"
+    while rest > 0:
+        labels.append("b" * min(60, rest))
+        rest -= len(labels[-1]) + 1
+    return "a" * 60 + "@" + ".".join(labels) + ".de"
+
+
+def test_an_email_longer_than_smtp_allows_is_refused() -> None:
+    assert len(_address(254)) == 254 and parsing.email_value(_address(254)) == _address(254)
+    with pytest.raises(ValueError, match="too long"):
+        parsing.email_value(_address(255))
+
+
+def test_nul_characters_are_dropped_from_cells_and_headers() -> None:
+    assert parsing.text("An\x00na \x00") == "Anna"
+    header, rows = _rows(b"Na\x00me,E-Mail\nA\x00B,a@example.com\n")
+    assert header == ["Name", "E-Mail"] and rows == [["A\x00B", "a@example.com"]]
+    # JSON keys: the header is cleaned, the values are still found under the key as written.
+    header, json_values = parsing.json_rows([{"na\x00me": "A", "email": "a@example.com"}])
+    assert header == ["name", "email"] and list(json_values) == [["A", "a@example.com"]]
+
+
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"Name\n"])
 def test_empty_files(data: bytes) -> None:
     if data == b"Name\n":

@@ -3,13 +3,14 @@
 import answered 422 for the file, a background import failed with nothing imported):
 
 - NUL characters (legacy exports pad fields with them) are dropped from every cell and header;
-- an email address longer than SMTP allows (the column holds 320 characters) and a number
-  field's "1e999" (a float, but no JSON number) are the row's error, and the other rows are
-  imported."""
+- an email address longer than SMTP allows (the column holds 320 characters), a number
+  field's "1e999" (a float, but no JSON number) and a score of "1e999" or "nan" are the row's
+  error, and the other rows are imported."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -57,41 +58,52 @@ async def test_a_background_import_drops_nul_characters(
         assert await _stored(s) == EXPECTED
 
 
-async def test_a_synchronous_import_drops_nul_characters(
-    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
-) -> None:
-    org = await factory.org()
-    admin = await factory.member(org)
-    r = await client.post(
-        "/import/leads",
-        headers={**admin.headers, "Content-Type": "text/csv"},
-        content=BODY.encode(),
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert (body["imported_count"], body["error_count"]) == (3, 1)
-    assert body["errors"][0]["row"] == 5 and body["errors"][0]["column"] == "E-Mail"
-    assert await _stored(session) == EXPECTED
-
-
-async def test_a_number_that_is_no_json_number_is_the_rows_error(
-    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
-) -> None:
-    org = await factory.org()
-    admin = await factory.member(org)
-    field = {"key": "budget", "label": "Budget", "type": "number"}
-    assert (
-        await client.post("/api/v1/custom-fields", headers=admin.headers, json=field)
-    ).status_code == 201
-    body = "Name,E-Mail,Budget\nAnna Berg,anna@example.com,1e999\nCarl Dorn,carl@example.com,1200\n"
+async def _sync_import(
+    client: httpx.AsyncClient, factory: Factory, body: str, *, fields: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The synchronous import's response for `body`, by the admin of a new organisation that
+    has a number custom field for each of `fields`."""
+    admin = await factory.member(await factory.org())
+    for key in fields:
+        spec = {"key": key, "label": key.title(), "type": "number"}
+        created = await client.post("/api/v1/custom-fields", headers=admin.headers, json=spec)
+        assert created.status_code == 201, created.text
     r = await client.post(
         "/import/leads",
         headers={**admin.headers, "Content-Type": "text/csv"},
         content=body.encode(),
     )
     assert r.status_code == 200, r.text
-    out = r.json()
-    assert (out["imported_count"], out["error_count"]) == (1, 1)
-    assert out["errors"][0]["row"] == 2 and "finite" in out["errors"][0]["message"]
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def test_a_synchronous_import_drops_nul_characters(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    out = await _sync_import(client, factory, BODY)
+    assert (out["imported_count"], out["error_count"]) == (3, 1)
+    assert out["errors"][0]["row"] == 5 and out["errors"][0]["column"] == "E-Mail"
+    assert await _stored(session) == EXPECTED
+
+
+async def test_a_number_that_is_no_json_number_is_the_rows_error(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    body = (
+        "Name,E-Mail,Budget,Score\n"
+        "Anna Berg,anna@example.com,1e999,10\n"
+        "Carl Dorn,carl@example.com,1200,20\n"
+        "Eva Fuchs,eva@example.com,1,1e999\n"
+        "Gert Haas,gert@example.com,2,nan\n"
+    )
+    out = await _sync_import(client, factory, body, fields=("budget",))
+    assert (out["imported_count"], out["error_count"]) == (1, 3)
+    assert [(e["row"], e["column"]) for e in out["errors"]] == [
+        (2, "budget"),
+        (4, "Score"),
+        (5, "Score"),
+    ]
+    assert "finite" in out["errors"][0]["message"]
     carl = await session.scalar(select(Lead).where(Lead.email == "carl@example.com"))
     assert carl is not None and carl.custom == {"budget": 1200}

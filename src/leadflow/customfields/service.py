@@ -96,6 +96,8 @@ def _coerce(defn: CustomFieldDefinition, value: Any) -> Any:
             num = float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ValueError("must be a number") from None
+        except OverflowError:  # an integer of more than ~308 digits
+            raise ValueError("must be a finite number") from None
         if not math.isfinite(num):
             # "1e999", "nan": a float, but no JSON number (PostgreSQL's jsonb refuses them).
             raise ValueError("must be a finite number")

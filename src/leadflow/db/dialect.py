@@ -206,7 +206,8 @@ async def bulk_insert(
     times faster than INSERT); `columns` are the ones copied, `json_columns` are sent as
     JSON text; `copied` are the rows as `copy_rows` made them, if the caller has them
     already. `written_here` names foreign-key columns whose referenced rows this transaction
-    wrote itself (they need no check). SQLite runs one executemany INSERT.
+    wrote itself, for every row (they are not checked at all: the rows exist and no other
+    transaction can delete them). SQLite runs one executemany INSERT.
     """
     if not rows:
         return
@@ -282,9 +283,11 @@ async def _check_keys(
     written_here: set[str],
 ) -> bool:
     """Check (and lock, as PostgreSQL's own check does) every row the foreign keys of
-    `records` reference, with one query for the whole COPY, and switch PostgreSQL's per-row
-    checks off until `_ORIGIN`. Returns False (nothing checked or switched) where the role
-    may not switch them off; raises IntegrityError for a missing row.
+    `records` reference (but those of `written_here`), with one query for the whole COPY, and
+    switch PostgreSQL's per-row checks off until `_ORIGIN`. Returns False (nothing checked or
+    switched) where the role may not switch them off; raises IntegrityError for a missing
+    row. The statement names `FOR KEY SHARE` either way, so the role needs `UPDATE` on the
+    referenced tables even where the branch does not run (the application's role has it).
 
     PostgreSQL checks a foreign key with one query per inserted row (its RI triggers):
     the 3 keys of a lead cost more than its 21 index entries. Triggers that keep data are

@@ -227,10 +227,11 @@ def build_record(
                 if letter in "DISGC":
                     rec["disg_type"] = letter
             elif target == "score":
-                score = int(float(value.replace(",", ".")))
-                if not 0 <= score <= 100:
+                number = float(value.replace(",", "."))
+                # Checked as a float: "1e999" is no integer and "nan" compares false.
+                if not 0 <= number <= 100:
                     raise ValueError("score must be between 0 and 100")
-                rec["score"] = score
+                rec["score"] = int(number)
             elif target.startswith("custom."):
                 key = target[7:]
                 if key in ctx.generated:
