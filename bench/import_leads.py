@@ -224,10 +224,10 @@ async def _postmaster(url: str) -> int:
     """The process id of the postmaster serving `url` (the parent of our backend)."""
     conn = await asyncpg.connect(url)
     try:
-        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        # Read while the backend runs (it exits with the connection).
+        fields = _stat(int(await conn.fetchval("SELECT pg_backend_pid()")))
     finally:
         await conn.close()
-    fields = _stat(backend)
     assert fields is not None, "the benchmark's PostgreSQL runs on another machine"
     return int(fields[1])
 
