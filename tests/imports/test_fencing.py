@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.config import Settings
@@ -24,9 +24,8 @@ from leadflow.imports import batches, prepare, repository
 from leadflow.imports.jobs import run_job
 from leadflow.kit.clock import clock
 from leadflow.models.import_batch import ImportBatch
-from leadflow.models.lead import Lead
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import background_batch, make_settings
+from tests.fixtures.factories import assert_each_imported_once, background_batch, make_settings
 
 CHUNK = 8
 FIRST = 24  # rows in the first piece of the file: worker A commits 3 chunks, then stalls
@@ -103,17 +102,7 @@ async def test_stale_worker_is_fenced_and_every_row_is_imported_once(
     # A wakes up: its next checkpoint is refused and its chunk rolled back.
     assert await asyncio.wait_for(worker_a, timeout=60) == "fenced"
 
-    async with committed_db.sessionmaker() as s:
-        emails = [e or "" for e in await s.scalars(select(Lead.email))]
-        assert sorted(emails) == sorted(f"p{i}@example.com" for i in range(TOTAL))
-        batch = await s.scalar(select(ImportBatch))
-        assert batch is not None
-        assert (batch.status, batch.processed_rows, batch.imported_count) == (
-            "completed",
-            TOTAL,
-            TOTAL,
-        )
-        assert await s.scalar(select(func.count()).select_from(Lead)) == TOTAL
+    await assert_each_imported_once(committed_db, [f"p{i}@example.com" for i in range(TOTAL)])
 
 
 async def test_a_claim_replaces_the_token_and_the_old_one_is_refused(
