@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +20,7 @@ from leadflow.models.outbox import Notification, OutboxMessage
 from leadflow.worker import outbox
 from leadflow.worker.jobs import JobContext, RecordingQueue
 from tests.fixtures.factories import Factory
-from tests.fixtures.smtp import Inbox, free_port, smtp  # noqa: F401
+from tests.fixtures.smtp import Inbox, free_port, serving, smtp  # noqa: F401
 
 
 async def _assign(
@@ -201,14 +200,11 @@ class _StallingInbox(Inbox):
 def stalling_smtp() -> Iterator[tuple[int, _StallingInbox]]:
     """(port, inbox) of an SMTP server that holds its DATA replies."""
     inbox = _StallingInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        inbox.release.set()
-        controller.stop()
+    with serving(inbox) as port:
+        try:
+            yield port, inbox
+        finally:
+            inbox.release.set()  # the server's stop waits for a held reply
 
 
 async def test_a_reply_later_than_the_smtp_timeout_is_a_failed_attempt(
