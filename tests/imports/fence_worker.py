@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 import leadflow.wiring  # noqa: F401  (event subscribers, jobs)
 from leadflow.config import Settings
@@ -70,8 +71,10 @@ async def _run_a(ctx: JobContext, db: Database, bid: uuid.UUID, release: Path) -
         return "not claimed"
     commits = 0
 
-    def on_commit(_session: object) -> None:
+    def on_commit(session: Session) -> None:
         nonlocal commits
+        if session.get_nested_transaction() is not None:
+            return  # a savepoint released, not the chunk's commit
         commits += 1
         if commits == FIRST // CHUNK:
             _say(f"A: stalled after {commits} chunks")

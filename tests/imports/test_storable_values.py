@@ -21,7 +21,7 @@ from leadflow.imports.jobs import run_job
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
 from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import Factory, background_batch, make_settings
+from tests.fixtures.factories import Factory, background_batch, make_settings, sync_import
 
 BODY = (
     "Name,E-Mail\x00,Notizen\n"
@@ -68,14 +68,7 @@ async def _sync_import(
         spec = {"key": key, "label": key.title(), "type": "number"}
         created = await client.post("/api/v1/custom-fields", headers=admin.headers, json=spec)
         assert created.status_code == 201, created.text
-    r = await client.post(
-        "/import/leads",
-        headers={**admin.headers, "Content-Type": "text/csv"},
-        content=body.encode(),
-    )
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
+    return await sync_import(client, admin.headers, body)
 
 
 async def test_a_synchronous_import_drops_nul_characters(

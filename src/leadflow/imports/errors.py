@@ -8,6 +8,8 @@ from leadflow.kit.errors import UNSUPPORTED_MEDIA_TYPE
 # Row-error codes (`{row, column, value, message, code}` in an import's report).
 INVALID_VALUE = "invalid_value"
 DUPLICATE_OUT_OF_SCOPE = "duplicate_out_of_scope"
+# The row passed the checks, but the database refused to store one of its values.
+REFUSED_BY_DATABASE = "refused_by_database"
 
 
 class InvalidFile(LeadflowError):

@@ -11,12 +11,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from uuid_utils.compat import uuid7
@@ -30,6 +30,7 @@ from leadflow.imports.errors import (
     DUPLICATE_OUT_OF_SCOPE,
     INVALID_VALUE,
     OWNER_ID_COLUMN,
+    REFUSED_BY_DATABASE,
     STAGE_FALLBACK,
 )
 from leadflow.imports.options import ImportOptions
@@ -454,6 +455,76 @@ async def _decide(
     return _Decision(prepared, errors, ready, updates)
 
 
+async def _in_parts(
+    session: AsyncSession, n: int, write: Callable[[int, int], Awaitable[int]]
+) -> tuple[int, list[tuple[int, str]]]:
+    """`write(0, n)` in a savepoint; if the database refuses the set for a value (a data
+    exception or an integrity violation), each half is written the same way, down to single
+    items. So a value the row checks let through costs its own row, not its chunk: returns
+    what the writes counted and the refused items' indexes with the database's reason."""
+    done, refused = 0, []
+    todo = [(0, n)] if n else []
+    while todo:
+        start, stop = todo.pop()
+        try:
+            async with session.begin_nested():
+                done += await write(start, stop)
+        except Exception as exc:
+            reason = _refusal(exc)
+            if reason is None:
+                raise
+            if stop - start == 1:
+                refused.append((start, reason))
+            else:
+                mid = (start + stop) // 2
+                todo += [(mid, stop), (start, mid)]  # the first half is written first
+    return done, sorted(refused)
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The database's reason when `exc` refused a value (SQLSTATE class 22 or 23, or the
+    driver's data or integrity error), else None (connection lost, lock timeout, ...)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        refused = state[:2] in ("22", "23")
+    else:
+        refused = isinstance(exc, IntegrityError | DataError)
+    if not refused:
+        return None
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return first[:300]
+
+
+def _report_refused(
+    report: Report,
+    built: list[tuple[int, dict[str, Any], list[Any]]],
+    errors: list[tuple[int, dict[str, Any], list[Any]]],
+    records: list[dict[str, Any]],
+    reasons: list[str],
+) -> None:
+    """Count and add the rows of `records` the database refused to the chunk's errors."""
+    rows = {id(rec): (row_no, values) for row_no, rec, values in built}
+    for rec, reason in zip(records, reasons, strict=True):
+        row_no, values = rows[id(rec)]
+        err = {
+            "column": None,
+            "value": None,
+            "message": f"the database refused the row: {reason}",
+            "code": REFUSED_BY_DATABASE,
+        }
+        errors.append((row_no, err, values))
+        report.error_count += 1
+        if rec["needs_action"]:
+            report.needs_action_count -= 1
+        if rec.get("last_contacted_at") is None:
+            report.without_last_contact_count -= 1
+        if len(report.errors) < MAX_REPORTED_ERRORS:
+            report.errors.append({"row": row_no, **err})
+    errors.sort(key=lambda e: e[0])
+    report.errors.sort(key=lambda e: e["row"] or 0)
+
+
 async def _write(
     session: AsyncSession,
     ctx: ImportContext,
@@ -469,8 +540,26 @@ async def _write(
     built, inserts, todo = prepared.built, decision.new.records, decision.todo
     batch_id = batch.id if batch is not None else None
     await ensure_fields(session, ctx, todo)
-    await bulk.write_records(session, ctx.actor, ctx.settings, decision.new)
-    updated = await apply_updates(session, ctx, batch_id, updates)
+    new = decision.new
+
+    async def write_new(start: int, stop: int) -> int:
+        await bulk.write_records(session, ctx.actor, ctx.settings, new.part(start, stop))
+        return stop - start
+
+    async def write_updates(start: int, stop: int) -> int:
+        return await apply_updates(session, ctx, batch_id, updates[start:stop])
+
+    _, refused = await _in_parts(session, len(inserts), write_new)
+    updated, refused_updates = await _in_parts(session, len(updates), write_updates)
+    if refused or refused_updates:
+        gone = [inserts[i] for i, _ in refused] + [updates[i][1] for i, _ in refused_updates]
+        _report_refused(report, built, errors, gone, [m for _, m in refused + refused_updates])
+        # Only `errors` grows: a refused update is no longer one of the chunk's updates.
+        report.imported_count -= len(refused)
+        dropped = {id(rec) for rec in gone}
+        inserts = [rec for rec in inserts if id(rec) not in dropped]
+        todo = [rec for rec in todo if id(rec) not in dropped]
+        updates = [u for u in updates if id(u[1]) not in dropped]
     report.updated_count += updated
     report.skipped_count += len(updates) - updated  # gone (deleted) since they were matched
     if batch is not None:

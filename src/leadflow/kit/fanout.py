@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Iterable
 
 import redis
 import redis.asyncio as aioredis
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+
+from leadflow.kit.atcommit import AtCommit
 
 log = logging.getLogger("leadflow.fanout")
 
@@ -117,22 +117,19 @@ def uninstall_publisher() -> None:
     install_publisher("")
 
 
-def announce(session: AsyncSession, topic: str) -> None:
-    """Wake the streams of `topic` once the session's transaction commits (not on rollback)."""
-    session.sync_session.info.setdefault(_KEY, set()).add(topic)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    topics = session.info.pop(_KEY, None)
+def _publish(topics: list[str]) -> None:
     publisher = _publisher
-    if topics and publisher is not None:
-        publisher.publish(topics)
+    if publisher is not None:
+        publisher.publish(set(topics))
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_KEY, None)
+_at_commit: AtCommit[str] = AtCommit(_KEY, _publish)
+
+
+def announce(session: AsyncSession, topic: str) -> None:
+    """Wake the streams of `topic` once the session's transaction commits (not on rollback,
+    nor when a savepoint is released)."""
+    _at_commit.add(session, topic, once=True)
 
 
 # ---- listening: one subscription per API process ---------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -177,6 +177,24 @@ class NewLeads:
         self._complete(actor, records)
         self.lead_rows += repository.lead_copy_rows(records)
         self.status_rows += repository.status_copy_rows(self.statuses[first:])
+
+    def part(self, start: int, stop: int) -> NewLeads:
+        """The leads `start:stop` (in order) with their rows of every table: a set the
+        database refused is written again in parts."""
+        records = self.records[start:stop]
+        ids = {rec["id"] for rec in records}
+        history = [row for row in self.history if row["lead_id"] in ids]
+        kept = {row["id"] for row in history}
+        return replace(
+            self,
+            records=records,
+            views=self.views[start:stop],
+            statuses=self.statuses[start:stop],
+            history=history,
+            assigned=[a for a in self.assigned if a.assignment_id in kept],
+            lead_rows=self.lead_rows[start:stop],
+            status_rows=self.status_rows[start:stop],
+        )
 
     def _complete(self, actor: Actor, records: list[dict[str, Any]]) -> None:
         now, reason, picker = self.now, self.reason, self.picker

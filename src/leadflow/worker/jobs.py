@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from leadflow.config import Settings
+from leadflow.kit.atcommit import AtCommit
 from leadflow.kit.clock import utcnow
 from leadflow.models.outbox import PeriodicRun
 
@@ -86,29 +85,7 @@ def get_queue() -> JobQueue:
     return _queue
 
 
-_KEY = "leadflow_jobs"
-
-
-def enqueue_job(session: AsyncSession, name: str, *args: Any, eta: datetime | None = None) -> None:
-    """Queue a job once the session's transaction commits."""
-    if name not in JOBS:
-        raise KeyError(f"unknown job {name!r}")
-    session.sync_session.info.setdefault(_KEY, []).append((name, args, eta))
-
-
-def enqueue_job_once(
-    session: AsyncSession, name: str, *args: Any, eta: datetime | None = None
-) -> None:
-    """`enqueue_job`, unless the same job is already waiting for this transaction's commit
-    (a handler that runs for every chunk of an import queues one run, not fifty)."""
-    if (name, args, eta) in session.sync_session.info.get(_KEY, []):
-        return
-    enqueue_job(session, name, *args, eta=eta)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    pending = session.info.pop(_KEY, [])
+def _hand_over(pending: list[tuple[str, tuple[Any, ...], datetime | None]]) -> None:
     for name, args, eta in pending:
         try:
             _queue.enqueue(name, args, eta)
@@ -116,9 +93,27 @@ def _after_commit(session: Session) -> None:
             log.exception("could not enqueue job", extra={"job": name})
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_KEY, None)
+_at_commit: AtCommit[tuple[str, tuple[Any, ...], datetime | None]] = AtCommit(
+    "leadflow_jobs", _hand_over
+)
+
+
+def enqueue_job(session: AsyncSession, name: str, *args: Any, eta: datetime | None = None) -> None:
+    """Queue a job once the session's transaction commits (a savepoint's release is not
+    that commit; its rollback drops the jobs queued inside it)."""
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}")
+    _at_commit.add(session, (name, args, eta))
+
+
+def enqueue_job_once(
+    session: AsyncSession, name: str, *args: Any, eta: datetime | None = None
+) -> None:
+    """`enqueue_job`, unless the same job is already waiting for this transaction's commit
+    (a handler that runs for every chunk of an import queues one run, not fifty)."""
+    if name not in JOBS:
+        raise KeyError(f"unknown job {name!r}")
+    _at_commit.add(session, (name, args, eta), once=True)
 
 
 async def run_job(ctx: JobContext, name: str, *args: Any) -> Any:

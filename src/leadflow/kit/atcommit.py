@@ -1,0 +1,66 @@
+"""Things to do once a session's transaction commits, aware of savepoints.
+
+SQLAlchemy's `after_commit` and `after_rollback` session events also fire when a savepoint
+(`begin_nested`) is released or rolled back. Handing jobs or wake-ups over then would hand
+them over before the data they announce is committed, and dropping them then would lose
+those queued before the savepoint. `AtCommit` keeps each value with the savepoint it was
+queued in: a release moves it to the enclosing transaction, a savepoint's rollback drops only
+its own, and the outermost commit hands everything over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+T = TypeVar("T")
+
+
+class AtCommit(Generic[T]):
+    """Values queued in a session, handed to `deliver` when its outermost transaction
+    commits (in the order queued, each once), dropped when it rolls back."""
+
+    def __init__(self, key: str, deliver: Callable[[list[T]], None]) -> None:
+        self.key = key
+        self.deliver = deliver
+        event.listen(Session, "after_commit", self._after_commit)
+        event.listen(Session, "after_rollback", self._after_rollback)
+
+    def _pending(self, session: Session) -> list[list[Any]]:
+        pending: list[list[Any]] = session.info.setdefault(self.key, [])
+        return pending
+
+    def add(self, session: AsyncSession, value: T, *, once: bool = False) -> None:
+        """Queue `value` for the commit (`once`: unless it is queued already)."""
+        sync = session.sync_session
+        pending = self._pending(sync)
+        if once and any(v == value for v, _ in pending):
+            return
+        pending.append([value, sync.get_nested_transaction()])
+
+    def _after_commit(self, session: Session) -> None:
+        nested = session.get_nested_transaction()
+        if nested is not None:
+            # A savepoint released: its values now belong to the transaction around it.
+            parent: SessionTransaction | None = nested.parent
+            outer = parent if parent is not None and parent.nested else None
+            for item in session.info.get(self.key, ()):
+                if item[1] is nested:
+                    item[1] = outer
+            return
+        pending = session.info.pop(self.key, None)
+        if pending:
+            self.deliver([v for v, _ in pending])
+
+    def _after_rollback(self, session: Session) -> None:
+        nested = session.get_nested_transaction()
+        if nested is None:
+            session.info.pop(self.key, None)
+            return
+        pending = session.info.get(self.key)
+        if pending:
+            pending[:] = [item for item in pending if item[1] is not nested]

@@ -1,0 +1,127 @@
+"""A value the row checks let through but the database refuses costs its row, not the import.
+
+The refusal is made real here: a CHECK constraint (PostgreSQL) or a trigger (SQLite) on
+`leads` that refuses one company name. Before, one such value refused its whole chunk: the
+synchronous import answered an error for the file, a background import failed with every
+row after the last committed chunk left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leadflow.db.engine import Database
+from leadflow.imports.errors import REFUSED_BY_DATABASE
+from leadflow.imports.jobs import run_job
+from leadflow.models.import_batch import ImportBatch, ImportRowError
+from leadflow.models.lead import Lead
+from leadflow.models.lead_history import LeadStatusChange
+from leadflow.worker.jobs import JobContext
+from tests.fixtures.factories import Factory, background_batch, make_settings, sync_import
+
+REFUSED = "Refused GmbH"
+ROWS = 2_500  # two chunks of the background import
+REFUSED_AT = (3, 1_500, 2_400)  # data rows (the file's row numbers are one more)
+
+
+def _body(rows: int = ROWS, refused: tuple[int, ...] = REFUSED_AT) -> str:
+    lines = ["Name,E-Mail,Firma"]
+    for i in range(1, rows + 1):
+        company = REFUSED if i in refused else f"Firma {i}"
+        lines.append(f"Person {i},person{i}@example.com,{company}")
+    return "\n".join(lines) + "\n"
+
+
+async def _refuse(session: AsyncSession) -> None:
+    """Make the database itself refuse a lead whose company is REFUSED."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(
+            sql_text(
+                "ALTER TABLE leads ADD CONSTRAINT test_refused"
+                f" CHECK (company IS DISTINCT FROM '{REFUSED}')"
+            )
+        )
+    else:
+        await session.execute(
+            sql_text(
+                "CREATE TRIGGER test_refused_insert BEFORE INSERT ON leads"
+                f" WHEN NEW.company = '{REFUSED}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+        await session.execute(
+            sql_text(
+                "CREATE TRIGGER test_refused_update BEFORE UPDATE ON leads"
+                f" WHEN NEW.company = '{REFUSED}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+
+
+async def test_a_background_import_reports_the_refused_rows_and_imports_the_rest(
+    committed_db: Database, tmp_path: Path
+) -> None:
+    async with committed_db.sessionmaker() as session:
+        await _refuse(session)
+        await session.commit()
+        batch_id = await background_batch(session, _body().encode())
+    settings = make_settings(committed_db.url, tmp_path / "data")
+    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
+    assert await run_job(jobs, batch_id) == "completed"
+    async with committed_db.sessionmaker() as s:
+        batch = await s.scalar(select(ImportBatch))
+        assert batch is not None
+        assert (batch.total_rows, batch.imported_count, batch.error_count) == (ROWS, ROWS - 3, 3)
+        assert batch.skipped_count == 0
+        errors = (await s.scalars(select(ImportRowError).order_by(ImportRowError.row))).all()
+        assert [e.row for e in errors] == [i + 1 for i in REFUSED_AT]
+        assert {e.code for e in errors} == {REFUSED_BY_DATABASE}
+        assert all(e.raw[2] == REFUSED for e in errors)
+        assert all("refused" in e.message for e in errors)
+        emails = set(await s.scalars(select(Lead.email)))
+        assert emails == {
+            f"person{i}@example.com" for i in range(1, ROWS + 1) if i not in REFUSED_AT
+        }
+        # Each written lead has its one first status row: nothing of a refused set remains.
+        history = await s.scalar(select(func.count()).select_from(LeadStatusChange))
+        assert history == ROWS - 3
+
+
+async def test_a_synchronous_import_reports_the_refused_rows_and_imports_the_rest(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    await _refuse(session)
+    admin = await factory.member(await factory.org())
+    out = await sync_import(client, admin.headers, _body(40, (3, 17)))
+    assert (out["imported_count"], out["error_count"]) == (38, 2)
+    errors = out["errors"]
+    assert isinstance(errors, list)
+    assert [(e["row"], e["code"]) for e in errors] == [
+        (4, REFUSED_BY_DATABASE),
+        (18, REFUSED_BY_DATABASE),
+    ]
+    stored = await session.scalar(select(func.count()).select_from(Lead))
+    assert stored == 38
+
+
+async def test_an_update_the_database_refuses_is_the_rows_error(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    admin = await factory.member(await factory.org())
+    first = await sync_import(client, admin.headers, _body(5, ()))
+    assert first["imported_count"] == 5, first
+    await _refuse(session)
+    again = _body(5, (2, 4)).replace("Firma 1\n", "Neue Firma\n")
+    out = await sync_import(client, admin.headers, again, on_duplicate="update")
+    # Rows 1, 3 and 5 are written (their analysis runs again); 2 and 4 are refused.
+    assert (out["updated_count"], out["error_count"], out["skipped_count"]) == (3, 2, 0), out
+    assert [(e["row"], e["code"]) for e in out["errors"]] == [
+        (3, REFUSED_BY_DATABASE),
+        (5, REFUSED_BY_DATABASE),
+    ]
+    companies = dict((await session.execute(select(Lead.email, Lead.company))).all())
+    assert companies["person1@example.com"] == "Neue Firma"
+    assert companies["person2@example.com"] == "Firma 2"
+    assert companies["person4@example.com"] == "Firma 4"

@@ -1,0 +1,56 @@
+"""Jobs (and stream wake-ups, through the same `AtCommit`) are handed over when the outermost
+transaction commits: a savepoint's release is not that commit, and a savepoint's rollback
+drops only what was queued inside it. SQLAlchemy reports both through the session's
+`after_commit`/`after_rollback` events, which used to hand jobs over before the data they
+name was committed, or drop every job queued earlier in the transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+import leadflow.tasks.jobs  # noqa: F401  (registers tasks.due)
+from leadflow.db.engine import Database
+from leadflow.worker.jobs import RecordingQueue, enqueue_job, enqueue_job_once
+
+
+class _Refused(Exception):
+    pass
+
+
+async def test_jobs_wait_for_the_outer_commit_and_a_rolled_back_savepoint_drops_its_own(
+    committed_db: Database, queue: RecordingQueue
+) -> None:
+    async with committed_db.sessionmaker() as session:
+        await session.begin()
+        enqueue_job(session, "tasks.due", "before")
+        async with session.begin_nested():
+            enqueue_job(session, "tasks.due", "released")
+            async with session.begin_nested():
+                enqueue_job(session, "tasks.due", "inner, released")
+        with pytest.raises(_Refused):
+            async with session.begin_nested():
+                enqueue_job(session, "tasks.due", "rolled back")
+                async with session.begin_nested():
+                    enqueue_job(session, "tasks.due", "inside the rolled back one")
+                raise _Refused
+        enqueue_job_once(session, "tasks.due", "before")  # still queued: not twice
+        assert queue.items == []  # savepoints released: nothing handed over yet
+        await session.commit()
+    assert [args for _, args, _ in queue.items] == [
+        ("before",),
+        ("released",),
+        ("inner, released",),
+    ]
+
+
+async def test_a_rollback_of_the_transaction_drops_everything(
+    committed_db: Database, queue: RecordingQueue
+) -> None:
+    async with committed_db.sessionmaker() as session:
+        await session.begin()
+        enqueue_job(session, "tasks.due", "before")
+        async with session.begin_nested():
+            enqueue_job(session, "tasks.due", "released")
+        await session.rollback()
+        await session.commit()
+    assert queue.items == []
