@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from uuid_utils.compat import uuid7
@@ -46,6 +46,7 @@ from leadflow.imports.rows import (
 from leadflow.imports.updates import apply_updates
 from leadflow.kit.clock import utcnow
 from leadflow.kit.gc import long_lived_frozen
+from leadflow.kit.problems import bad_value
 from leadflow.leads import bulk
 from leadflow.models.import_batch import ImportBatch
 from leadflow.notifications import service as notifications
@@ -482,15 +483,13 @@ async def _in_parts(
 
 
 def _refusal(exc: BaseException) -> str | None:
-    """The database's reason when `exc` refused a value (SQLSTATE class 22 or 23, or the
-    driver's data or integrity error), else None (connection lost, lock timeout, ...)."""
+    """The database's reason when `exc` refused a value — a data exception or an integrity
+    violation (SQLSTATE class 22 or 23), or a value the driver could not encode — else None
+    (a lost connection, a lock timeout: those stop the import as before)."""
     orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)
-    if isinstance(state, str):
-        refused = state[:2] in ("22", "23")
-    else:
-        refused = isinstance(exc, IntegrityError | DataError)
-    if not refused:
+    state = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    integrity = isinstance(exc, IntegrityError) or (isinstance(state, str) and state[:2] == "23")
+    if not (integrity or bad_value(exc)):
         return None
     first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
     return first[:300]

@@ -132,7 +132,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _bad_value(exc: BaseException) -> bool:
+def bad_value(exc: BaseException) -> bool:
     """Whether the database refused a value itself (out of range, NUL byte, bad encoding)."""
     if isinstance(exc, OverflowError | UnicodeEncodeError | sa_exc.DataError):
         return True
@@ -164,7 +164,7 @@ async def _database_value_error(request: Request, exc: Exception) -> JSONRespons
             detail="The change conflicts with one made at the same time; reload and retry",
             code=CONCURRENT_CONFLICT,
         )
-    if not _bad_value(exc):
+    if not bad_value(exc):
         return await _unhandled(request, exc)
     log.info("value refused by the database: %s", str(exc).splitlines()[0][:200])
     return problem(
