@@ -181,6 +181,8 @@ class NewLeads:
     def part(self, start: int, stop: int) -> NewLeads:
         """The leads `start:stop` (in order) with their rows of every table: a set the
         database refused is written again in parts."""
+        if start == 0 and stop == len(self.records):
+            return self
         records = self.records[start:stop]
         ids = {rec["id"] for rec in records}
         history = [row for row in self.history if row["lead_id"] in ids]
