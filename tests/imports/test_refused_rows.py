@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
+from leadflow.imports import pipeline
 from leadflow.imports.errors import REFUSED_BY_DATABASE
 from leadflow.imports.jobs import run_job
 from leadflow.models.import_batch import ImportBatch, ImportRowError
@@ -125,3 +127,44 @@ async def test_an_update_the_database_refuses_is_the_rows_error(
     assert companies["person1@example.com"] == "Neue Firma"
     assert companies["person2@example.com"] == "Firma 2"
     assert companies["person4@example.com"] == "Firma 4"
+
+
+async def test_many_refused_rows_in_one_chunk_stop_the_import_as_before(
+    committed_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Beyond a few refused rows per chunk the cause is not in the rows: each would cost a
+    # write of its own, so the import stops with the database's reason.
+    monkeypatch.setattr(pipeline, "MAX_REFUSED_PER_CHUNK", 1)
+    async with committed_db.sessionmaker() as session:
+        await _refuse(session)
+        await session.commit()
+        batch_id = await background_batch(session, _body(20, (4, 9)).encode())
+    settings = make_settings(committed_db.url, tmp_path / "data")
+    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
+    assert await run_job(jobs, batch_id) == "failed"
+    async with committed_db.sessionmaker() as s:
+        batch = await s.scalar(select(ImportBatch))
+        assert batch is not None and batch.failure is not None
+        assert batch.failure.startswith("The database refused more than 1 rows"), batch.failure
+        # Row 4 was written before the refusals added up: the chunk is not kept at all.
+        assert await s.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+async def test_many_refused_rows_answer_a_synchronous_import_with_422_and_write_nothing(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "MAX_REFUSED_PER_CHUNK", 1)
+    await _refuse(session)
+    admin = await factory.member(await factory.org())
+    r = await client.post(
+        "/import/leads",
+        headers={**admin.headers, "Content-Type": "text/csv"},
+        content=_body(20, (4, 9)).encode(),
+    )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "rows_refused"
+    assert await session.scalar(select(func.count()).select_from(Lead)) == 0

@@ -54,3 +54,18 @@ async def test_a_rollback_of_the_transaction_drops_everything(
         await session.rollback()
         await session.commit()
     assert queue.items == []
+
+
+async def test_rolling_back_a_savepoint_drops_the_jobs_of_one_still_open_inside_it(
+    committed_db: Database, queue: RecordingQueue
+) -> None:
+    async with committed_db.sessionmaker() as session:
+        await session.begin()
+        enqueue_job(session, "tasks.due", "before")
+        outer = await session.begin_nested()
+        enqueue_job(session, "tasks.due", "outer")
+        await session.begin_nested()
+        enqueue_job(session, "tasks.due", "inner, never released")
+        await outer.rollback()
+        await session.commit()
+    assert [args for _, args, _ in queue.items] == [("before",)]

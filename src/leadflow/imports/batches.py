@@ -299,6 +299,11 @@ async def run_claimed(
             log.warning("import %s: claimed by another worker; this run stopped", bid)
             return "fenced"
         except FileProblem as exc:
+            # Found mid-file (the database refused too many rows of a chunk): the chunk's
+            # writes so far are not kept; the chunks committed before stay.
+            await session.rollback()
+            batch = await session.get(ImportBatch, bid)
+            assert batch is not None
             batch.status, batch.failure = "failed", str(exc)
         except (DBAPIError, OSError):
             raise  # the database or the disk went away: the batch stays for resume

@@ -38,6 +38,13 @@ class ImportNotFinished(Conflict):
     code = "import_not_finished"
 
 
+class RowsRefused(InvalidFile):
+    """The database refused more rows of one chunk than an import reports one by one."""
+
+    code = "rows_refused"
+    title = "The database refused the file's rows"
+
+
 class AmbiguousDates(InvalidFile):
     """A date column reads as day-first and as month-first for every value of the file."""
 

@@ -32,8 +32,10 @@ from leadflow.imports.errors import (
     OWNER_ID_COLUMN,
     REFUSED_BY_DATABASE,
     STAGE_FALLBACK,
+    RowsRefused,
 )
 from leadflow.imports.options import ImportOptions
+from leadflow.imports.parsing import FileProblem
 from leadflow.imports.prepare import Prepared, open_reader
 from leadflow.imports.rows import (
     ImportContext,
@@ -57,6 +59,9 @@ MAX_REPORTED_ERRORS = 1000
 # leads, and again each time it has written as many as the statistics last counted.
 ANALYZE_AFTER_ROWS = 10_000
 ANALYZE_LOCK_MS = 2000
+# Rows of one chunk the database may refuse one by one (`_in_parts`) before the import
+# gives up: beyond a few, the cause is not in the rows, and each costs a write of its own.
+MAX_REFUSED_PER_CHUNK = 50
 # While a chunk is matched, the one before is being written on the same event loop: the
 # matching gives the loop back this often, so the COPY's rows keep flowing to PostgreSQL.
 YIELD_ROWS = 25
@@ -476,10 +481,24 @@ async def _in_parts(
                 raise
             if stop - start == 1:
                 refused.append((start, reason))
+                if len(refused) > MAX_REFUSED_PER_CHUNK:
+                    raise TooManyRefused(len(refused), reason) from exc
             else:
                 mid = (start + stop) // 2
                 todo += [(mid, stop), (start, mid)]  # the first half is written first
     return done, sorted(refused)
+
+
+class TooManyRefused(FileProblem):
+    """More rows of one chunk were refused by the database than `MAX_REFUSED_PER_CHUNK`:
+    the cause is not in a few values, so the import stops (nothing of the chunk is kept)."""
+
+    error = RowsRefused
+
+    def __init__(self, count: int, reason: str) -> None:
+        super().__init__(
+            f"The database refused more than {count - 1} rows of one chunk; the last: {reason}"
+        )
 
 
 def _refusal(exc: BaseException) -> str | None:

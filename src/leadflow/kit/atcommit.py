@@ -63,4 +63,13 @@ class AtCommit(Generic[T]):
             return
         pending = session.info.get(self.key)
         if pending:
-            pending[:] = [item for item in pending if item[1] is not nested]
+            pending[:] = [item for item in pending if not _within(item[1], nested)]
+
+
+def _within(tx: SessionTransaction | None, nested: SessionTransaction) -> bool:
+    """Whether `tx` is `nested` or a savepoint inside it (closed with it, unreleased)."""
+    while tx is not None:
+        if tx is nested:
+            return True
+        tx = tx.parent
+    return False
