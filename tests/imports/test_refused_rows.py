@@ -7,6 +7,7 @@ row after the last committed chunk left out."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
@@ -15,13 +16,16 @@ from sqlalchemy import func, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.imports import pipeline
 from leadflow.imports.errors import REFUSED_BY_DATABASE
 from leadflow.imports.jobs import run_job
+from leadflow.models.assignment_rule import AssignmentRule
 from leadflow.models.import_batch import ImportBatch, ImportRowError
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
+from leadflow.models.organization import Organization
 from leadflow.worker.jobs import JobContext
 from tests.fixtures.factories import Factory, background_batch, make_settings, sync_import
 
@@ -168,3 +172,46 @@ async def test_many_refused_rows_answer_a_synchronous_import_with_422_and_write_
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "rows_refused"
     assert await session.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+async def test_a_round_robin_import_goes_on_after_a_refused_part(
+    committed_db: Database, tmp_path: Path
+) -> None:
+    # While chunk N is written, chunk N+1 is matched and its leads take round-robin slots.
+    # Rolling back chunk N's refused part must not take the rule's state away from them.
+    rows, refused = 4_500, (100, 2_100, 4_100)
+    async with committed_db.sessionmaker() as session:
+        await _refuse(session)
+        await session.commit()
+        batch_id = await background_batch(session, _body(rows, refused).encode())
+        batch = await session.get(ImportBatch, uuid.UUID(batch_id))
+        assert batch is not None
+        org = await session.get(Organization, batch.organization_id)
+        assert org is not None
+        factory = Factory(session, Settings.model_construct())
+        reps = [await factory.user(org, "counselor") for _ in range(3)]
+        session.add(
+            AssignmentRule(
+                organization_id=org.id,
+                name="everyone",
+                position=0,
+                is_active=True,
+                conditions={},
+                strategy="round_robin",
+                user_ids=[str(r.id) for r in reps],
+            )
+        )
+        await session.commit()
+    settings = make_settings(committed_db.url, tmp_path / "data")
+    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
+    assert await run_job(jobs, batch_id) == "completed"
+    async with committed_db.sessionmaker() as s:
+        done = await s.scalar(select(ImportBatch))
+        assert done is not None and (done.imported_count, done.error_count) == (rows - 3, 3)
+        grouped = await s.execute(select(Lead.assignee_id, func.count()).group_by(Lead.assignee_id))
+        per_rep = {assignee: n for assignee, n in grouped.all()}
+        assert set(per_rep) == {r.id for r in reps}
+        # Refused rows took their slots too: the shares differ by at most those.
+        assert max(per_rep.values()) - min(per_rep.values()) <= 3
+        rule = await s.scalar(select(AssignmentRule))
+        assert rule is not None and rule.rr_counter >= rows - 3

@@ -84,5 +84,5 @@ async def hand_over(
             else:
                 reassigned += 1
     if picker:
-        picker.save(session)
+        await picker.save(session)
     return HandoverResult(reassigned, unassigned)

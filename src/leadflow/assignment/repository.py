@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.assignment.schemas import Strategy
@@ -102,3 +102,13 @@ async def open_loads(
     loads = {i: 0 for i in ids}
     loads.update({uid: int(n) for uid, n in rows.all() if uid is not None})
     return loads
+
+
+async def set_rr_counter(session: AsyncSession, rule_id: uuid.UUID, counter: int) -> None:
+    """Advance a rule's round-robin counter to `counter` (never back: a writer that held
+    the rule's lock earlier may have taken slots since)."""
+    await session.execute(
+        update(AssignmentRule)
+        .where(AssignmentRule.id == rule_id, AssignmentRule.rr_counter < counter)
+        .values(rr_counter=counter)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -121,20 +122,40 @@ async def auto_assign(session: AsyncSession, lead: Lead) -> tuple[uuid.UUID, uui
     """(user id, rule id, reason) the first matching active rule gives `lead`, if any.
 
     The rules are read under row locks, so concurrent creations take distinct round-robin
-    slots; the advanced counters are flushed with the lead.
+    slots; the advanced counter is written in the caller's transaction.
     """
     picker = await RulePicker.load(session, lead.organization_id)
-    return picker.pick(lead) if picker else None
+    if not picker:
+        return None
+    picked = picker.pick(lead)
+    await picker.save(session)
+    return picked
+
+
+@dataclass
+class _Rule:
+    """What evaluating a rule needs, as plain values: an import matches a chunk while the one
+    before is written, and a savepoint rolled back there expires the session's ORM objects."""
+
+    id: uuid.UUID
+    name: str
+    strategy: str
+    conditions: Any
+    counter: int
+    loaded_counter: int
+    members: list[tuple[uuid.UUID, int | None]]  # (user id, capacity)
+    loads: dict[uuid.UUID, int]
 
 
 class RulePicker:
-    """Evaluates the rules for many leads in memory (imports): one load, one save.
+    """Evaluates the rules for many leads in memory (imports): one load, then `save` with
+    each write.
 
     Round-robin counters and least-loaded counts advance in memory and the counters are written
     back under the same row locks, so a concurrent import or creation never reuses a slot.
     """
 
-    def __init__(self, rules: list[tuple[AssignmentRule, list[User], dict[uuid.UUID, int]]]):
+    def __init__(self, rules: list[_Rule]):
         self.rules = rules
 
     @classmethod
@@ -149,34 +170,48 @@ class RulePicker:
                 if members
                 else {}
             )
-            loaded.append((rule, members, loads))
+            loaded.append(
+                _Rule(
+                    id=rule.id,
+                    name=rule.name,
+                    strategy=rule.strategy,
+                    conditions=rule.conditions,
+                    counter=rule.rr_counter,
+                    loaded_counter=rule.rr_counter,
+                    members=[(m.id, m.capacity) for m in members],
+                    loads=loads,
+                )
+            )
         return cls(loaded)
 
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def save(self, session: AsyncSession) -> None:
-        """Write the advanced round-robin counters back with the caller's flush."""
-        for rule, _, _ in self.rules:
-            session.add(rule)
+    async def save(self, session: AsyncSession) -> None:
+        """Write the advanced round-robin counters in the caller's transaction (again at each
+        call: a savepoint rolled back since may have undone the last write)."""
+        for rule in self.rules:
+            if rule.counter != rule.loaded_counter:
+                await repository.set_rr_counter(session, rule.id, rule.counter)
 
     def pick(self, lead: Any) -> tuple[uuid.UUID, uuid.UUID, str] | None:
         """(user id, rule id, reason) for a lead-like object, or None."""
-        for rule, members, loads in self.rules:
-            if not members or not lead_matches(rule.conditions, lead):
+        for rule in self.rules:
+            if not rule.members or not lead_matches(rule.conditions, lead):
                 continue
-            available = [m for m in members if m.capacity is None or loads[m.id] < m.capacity]
+            loads = rule.loads
+            available = [m for m in rule.members if m[1] is None or loads.get(m[0], 0) < m[1]]
             if not available:
                 continue
             if rule.strategy == Strategy.LEAST_LOADED:
-                chosen = min(available, key=lambda m: (loads[m.id], str(m.id)))
+                chosen = min(available, key=lambda m: (loads.get(m[0], 0), str(m[0])))[0]
                 why = "least loaded"
             elif rule.strategy == Strategy.FIXED_USER:
-                chosen, why = available[0], "fixed user"
+                chosen, why = available[0][0], "fixed user"
             else:
-                chosen = available[rule.rr_counter % len(available)]
-                why = f"round robin slot {rule.rr_counter}"
-                rule.rr_counter += 1
-            loads[chosen.id] = loads.get(chosen.id, 0) + 1
-            return chosen.id, rule.id, f"rule '{rule.name}': {why}"
+                chosen = available[rule.counter % len(available)][0]
+                why = f"round robin slot {rule.counter}"
+                rule.counter += 1
+            loads[chosen] = loads.get(chosen, 0) + 1
+            return chosen, rule.id, f"rule '{rule.name}': {why}"
         return None

@@ -287,7 +287,7 @@ async def write_records(
     await repository.insert_status_changes(session, new.statuses, new.status_rows, new_leads=True)
     await repository.insert_assignments(session, new.history)
     if new.picker:
-        new.picker.save(session)
+        await new.picker.save(session)
     await record_many(
         session,
         actor=actor,
