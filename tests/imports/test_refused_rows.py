@@ -215,3 +215,44 @@ async def test_a_round_robin_import_goes_on_after_a_refused_part(
         assert max(per_rep.values()) - min(per_rep.values()) <= 3
         rule = await s.scalar(select(AssignmentRule))
         assert rule is not None and rule.rr_counter >= rows - 3
+
+
+async def test_a_later_row_with_the_email_of_a_refused_row_is_imported(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    # Row 3 is refused; row 2,400 (the next chunk) has its email: no lead has that email, so
+    # it is not a duplicate and is imported.
+    await _refuse(session)
+    admin = await factory.member(await factory.org())
+    body = _body(2_500, (3,)).replace(
+        "Person 2400,person2400@example.com,", "Person 2400,person3@example.com,"
+    )
+    out = await sync_import(client, admin.headers, body)
+    assert (out["imported_count"], out["error_count"], out["skipped_count"]) == (2_499, 1, 0)
+    companies = list(
+        await session.scalars(select(Lead.company).where(Lead.email == "person3@example.com"))
+    )
+    assert companies == ["Firma 2400"]
+
+
+async def test_refused_inserts_and_updates_of_a_chunk_share_one_limit(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = await factory.member(await factory.org())
+    first = await sync_import(client, admin.headers, _body(3, ()))
+    assert first["imported_count"] == 3, first
+    await _refuse(session)
+    monkeypatch.setattr(pipeline, "MAX_REFUSED_PER_CHUNK", 1)
+    # One refused update (person 2) and one refused new lead (person 9): two in one chunk.
+    body = _body(3, (2,)) + f"Person 9,person9@example.com,{REFUSED}\n"
+    r = await client.post(
+        "/import/leads",
+        params={"on_duplicate": "update"},
+        headers={**admin.headers, "Content-Type": "text/csv"},
+        content=body.encode(),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "rows_refused"

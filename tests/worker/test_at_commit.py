@@ -69,3 +69,17 @@ async def test_rolling_back_a_savepoint_drops_the_jobs_of_one_still_open_inside_
         await outer.rollback()
         await session.commit()
     assert [args for _, args, _ in queue.items] == [("before",)]
+
+
+async def test_jobs_of_a_session_closed_without_commit_are_dropped(
+    committed_db: Database, queue: RecordingQueue
+) -> None:
+    session = committed_db.sessionmaker()
+    await session.begin()
+    enqueue_job(session, "tasks.due", "closed, never committed")
+    await session.close()
+    await session.begin()
+    enqueue_job(session, "tasks.due", "committed")
+    await session.commit()
+    await session.close()
+    assert [args for _, args, _ in queue.items] == [("committed",)]

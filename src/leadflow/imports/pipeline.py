@@ -462,12 +462,17 @@ async def _decide(
 
 
 async def _in_parts(
-    session: AsyncSession, n: int, write: Callable[[int, int], Awaitable[int]]
+    session: AsyncSession,
+    n: int,
+    write: Callable[[int, int], Awaitable[int]],
+    *,
+    refused_before: int = 0,
 ) -> tuple[int, list[tuple[int, str]]]:
     """`write(0, n)` in a savepoint; if the database refuses the set for a value (a data
     exception or an integrity violation), each half is written the same way, down to single
     items. So a value the row checks let through costs its own row, not its chunk: returns
-    what the writes counted and the refused items' indexes with the database's reason."""
+    what the writes counted and the refused items' indexes with the reason. `refused_before`:
+    rows of the same chunk refused already (one limit per chunk)."""
     done, refused = 0, []
     todo = [(0, n)] if n else []
     while todo:
@@ -481,8 +486,8 @@ async def _in_parts(
                 raise
             if stop - start == 1:
                 refused.append((start, reason))
-                if len(refused) > MAX_REFUSED_PER_CHUNK:
-                    raise TooManyRefused(len(refused), reason) from exc
+                if refused_before + len(refused) > MAX_REFUSED_PER_CHUNK:
+                    raise TooManyRefused(refused_before + len(refused), reason) from exc
             else:
                 mid = (start + stop) // 2
                 todo += [(mid, stop), (start, mid)]  # the first half is written first
@@ -502,16 +507,32 @@ class TooManyRefused(FileProblem):
 
 
 def _refusal(exc: BaseException) -> str | None:
-    """The database's reason when `exc` refused a value — a data exception or an integrity
-    violation (SQLSTATE class 22 or 23), or a value the driver could not encode — else None
-    (a lost connection, a lock timeout: those stop the import as before)."""
+    """Why the database refused a value — a data exception or an integrity violation
+    (SQLSTATE class 22 or 23), or a value the driver could not encode — else None (a lost
+    connection, a lock timeout: those stop the import as before). Users get the SQLSTATE, not
+    the database's own text (it names constraints and columns); that is logged."""
     orig = getattr(exc, "orig", None) or exc
     state = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
-    integrity = isinstance(exc, IntegrityError) or (isinstance(state, str) and state[:2] == "23")
+    state = state if isinstance(state, str) else None
+    integrity = isinstance(exc, IntegrityError) or (state is not None and state[:2] == "23")
     if not (integrity or bad_value(exc)):
         return None
-    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-    return first[:300]
+    log.info("the database refused an imported value: %s", str(orig).strip()[:300])
+    if integrity:
+        what = "a value breaks a rule of the database"
+    else:
+        what = "a value is out of the range or character set the database can store"
+    return f"{what} ({state})" if state else what
+
+
+def _forget_keys(ctx: ImportContext, records: list[dict[str, Any]]) -> None:
+    """Refused rows are not in the table: a later row with the same email or phone is not
+    their duplicate (rows already matched against them — later in the same chunk, or in the
+    next one, matched while this one was written — stay skipped)."""
+    for rec in records:
+        for key in ("e:" + (rec.get("email") or ""), "p:" + (rec.get("phone") or "")):
+            ctx.seen.discard(key)
+            ctx.seen_before.discard(key)
 
 
 def _report_refused(
@@ -568,12 +589,15 @@ async def _write(
         return await apply_updates(session, ctx, batch_id, updates[start:stop])
 
     _, refused = await _in_parts(session, len(inserts), write_new)
-    updated, refused_updates = await _in_parts(session, len(updates), write_updates)
+    updated, refused_updates = await _in_parts(
+        session, len(updates), write_updates, refused_before=len(refused)
+    )
     if refused or refused_updates:
         gone = [inserts[i] for i, _ in refused] + [updates[i][1] for i, _ in refused_updates]
         _report_refused(report, built, errors, gone, [m for _, m in refused + refused_updates])
         # Only `errors` grows: a refused update is no longer one of the chunk's updates.
         report.imported_count -= len(refused)
+        _forget_keys(ctx, gone)
         dropped = {id(rec) for rec in gone}
         inserts = [rec for rec in inserts if id(rec) not in dropped]
         todo = [rec for rec in todo if id(rec) not in dropped]

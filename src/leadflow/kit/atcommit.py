@@ -29,6 +29,7 @@ class AtCommit(Generic[T]):
         self.deliver = deliver
         event.listen(Session, "after_commit", self._after_commit)
         event.listen(Session, "after_rollback", self._after_rollback)
+        event.listen(Session, "after_transaction_end", self._after_transaction_end)
 
     def _pending(self, session: Session) -> list[list[Any]]:
         pending: list[list[Any]] = session.info.setdefault(self.key, [])
@@ -45,9 +46,10 @@ class AtCommit(Generic[T]):
     def _after_commit(self, session: Session) -> None:
         nested = session.get_nested_transaction()
         if nested is not None:
-            # A savepoint released: its values now belong to the transaction around it.
-            parent: SessionTransaction | None = nested.parent
-            outer = parent if parent is not None and parent.nested else None
+            # A savepoint released: its values now belong to the savepoint around it, if any.
+            outer: SessionTransaction | None = nested.parent
+            while outer is not None and not outer.nested:
+                outer = outer.parent
             for item in session.info.get(self.key, ()):
                 if item[1] is nested:
                     item[1] = outer
@@ -55,6 +57,12 @@ class AtCommit(Generic[T]):
         pending = session.info.pop(self.key, None)
         if pending:
             self.deliver([v for v, _ in pending])
+
+    def _after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
+        # A session closed without committing ends its transaction without either event:
+        # what it queued must not ride along into the session's next transaction.
+        if transaction.parent is None:
+            session.info.pop(self.key, None)
 
     def _after_rollback(self, session: Session) -> None:
         nested = session.get_nested_transaction()
