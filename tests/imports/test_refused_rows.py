@@ -20,14 +20,12 @@ from leadflow.config import Settings
 from leadflow.db.engine import Database
 from leadflow.imports import pipeline
 from leadflow.imports.errors import REFUSED_BY_DATABASE
-from leadflow.imports.jobs import run_job
 from leadflow.models.assignment_rule import AssignmentRule
 from leadflow.models.import_batch import ImportBatch, ImportRowError
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
-from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import Factory, background_batch, make_settings, sync_import
+from tests.fixtures.factories import Factory, background_batch, run_batch, sync_import
 
 REFUSED = "Refused GmbH"
 ROWS = 2_500  # two chunks of the background import
@@ -73,9 +71,7 @@ async def test_a_background_import_reports_the_refused_rows_and_imports_the_rest
         await _refuse(session)
         await session.commit()
         batch_id = await background_batch(session, _body().encode())
-    settings = make_settings(committed_db.url, tmp_path / "data")
-    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    assert await run_job(jobs, batch_id) == "completed"
+    assert await run_batch(committed_db, batch_id, tmp_path / "data") == "completed"
     async with committed_db.sessionmaker() as s:
         batch = await s.scalar(select(ImportBatch))
         assert batch is not None
@@ -143,9 +139,7 @@ async def test_many_refused_rows_in_one_chunk_stop_the_import_as_before(
         await _refuse(session)
         await session.commit()
         batch_id = await background_batch(session, _body(20, (4, 9)).encode())
-    settings = make_settings(committed_db.url, tmp_path / "data")
-    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    assert await run_job(jobs, batch_id) == "failed"
+    assert await run_batch(committed_db, batch_id, tmp_path / "data") == "failed"
     async with committed_db.sessionmaker() as s:
         batch = await s.scalar(select(ImportBatch))
         assert batch is not None and batch.failure is not None
@@ -202,9 +196,7 @@ async def test_a_round_robin_import_goes_on_after_a_refused_part(
             )
         )
         await session.commit()
-    settings = make_settings(committed_db.url, tmp_path / "data")
-    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    assert await run_job(jobs, batch_id) == "completed"
+    assert await run_batch(committed_db, batch_id, tmp_path / "data") == "completed"
     async with committed_db.sessionmaker() as s:
         done = await s.scalar(select(ImportBatch))
         assert done is not None and (done.imported_count, done.error_count) == (rows - 3, 3)

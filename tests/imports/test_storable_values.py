@@ -17,11 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
-from leadflow.imports.jobs import run_job
 from leadflow.models.import_batch import ImportBatch
 from leadflow.models.lead import Lead
-from leadflow.worker.jobs import JobContext
-from tests.fixtures.factories import Factory, background_batch, make_settings, sync_import
+from tests.fixtures.factories import Factory, background_batch, run_batch, sync_import
 
 BODY = (
     "Name,E-Mail\x00,Notizen\n"
@@ -47,9 +45,7 @@ async def test_a_background_import_drops_nul_characters(
 ) -> None:
     async with committed_db.sessionmaker() as session:
         batch_id = await background_batch(session, BODY.encode())
-    settings = make_settings(committed_db.url, tmp_path / "data")
-    jobs = JobContext(settings=settings, session_factory=committed_db.sessionmaker)
-    assert await run_job(jobs, batch_id) == "completed"
+    assert await run_batch(committed_db, batch_id, tmp_path / "data") == "completed"
     async with committed_db.sessionmaker() as s:
         batch = await s.scalar(select(ImportBatch))
         assert batch is not None
