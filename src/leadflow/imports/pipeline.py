@@ -48,7 +48,7 @@ from leadflow.imports.rows import (
 from leadflow.imports.updates import apply_updates
 from leadflow.kit.clock import utcnow
 from leadflow.kit.gc import long_lived_frozen
-from leadflow.kit.problems import bad_value
+from leadflow.kit.problems import bad_value, sqlstate
 from leadflow.leads import bulk
 from leadflow.models.import_batch import ImportBatch
 from leadflow.notifications import service as notifications
@@ -511,12 +511,12 @@ def _refusal(exc: BaseException) -> str | None:
     (SQLSTATE class 22 or 23), or a value the driver could not encode — else None (a lost
     connection, a lock timeout: those stop the import as before). Users get the SQLSTATE, not
     the database's own text (it names constraints and columns); that is logged."""
-    orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
-    state = state if isinstance(state, str) else None
+    state = sqlstate(exc)
     integrity = isinstance(exc, IntegrityError) or (state is not None and state[:2] == "23")
     if not (integrity or bad_value(exc)):
         return None
+    # The database's message only: a wrapped error's text also carries the rows' values.
+    orig = getattr(exc, "orig", None) or exc
     log.info("the database refused an imported value: %s", str(orig).strip()[:300])
     if integrity:
         what = "a value breaks a rule of the database"

@@ -31,14 +31,10 @@ class AtCommit(Generic[T]):
         event.listen(Session, "after_rollback", self._after_rollback)
         event.listen(Session, "after_transaction_end", self._after_transaction_end)
 
-    def _pending(self, session: Session) -> list[list[Any]]:
-        pending: list[list[Any]] = session.info.setdefault(self.key, [])
-        return pending
-
     def add(self, session: AsyncSession, value: T, *, once: bool = False) -> None:
         """Queue `value` for the commit (`once`: unless it is queued already)."""
         sync = session.sync_session
-        pending = self._pending(sync)
+        pending: list[list[Any]] = sync.info.setdefault(self.key, [])
         if once and any(v == value for v, _ in pending):
             return
         pending.append([value, sync.get_nested_transaction()])
@@ -59,18 +55,16 @@ class AtCommit(Generic[T]):
             self.deliver([v for v, _ in pending])
 
     def _after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
-        # A session closed without committing ends its transaction without either event:
-        # what it queued must not ride along into the session's next transaction.
+        # The outermost transaction ended (committed: handed over already; rolled back, or
+        # the session closed without either): nothing rides along into the next one.
         if transaction.parent is None:
             session.info.pop(self.key, None)
 
     def _after_rollback(self, session: Session) -> None:
+        # The outermost transaction's rollback ends it: `_after_transaction_end` drops all.
         nested = session.get_nested_transaction()
-        if nested is None:
-            session.info.pop(self.key, None)
-            return
         pending = session.info.get(self.key)
-        if pending:
+        if nested is not None and pending:
             pending[:] = [item for item in pending if not _within(item[1], nested)]
 
 

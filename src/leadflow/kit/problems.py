@@ -132,22 +132,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error: a driver error unwrapped (the PostgreSQL fast path,
+    a COPY) or the one SQLAlchemy wraps; asyncpg's own client-side checks use 22000."""
+    orig = exc.orig if isinstance(exc, sa_exc.StatementError) else None
+    for err in (exc, orig):
+        state = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
 def bad_value(exc: BaseException) -> bool:
     """Whether the database refused a value itself (out of range, NUL byte, bad encoding)."""
     if isinstance(exc, OverflowError | UnicodeEncodeError | sa_exc.DataError):
         return True
-    # Driver errors reach here unwrapped from the PostgreSQL fast path (db/fastpath.py).
-    own_state = getattr(exc, "sqlstate", None)
-    if isinstance(own_state, str) and own_state.startswith("22"):
-        return True
-    if not isinstance(exc, sa_exc.StatementError):
-        return False
-    if isinstance(exc.orig, OverflowError | UnicodeEncodeError):
+    if isinstance(exc, sa_exc.StatementError) and isinstance(
+        exc.orig, OverflowError | UnicodeEncodeError
+    ):
         return True
     # PostgreSQL's class 22 is "data exception": the value, not the statement, is at fault.
-    # asyncpg's adapted errors carry the SQLSTATE; its own client-side checks use 22000.
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(state, str) and state.startswith("22")
+    state = sqlstate(exc)
+    return state is not None and state.startswith("22")
 
 
 async def _database_value_error(request: Request, exc: Exception) -> JSONResponse:

@@ -98,22 +98,23 @@ _at_commit: AtCommit[tuple[str, tuple[Any, ...], datetime | None]] = AtCommit(
 )
 
 
-def enqueue_job(session: AsyncSession, name: str, *args: Any, eta: datetime | None = None) -> None:
+def enqueue_job(
+    session: AsyncSession, name: str, *args: Any, eta: datetime | None = None, once: bool = False
+) -> None:
     """Queue a job once the session's transaction commits (a savepoint's release is not
-    that commit; its rollback drops the jobs queued inside it)."""
+    that commit; its rollback drops the jobs queued inside it). `once`: unless the same job
+    is already waiting for this commit."""
     if name not in JOBS:
         raise KeyError(f"unknown job {name!r}")
-    _at_commit.add(session, (name, args, eta))
+    _at_commit.add(session, (name, args, eta), once=once)
 
 
 def enqueue_job_once(
     session: AsyncSession, name: str, *args: Any, eta: datetime | None = None
 ) -> None:
-    """`enqueue_job`, unless the same job is already waiting for this transaction's commit
-    (a handler that runs for every chunk of an import queues one run, not fifty)."""
-    if name not in JOBS:
-        raise KeyError(f"unknown job {name!r}")
-    _at_commit.add(session, (name, args, eta), once=True)
+    """`enqueue_job` once per transaction (a handler that runs for every chunk of an import
+    queues one run, not fifty)."""
+    enqueue_job(session, name, *args, eta=eta, once=True)
 
 
 async def run_job(ctx: JobContext, name: str, *args: Any) -> Any:
