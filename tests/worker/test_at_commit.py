@@ -7,6 +7,7 @@ name was committed, or drop every job queued earlier in the transaction."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import leadflow.tasks.jobs  # noqa: F401  (registers tasks.due)
 from leadflow.db.engine import Database
@@ -17,26 +18,34 @@ class _Refused(Exception):
     pass
 
 
+def _due(session: AsyncSession, label: str) -> None:
+    enqueue_job(session, "tasks.due", label)
+
+
+def _handed_over(queue: RecordingQueue) -> list[tuple[object, ...]]:
+    return [args for _, args, _ in queue.items]
+
+
 async def test_jobs_wait_for_the_outer_commit_and_a_rolled_back_savepoint_drops_its_own(
     committed_db: Database, queue: RecordingQueue
 ) -> None:
     async with committed_db.sessionmaker() as session:
         await session.begin()
-        enqueue_job(session, "tasks.due", "before")
+        _due(session, "before")
         async with session.begin_nested():
-            enqueue_job(session, "tasks.due", "released")
+            _due(session, "released")
             async with session.begin_nested():
-                enqueue_job(session, "tasks.due", "inner, released")
+                _due(session, "inner, released")
         with pytest.raises(_Refused):
             async with session.begin_nested():
-                enqueue_job(session, "tasks.due", "rolled back")
+                _due(session, "rolled back")
                 async with session.begin_nested():
-                    enqueue_job(session, "tasks.due", "inside the rolled back one")
+                    _due(session, "inside the rolled back one")
                 raise _Refused
         enqueue_job_once(session, "tasks.due", "before")  # still queued: not twice
         assert queue.items == []  # savepoints released: nothing handed over yet
         await session.commit()
-    assert [args for _, args, _ in queue.items] == [
+    assert _handed_over(queue) == [
         ("before",),
         ("released",),
         ("inner, released",),
@@ -48,9 +57,9 @@ async def test_a_rollback_of_the_transaction_drops_everything(
 ) -> None:
     async with committed_db.sessionmaker() as session:
         await session.begin()
-        enqueue_job(session, "tasks.due", "before")
+        _due(session, "before")
         async with session.begin_nested():
-            enqueue_job(session, "tasks.due", "released")
+            _due(session, "released")
         await session.rollback()
         await session.commit()
     assert queue.items == []
@@ -61,14 +70,14 @@ async def test_rolling_back_a_savepoint_drops_the_jobs_of_one_still_open_inside_
 ) -> None:
     async with committed_db.sessionmaker() as session:
         await session.begin()
-        enqueue_job(session, "tasks.due", "before")
+        _due(session, "before")
         outer = await session.begin_nested()
-        enqueue_job(session, "tasks.due", "outer")
+        _due(session, "outer")
         await session.begin_nested()
-        enqueue_job(session, "tasks.due", "inner, never released")
+        _due(session, "inner, never released")
         await outer.rollback()
         await session.commit()
-    assert [args for _, args, _ in queue.items] == [("before",)]
+    assert _handed_over(queue) == [("before",)]
 
 
 async def test_jobs_of_a_session_closed_without_commit_are_dropped(
@@ -76,10 +85,10 @@ async def test_jobs_of_a_session_closed_without_commit_are_dropped(
 ) -> None:
     session = committed_db.sessionmaker()
     await session.begin()
-    enqueue_job(session, "tasks.due", "closed, never committed")
+    _due(session, "closed, never committed")
     await session.close()
     await session.begin()
-    enqueue_job(session, "tasks.due", "committed")
+    _due(session, "committed")
     await session.commit()
     await session.close()
-    assert [args for _, args, _ in queue.items] == [("committed",)]
+    assert _handed_over(queue) == [("committed",)]
