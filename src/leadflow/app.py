@@ -6,7 +6,7 @@ import hmac
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from limits import RateLimitItemPerHour
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -41,6 +41,7 @@ from leadflow.kit.fanout import build_wakeups, install_publisher, uninstall_publ
 from leadflow.kit.jsonlog import configure_logging
 from leadflow.kit.logredact import install_redaction
 from leadflow.kit.middleware import AliasMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from leadflow.kit.nultext import refuse_nul_text
 from leadflow.kit.problems import install_handlers, problem
 from leadflow.kit.ratelimit import FailureLimiter, HitLimiter, build_storage
 from leadflow.kit.requeststats import RequestStats
@@ -216,7 +217,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
 
     for router, prefix in [(health_router, ""), *ROUTES]:
-        app.include_router(router, prefix=prefix)
+        app.include_router(router, prefix=prefix, dependencies=[Depends(refuse_nul_text)])
         for route in router.routes:
             route_paths[id(route)] = prefix + getattr(route, "path", "")
 

@@ -207,3 +207,34 @@ def test_a_burst_of_reads_with_one_key_queues_one_touch_a_minute() -> None:
     assert not _touch_due(key, t0 + timedelta(seconds=59))
     assert _touch_due(key, t0 + timedelta(seconds=61))
     assert _touch_due(uuid.uuid4(), t0)
+
+
+async def test_a_nul_character_is_refused_alike_on_both_engines(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    """SQLite would store U+0000 where PostgreSQL cannot: both answer the same 422 first."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    before = await session.scalar(select(func.count()).select_from(Lead))
+    json_headers = {**admin.headers, "Content-Type": "application/json"}
+    for body in (
+        '{"first_name": "Lea\\u0000", "email": "nul@example.com"}',
+        '{"first_name": "Lea", "email": "nul@example.com", "tags": ["ok", "a\\u0000b"]}',
+        '{"first_name": "Lea", "email": "nul@example.com", "custom": {"k\\u0000": 1}}',
+    ):
+        r = await client.post("/api/v1/leads", headers=json_headers, content=body.encode())
+        _is_problem(r, 422)
+        assert r.json()["detail"] == "Text may not contain the NUL character (U+0000)"
+        assert r.json()["errors"][0]["loc"][0] == "body"
+    assert await session.scalar(select(func.count()).select_from(Lead)) == before
+    r = await client.get("/api/v1/leads", headers=admin.headers, params={"q": "a\x00b"})
+    _is_problem(r, 422)
+    assert r.json()["errors"][0]["loc"] == ["query", "q"]
+    # An escaped backslash followed by "u0000" is plain text, not a NUL.
+    r = await client.post(
+        "/api/v1/leads",
+        headers=json_headers,
+        content=b'{"first_name": "Lea \\\\u0000", "email": "not-nul@example.com"}',
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["first_name"] == "Lea \\u0000"
