@@ -38,9 +38,6 @@ class LeadStatusChange(_LeadChild, Base):
             "created_at",
             postgresql_include=["lead_id"],
         ),
-        # Analytics: has a lead ever reached a stage (won; the furthest of the funnel), read
-        # from the index alone.
-        Index("ix_lead_status_history_lead_status", "lead_id", "to_status"),
     )
 
     # The organisation is the lead's (its key cascades from the organisation through the
