@@ -34,6 +34,14 @@
     });
   });
 
+  // The lead list's search box fetches as the user types ("input … from:#q"). Its "change",
+  // fired when the box is left, would fetch the same results again and swap them in under
+  // the cursor: a view name typed into the swapped part meanwhile was lost.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.id === "q" && box.form && box.form.id === "filters") event.stopPropagation();
+  }, true);
+
   // Forms that ask first (plain forms; htmx ones use hx-confirm).
   document.addEventListener("submit", function (event) {
     var form = event.target;
