@@ -116,7 +116,13 @@ def test_lead_page_timeline_kinds_merge_and_call(site: Site) -> None:
     dialog = page.locator("#merge-dialog")
     dialog.wait_for(state="visible")
     site.check()
-    dialog.locator("label").first.click()  # the label's text covers the box
+    box = dialog.locator("input[name=other_ids]").first.bounding_box()
+    reasons = dialog.locator("label small").first.bounding_box()
+    assert box is not None and reasons is not None
+    # The reasons stay beside the box, not drawn over it (Pico pulls an input's
+    # `+ small` helper text up under the input).
+    assert reasons["x"] >= box["x"] + box["width"] or reasons["y"] >= box["y"] + box["height"]
+    dialog.locator("input[name=other_ids]").first.click()
     assert dialog.locator("input[name=other_ids]").first.is_checked()
     page.click("#merge-confirm")
     page.locator("#lead-duplicates", has_text="No likely duplicates.").wait_for()
