@@ -25,6 +25,7 @@ from leadflow.models.import_batch import ImportBatch, ImportRowError
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
 from leadflow.models.organization import Organization
+from leadflow.models.outbox import Notification
 from tests.fixtures.factories import Factory, background_batch, run_batch, sync_import
 
 REFUSED = "Refused GmbH"
@@ -207,6 +208,13 @@ async def test_a_round_robin_import_goes_on_after_a_refused_part(
         assert max(per_rep.values()) - min(per_rep.values()) <= 3
         rule = await s.scalar(select(AssignmentRule))
         assert rule is not None and rule.rr_counter >= rows - 3
+        # Each rep's summary counts the leads they got, not the refused ones.
+        told = await s.execute(
+            select(Notification.user_id, Notification.data).where(
+                Notification.kind == "import_assigned"
+            )
+        )
+        assert {user: data["count"] for user, data in told.all()} == per_rep
 
 
 async def test_a_later_row_with_the_email_of_a_refused_row_is_imported(

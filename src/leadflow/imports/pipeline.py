@@ -159,7 +159,7 @@ async def process(
             # loses (the last ~0.6 s of them) is read again on resume; the batch's
             # final commit is synchronous and makes everything before it durable.
             await session.execute(sql_text("SET LOCAL synchronous_commit = off"))
-        await _write(session, ctx, decision, report, batch, claim_token)
+        await _write(session, ctx, decision, report, assigned, batch, claim_token)
         if commit_each_chunk:
             await session.commit()
             await stats.after_commit(session, report.imported_count)
@@ -344,6 +344,9 @@ class _Decision:
     errors: list[tuple[int, dict[str, Any], list[Any]]]
     new: bulk.NewLeads | None
     updates: list[tuple[uuid.UUID, dict[str, Any]]]
+    # The new leads counted in an assignee's summary (owner column or rules): id(record) →
+    # user, so a lead the database refuses is taken out of the count again.
+    counted: dict[int, uuid.UUID] = field(default_factory=dict)
 
     @property
     def todo(self) -> list[dict[str, Any]]:
@@ -437,12 +440,14 @@ async def _decide(
         for warning in rec.pop("_warnings", ()):
             if id(rec) in new:
                 report.warn({"row": row_no, **warning})
+    counted: dict[int, uuid.UUID] = {}
     for rec in inserts:
         if rec.get("assignee_id") is None:
             rec["assignee_id"] = ctx.options.assignee_id
         elif rec["assignee_id"] != ctx.user_id:
             # The owner column assigned it: the owner hears of it in the import's summary.
-            assigned[rec["assignee_id"]] = assigned.get(rec["assignee_id"], 0) + 1
+            counted[id(rec)] = rec["assignee_id"]
+    unassigned = [rec for rec in inserts if rec["assignee_id"] is None]
     report.imported_count += len(inserts)
     report.error_count += len(errors)
     for row_no, err, _ in errors:
@@ -456,9 +461,13 @@ async def _decide(
     for start in range(0, len(inserts), YIELD_ROWS):
         ready.add(ctx.actor, inserts[start : start + YIELD_ROWS])
         await asyncio.sleep(0)
-    for user_id, count in ready.by_rule.items():
-        assigned[user_id] = assigned.get(user_id, 0) + count
-    return _Decision(prepared, errors, ready, updates)
+    if picker is not None:
+        for rec in unassigned:
+            if rec["assignee_id"] is not None:  # the rules gave it one
+                counted[id(rec)] = uuid.UUID(bytes=rec["assignee_id"].bytes)
+    for user_id in counted.values():
+        assigned[user_id] = assigned.get(user_id, 0) + 1
+    return _Decision(prepared, errors, ready, updates, counted)
 
 
 async def _in_parts(
@@ -569,10 +578,12 @@ async def _write(
     ctx: ImportContext,
     decision: _Decision,
     report: Report,
+    assigned: dict[uuid.UUID, int],
     batch: ImportBatch | None,
     claim_token: str | None,
 ) -> None:
-    """Write a decided chunk, and its checkpoint when it belongs to a batch."""
+    """Write a decided chunk, and its checkpoint when it belongs to a batch. `assigned`:
+    the import's count of new leads per assignee (a refused lead leaves it)."""
     if decision.new is None:
         return  # a dry run
     prepared, errors, updates = decision.prepared, decision.errors, decision.updates
@@ -597,6 +608,12 @@ async def _write(
         _report_refused(report, built, errors, gone, [m for _, m in refused + refused_updates])
         # Only `errors` grows: a refused update is no longer one of the chunk's updates.
         report.imported_count -= len(refused)
+        for i, _ in refused:
+            user = decision.counted.get(id(inserts[i]))
+            if user is not None:
+                assigned[user] -= 1
+                if not assigned[user]:
+                    del assigned[user]
         _forget_keys(ctx, gone)
         dropped = {id(rec) for rec in gone}
         inserts = [rec for rec in inserts if id(rec) not in dropped]
