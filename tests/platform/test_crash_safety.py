@@ -36,6 +36,7 @@ from leadflow.db.engine import Database
 from leadflow.leads.effects import derive
 from leadflow.models.lead import Lead
 from leadflow.models.organization import Organization
+from leadflow.webhooks.delivery import INTERRUPTED
 from tests.conftest import migrated_pg_database
 from tests.fixtures.factories import Factory, Member
 from tests.fixtures.processes import SECRET, worker
@@ -568,12 +569,19 @@ async def test_worker_killed_mid_webhook_batch_then_every_event_delivered(
     }
     assert set(receiver.leads.values()) == lead_ids
     attempts = await pg.fetch(
-        "SELECT a.delivery_id, a.success FROM webhook_attempts a"
+        "SELECT d.message_id, a.success, a.error FROM webhook_attempts a"
         " JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = $1",
         endpoint,
     )
-    # The attempt cut off by the kill is not in the log (its delivery's `attempts` counts it).
-    assert len(attempts) == HOOKS and all(a["success"] for a in attempts)
+    # Every attempt is in the log, the ones the kill cut off too (written with the claim,
+    # never completed): as many rows per delivery as its `attempts` counts.
+    assert Counter(a["message_id"] for a in attempts) == {
+        r["message_id"]: r["attempts"] for r in rows
+    }
+    cut = {a["message_id"] for a in attempts if not a["success"]}
+    assert cut == in_flight
+    assert {a["error"] for a in attempts if not a["success"]} == {INTERRUPTED}
+    assert sum(a["success"] for a in attempts) == HOOKS
 
 
 async def _all_delivered(pg: asyncpg.Connection, endpoint: uuid.UUID) -> bool:

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from leadflow.config import Settings
 from leadflow.kit import crypto
 from leadflow.kit.clock import utcnow
 from leadflow.kit.outbound import TargetRefused, guarded_client
-from leadflow.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from leadflow.models.webhook import WebhookDelivery, WebhookEndpoint
 from leadflow.notifications import service as notifications
 from leadflow.users import repository as members
 from leadflow.webhooks import repository, signing
@@ -61,6 +61,8 @@ class Outgoing:
     body: str
     attempt: int
     retry: bool = True  # False for the test event: one attempt, no health count
+    # The attempt's row, written with the claim (finish fills it in); None: written by finish.
+    attempt_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,16 @@ async def expand_batches(ctx: JobContext, limit: int = 20) -> int:
     return made
 
 
+# What an attempt's row says until the attempt's outcome is recorded: a worker that stops
+# (killed, out of memory) between the claim and the outcome leaves it so.
+INTERRUPTED = (
+    "no outcome recorded: in flight, or cut off by a worker that stopped (then sent again)"
+)
+
+
 async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
-    """Claim up to `limit` deliveries that may go now, in one short transaction."""
+    """Claim up to `limit` deliveries that may go now, in one short transaction that also
+    writes each attempt's row (so an attempt a crash cuts off is in the log, unfinished)."""
     settings = ctx.settings
     now = utcnow()
     async with ctx.session_factory() as session:
@@ -202,16 +212,34 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
             session, ids, now, now + timedelta(seconds=settings.webhooks_lock_seconds)
         )
         endpoints = await repository.endpoints_by_id(session, [r.endpoint_id for r in won])
+        out = []
+        for row in won:
+            endpoint = endpoints.get(row.endpoint_id)
+            if endpoint is None:
+                continue  # deleted meanwhile: its deliveries went with it
+            try:
+                sent = outgoing(settings, row, endpoint, now)
+            except crypto.SecretUnreadable:
+                log.error("webhook secret unreadable", extra={"endpoint_id": str(endpoint.id)})
+                continue
+            out.append(replace(sent, attempt_id=uuid7()))
+        await repository.insert_attempts(
+            session,
+            [
+                {
+                    "id": o.attempt_id,
+                    "delivery_id": o.delivery_id,
+                    "attempted_at": now,
+                    "success": False,
+                    "status_code": None,
+                    "latency_ms": 0,
+                    "response_excerpt": None,
+                    "error": INTERRUPTED,
+                }
+                for o in out
+            ],
+        )
         await session.commit()
-    out = []
-    for row in won:
-        endpoint = endpoints.get(row.endpoint_id)
-        if endpoint is None:
-            continue  # deleted meanwhile: its deliveries went with it
-        try:
-            out.append(outgoing(settings, row, endpoint, now))
-        except crypto.SecretUnreadable:
-            log.error("webhook secret unreadable", extra={"endpoint_id": str(endpoint.id)})
     return out
 
 
@@ -256,19 +284,22 @@ async def finish(session: AsyncSession, settings: Settings, outcomes: list[Outco
         ),
         changes,
     )
-    session.add_all(
-        WebhookAttempt(
-            id=uuid7(),
-            delivery_id=o.outgoing.delivery_id,
-            attempted_at=o.at,
-            success=o.success,
-            status_code=o.status_code,
-            latency_ms=o.latency_ms,
-            response_excerpt=o.excerpt,
-            error=o.error,
-        )
+    attempts = [
+        {
+            "id": o.outgoing.attempt_id or uuid7(),
+            "delivery_id": o.outgoing.delivery_id,
+            "attempted_at": o.at,
+            "success": o.success,
+            "status_code": o.status_code,
+            "latency_ms": o.latency_ms,
+            "response_excerpt": o.excerpt,
+            "error": o.error,
+        }
         for o in outcomes
-    )
+    ]
+    claimed = {o.outgoing.attempt_id for o in outcomes if o.outgoing.attempt_id}
+    await repository.insert_attempts(session, [a for a in attempts if a["id"] not in claimed])
+    await repository.complete_attempts(session, [a for a in attempts if a["id"] in claimed])
     # Health per endpoint and batch (the test event does not count): an answer resets it,
     # a batch of failures only adds them up.
     by_endpoint: dict[uuid.UUID, list[Outcome]] = {}

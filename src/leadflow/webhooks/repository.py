@@ -6,9 +6,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -84,6 +95,46 @@ async def active_subscriptions(
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert delivery rows in one statement (COPY on PostgreSQL)."""
     await bulk_insert(session, D, rows, columns=DELIVERY_COLUMNS)
+
+
+async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert attempt rows (one executemany)."""
+    if rows:
+        await session.execute(insert(WebhookAttempt), rows)
+
+
+async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write the outcome into attempt rows written with their claim (one executemany)."""
+    if not rows:
+        return
+    # The table, not the model: a plain executemany (the ORM would read a list of parameter
+    # sets as its own bulk update).
+    table = cast(Table, WebhookAttempt.__table__)
+    a = table.c
+    await session.execute(
+        update(table)
+        .where(a.id == bindparam("b_id", type_=a.id.type))
+        .values(
+            attempted_at=bindparam("b_at", type_=a.attempted_at.type),
+            success=bindparam("b_success"),
+            status_code=bindparam("b_code"),
+            latency_ms=bindparam("b_latency"),
+            response_excerpt=bindparam("b_excerpt"),
+            error=bindparam("b_error"),
+        ),
+        [
+            {
+                "b_id": r["id"],
+                "b_at": r["attempted_at"],
+                "b_success": r["success"],
+                "b_code": r["status_code"],
+                "b_latency": r["latency_ms"],
+                "b_excerpt": r["response_excerpt"],
+                "b_error": r["error"],
+            }
+            for r in rows
+        ],
+    )
 
 
 async def delete_deliveries(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
