@@ -130,6 +130,7 @@ async def test_seed_alias_accepts_the_seed_body(
         pytest.param({"number_to_call": None}, 422, "number_to_call", id="nobody-to-call"),
         pytest.param({"request_id": "a/b"}, 422, "request_id", id="unsafe-request-id"),
         pytest.param({"user_profile": "Berlin"}, 422, "user_profile", id="profile-not-object"),
+        pytest.param({"title": "Rückruf\x00"}, 422, "NUL character", id="nul-in-text"),
     ],
 )
 async def test_seed_alias_errors_have_the_seed_shape(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from leadflow.auth.service import _touch_due
+from leadflow.kit.nultext import nul_path
 from leadflow.kit.problems import _database_value_error
 from leadflow.models.activity import MessageEvent
 from leadflow.models.assignment_rule import SlaPolicy
@@ -238,3 +240,25 @@ async def test_a_nul_character_is_refused_alike_on_both_engines(
     )
     assert r.status_code == 201, r.text
     assert r.json()["first_name"] == "Lea \\u0000"
+    # JSON in UTF-16 is read too; a lone surrogate in the path is escaped in the answer.
+    for content in (
+        '{"first_name": "Lea\\u0000", "email": "utf16@example.com"}'.encode("utf-16"),
+        b'{"first_name": "Lea", "email": "s@example.com", "custom": {"\\udba1": "\\u0000"}}',
+    ):
+        r = await client.post("/api/v1/leads", headers=json_headers, content=content)
+        _is_problem(r, 422)
+        assert r.json()["detail"] == "Text may not contain the NUL character (U+0000)"
+    assert r.json()["errors"][0]["loc"] == ["body", "custom", "\\udba1"]
+    assert await session.scalar(select(func.count()).select_from(Lead)) == (before or 0) + 1
+
+
+async def test_finding_a_nul_in_a_deep_wide_body_holds_no_copy_per_item() -> None:
+    """The walk keeps the containers still to visit, not a path per item: 400 levels deep
+    with 200,000 numbers at the bottom is one pass (a path copied per item would be ~1 GB)."""
+    deep: Any = [0] * 200_000 + ["a\x00"]
+    for i in range(400):
+        deep = {f"k{i}": deep}
+    path = nul_path(deep)
+    assert path is not None and len(path) == 401 and path[-1] == "200000"
+    assert nul_path({"a": [1, {"b": "ok"}], "c\x00": 1}) == ["c\\u0000"]
+    assert nul_path([["x"], {"y": None}]) is None and nul_path("a\x00") == []

@@ -11,13 +11,13 @@ from math import floor
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.kit.clock import clock
 from leadflow.models.outbox import Notification
 from leadflow.models.webhook import WebhookDelivery, WebhookEndpoint
-from leadflow.webhooks.delivery import backoff, dispatch
+from leadflow.webhooks.delivery import SECRET_UNREADABLE, backoff, dispatch
 from leadflow.worker.jobs import JobContext, RecordingQueue
 from tests.fixtures.factories import Factory
 from tests.webhooks.conftest import API, T0, subscribe
@@ -410,3 +410,33 @@ async def test_a_target_turned_private_is_refused_at_delivery(
     assert d["last_error"] == (
         "target refused: 127.0.0.1 resolves to 127.0.0.1, which is not a public address"
     )
+
+
+async def test_an_unreadable_secret_is_an_attempt_in_the_log_and_nothing_is_sent(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+    receiver: Receiver,
+    frozen: object,
+) -> None:
+    """A secret stored under a key this server no longer has: the claim counts the attempt,
+    so the log shows it (not sent), one row per counted attempt."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    endpoint = await subscribe(client, admin.headers, receiver, events=["lead.created"])
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == uuid.UUID(endpoint["id"]))
+        .values(secret="v1:not-a-token-of-this-key")
+    )
+    await _lead(client, admin.headers)
+    assert await dispatch(jobs) == {"delivered": 0, "failed": 0}
+    assert receiver.received == []
+    [d] = (await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)).json()[
+        "items"
+    ]
+    assert d["attempts"] == 1
+    assert [(a["success"], a["status_code"], a["error"]) for a in d["attempt_log"]] == [
+        (False, None, SECRET_UNREADABLE)
+    ]

@@ -30,6 +30,8 @@ from leadflow.calls.schemas import (
 from leadflow.db.session import SessionDep, SessionFactoryDep
 from leadflow.exceptions import BadRequest, LeadflowError, TooManyRequests, ValidationFailed
 from leadflow.kit.fanout import Wakeups
+from leadflow.kit.nultext import DETAIL as NUL_DETAIL
+from leadflow.kit.nultext import nul_path
 from leadflow.kit.pagination import Page, PageParams, page_params
 from leadflow.kit.sse import (
     SESSION_ENDED_EVENT,
@@ -303,6 +305,8 @@ async def process_request(request: Request, session: SessionDep) -> JSONResponse
         return _seed_error(400, None, "The body is not valid JSON", BadRequest.code)
     rid = payload.get("request_id") if isinstance(payload, dict) else None
     request_id = rid if isinstance(rid, str) else None
+    if nul_path(payload) is not None:  # as the API's routers answer it (kit/nultext.py)
+        return _seed_error(422, request_id, NUL_DETAIL, ValidationFailed.code)
     try:
         actor = await _alias_actor(request, session)
         data = CallRequestIn.model_validate(payload)

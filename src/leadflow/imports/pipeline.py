@@ -462,9 +462,12 @@ async def _decide(
         ready.add(ctx.actor, inserts[start : start + YIELD_ROWS])
         await asyncio.sleep(0)
     if picker is not None:
+        plain: dict[Any, uuid.UUID] = {}  # the rules' few assignees, from the COPY form
         for rec in unassigned:
-            if rec["assignee_id"] is not None:  # the rules gave it one
-                counted[id(rec)] = uuid.UUID(bytes=rec["assignee_id"].bytes)
+            if (wire := rec["assignee_id"]) is not None:  # the rules gave it one
+                if wire not in plain:
+                    plain[wire] = uuid.UUID(bytes=wire.bytes)
+                counted[id(rec)] = plain[wire]
     for user_id in counted.values():
         assigned[user_id] = assigned.get(user_id, 0) + 1
     return _Decision(prepared, errors, ready, updates, counted)

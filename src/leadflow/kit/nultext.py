@@ -2,8 +2,11 @@
 
 PostgreSQL cannot store U+0000 in text (the request failed at the write with a 422), while
 SQLite stores it and every reader of the value then meets it (exports, webhooks, e-mail
-headers). Checked once per API request, before authentication or any handler runs, on the
-JSON body and the query string, so both engines answer the same clear 422 and write nothing.
+headers). The API's routers check each request's query values and JSON body strings before
+authentication and the handler run, so both engines answer the same clear 422 and write
+nothing. Not checked here: the import upload (its parser drops NULs from cells, as
+documented) and the seed's `/api/process-request` (it answers in the seed's error shape and
+checks its payload itself with `nul_path`).
 """
 
 from __future__ import annotations
@@ -15,34 +18,56 @@ from fastapi import Request
 
 from leadflow.exceptions import ValidationFailed
 
-# JSON can carry U+0000 only escaped; a body without this text has none (the JSON parser
-# refuses a raw control character in a string).
+DETAIL = "Text may not contain the NUL character (U+0000)"
+# UTF-8 JSON can carry U+0000 only escaped (the parser refuses a raw control character in a
+# string); JSON in UTF-16 or UTF-32, which the parser also reads, has NUL bytes throughout.
 _ESCAPED_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 _JSON = re.compile(r"^application/(?:[\w.+-]+\+)?json\b", re.IGNORECASE)
 
+# A container being walked and how it was reached: (its parent's entry, its key) or None.
+_Entry = tuple[Any, Any]
 
-def _path_with_nul(value: Any) -> list[str] | None:
-    """The path to a string (key or value) of parsed JSON holding a NUL, else None.
-    Iterative: a body nested as deep as the parser allows is walked without recursion."""
-    todo: list[tuple[Any, list[str]]] = [(value, [])]
+
+def _shown(key: object) -> str:
+    """A key as an error's `loc` can carry it (NUL and lone surrogates escaped)."""
+    return str(key).replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+
+
+def _path_to(entry: _Entry) -> list[str]:
+    keys: list[str] = []
+    link = entry[1]
+    while link is not None:
+        parent, key = link
+        keys.append(_shown(key))
+        link = parent[1]
+    return keys[::-1]
+
+
+def nul_path(value: Any) -> list[str] | None:
+    """Where parsed JSON holds a NUL in a string (a key or a value): the keys and list
+    indexes leading to it, else None. One pass without recursion that keeps only the
+    containers still to visit, so a body nested as deep as the parser allows costs no more
+    than a flat one."""
+    if isinstance(value, str):
+        return [] if "\x00" in value else None
+    todo: list[_Entry] = [(value, None)] if isinstance(value, dict | list) else []
     while todo:
-        item, path = todo.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return path
-        elif isinstance(item, dict):
-            for key, child in reversed(item.items()):
-                if "\x00" in key:
-                    return [*path, key.replace("\x00", "\\u0000")]
-                todo.append((child, [*path, key]))
-        elif isinstance(item, list):
-            todo.extend((child, [*path, str(i)]) for i, child in reversed(list(enumerate(item))))
+        entry = todo.pop()
+        container = entry[0]
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, child in items:
+            if isinstance(key, str) and "\x00" in key:
+                return [*_path_to(entry), _shown(key)]
+            if isinstance(child, str):
+                if "\x00" in child:
+                    return [*_path_to(entry), _shown(key)]
+            elif isinstance(child, dict | list):
+                todo.append((child, (entry, key)))
     return None
 
 
 def _refuse(where: str, path: list[str]) -> ValidationFailed:
-    detail = "Text may not contain the NUL character (U+0000)"
-    return ValidationFailed(detail, errors=[{"loc": [where, *path], "msg": detail}])
+    return ValidationFailed(DETAIL, errors=[{"loc": [where, *path], "msg": DETAIL}])
 
 
 async def refuse_nul_text(request: Request) -> None:
@@ -50,16 +75,16 @@ async def refuse_nul_text(request: Request) -> None:
     if b"%00" in request.scope.get("query_string", b""):
         for key, value in request.query_params.multi_items():
             if "\x00" in key or "\x00" in value:
-                raise _refuse("query", [key.replace("\x00", "\\u0000")])
+                raise _refuse("query", [_shown(key)])
     if not _JSON.match(request.headers.get("content-type", "")):
         return
     body = await request.body()  # kept by the request: the handler's parse reads it again
-    if not _ESCAPED_NUL.search(body):
+    if not (_ESCAPED_NUL.search(body) or b"\x00" in body):
         return
     try:
         parsed = await request.json()
     except (ValueError, RecursionError):
         return  # not JSON (or nested beyond the parser): the body's own parsing reports it
-    found = _path_with_nul(parsed)
+    found = nul_path(parsed)
     if found is not None:
         raise _refuse("body", found)

@@ -201,9 +201,27 @@ INTERRUPTED = (
 )
 
 
+SECRET_UNREADABLE = "not sent: the endpoint's signing secret cannot be read"
+
+
+def _open_attempt(
+    attempt_id: uuid.UUID | None, delivery_id: uuid.UUID, at: datetime, error: str
+) -> dict[str, Any]:
+    return {
+        "id": attempt_id,
+        "delivery_id": delivery_id,
+        "attempted_at": at,
+        "success": False,
+        "status_code": None,
+        "latency_ms": 0,
+        "response_excerpt": None,
+        "error": error,
+    }
+
+
 async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
     """Claim up to `limit` deliveries that may go now, in one short transaction that also
-    writes each attempt's row (so an attempt a crash cuts off is in the log, unfinished)."""
+    writes each claimed attempt's row (so an attempt a crash cuts off is in the log)."""
     settings = ctx.settings
     now = utcnow()
     async with ctx.session_factory() as session:
@@ -212,33 +230,23 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
             session, ids, now, now + timedelta(seconds=settings.webhooks_lock_seconds)
         )
         endpoints = await repository.endpoints_by_id(session, [r.endpoint_id for r in won])
-        out = []
+        out: list[Outgoing] = []
+        attempts: list[dict[str, Any]] = []
         for row in won:
             endpoint = endpoints.get(row.endpoint_id)
             if endpoint is None:
                 continue  # deleted meanwhile: its deliveries went with it
             try:
-                sent = outgoing(settings, row, endpoint, now)
+                sent = replace(outgoing(settings, row, endpoint, now), attempt_id=uuid7())
             except crypto.SecretUnreadable:
+                # Counted as an attempt (the claim did) and logged as one not sent; the
+                # claim expires and the delivery is tried again.
                 log.error("webhook secret unreadable", extra={"endpoint_id": str(endpoint.id)})
+                attempts.append(_open_attempt(uuid7(), row.id, now, SECRET_UNREADABLE))
                 continue
-            out.append(replace(sent, attempt_id=uuid7()))
-        await repository.insert_attempts(
-            session,
-            [
-                {
-                    "id": o.attempt_id,
-                    "delivery_id": o.delivery_id,
-                    "attempted_at": now,
-                    "success": False,
-                    "status_code": None,
-                    "latency_ms": 0,
-                    "response_excerpt": None,
-                    "error": INTERRUPTED,
-                }
-                for o in out
-            ],
-        )
+            out.append(sent)
+            attempts.append(_open_attempt(sent.attempt_id, row.id, now, INTERRUPTED))
+        await repository.insert_attempts(session, attempts)
         await session.commit()
     return out
 

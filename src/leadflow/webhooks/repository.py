@@ -104,7 +104,9 @@ async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
 
 async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write the outcome into attempt rows written with their claim (one executemany)."""
+    """Write the outcome into attempt rows written with their claim (one executemany).
+    `attempted_at` stays the claim's: it is in the index the log is read by, so changing it
+    would make every completion a full row update."""
     if not rows:
         return
     # The table, not the model: a plain executemany (the ORM would read a list of parameter
@@ -115,7 +117,6 @@ async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -
         update(table)
         .where(a.id == bindparam("b_id", type_=a.id.type))
         .values(
-            attempted_at=bindparam("b_at", type_=a.attempted_at.type),
             success=bindparam("b_success"),
             status_code=bindparam("b_code"),
             latency_ms=bindparam("b_latency"),
@@ -125,7 +126,6 @@ async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -
         [
             {
                 "b_id": r["id"],
-                "b_at": r["attempted_at"],
                 "b_success": r["success"],
                 "b_code": r["status_code"],
                 "b_latency": r["latency_ms"],
