@@ -10,13 +10,17 @@ from datetime import timedelta
 from math import floor
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadflow.auth.service import actor_for_user
+from leadflow.exceptions import NotFound
 from leadflow.kit.clock import clock
 from leadflow.models.outbox import Notification
 from leadflow.models.webhook import WebhookDelivery, WebhookEndpoint
+from leadflow.webhooks import delivery, service
 from leadflow.webhooks.delivery import SECRET_UNREADABLE, backoff, dispatch
 from leadflow.worker.jobs import JobContext, RecordingQueue
 from tests.fixtures.factories import Factory
@@ -440,3 +444,26 @@ async def test_an_unreadable_secret_is_an_attempt_in_the_log_and_nothing_is_sent
     assert [(a["success"], a["status_code"], a["error"]) for a in d["attempt_log"]] == [
         (False, None, SECRET_UNREADABLE)
     ]
+
+
+async def test_an_endpoint_deleted_while_its_test_runs_is_not_found(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+    receiver: Receiver,
+    frozen: object,
+) -> None:
+    """The test's attempt row goes with the endpoint; recording the answer then finds no
+    delivery (a 404), where inserting the attempt failed on its foreign key."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    endpoint = await subscribe(client, admin.headers, receiver)
+    actor = actor_for_user(admin.user)
+    out = await service.prepare_test(session, jobs.settings, actor, uuid.UUID(endpoint["id"]))
+    async with delivery.client_for(jobs.settings) as http:
+        outcome = await delivery.send(http, out)
+    assert outcome.success
+    await service.delete_endpoint(session, actor, out.endpoint_id)
+    with pytest.raises(NotFound):
+        await service.finish_test(session, jobs.settings, outcome)

@@ -61,7 +61,7 @@ class Outgoing:
     body: str
     attempt: int
     retry: bool = True  # False for the test event: one attempt, no health count
-    # The attempt's row, written with the claim (finish fills it in); None: written by finish.
+    # The attempt's row, written with the claim (`finish` fills in the outcome).
     attempt_id: uuid.UUID | None = None
 
 
@@ -204,9 +204,10 @@ INTERRUPTED = (
 SECRET_UNREADABLE = "not sent: the endpoint's signing secret cannot be read"
 
 
-def _open_attempt(
+def open_attempt(
     attempt_id: uuid.UUID | None, delivery_id: uuid.UUID, at: datetime, error: str
 ) -> dict[str, Any]:
+    """An attempt's row as written with its claim, before any outcome."""
     return {
         "id": attempt_id,
         "delivery_id": delivery_id,
@@ -242,19 +243,19 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
                 # Counted as an attempt (the claim did) and logged as one not sent; the
                 # claim expires and the delivery is tried again.
                 log.error("webhook secret unreadable", extra={"endpoint_id": str(endpoint.id)})
-                attempts.append(_open_attempt(uuid7(), row.id, now, SECRET_UNREADABLE))
+                attempts.append(open_attempt(uuid7(), row.id, now, SECRET_UNREADABLE))
                 continue
             out.append(sent)
-            attempts.append(_open_attempt(sent.attempt_id, row.id, now, INTERRUPTED))
+            attempts.append(open_attempt(sent.attempt_id, row.id, now, INTERRUPTED))
         await repository.insert_attempts(session, attempts)
         await session.commit()
     return out
 
 
 async def finish(session: AsyncSession, settings: Settings, outcomes: list[Outcome]) -> None:
-    """Record the attempts and move each delivery on (delivered, retry later, failed) — one
-    executemany each — then count the endpoints' health and disable one that failed for too
-    long."""
+    """Record the attempts' outcomes and move each delivery on (delivered, retry later,
+    failed) — one executemany each — then count the endpoints' health and disable one that
+    failed for too long."""
     if not outcomes:
         return
     changes: list[dict[str, Any]] = []
@@ -292,22 +293,22 @@ async def finish(session: AsyncSession, settings: Settings, outcomes: list[Outco
         ),
         changes,
     )
-    attempts = [
-        {
-            "id": o.outgoing.attempt_id or uuid7(),
-            "delivery_id": o.outgoing.delivery_id,
-            "attempted_at": o.at,
-            "success": o.success,
-            "status_code": o.status_code,
-            "latency_ms": o.latency_ms,
-            "response_excerpt": o.excerpt,
-            "error": o.error,
-        }
-        for o in outcomes
-    ]
-    claimed = {o.outgoing.attempt_id for o in outcomes if o.outgoing.attempt_id}
-    await repository.insert_attempts(session, [a for a in attempts if a["id"] not in claimed])
-    await repository.complete_attempts(session, [a for a in attempts if a["id"] in claimed])
+    # Each attempt's row was written with its claim; a delivery deleted since (with its
+    # endpoint) took it along, and the update finds nothing.
+    await repository.complete_attempts(
+        session,
+        [
+            {
+                "id": o.outgoing.attempt_id,
+                "success": o.success,
+                "status_code": o.status_code,
+                "latency_ms": o.latency_ms,
+                "response_excerpt": o.excerpt,
+                "error": o.error,
+            }
+            for o in outcomes
+        ],
+    )
     # Health per endpoint and batch (the test event does not count): an answer resets it,
     # a batch of failures only adds them up.
     by_endpoint: dict[uuid.UUID, list[Outcome]] = {}
