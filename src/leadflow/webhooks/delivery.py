@@ -17,11 +17,11 @@ import uuid
 import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -31,7 +31,7 @@ from leadflow.config import Settings
 from leadflow.kit import crypto
 from leadflow.kit.clock import utcnow
 from leadflow.kit.outbound import TargetRefused, guarded_client
-from leadflow.models.webhook import WebhookDelivery, WebhookEndpoint
+from leadflow.models.webhook import WebhookEndpoint
 from leadflow.notifications import service as notifications
 from leadflow.users import repository as members
 from leadflow.webhooks import repository, signing
@@ -268,31 +268,16 @@ async def finish(session: AsyncSession, settings: Settings, outcomes: list[Outco
             status = "failed"
         changes.append(
             {
-                "b_id": out.delivery_id,
-                "b_status": status,
-                "b_next": next_at if status == "retry" else o.at,
-                "b_delivered": o.at if o.success else None,
-                "b_code": o.status_code,
-                "b_error": o.error,
+                "id": out.delivery_id,
+                "status": status,
+                "next_attempt_at": next_at if status == "retry" else o.at,
+                "delivered_at": o.at if o.success else None,
+                "last_status_code": o.status_code,
+                "last_error": o.error,
+                "locked_until": None,
             }
         )
-    # The table, not the model: a plain executemany (the ORM would read a list of parameter
-    # sets as its own bulk update).
-    table = cast(Table, WebhookDelivery.__table__)
-    d = table.c
-    await session.execute(
-        update(table)
-        .where(d.id == bindparam("b_id", type_=d.id.type))
-        .values(
-            status=bindparam("b_status"),
-            next_attempt_at=bindparam("b_next", type_=d.next_attempt_at.type),
-            delivered_at=bindparam("b_delivered", type_=d.delivered_at.type),
-            last_status_code=bindparam("b_code"),
-            last_error=bindparam("b_error"),
-            locked_until=None,
-        ),
-        changes,
-    )
+    await repository.settle_deliveries(session, changes)
     # Each attempt's row was written with its claim; a delivery deleted since (with its
     # endpoint) took it along, and the update finds nothing.
     await repository.complete_attempts(

@@ -103,38 +103,36 @@ async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         await session.execute(insert(WebhookAttempt), rows)
 
 
-async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Write the outcome into attempt rows written with their claim (one executemany).
-    `attempted_at` stays the claim's: it is in the index the log is read by, so changing it
-    would make every completion a full row update."""
+async def _update_by_id(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany `UPDATE … WHERE id = :id` writing each row's other keys (the same
+    keys in every row)."""
     if not rows:
         return
     # The table, not the model: a plain executemany (the ORM would read a list of parameter
-    # sets as its own bulk update).
-    table = cast(Table, WebhookAttempt.__table__)
-    a = table.c
+    # sets as its own bulk update). Bind names differ from the columns', which SQLAlchemy
+    # keeps for the values of an UPDATE.
+    table = cast(Table, model.__table__)
+    keys = [k for k in rows[0] if k != "id"]
     await session.execute(
         update(table)
-        .where(a.id == bindparam("b_id", type_=a.id.type))
-        .values(
-            success=bindparam("b_success"),
-            status_code=bindparam("b_code"),
-            latency_ms=bindparam("b_latency"),
-            response_excerpt=bindparam("b_excerpt"),
-            error=bindparam("b_error"),
-        ),
-        [
-            {
-                "b_id": r["id"],
-                "b_success": r["success"],
-                "b_code": r["status_code"],
-                "b_latency": r["latency_ms"],
-                "b_excerpt": r["response_excerpt"],
-                "b_error": r["error"],
-            }
-            for r in rows
-        ],
+        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
+        .values({k: bindparam(f"b_{k}", type_=table.c[k].type) for k in keys}),
+        [{f"b_{k}": v for k, v in row.items()} for row in rows],
     )
+
+
+async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Write the outcomes into attempt rows written with their claim (`id`, `success`,
+    `status_code`, `latency_ms`, `response_excerpt`, `error`). `attempted_at` stays the
+    claim's: it is in the index the log is read by, so changing it would make every
+    completion a full row update."""
+    await _update_by_id(session, WebhookAttempt, rows)
+
+
+async def settle_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Move claimed deliveries on (`id`, `status`, `next_attempt_at`, `delivered_at`,
+    `last_status_code`, `last_error`, `locked_until`)."""
+    await _update_by_id(session, D, rows)
 
 
 async def delete_deliveries(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
