@@ -133,3 +133,19 @@ async def test_a_user_keeps_at_most_fifty_views(
     await session.commit()
     r = await me.post(client, "/crm/views", {"name": "one more"}, headers=HTMX)
     assert r.status_code == 422 and "At most 50" in r.text
+
+
+async def test_a_nul_in_a_form_field_is_refused_alike_on_both_engines(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    """A browser sends U+0000 as %00: a 422 page, nothing saved (SQLite stored it)."""
+    me = await browser(factory, await factory.org())
+    r = await me.post(client, "/crm/views", {"name": "Mine\x00"})
+    assert r.status_code == 422
+    assert "text/html" in r.headers["content-type"]
+    assert await session.scalar(select(SavedView).where(SavedView.user_id == me.user.id)) is None
+    # A "%" typed in a field is "%25" on the wire: plain text, saved.
+    r = await me.post(client, "/crm/views", {"name": "100%00 sure"}, headers=HTMX)
+    assert r.status_code == 200, r.text
+    saved = await session.scalar(select(SavedView.name).where(SavedView.user_id == me.user.id))
+    assert saved == "100%00 sure"

@@ -2,9 +2,10 @@
 
 PostgreSQL cannot store U+0000 in text (the request failed at the write with a 422), while
 SQLite stores it and every reader of the value then meets it (exports, webhooks, e-mail
-headers). The API's routers check each request's query values and JSON body strings before
-authentication and the handler run, so both engines answer the same clear 422 and write
-nothing. Not checked here: the import upload (its parser drops NULs from cells, as
+headers). The API's routers check each request's query values and JSON body strings, the
+web app's routers its query values and URL-encoded form fields, before authentication and
+the handler run, so both engines answer the same clear 422 and write nothing. Not checked
+here: the import upload (its parser drops NULs from cells, as
 documented) and the seed's `/api/process-request` (it answers in the seed's error shape and
 checks its payload itself with `nul_path`).
 """
@@ -70,12 +71,25 @@ def _refuse(where: str, path: list[str]) -> ValidationFailed:
     return ValidationFailed(DETAIL, errors=[{"loc": [where, *path], "msg": DETAIL}])
 
 
-async def refuse_nul_text(request: Request) -> None:
-    """A 422 for a NUL character in the request's query values or JSON body strings."""
+def _query_nul(request: Request) -> None:
     if b"%00" in request.scope.get("query_string", b""):
         for key, value in request.query_params.multi_items():
             if "\x00" in key or "\x00" in value:
                 raise _refuse("query", [_shown(key)])
+
+
+async def refuse_nul_form(request: Request) -> None:
+    """The web app's forms: a 422 page for a NUL in a query value or a URL-encoded field (a
+    browser sends it as `%00`; a `%` typed in a field arrives as `%25`)."""
+    _query_nul(request)
+    kind = request.headers.get("content-type", "").lower()
+    if kind.startswith("application/x-www-form-urlencoded") and b"%00" in await request.body():
+        raise ValidationFailed(DETAIL)
+
+
+async def refuse_nul_text(request: Request) -> None:
+    """A 422 for a NUL character in the request's query values or JSON body strings."""
+    _query_nul(request)
     if not _JSON.match(request.headers.get("content-type", "")):
         return
     body = await request.body()  # kept by the request: the handler's parse reads it again

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
+from leadflow.kit.nultext import refuse_nul_form
 from leadflow.web import error_pages
 from leadflow.web.routes import (
     admin,
@@ -36,6 +37,6 @@ def install(app: FastAPI) -> None:
         reports,
         admin,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(refuse_nul_form)])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     error_pages.install(app)
