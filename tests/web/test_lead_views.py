@@ -3,6 +3,8 @@ views of the list (their owner's alone)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -143,6 +145,13 @@ async def test_a_nul_in_a_form_field_is_refused_alike_on_both_engines(
     r = await me.post(client, "/crm/views", {"name": "Mine\x00"})
     assert r.status_code == 422
     assert "text/html" in r.headers["content-type"]
+    # A client that is no browser may send the byte itself.
+    raw = await client.post(
+        "/crm/views",
+        content=urlencode({"csrf_token": me.csrf}).encode() + b"&name=Mine\x00",
+        headers=me.headers({"Content-Type": "application/x-www-form-urlencoded"}),
+    )
+    assert raw.status_code == 422
     assert await session.scalar(select(SavedView).where(SavedView.user_id == me.user.id)) is None
     # A "%" typed in a field is "%25" on the wire: plain text, saved.
     r = await me.post(client, "/crm/views", {"name": "100%00 sure"}, headers=HTMX)

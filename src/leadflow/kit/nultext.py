@@ -80,10 +80,18 @@ def _query_nul(request: Request) -> None:
 
 async def refuse_nul_form(request: Request) -> None:
     """The web app's forms: a 422 page for a NUL in a query value or a URL-encoded field (a
-    browser sends it as `%00`; a `%` typed in a field arrives as `%25`)."""
+    browser sends it as `%00`; a `%` typed in a field arrives as `%25`). Only a body of
+    declared size within the general body limit is read here, before sign-in; a larger one
+    (the import wizard's paths allow 100 MB, multipart) is left to the handler."""
     _query_nul(request)
     kind = request.headers.get("content-type", "").lower()
-    if kind.startswith("application/x-www-form-urlencoded") and b"%00" in await request.body():
+    if not kind.startswith("application/x-www-form-urlencoded"):
+        return
+    size = request.headers.get("content-length", "")
+    if not size.isdigit() or int(size) > request.app.state.settings.max_body_bytes:
+        return
+    body = await request.body()
+    if b"%00" in body or b"\x00" in body:
         raise ValidationFailed(DETAIL)
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,9 +60,9 @@ class Outgoing:
     occurred_at: datetime
     body: str
     attempt: int
-    retry: bool = True  # False for the test event: one attempt, no health count
     # The attempt's row, written with the claim (`finish` fills in the outcome).
-    attempt_id: uuid.UUID | None = None
+    attempt_id: uuid.UUID
+    retry: bool = True  # False for the test event: one attempt, no health count
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def outgoing(
     *,
     retry: bool = True,
 ) -> Outgoing:
-    """A claimed row (or delivery) with its endpoint, as sent."""
+    """A claimed row (or delivery) with its endpoint, as sent, under a new attempt id."""
     return Outgoing(
         delivery_id=row.id,
         endpoint_id=endpoint.id,
@@ -122,6 +122,7 @@ def outgoing(
         occurred_at=row.occurred_at,
         body=row.body,
         attempt=row.attempts,
+        attempt_id=uuid7(),
         retry=retry,
     )
 
@@ -205,7 +206,7 @@ SECRET_UNREADABLE = "not sent: the endpoint's signing secret cannot be read"
 
 
 def open_attempt(
-    attempt_id: uuid.UUID | None, delivery_id: uuid.UUID, at: datetime, error: str
+    attempt_id: uuid.UUID, delivery_id: uuid.UUID, at: datetime, error: str
 ) -> dict[str, Any]:
     """An attempt's row as written with its claim, before any outcome."""
     return {
@@ -238,7 +239,7 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
             if endpoint is None:
                 continue  # deleted meanwhile: its deliveries went with it
             try:
-                sent = replace(outgoing(settings, row, endpoint, now), attempt_id=uuid7())
+                sent = outgoing(settings, row, endpoint, now)
             except crypto.SecretUnreadable:
                 # Counted as an attempt (the claim did) and logged as one not sent; the
                 # claim expires and the delivery is tried again.

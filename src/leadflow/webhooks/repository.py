@@ -104,8 +104,8 @@ async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
 
 async def _update_by_id(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany `UPDATE … WHERE id = :id` writing each row's other keys (the same
-    keys in every row)."""
+    """One executemany `UPDATE … WHERE id = <row's id>` writing each row's other keys (the
+    same keys in every row)."""
     if not rows:
         return
     # The table, not the model: a plain executemany (the ORM would read a list of parameter

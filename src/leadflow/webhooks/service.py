@@ -8,7 +8,6 @@ import json
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -470,7 +469,7 @@ async def prepare_test(
         resource_id=endpoint.id,
         after={"delivery_id": row.id},
     )
-    sent = replace(delivery.outgoing(settings, row, endpoint, now, retry=False), attempt_id=uuid7())
+    sent = delivery.outgoing(settings, row, endpoint, now, retry=False)
     await repository.insert_attempts(
         session, [delivery.open_attempt(sent.attempt_id, row.id, now, delivery.INTERRUPTED)]
     )
