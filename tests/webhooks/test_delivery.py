@@ -467,3 +467,26 @@ async def test_an_endpoint_deleted_while_its_test_runs_is_not_found(
     await service.delete_endpoint(session, actor, out.endpoint_id)
     with pytest.raises(NotFound):
         await service.finish_test(session, jobs.settings, outcome)
+
+
+async def test_a_test_event_that_cannot_be_signed_is_a_clear_503(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    receiver: Receiver,
+    frozen: object,
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    endpoint = await subscribe(client, admin.headers, receiver)
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == uuid.UUID(endpoint["id"]))
+        .values(secret="v1:not-a-token-of-this-key")
+    )
+    r = await client.post(f"{API}/{endpoint['id']}/test", headers=admin.headers)
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "webhook_secret_unreadable"
+    assert receiver.received == []
+    listed = await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)
+    assert listed.json()["total"] == 0

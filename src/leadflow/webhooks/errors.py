@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadflow.exceptions import Conflict, Forbidden, ValidationFailed
+from leadflow.exceptions import Conflict, Forbidden, ServiceUnavailable, ValidationFailed
 
 
 class WebhookTargetRefused(ValidationFailed):
@@ -40,3 +40,11 @@ class WebhookDeliveryPending(Conflict):
 
     code = "webhook_delivery_pending"
     title = "Webhook delivery still pending"
+
+
+class WebhookSecretUnreadable(ServiceUnavailable):
+    """The endpoint's signing secret cannot be decrypted (the secret key changed without
+    rotation): nothing can be signed for it."""
+
+    code = "webhook_secret_unreadable"
+    title = "Webhook secret unreadable"

@@ -36,6 +36,7 @@ from leadflow.webhooks.errors import (
     WebhookEndpointDisabled,
     WebhookLimitReached,
     WebhookScopeTooNarrow,
+    WebhookSecretUnreadable,
     WebhookTargetRefused,
 )
 from leadflow.webhooks.schemas import (
@@ -438,6 +439,13 @@ async def prepare_test(
     retries, not counted in the endpoint's health); the caller sends it after commit."""
     endpoint = await _endpoint(session, actor, endpoint_id)
     now = utcnow()
+    try:
+        delivery.signing_secrets(settings, endpoint, now)
+    except crypto.SecretUnreadable as exc:
+        raise WebhookSecretUnreadable(
+            "The endpoint's signing secret cannot be decrypted; rotate its secret or set "
+            "LEADFLOW_PREVIOUS_SECRET_KEYS"
+        ) from exc
     row = WebhookDelivery(
         id=uuid7(),
         endpoint_id=endpoint.id,
