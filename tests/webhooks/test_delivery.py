@@ -490,3 +490,10 @@ async def test_a_test_event_that_cannot_be_signed_is_a_clear_503(
     assert receiver.received == []
     listed = await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)
     assert listed.json()["total"] == 0
+    # A new secret mends it at once: the unreadable one does not linger as the previous.
+    rotated = await client.post(f"{API}/{endpoint['id']}/rotate-secret", headers=admin.headers)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["previous_secret_expires_at"] is None
+    receiver.secret = rotated.json()["secret"]
+    r = await client.post(f"{API}/{endpoint['id']}/test", headers=admin.headers)
+    assert r.status_code == 200 and r.json()["success"] is True, r.text

@@ -134,11 +134,12 @@ class EndpointCreated(EndpointRead):
 
 class SecretRotated(BaseModel):
     """The new secret (shown this once); the previous one keeps signing until
-    `previous_secret_expires_at`, so receivers can switch without losing a message."""
+    `previous_secret_expires_at`, so receivers can switch without losing a message (null:
+    the previous one could not be decrypted, so only the new one signs)."""
 
     id: uuid.UUID
     secret: str
-    previous_secret_expires_at: datetime
+    previous_secret_expires_at: datetime | None
 
 
 class AttemptRead(BaseModel):

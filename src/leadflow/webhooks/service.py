@@ -343,8 +343,14 @@ async def rotate_secret(
     row = await _endpoint(session, actor, endpoint_id, for_update=True)
     secret = data.secret or signing.new_secret()
     now = utcnow()
-    row.previous_secret = row.secret
-    row.previous_secret_expires_at = now + ROTATION_OVERLAP
+    try:
+        crypto.decrypt(settings, row.secret)
+        row.previous_secret = row.secret
+        row.previous_secret_expires_at = now + ROTATION_OVERLAP
+    except crypto.SecretUnreadable:
+        # Under a key this server no longer has, it signs nothing: no overlap (keeping it
+        # would leave the endpoint unsigned for the overlap's 24 hours).
+        row.previous_secret = row.previous_secret_expires_at = None
     row.secret = crypto.encrypt(settings, secret)
     await session.flush()
     await audit(
