@@ -28,6 +28,7 @@ from sqlalchemy import (
     Numeric,
     String,
     any_,
+    bindparam,
     case,
     cast,
     column,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     literal,
     select,
     type_coerce,
+    update,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql as pg
@@ -188,6 +190,27 @@ def copy_rows(
                 record[i] = _json_text(record[i])
             records[n] = record
     return records
+
+
+async def update_by_id(
+    session: AsyncSession, model: Any, columns: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """Write `columns` of many rows of `model`'s table by `id` in one executemany (every row
+    carries `id` and all of `columns`)."""
+    if not rows:
+        return
+    # The table, not the model: a plain executemany (the ORM would read a list of parameter
+    # sets as its own bulk update). Bind names differ from the columns', which SQLAlchemy
+    # keeps for the values of an UPDATE.
+    table: Any = model.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
+        .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns})
+    )
+    await session.execute(
+        stmt, [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
+    )
 
 
 async def bulk_insert(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 from pydantic_core import from_json
 from sqlalchemy import (
@@ -20,7 +20,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    Table,
     bindparam,
     func,
     insert,
@@ -43,6 +42,7 @@ from leadflow.db.dialect import (
     json_array_contains,
     json_array_elements,
     one_of_param,
+    update_by_id,
 )
 from leadflow.db.explain import Explain
 from leadflow.db.fastpath import fetch_all, fetch_one
@@ -760,17 +760,7 @@ async def update_rows(
     session: AsyncSession, columns: Sequence[str], rows: list[dict[str, Any]]
 ) -> None:
     """Write `columns` of many leads by id in one executemany (every row carries them all)."""
-    if not rows:
-        return
-    table = cast(Table, Lead.__table__)
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
-        .values({c: bindparam(f"b_{c}", type_=table.c[c].type) for c in columns})
-    )
-    await session.execute(
-        stmt, [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows]
-    )
+    await update_by_id(session, Lead, columns, rows)
 
 
 async def soft_delete_where(

@@ -6,12 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Table,
-    bindparam,
     delete,
     func,
     insert,
@@ -23,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from leadflow.db.dialect import bulk_insert
+from leadflow.db.dialect import bulk_insert, update_by_id
 from leadflow.kit.pagination import PageParams
 from leadflow.models.webhook import WebhookAttempt, WebhookBatch, WebhookDelivery, WebhookEndpoint
 
@@ -103,22 +101,15 @@ async def insert_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> 
         await session.execute(insert(WebhookAttempt), rows)
 
 
-async def _update_by_id(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany `UPDATE … WHERE id = <row's id>` writing each row's other keys (the
-    same keys in every row)."""
-    if not rows:
-        return
-    # The table, not the model: a plain executemany (the ORM would read a list of parameter
-    # sets as its own bulk update). Bind names differ from the columns', which SQLAlchemy
-    # keeps for the values of an UPDATE.
-    table = cast(Table, model.__table__)
-    keys = [k for k in rows[0] if k != "id"]
-    await session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id", type_=table.c.id.type))
-        .values({k: bindparam(f"b_{k}", type_=table.c[k].type) for k in keys}),
-        [{f"b_{k}": v for k, v in row.items()} for row in rows],
-    )
+_OUTCOME = ("success", "status_code", "latency_ms", "response_excerpt", "error")
+_SETTLED = (
+    "status",
+    "next_attempt_at",
+    "delivered_at",
+    "last_status_code",
+    "last_error",
+    "locked_until",
+)
 
 
 async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -126,13 +117,13 @@ async def complete_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -
     `status_code`, `latency_ms`, `response_excerpt`, `error`). `attempted_at` stays the
     claim's: it is in the index the log is read by, so changing it would make every
     completion a full row update."""
-    await _update_by_id(session, WebhookAttempt, rows)
+    await update_by_id(session, WebhookAttempt, _OUTCOME, rows)
 
 
 async def settle_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Move claimed deliveries on (`id`, `status`, `next_attempt_at`, `delivered_at`,
     `last_status_code`, `last_error`, `locked_until`)."""
-    await _update_by_id(session, D, rows)
+    await update_by_id(session, D, _SETTLED, rows)
 
 
 async def delete_deliveries(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
