@@ -416,6 +416,15 @@ async def test_a_target_turned_private_is_refused_at_delivery(
     )
 
 
+async def _lose_secret(session: AsyncSession, endpoint_id: str) -> None:
+    """Store the endpoint's secret as if under a key this server no longer has."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
+        .values(secret="v1:not-a-token-of-this-key")
+    )
+
+
 async def test_an_unreadable_secret_is_an_attempt_in_the_log_and_nothing_is_sent(
     client: httpx.AsyncClient,
     factory: Factory,
@@ -429,11 +438,7 @@ async def test_an_unreadable_secret_is_an_attempt_in_the_log_and_nothing_is_sent
     org = await factory.org()
     admin = await factory.member(org)
     endpoint = await subscribe(client, admin.headers, receiver, events=["lead.created"])
-    await session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == uuid.UUID(endpoint["id"]))
-        .values(secret="v1:not-a-token-of-this-key")
-    )
+    await _lose_secret(session, endpoint["id"])
     await _lead(client, admin.headers)
     assert await dispatch(jobs) == {"delivered": 0, "failed": 0}
     assert receiver.received == []
@@ -479,11 +484,7 @@ async def test_a_test_event_that_cannot_be_signed_is_a_clear_503(
     org = await factory.org()
     admin = await factory.member(org)
     endpoint = await subscribe(client, admin.headers, receiver)
-    await session.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == uuid.UUID(endpoint["id"]))
-        .values(secret="v1:not-a-token-of-this-key")
-    )
+    await _lose_secret(session, endpoint["id"])
     r = await client.post(f"{API}/{endpoint['id']}/test", headers=admin.headers)
     assert r.status_code == 503, r.text
     assert r.json()["code"] == "webhook_secret_unreadable"
