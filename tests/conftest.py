@@ -14,9 +14,10 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from leadflow.app import create_app
+from leadflow.app import create_app, init_state
 from leadflow.config import Settings
 from leadflow.db import engine as engine_module
 from leadflow.db import migrate
@@ -172,10 +173,25 @@ def factory(session: AsyncSession, settings: Settings) -> Factory:
     return Factory(session, settings)
 
 
+# One built application per engine for the run: building the routes' dependency graphs is
+# most of a short test's time, so each test gets the built one with fresh state instead.
+_APPS: dict[str, FastAPI] = {}  # by settings (the database URL among them)
+
+
 @pytest.fixture
 def app(settings: Settings, database: Database, conn: AsyncConnection) -> FastAPI:
-    """The application, with request sessions bound to the test transaction."""
-    application = create_app(settings, database=database)
+    """The application, with fresh state and request sessions bound to the test transaction.
+
+    A test that changes the routes themselves builds its own with `create_app`.
+    """
+    # Settings read while building (CORS, trusted proxies) differ between some modules.
+    key = repr([(k, v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in settings])
+    application = _APPS.get(key)
+    if application is None:
+        application = _APPS[key] = create_app(settings, database=database)
+    else:
+        init_state(application, settings, database)
+        application.dependency_overrides.clear()
 
     async def test_session() -> AsyncIterator[AsyncSession]:
         async with _session(conn) as s, unit_of_work(s):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from limits import RateLimitItemPerHour
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import State
 
 import leadflow.models
 import leadflow.wiring  # noqa: F401  (jobs, delivery handlers, event subscribers)
@@ -125,6 +126,33 @@ IMPORT_PATHS = (
 )
 
 
+def init_state(app: FastAPI, settings: Settings, database: Database | None = None) -> None:
+    """Give `app` fresh per-process state: settings, database, limiters, request figures.
+
+    Kept apart from the routes so an embedding host (the test suite) can reset a built
+    application instead of building one again; `database` None opens one from `settings`.
+    """
+    app.state = State()
+    app.state.settings = settings
+    app.state.database = database or Database(
+        settings.database_url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pre_ping,
+    )
+    # Event streams wait for wake-ups from Redis pub/sub, or re-read every second without it.
+    app.state.wakeups = build_wakeups(settings.redis_url, fallback=settings.stream_recheck_seconds)
+    # This process's request figures by minute and route group (flushed once a minute).
+    app.state.request_stats = RequestStats()
+    app.state.login_limiter = FailureLimiter(
+        build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
+    )
+    app.state.register_limiter = HitLimiter(
+        build_storage(settings.redis_url),
+        RateLimitItemPerHour(settings.register_per_hour, namespace="register-ip"),
+    )
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the Leadflow ASGI application."""
     settings = settings or get_settings()
@@ -166,24 +194,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description="Lead management and sales CRM API. Errors are application/problem+json.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.database = database or Database(
-        settings.database_url,
-        echo=settings.db_echo,
-        pool_size=settings.db_pool_size,
-        pre_ping=settings.db_pre_ping,
-    )
-    # Event streams wait for wake-ups from Redis pub/sub, or re-read every second without it.
-    app.state.wakeups = build_wakeups(settings.redis_url, fallback=settings.stream_recheck_seconds)
-    # This process's request figures by minute and route group (flushed once a minute).
-    app.state.request_stats = RequestStats()
-    app.state.login_limiter = FailureLimiter(
-        build_storage(settings.redis_url), settings.login_attempts_per_minute, "login-failures"
-    )
-    app.state.register_limiter = HitLimiter(
-        build_storage(settings.redis_url),
-        RateLimitItemPerHour(settings.register_per_hour, namespace="register-ip"),
-    )
+    init_state(app, settings, database)
 
     install_handlers(app)
     app.add_middleware(TransactionIntentMiddleware)
@@ -213,7 +224,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         RequestContextMiddleware,
         trusted_proxies=parse_networks(settings.trusted_proxies),
         route_paths=route_paths,
-        stats=app.state.request_stats,
+        stats=lambda: app.state.request_stats,
     )
 
     # The import upload keeps its documented handling of NULs (dropped from cells) and is

@@ -7,8 +7,10 @@ import logging
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
+from leadflow.app import create_app
+from leadflow.config import Settings
+from leadflow.db.engine import Database
 from leadflow.kit.jsonlog import JsonFormatter
 
 
@@ -42,14 +44,18 @@ async def test_validation_errors_list_loc_and_msg(client: httpx.AsyncClient) -> 
 
 
 async def test_500_has_no_stack_trace_and_is_logged_with_request_id(
-    app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    settings: Settings, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    app = create_app(settings, database=database)  # its own: a route is added
+
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
+    transport = httpx.ASGITransport(app=app)
     with caplog.at_level(logging.ERROR, logger="leadflow.errors"):
-        r = await client.get("/boom", headers={"X-Request-ID": "req-boom"})
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/boom", headers={"X-Request-ID": "req-boom"})
     assert r.status_code == 500
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["x-request-id"] == "req-boom"

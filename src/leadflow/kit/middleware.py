@@ -69,7 +69,8 @@ class RequestContextMiddleware:
     `trusted_proxies`, the right-most untrusted address of `X-Forwarded-For`.
 
     Every answered request is counted in Prometheus' metrics and, when `stats` is given, in
-    the process's per-minute figures by route group (the admin health endpoints read them).
+    the process's per-minute figures by route group (the admin health endpoints read them);
+    `stats` returns the current figures, read per request (the application's state owns them).
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class RequestContextMiddleware:
         app: ASGIApp,
         trusted_proxies: Sequence[Network] = (),
         route_paths: Mapping[int, str] | None = None,
-        stats: RequestStats | None = None,
+        stats: Callable[[], RequestStats] | None = None,
     ) -> None:
         self.app = app
         self.trusted = tuple(trusted_proxies)
@@ -165,7 +166,7 @@ class RequestContextMiddleware:
             REQUESTS.labels(method, path, str(status_holder["status"])).inc()
             LATENCY.labels(method, path).observe(elapsed)
             if self.stats is not None:
-                self.stats.record(route_group(path), status_holder["status"], elapsed, utcnow())
+                self.stats().record(route_group(path), status_holder["status"], elapsed, utcnow())
             reset_request(token)
 
 
