@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Integer, bindparam, func, literal, select, text
+from sqlalchemy import Integer, Select, bindparam, func, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.service import authenticate
@@ -146,3 +147,26 @@ async def test_driver_types_stay_in_the_data_layer(
     for item in page.items:
         _assert_plain(item)
         assert type(item["assignee_id"]) is uuid.UUID
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_a_uuid_column_the_statement_does_not_type_is_converted_too(
+    session: AsyncSession, factory: Factory
+) -> None:
+    """Only the columns typed UUID are converted per row, plus those the first row shows as a
+    UUID or NULL: a later row's UUID in an untyped column is still plain."""
+    org = await factory.org()
+    member = await factory.member(org)
+    await factory.lead(org, assignee_id=None, email="a@example.com")
+    await factory.lead(org, assignee_id=member.user.id, email="b@example.com")
+    stmt: Select[Any] = (
+        select(Lead.id, literal_column("leads.assignee_id::text::uuid").label("owner"))
+        .where(Lead.organization_id == org.id)
+        .order_by(Lead.email)
+    )
+    rows = await fetch_all(session, stmt)
+    assert [r["owner"] for r in rows] == [None, member.user.id]
+    for row in rows:
+        _assert_plain(row)
+        assert type(row["id"]) is uuid.UUID
+    assert type(rows[1]["owner"]) is uuid.UUID
