@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Integer, Select, bindparam, func, literal, literal_column, select, text
+from sqlalchemy import Integer, Text, bindparam, func, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.auth.service import authenticate
@@ -159,12 +158,11 @@ async def test_a_uuid_column_the_statement_does_not_type_is_converted_too(
     member = await factory.member(org)
     await factory.lead(org, assignee_id=None, email="a@example.com")
     await factory.lead(org, assignee_id=member.user.id, email="b@example.com")
-    stmt: Select[Any] = (
-        select(Lead.id, literal_column("leads.assignee_id::text::uuid").label("owner"))
-        .where(Lead.organization_id == org.id)
-        .order_by(Lead.email)
+    owner = literal_column("leads.assignee_id::text::uuid", Text()).label("owner")
+    rows = await fetch_all(
+        session,
+        select(Lead.id, owner).where(Lead.organization_id == org.id).order_by(Lead.email),
     )
-    rows = await fetch_all(session, stmt)
     assert [r["owner"] for r in rows] == [None, member.user.id]
     for row in rows:
         _assert_plain(row)
