@@ -241,6 +241,55 @@ async def test_whole_file_problems_write_nothing(
     assert await session.scalar(select(func.count()).select_from(ImportBatch)) == 0
 
 
+@pytest.mark.parametrize(
+    ("how", "loc"),
+    [
+        ("form mapping key", ["body", "mapping", "E-Mail\\u0000"]),
+        ("form mapping value", ["body", "mapping", "E-Mail"]),
+        ("json status_map", ["body", "status_map", "offen"]),
+        ("query default_status", ["body", "default_status"]),
+        ("json date_formats", ["body", "date_formats", "Datum"]),
+    ],
+)
+async def test_a_nul_in_an_option_is_422_and_writes_nothing(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, how: str, loc: list[str]
+) -> None:
+    """The upload's routes skip the request-wide NUL check (cells drop NULs): the options,
+    stored on the batch, are checked themselves — on SQLite too."""
+    org = await factory.org()
+    admin = await factory.member(org)
+    url = "/api/v1/leads/import"
+    csv_text = "Name,E-Mail,Status,Datum\nLea,lea@example.com,offen,01/02/2026\n"
+    if how.startswith("form"):
+        mapping = {"E-Mail\x00": "email"} if how.endswith("key") else {"E-Mail": "em\x00ail"}
+        r = await client.post(
+            url,
+            data={"mapping": json.dumps(mapping)},
+            files={"file": ("leads.csv", csv_text.encode(), "text/csv")},
+            headers=admin.headers,
+        )
+    elif how.startswith("json"):
+        option = how.split()[1]
+        key = "offen" if option == "status_map" else "Datum"
+        r = await client.post(
+            url, json={"csv": csv_text, option: {key: "w\x00on"}}, headers=admin.headers
+        )
+    else:
+        r = await client.post(
+            url,
+            params={"default_status": "new\x00"},
+            content=csv_text.encode(),
+            headers={**admin.headers, "Content-Type": "text/csv"},
+        )
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["detail"] == "Text may not contain the NUL character (U+0000)"
+    assert body["errors"][0]["loc"] == loc
+    assert await session.scalar(select(func.count()).select_from(ImportBatch)) == 0
+    assert await session.scalar(select(func.count()).select_from(Lead)) == 0
+
+
 async def test_too_large_is_413(app: FastAPI, client: httpx.AsyncClient, factory: Factory) -> None:
     app.state.settings.import_max_bytes = 100
     org = await factory.org()

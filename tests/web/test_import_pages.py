@@ -167,3 +167,24 @@ async def test_permission_and_organisation(
     assert (await stranger.post(client, f"{target}/undo")).status_code == 404
     assert (await _post(client, me, "/crm/import/run", csrf=False)).status_code == 403
     assert await _count(session, org) == 2
+
+
+async def test_a_nul_in_the_wizards_options_is_shown_and_nothing_imported(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    """The wizard's multipart fields reach the import's options, which refuse a NUL on both
+    engines (PostgreSQL could not store the batch; SQLite would keep it)."""
+    org = await factory.org()
+    me = await browser(factory, org)
+    for fields in (
+        {"column_0": "Na\x00me", "target_0": "name"},
+        {"column_0": "Name", "target_0": "name", "sv_0": "offen", "stage_0": "n\x00ew"},
+        {"default_status": "n\x00ew"},
+    ):
+        ran = await _post(client, me, "/crm/import/run", fields)
+        assert ran.status_code == 422, (fields, ran.text)
+        assert 'data-testid="import-problem"' in ran.text
+        assert "NUL character" in ran.text
+    assert await _count(session, org) == 0
+    batches = select(func.count()).select_from(ImportBatch)
+    assert await session.scalar(batches.where(ImportBatch.organization_id == org.id)) == 0

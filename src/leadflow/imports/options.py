@@ -10,6 +10,8 @@ from pydantic_core import from_json
 
 from leadflow.exceptions import ValidationFailed
 from leadflow.imports.parsing import DATE_ORDERS
+from leadflow.kit.nultext import DETAIL as NUL_DETAIL
+from leadflow.kit.nultext import nul_path
 
 OnDuplicate = Literal["skip", "update", "create"]
 
@@ -86,6 +88,7 @@ def parse_options(raw: dict[str, Any]) -> ImportOptions:
         opts.mapping = _str_map(raw["mapping"], "mapping")
     if raw.get("default_status"):
         opts.default_status = str(raw["default_status"])
+        _refuse_nul(opts.default_status, "default_status")
     if raw.get("assignee_id"):
         try:
             opts.assignee_id = uuid.UUID(str(raw["assignee_id"]))
@@ -118,7 +121,19 @@ def _str_map(value: Any, name: str) -> dict[str, str]:
         raise ValidationFailed(f"{name} must map names to names", field=name)
     if len(value) > MAX_MAP_ENTRIES:
         raise ValidationFailed(f"{name} has more than {MAX_MAP_ENTRIES} entries", field=name)
+    _refuse_nul(value, name)
     return {str(k)[:500]: v for k, v in value.items()}
+
+
+def _refuse_nul(value: Any, name: str) -> None:
+    # The upload's routes take their options past the request-wide NUL check (the file's
+    # cells have NULs dropped instead); an option keeps none: it is stored on the batch,
+    # which PostgreSQL cannot hold and SQLite would hand on.
+    found = nul_path(value)
+    if found is not None:
+        raise ValidationFailed(
+            NUL_DETAIL, errors=[{"loc": ["body", name, *found], "msg": NUL_DETAIL}]
+        )
 
 
 MAX_MAP_ENTRIES = 5000
