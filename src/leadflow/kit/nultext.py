@@ -5,9 +5,10 @@ SQLite stores it and every reader of the value then meets it (exports, webhooks,
 headers). The API's routers check each request's query values and JSON body strings, the
 web app's routers its query values and URL-encoded form fields, before authentication and
 the handler run, so both engines answer the same clear 422 and write nothing. Not checked
-here: the import upload (its parser drops NULs from cells, as
-documented; its options are refused by `imports.options.parse_options`, the wizard's too) and the seed's `/api/process-request` (it answers in the seed's error shape and
-checks its payload itself with `nul_path`).
+here: the import upload (its parser drops NULs from cells, as documented; its options are
+refused by `imports.options.parse_options`, the wizard's too) and the seed's
+`/api/process-request` (it answers in the seed's error shape and checks its payload itself
+with `nul_path`).
 """
 
 from __future__ import annotations
