@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.leads.saved_views import MAX_PER_USER
 from leadflow.models.custom_field import CustomFieldDefinition
+from leadflow.models.lead import Lead
 from leadflow.models.saved_view import SavedView
 from tests.fixtures.factories import Factory
 from tests.web.helpers import HTMX, browser
@@ -141,7 +142,8 @@ async def test_a_nul_in_a_form_field_is_refused_alike_on_both_engines(
     client: httpx.AsyncClient, factory: Factory, session: AsyncSession
 ) -> None:
     """A browser sends U+0000 as %00: a 422 page, nothing saved (SQLite stored it)."""
-    me = await browser(factory, await factory.org())
+    org = await factory.org()
+    me = await browser(factory, org)
     r = await me.post(client, "/crm/views", {"name": "Mine\x00"})
     assert r.status_code == 422
     assert "text/html" in r.headers["content-type"]
@@ -152,6 +154,19 @@ async def test_a_nul_in_a_form_field_is_refused_alike_on_both_engines(
         headers=me.headers({"Content-Type": "application/x-www-form-urlencoded"}),
     )
     assert raw.status_code == 422
+    # Nor as a multipart form (the lead form's fields went to the database: 500 on PostgreSQL).
+    lead = await factory.lead(org)
+    for url, field in ((f"/crm/leads/{lead.id}", "first_name"), ("/crm/views", "name")):
+        multipart = await client.post(
+            url,
+            data={"csrf_token": me.csrf, field: "Mine\x00"},
+            files={"note": ("note.txt", b"a file part is the handler's", "text/plain")},
+            headers=me.cookie,
+        )
+        assert multipart.status_code == 422, multipart.text
+        assert "NUL character" in multipart.text
+    kept = await session.get(Lead, lead.id, populate_existing=True)
+    assert kept is not None and "\x00" not in (kept.first_name or "")
     assert await session.scalar(select(SavedView).where(SavedView.user_id == me.user.id)) is None
     # A "%" typed in a field is "%25" on the wire: plain text, saved.
     r = await me.post(client, "/crm/views", {"name": "100%00 sure"}, headers=HTMX)

@@ -3,7 +3,7 @@
 PostgreSQL cannot store U+0000 in text (the request failed at the write with a 422), while
 SQLite stores it and every reader of the value then meets it (exports, webhooks, e-mail
 headers). The API's routers check each request's query values and JSON body strings, the
-web app's routers its query values and URL-encoded form fields, before authentication and
+web app's routers its query values and form fields, before authentication and
 the handler run, so both engines answer the same clear 422 and write nothing. Not checked
 here: the import upload (its parser drops NULs from cells, as documented; its options are
 refused by `imports.options.parse_options`, the wizard's too) and the seed's
@@ -80,10 +80,27 @@ def _query_nul(request: Request) -> None:
 
 
 async def refuse_nul_form(request: Request) -> None:
-    """The web app's forms: a 422 page for a NUL in a query value or a URL-encoded field (a
-    browser sends it as `%00`; a `%` typed in a field arrives as `%25`). Only a body of
-    declared size within the general body limit is read here, before sign-in; a larger one
-    (the import wizard's paths allow 100 MB, multipart) is left to the handler."""
+    """The web app's forms: a 422 page for a NUL in a query value or a form field, URL-encoded
+    (a browser sends it as `%00`; a `%` typed in a field arrives as `%25`) or multipart (its
+    text fields; files are the handler's). These routes' bodies are within the general body
+    limit, so reading them before sign-in costs little; the parsed form stays with the
+    request for the handler."""
+    _query_nul(request)
+    kind = request.headers.get("content-type", "").lower()
+    if kind.startswith("application/x-www-form-urlencoded"):
+        body = await request.body()
+        if b"%00" in body or b"\x00" in body:
+            raise ValidationFailed(DETAIL)
+    elif kind.startswith("multipart/form-data"):
+        for key, value in (await request.form()).multi_items():
+            if isinstance(value, str) and ("\x00" in key or "\x00" in value):
+                raise _refuse("form", [_shown(key)])
+
+
+async def refuse_nul_upload_form(request: Request) -> None:
+    """`refuse_nul_form` for the import wizard, whose uploads may be 100 MB: its multipart
+    steps are not read before sign-in (the import's option parser refuses a NUL in them);
+    a URL-encoded body is checked when its declared size is within the general limit."""
     _query_nul(request)
     kind = request.headers.get("content-type", "").lower()
     if not kind.startswith("application/x-www-form-urlencoded"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from leadflow.kit.nultext import refuse_nul_form
+from leadflow.kit.nultext import refuse_nul_form, refuse_nul_upload_form
 from leadflow.web import error_pages
 from leadflow.web.routes import (
     admin,
@@ -37,6 +37,7 @@ def install(app: FastAPI) -> None:
         reports,
         admin,
     ):
-        app.include_router(module.router, dependencies=[Depends(refuse_nul_form)])
+        check = refuse_nul_upload_form if module is imports else refuse_nul_form
+        app.include_router(module.router, dependencies=[Depends(check)])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     error_pages.install(app)
