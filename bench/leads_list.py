@@ -21,6 +21,7 @@ says why).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -35,6 +36,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from bench._cluster import bench_targets
 from bench._common import (
     PG_ADMIN_URL,
     asgi_scope,
@@ -186,9 +188,13 @@ def _rows(org_id: object, user_id: object, n: int) -> list[tuple[object, ...]]:
     return out
 
 
-async def _reuse() -> tuple[Database, str] | None:
+def _db_url(admin_url: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
+
+
+async def _reuse(admin_url: str) -> tuple[Database, str] | None:
     """The loaded database of an earlier run with a new bench session, if it is complete."""
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    url = _db_url(admin_url)
     try:
         conn = await asyncpg.connect(url)
     except asyncpg.InvalidCatalogNameError:
@@ -416,15 +422,22 @@ CASES: dict[str, dict[str, str]] = {
 }
 
 
-async def run() -> None:
-    """Load, then measure each list query through the API and as the same SQL via asyncpg."""
-    reused = await _reuse() if REUSE else None
+async def _buffers(raw: asyncpg.Connection, sql: str, args: tuple) -> str:
+    """Shared buffers the statement found in PostgreSQL's cache and read from outside it."""
+    plan = await raw.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args)
+    top = json.loads(plan)[0]["Plan"]
+    return f"{top['Shared Hit Blocks']:,} buffers hit, {top['Shared Read Blocks']:,} read"
+
+
+async def measure(label: str, admin_url: str) -> None:
+    """Load (or reuse, on the shared server) 1M leads, then measure each case."""
+    print(f"== PostgreSQL {label}")
+    reused = await _reuse(admin_url) if REUSE and admin_url == PG_ADMIN_URL else None
     if reused is None:
-        url = await fresh_database(DB_NAME)
-        db, token = await _load(url)
+        db, token = await _load(await fresh_database(DB_NAME, admin_url=admin_url))
     else:
         db, token = reused
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    url = _db_url(admin_url)
     app = create_app(_settings(db), database=db)
     headers = {"Authorization": f"Bearer {token}"}
     # Same planner setting as the application's pool, so both run the same plans.
@@ -475,6 +488,9 @@ async def run() -> None:
                 f" {pct(a, 95) / pct(r, 95):.2f}x   ({len(statements)} round trips:"
                 f" {', '.join(_label(st[1]) for st in statements)})"
             )
+            # Whether the page query's rows came from shared_buffers or from the OS (its
+            # last run, after the timed ones).
+            print(f"{'':<15} page query: {await _buffers(raw, page_sql[1], page_sql[2])}")
             if n:
                 print(
                     f"{'':<15} narrow search table, same page and total: {summary(n[0])}"
@@ -482,6 +498,14 @@ async def run() -> None:
                 )
     await raw.close()
     await db.dispose()
+
+
+async def run() -> None:
+    """Each PostgreSQL target in turn: the shared server, and with LEADFLOW_BENCH_PGDATA a
+    throwaway cluster with a production-like configuration (shared_buffers sized to RAM)."""
+    async with contextlib.aclosing(bench_targets()) as targets:
+        async for label, admin_url in targets:
+            await measure(label, admin_url)
 
 
 def main() -> None:

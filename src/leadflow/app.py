@@ -64,7 +64,13 @@ from leadflow.worker.runtime import HueyQueue, Worker, build_huey
 
 API = "/api/v1"
 
+# A request is matched against the routers in this order, route by route (~1 µs each): the
+# lead routes, most of the traffic, come first. Routers sharing a prefix keep their order.
 ROUTES: list[tuple[APIRouter, str]] = [
+    (import_router, f"{API}/leads"),
+    (leads_router, f"{API}/leads"),
+    (activities_router, f"{API}/leads"),
+    (timeline_router, f"{API}/leads"),
     (auth_router, f"{API}/auth"),
     (accounts_auth_router, f"{API}/auth"),  # accept-invite, impersonation
     (users_router, f"{API}/users"),
@@ -77,13 +83,9 @@ ROUTES: list[tuple[APIRouter, str]] = [
     # Webhooks before integrations: `/integrations/webhooks/…` is not an integration type.
     (webhooks_router, f"{API}/admin/integrations/webhooks"),
     (integrations_router, f"{API}/admin/integrations"),
-    (import_router, f"{API}/leads"),
-    (leads_router, f"{API}/leads"),
     (tags_router, f"{API}/tags"),
     (pipeline_router, f"{API}/pipeline"),
     (custom_fields_router, f"{API}/custom-fields"),
-    (activities_router, f"{API}/leads"),
-    (timeline_router, f"{API}/leads"),
     (tasks_router, f"{API}/tasks"),
     (settings_router, f"{API}/admin/settings"),
     (ai_router, f"{API}/ai"),

@@ -6,10 +6,13 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from leadflow.kit.clock import clock
+from leadflow.leads.repository import ESTIMATE_SECONDS
 from tests.fixtures.factories import Factory
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -171,6 +174,53 @@ async def test_total_is_capped_and_flagged(
         )
     ).json()
     assert small["total"] == 0 and small["total_is_estimate"] is False
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_over_cap_estimate_is_reused_for_a_few_seconds(
+    app: FastAPI, client: httpx.AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broad filter's planner estimate is asked once per filter and organisation, then
+    reused until ESTIMATE_SECONDS have passed on the clock."""
+    app.state.settings.list_count_cap = 3
+    explains: list[str] = []
+    fetch = asyncpg.Connection.fetch
+
+    async def watched(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> object:
+        if query.lstrip().startswith("EXPLAIN"):
+            explains.append(query)
+        return await fetch(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", watched)
+    clock.freeze(T0)
+    orgs = [await factory.org(), await factory.org()]
+    admins = [await factory.member(org) for org in orgs]
+    for org in orgs:
+        for _ in range(5):
+            await factory.lead(org, status="new")
+
+    async def page(who: int, **params: object) -> dict[str, object]:
+        r = await client.get(
+            "/api/v1/leads",
+            headers=admins[who].headers,
+            params={"limit": 2, **params},  # type: ignore[arg-type]
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, object] = r.json()
+        assert body["total_is_estimate"] is True and len(body["items"]) == 2  # type: ignore[arg-type]
+        return body
+
+    first = await page(0)
+    assert len(explains) == 1
+    clock.advance(timedelta(seconds=ESTIMATE_SECONDS - 1))
+    assert (await page(0))["total"] == first["total"]
+    assert len(explains) == 1  # reused
+    await page(0, status="new")  # another filter
+    await page(1)  # another organisation
+    assert len(explains) == 3
+    clock.advance(timedelta(seconds=2))
+    await page(0)
+    assert len(explains) == 4  # asked again
 
 
 @pytest.mark.parametrize("alias", ["/leads", "/api/leads"])

@@ -48,6 +48,7 @@ from leadflow.db.explain import Explain
 from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
+from leadflow.kit.clock import clock
 from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import LeadFilter, LeadRead
 from leadflow.models.assignment_rule import SlaPolicy
@@ -390,12 +391,34 @@ async def _estimate_over_cap(session: AsyncSession, w: _Where, cap: int) -> int:
     return max(await _planner_estimate(session, w), cap + 1)
 
 
+# The planner's estimate of a filter, reused for a few seconds per filter (organisation,
+# scope and values included in the key). It only changes when the table is analysed, and a
+# broad filter's first page (the lead list as opened) asks for it on every view: reusing it
+# saves a round trip and a planning of the statement (~1 ms of a 5 ms page at 1M leads).
+ESTIMATE_SECONDS = 10.0
+_ESTIMATES_KEPT = 4096
+_estimates: dict[tuple[Any, str], tuple[datetime, int]] = {}
+
+
 async def _planner_estimate(session: AsyncSession, w: _Where) -> int:
+    key = (w.shape, repr(sorted(w.params.items())))
+    now = clock.now()
+    hit = _estimates.get(key)
+    if hit is not None and (now - hit[0]).total_seconds() < ESTIMATE_SECONDS:
+        return hit[1]
     row = await fetch_one(session, _estimate_statement(w.shape), w.params)
     assert row is not None
     plan = row["QUERY PLAN"]
     plan = json.loads(plan) if isinstance(plan, str) else plan
-    return int(plan[0]["Plan"]["Plan Rows"])
+    n = int(plan[0]["Plan"]["Plan Rows"])
+    _estimates.pop(key, None)  # re-inserted last: trimmed oldest-first below
+    _estimates[key] = (now, n)
+    while len(_estimates) > _ESTIMATES_KEPT:
+        try:
+            _estimates.pop(next(iter(_estimates)))
+        except (KeyError, RuntimeError, StopIteration):
+            break
+    return n
 
 
 @dataclass(frozen=True, slots=True)
