@@ -192,7 +192,7 @@ def _db_url(admin_url: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
 
 
-async def _reuse(admin_url: str) -> tuple[Database, str] | None:
+async def _reuse(admin_url: str = PG_ADMIN_URL) -> tuple[Database, str] | None:
     """The loaded database of an earlier run with a new bench session, if it is complete."""
     url = _db_url(admin_url)
     try:

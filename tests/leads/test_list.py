@@ -199,11 +199,9 @@ async def test_over_cap_estimate_is_reused_for_a_few_seconds(
         for _ in range(5):
             await factory.lead(org, status="new")
 
-    async def page(who: int, **params: object) -> dict[str, object]:
+    async def page(who: int, **params: str) -> dict[str, object]:
         r = await client.get(
-            "/api/v1/leads",
-            headers=admins[who].headers,
-            params={"limit": 2, **params},  # type: ignore[arg-type]
+            "/api/v1/leads", headers=admins[who].headers, params={"limit": "2", **params}
         )
         assert r.status_code == 200, r.text
         body: dict[str, object] = r.json()
