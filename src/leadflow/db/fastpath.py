@@ -34,6 +34,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.sql.expression import Executable
 
 from leadflow.db.dialect import is_postgres
+from leadflow.kit.bounded import remember
 
 _CACHE_SIZE = 500
 
@@ -86,13 +87,7 @@ def _lookup(stmt: Any, dialect: Dialect) -> tuple[_Prepared | None, Any]:
     if found is not _MISSING:
         return found, key  # type: ignore[return-value]
     prepared = _prepare(stmt, dialect, key)
-    # Worker threads may share this cache: plain dict operations only, trimmed oldest-first.
-    _prepared[cache_key] = prepared
-    while len(_prepared) > _CACHE_SIZE:
-        try:
-            _prepared.pop(next(iter(_prepared)))
-        except (KeyError, RuntimeError, StopIteration):
-            break
+    remember(_prepared, cache_key, prepared, _CACHE_SIZE)
     return prepared, key
 
 

@@ -48,6 +48,7 @@ from leadflow.db.explain import Explain
 from leadflow.db.fastpath import fetch_all, fetch_one
 from leadflow.db.types import UTCDateTime
 from leadflow.exceptions import ValidationFailed
+from leadflow.kit.bounded import remember
 from leadflow.kit.clock import clock
 from leadflow.leads.registry import LEAD_CHILD_MODELS
 from leadflow.leads.schemas import LeadFilter, LeadRead
@@ -411,13 +412,7 @@ async def _planner_estimate(session: AsyncSession, w: _Where) -> int:
     plan = row["QUERY PLAN"]
     plan = json.loads(plan) if isinstance(plan, str) else plan
     n = int(plan[0]["Plan"]["Plan Rows"])
-    _estimates.pop(key, None)  # re-inserted last: trimmed oldest-first below
-    _estimates[key] = (now, n)
-    while len(_estimates) > _ESTIMATES_KEPT:
-        try:
-            _estimates.pop(next(iter(_estimates)))
-        except (KeyError, RuntimeError, StopIteration):
-            break
+    remember(_estimates, key, (now, n), _ESTIMATES_KEPT)
     return n
 
 
