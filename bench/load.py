@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench load                       # PostgreSQL (1M leads) + SQLite
     LEADFLOW_LOAD_SECONDS=60 .venv/bin/python -m bench load   # a shorter run
+    LEADFLOW_LOAD_RATES=70 LEADFLOW_LOAD_ENGINES=sqlite .venv/bin/python -m bench load
+                                                          # 5 minutes at one rate, SQLite only
 
 PostgreSQL: the 1M-lead database of `bench leads_list` (built first if missing), served by
 `leadflow serve --workers 2` (two API processes, no embedded worker) and one `leadflow
-worker`, with Redis for the queue, rate limits and caches — the scale-out shape. SQLite:
+worker`, with Redis for the queue, rate limits and stream wake-ups — the scale-out shape. SQLite:
 one `leadflow serve` process (embedded worker) on a database of LEADFLOW_LOAD_SQLITE_ROWS
 leads. The mix: list and search 60%, get a lead 20%, create and update 15%, import (5 rows)
 and AI (a follow-up draft, answered locally) 5%. Requests are sent open-loop at a fixed rate
@@ -31,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 
 import asyncpg
 import httpx
@@ -40,9 +43,11 @@ from bench._common import PG_ADMIN_URL, pct
 SECONDS = float(os.environ.get("LEADFLOW_LOAD_SECONDS", "300"))
 RATES = [int(r) for r in os.environ.get("LEADFLOW_LOAD_RATES", "25,50,100,150,200").split(",")]
 SQLITE_ROWS = int(os.environ.get("LEADFLOW_LOAD_SQLITE_ROWS", "50000"))
+ENGINES = os.environ.get("LEADFLOW_LOAD_ENGINES", "postgresql,sqlite").split(",")
 P99_LIMIT_MS = 100.0
 IN_FLIGHT = int(os.environ.get("LEADFLOW_LOAD_IN_FLIGHT", "64"))
 SECRET = "bench-secret-" + "x" * 40
+MEMORY_WINDOW = 30  # samples (2 s apart) compared at the start and at the end of a run
 WORDS = ("kramer", "müller", "schmidt", "weber", "fischer", "lea", "jonas")
 STATUSES = ("new", "contacted", "qualified", "proposal", "won", "lost")
 
@@ -307,9 +312,15 @@ def _report(title: str, steps: list[Step], memory: dict[int, list[float]]) -> No
     for pid, mb in sorted(memory.items()):
         live = [m for m in mb if m]
         if live:
+            # Growth: the median of the run's last minute against that of its first (the
+            # warm-up included; a sample every 2 s), so one spike does not read as a leak.
+            window = min(MEMORY_WINDOW, max(1, len(live) // 3))
+            first, last = median(live[:window]), median(live[-window:])
             print(
                 f"   pid {pid}: RSS start {live[0]:.0f} MB, end {live[-1]:.0f} MB,"
-                f" max {max(live):.0f} MB ({len(live)} samples)"
+                f" max {max(live):.0f} MB ({len(live)} samples); median first"
+                f" {window * 2} s {first:.0f} MB, last {window * 2} s {last:.0f} MB"
+                f" ({last - first:+.0f} MB)"
             )
 
 
@@ -393,8 +404,10 @@ async def run() -> None:
     """PostgreSQL, then SQLite."""
     tmp = Path(tempfile.mkdtemp(prefix="leadflow-load-"))
     print(f"{SECONDS:.0f} s per engine, rates {RATES}/s; logs in {tmp}")
-    await postgres(tmp)
-    await sqlite(tmp)
+    if "postgresql" in ENGINES:
+        await postgres(tmp)
+    if "sqlite" in ENGINES:
+        await sqlite(tmp)
 
 
 def main() -> None:

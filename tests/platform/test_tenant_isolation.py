@@ -8,6 +8,12 @@ a permission the route declares gets 403 `missing_permission`, and A's admin doe
 covered as soon as it is in the schema: its path parameters must be in ID_KINDS (or, when
 they are no row id, in NOT_IDS), otherwise the tests fail and say what to add.
 
+Ids in request bodies likewise: every top-level UUID field of every JSON body (an assignee,
+a team, a report, the leads of a bulk action) is sent with B's row, with a made-up id and with
+A's own row. B's row must get exactly the made-up id's answer (404 or 422 problem+json; a
+bulk action's per-item "not found"), and A's row must be accepted, so the refusal was about
+the row. A new UUID field must name its kind (ID_KINDS, BODY_ID_KINDS) or say why it is none.
+
 One world (two organisations with a row of every kind) is built per engine; each test runs
 in a savepoint rolled back afterwards, so a route that wrongly succeeds changes nothing for
 the next one.
@@ -67,6 +73,8 @@ ID_KINDS: dict[str, str] = {
     "assignee_id": "user",
     "fixed_user_id": "user",
     "other_ids": "other_lead",  # a lead merged into `lead`
+    "user_ids": "user",
+    "reassign_to": "user",
 }
 
 # Path parameters that name no row of an organisation, and why. Their routes are left out of
@@ -282,6 +290,8 @@ async def build_kinds(
     ids: dict[str, str] = {}
     user = await factory.user(org, "counselor")
     ids["user"] = str(user.id)
+    ids["admin"] = str(admin.user.id)
+    ids["admin_email"] = admin.user.email  # a report's recipient must be a member
     ids["team"] = str((await factory.team(org)).id)
     ids["lead"] = str((await factory.lead(org, assignee_id=user.id)).id)
     ids["other_lead"] = str((await factory.lead(org)).id)
@@ -539,3 +549,181 @@ async def test_a_missing_permission_is_403(
         assert r.json().get("permission") == permission, _explain(f"without {permission}", r)
     r = await call(world, world.nobody, method, path, world.ids_a)
     assert r.status_code in {403, 404} and _problem(r), _explain("without any permission", r)
+
+
+# ---------------------------------------------------------------------------------------
+# Ids in request bodies: a field that names a row (an assignee, a team, the leads of a bulk
+# action, a report to schedule) must not reach another organisation's row either.
+
+# Body fields named like a row that hold something else, and why.
+NOT_BODY_IDS: dict[str, str] = {
+    "user_id": "call requests: the caller's own user id in the voice front end (free text)",
+}
+# Body fields whose kind depends on the route.
+BODY_ID_KINDS: dict[tuple[str, str, str], str] = {
+    ("POST", f"{API}/leads/bulk", "ids"): "lead",
+    ("POST", f"{API}/pipeline/stages/reorder", "ids"): "stage",
+    ("POST", f"{API}/users", "team_id"): "team",
+    # Another member than the one deactivated (the leads' new owner).
+    ("POST", f"{API}/admin/users/bulk-action", "reassign_to"): "admin",
+    ("PATCH", f"{API}/admin/users/{{user_id}}", "reassign_to"): "admin",
+}
+# Bodies the schema's required fields alone do not make valid, per (method, path), or per
+# (method, path, field) for one field: the field under test is set on top ("@kind" is that
+# kind's id in the caller's world, also inside a list).
+BODY_ID_BASES: dict[tuple[str, ...], dict[str, Any]] = {
+    ("POST", f"{API}/leads"): {"name": "Body Id", "email": "body-id@example.com"},
+    ("POST", f"{API}/leads/bulk"): {"action": "tag_add", "value": "vip"},
+    ("POST", f"{API}/users"): {
+        "email": "new-member@example.com",
+        "full_name": "New Member",
+        "role": "counselor",
+    },
+    ("POST", f"{API}/admin/users"): {
+        "email": "new-admin-member@example.com",
+        "full_name": "New Member",
+        "role": "counselor",
+    },
+    ("POST", f"{API}/admin/users/bulk-action"): {"action": "deactivate", "user_ids": ["@user"]},
+    ("PATCH", f"{API}/admin/users/{{user_id}}"): {"status": "inactive"},
+    ("POST", f"{API}/call-requests"): {
+        "request_id": "req-body-id",
+        "user_id": "frontend-user",
+        "title": "Book",
+        "description": "A dentist appointment",
+        "callback_number": "+49 30 12345678",
+        "number_to_call": "+49 151 23456780",
+        "preferred_time": "Monday 10-12",
+    },
+    ("POST", f"{API}/assignment/rules"): {
+        "name": "Round",
+        "strategy": "round_robin",
+        "user_ids": ["@user"],
+    },
+    ("POST", f"{API}/assignment/rules", "fixed_user_id"): {
+        "name": "Fixed",
+        "strategy": "fixed_user",
+    },
+    ("POST", f"{API}/reports/schedule"): {
+        "frequency": "daily",
+        "time": "08:00",
+        "recipients": ["@admin_email"],
+    },
+}
+# Bulk operations answer per item: an id out of the caller's reach is reported there as not
+# found (not matched), with a 200 for the request, exactly as a made-up id is.
+PER_ITEM: set[tuple[str, str, str]] = {
+    ("POST", f"{API}/leads/bulk", "ids"),
+    ("POST", f"{API}/admin/users/bulk-action", "user_ids"),
+}
+# Fields whose accepted value cannot be built from one id, so the control (A's own row
+# accepted) is not made; the refusal is still checked against a made-up id.
+NO_CONTROL: dict[tuple[str, str, str], str] = {
+    ("POST", f"{API}/pipeline/stages/reorder", "ids"): "a permutation of all the caller's stages",
+}
+
+
+def _uuid_field(schema: dict[str, Any]) -> str | None:
+    """'one' or 'many' when the property holds a UUID or a list of them, else None."""
+    schema = _resolve(schema)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            found = [f for b in schema[key] if (f := _uuid_field(b))]
+            return found[0] if found else None
+    if schema.get("type") == "array":
+        return "many" if _uuid_field(schema.get("items", {})) else None
+    return "one" if schema.get("format") == "uuid" else None
+
+
+def _body_id_cases() -> list[tuple[str, str, str, str]]:
+    """(method, path, field, kind) for every top-level UUID field of a JSON body."""
+    cases = []
+    for path, ops in SCHEMA["paths"].items():
+        if any(p in NOT_IDS for p in path_params(path)):
+            continue
+        for method, op in ops.items():
+            content = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if content is None:
+                continue
+            props = _resolve(content["schema"]).get("properties", {})
+            for name, prop in props.items():
+                if name in NOT_BODY_IDS or _uuid_field(prop) is None:
+                    continue
+                key = (method.upper(), path, name)
+                kind = BODY_ID_KINDS.get(key) or ID_KINDS.get(name)
+                cases.append((*key, kind or f"unknown:{name}"))
+    return cases
+
+
+BODY_ID_CASES = _body_id_cases()
+KNOWN_BODY_ID_CASES = [c for c in BODY_ID_CASES if not c[3].startswith("unknown:")]
+
+
+def _filled(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, list):
+        return [_filled(v, ids) for v in value]
+    return ids[value[1:]] if isinstance(value, str) and value[:1] == "@" else value
+
+
+def body_with(method: str, path: str, name: str, value: str, ids: dict[str, str]) -> Any:
+    """The operation's minimal body with `name` set to `value` (a list when it takes many)."""
+    op = SCHEMA["paths"][path][method.lower()]
+    schema = _resolve(op["requestBody"]["content"]["application/json"]["schema"])
+    found = BODY_ID_BASES.get((method, path, name)) or BODY_ID_BASES.get((method, path))
+    base = {k: _filled(v, ids) for k, v in (found or example(schema, ids) or {}).items()}
+    many = _uuid_field(schema["properties"][name]) == "many"
+    base[name] = [value] if many else value
+    return base
+
+
+def test_every_body_id_is_known() -> None:
+    """The schema was read, and every UUID field of a body names a known kind of row."""
+    assert len(BODY_ID_CASES) >= 20  # 24 fields in 18 operations when written
+    unknown = [c for c in BODY_ID_CASES if c[3].startswith("unknown:")]
+    assert not unknown, (
+        f"body fields {unknown}: add each to ID_KINDS / BODY_ID_KINDS, or to NOT_BODY_IDS "
+        "with the reason"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name", "kind"),
+    KNOWN_BODY_ID_CASES,
+    ids=[f"{m} {p} {n}" for m, p, n, _ in KNOWN_BODY_ID_CASES],
+)
+async def test_another_organisations_id_in_a_body_is_refused_as_unknown(
+    world: World, rolled_back: None, method: str, path: str, name: str, kind: str
+) -> None:
+    """A's admin naming B's row in a body gets exactly what a made-up id gets (404 or 422
+    problem+json: B's row is not there for A), and the same body with A's row is accepted."""
+
+    async def send(value: str) -> httpx.Response:
+        return await world.client.request(
+            method,
+            url_for(path, world.ids_a),
+            headers=world.admin.headers,
+            params=query(method, path),
+            json=body_with(method, path, name, value, world.ids_a),
+        )
+
+    foreign_id, made_up_id = world.ids_b[kind], str(uuid.uuid4())
+    foreign, made_up = await send(foreign_id), await send(made_up_id)
+    both = f"{_explain('B id', foreign)} / {_explain('made-up id', made_up)}"
+    if (method, path, name) in PER_ITEM:
+        assert foreign.status_code == 200, both
+        # The same answer, the id apart: nothing matched, nothing told.
+        assert foreign.text.replace(foreign_id, "<id>") == made_up.text.replace(
+            made_up_id, "<id>"
+        ), both
+    else:
+        assert foreign.status_code in {404, 422} and _problem(foreign), both
+        assert (foreign.status_code, foreign.json().get("code")) == (
+            made_up.status_code,
+            made_up.json().get("code"),
+        ), both
+    # The control: the same body naming A's own row is accepted, so the refusal above was
+    # about the row, not the rest of the body.
+    if (method, path, name) in NO_CONTROL:
+        return
+    own = await send(world.ids_a[kind])
+    assert own.status_code < 400 or own.status_code == 409, _explain("A's own id", own)
