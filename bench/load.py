@@ -58,6 +58,7 @@ class Step:
 
     rate: int
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     sent: int = 0
 
@@ -147,7 +148,9 @@ async def _request(client: httpx.AsyncClient, mix: Mix, step: Step, due: float) 
         return
     # From when the request was due, not when it was sent: time spent queued behind earlier
     # requests counts (open loop), so a server that falls behind shows it.
-    step.latencies.append((time.perf_counter() - due) * 1000)
+    ms = (time.perf_counter() - due) * 1000
+    step.latencies.append(ms)
+    step.by_kind.setdefault(label, []).append(ms)
     if r.status_code >= 400 and r.status_code != 409:
         step.fail(f"{label}: {r.status_code}")
 
@@ -306,6 +309,11 @@ def _report(title: str, steps: list[Step], memory: dict[int, list[float]]) -> No
         print(f"{s.rate:>7} {s.sent:>7} {p50:>8.1f} {p99:>8.1f} {n_err:>7}  {s.holds}")
         if s.errors:
             print(f"        errors: {dict(sorted(s.errors.items()))}")
+        # Which kinds of request make the tail.
+        kinds = ", ".join(
+            f"{k} {pct(v, 50):.0f}/{pct(v, 99):.0f}" for k, v in sorted(s.by_kind.items())
+        )
+        print(f"        p50/p99 ms by kind: {kinds}")
         if s.holds:
             best = max(best, s.rate)
     print(f"highest rate held (0 errors, p99 ≤ {P99_LIMIT_MS:.0f} ms): {best}/s")
