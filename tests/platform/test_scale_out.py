@@ -1,6 +1,7 @@
 """Scale-out with real processes: two `leadflow serve` (one of them with `--workers 2`) on one
 PostgreSQL and one Redis. A notification written through one process reaches an event stream
-held by the other through Redis pub/sub, and the login throttle counts across both."""
+held by the other through Redis pub/sub, and the login throttle and the AI calls per
+organisation and minute count across both."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ SECRET = "served-secret-" + "x" * 32  # the key `tests.fixtures.server.serve` gi
 # an event that arrives well before that was delivered by a wake-up.
 FALLBACK_SECONDS = 15
 WAKE_WITHIN = 8
+AI_PER_MINUTE = 4
 
 
 @dataclass
@@ -82,6 +84,7 @@ def cluster(
         # Jobs go to Redis for `leadflow worker` processes; none is needed here.
         "embedded_worker": "false",
         "stream_recheck_seconds": str(FALLBACK_SECONDS),
+        "ai_rate_limit_per_minute": str(AI_PER_MINUTE),
     }
     with ExitStack() as stack:
         a = stack.enter_context(serve(pg_url, tmp_path / "a", args=["--workers", "2"], **shared))
@@ -152,3 +155,26 @@ async def test_login_throttle_counts_across_processes(cluster: Cluster) -> None:
             assert blocked.headers["content-type"].startswith("application/problem+json")
             assert int(blocked.headers["Retry-After"]) >= 1
     assert redis.Redis.from_url(REDIS_URL).dbsize() > 0  # the counts live in Redis
+
+
+async def test_ai_calls_per_minute_count_across_processes(cluster: Cluster) -> None:
+    """The organisation's AI allowance is one, wherever its calls land."""
+    body = {
+        "action": "generate_message",
+        "data": {
+            "messages": [{"role": "user", "content": "Schreib ein Follow-up"}],
+            "lead": {"name": "Lea Kramer", "status": "offen", "channel": "E-Mail"},
+        },
+    }
+    async with (
+        httpx.AsyncClient(base_url=cluster.a.base_url, timeout=30) as a,
+        httpx.AsyncClient(base_url=cluster.b.base_url, timeout=30) as b,
+    ):
+        for i in range(AI_PER_MINUTE):
+            r = await (a if i % 2 else b).post("/api/v1/ai", json=body, headers=cluster.rep.headers)
+            assert r.status_code == 200, r.text
+        for c in (a, b):
+            refused = await c.post("/api/v1/ai", json=body, headers=cluster.admin.headers)
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert int(refused.headers["Retry-After"]) >= 1

@@ -107,6 +107,17 @@ BODY_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# A valid call request (the voice seed's example), without its `request_id`.
+CALL_REQUEST: dict[str, str] = {
+    "user_id": "frontend-user",
+    "title": "Book",
+    "description": "A dentist appointment",
+    "callback_number": "+49 30 12345678",
+    "number_to_call": "+49 151 23456780",
+    "preferred_time": "Monday 10-12",
+}
+
+
 def _settings(data_dir: Path, database_url: str) -> Settings:
     # Webhook endpoints on 127.0.0.1 (a closed port): nothing leaves the machine.
     return make_settings(database_url, data_dir, webhooks_allow_private=True)
@@ -328,15 +339,7 @@ async def build_kinds(
     call = await client.post(
         f"{API}/call-requests",
         headers=h,
-        json={
-            "request_id": f"req-{uuid.uuid4().hex[:8]}",
-            "user_id": "frontend-user",
-            "title": "Book",
-            "description": "A dentist appointment",
-            "callback_number": "+49 30 12345678",
-            "number_to_call": "+49 151 23456780",
-            "preferred_time": "Monday 10-12",
-        },
+        json={**CALL_REQUEST, "request_id": f"req-{uuid.uuid4().hex[:8]}"},
     )
     ids["call_request"] = (await _created(call))["id"]
     rule = await client.post(
@@ -586,15 +589,7 @@ BODY_ID_BASES: dict[tuple[str, ...], dict[str, Any]] = {
     },
     ("POST", f"{API}/admin/users/bulk-action"): {"action": "deactivate", "user_ids": ["@user"]},
     ("PATCH", f"{API}/admin/users/{{user_id}}"): {"status": "inactive"},
-    ("POST", f"{API}/call-requests"): {
-        "request_id": "req-body-id",
-        "user_id": "frontend-user",
-        "title": "Book",
-        "description": "A dentist appointment",
-        "callback_number": "+49 30 12345678",
-        "number_to_call": "+49 151 23456780",
-        "preferred_time": "Monday 10-12",
-    },
+    ("POST", f"{API}/call-requests"): {**CALL_REQUEST, "request_id": "req-body-id"},
     ("POST", f"{API}/assignment/rules"): {
         "name": "Round",
         "strategy": "round_robin",
