@@ -240,13 +240,17 @@ def _string(schema: dict[str, Any]) -> str:
     return "x" * max(int(schema.get("minLength", 1)), 1)
 
 
+def _filled(value: Any, ids: dict[str, str]) -> Any:
+    """`value` with each "@kind" (also inside a list) replaced by that kind's id in `ids`."""
+    if isinstance(value, list):
+        return [_filled(v, ids) for v in value]
+    return ids[value[1:]] if isinstance(value, str) and value[:1] == "@" else value
+
+
 def request_body(method: str, path: str, ids: dict[str, str]) -> Any:
     """A minimal valid JSON body for the operation, or None when it takes none."""
     if (method, path) in BODY_OVERRIDES:
-        body = BODY_OVERRIDES[(method, path)]
-        return {
-            k: ids[v[1:]] if isinstance(v, str) and v[:1] == "@" else v for k, v in body.items()
-        }
+        return {k: _filled(v, ids) for k, v in BODY_OVERRIDES[(method, path)].items()}
     op = SCHEMA["paths"][path][method.lower()]
     content = op.get("requestBody", {}).get("content", {})
     if "application/json" not in content:
@@ -652,12 +656,6 @@ def _body_id_cases() -> list[tuple[str, str, str, str]]:
 
 BODY_ID_CASES = _body_id_cases()
 KNOWN_BODY_ID_CASES = [c for c in BODY_ID_CASES if not c[3].startswith("unknown:")]
-
-
-def _filled(value: Any, ids: dict[str, str]) -> Any:
-    if isinstance(value, list):
-        return [_filled(v, ids) for v in value]
-    return ids[value[1:]] if isinstance(value, str) and value[:1] == "@" else value
 
 
 def body_with(method: str, path: str, name: str, value: str, ids: dict[str, str]) -> Any:
