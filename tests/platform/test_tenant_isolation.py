@@ -14,6 +14,12 @@ A's own row. B's row must get exactly the made-up id's answer (404 or 422 proble
 bulk action's per-item "not found"), and A's row must be accepted, so the refusal was about
 the row. A new UUID field must name its kind (ID_KINDS, BODY_ID_KINDS) or say why it is none.
 
+Beyond the schema: an API route kept out of it (an alias for an older client) is covered
+with the body of its public twin; every page of the web app with an id is opened (GET) or
+posted to (its form with the CSRF token) with B's rows behind A's login session; and ids one
+level down (query filters such as `?lead_id=`, ids nested in a body's `filter` or `data`)
+must get exactly the answer a made-up id gets.
+
 One world (two organisations with a row of every kind) is built per engine; each test runs
 in a savepoint rolled back afterwards, so a route that wrongly succeeds changes nothing for
 the next one.
@@ -21,6 +27,7 @@ the next one.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +51,7 @@ from leadflow.db.engine import Database, unit_of_work
 from leadflow.db.session import get_session, get_session_factory
 from leadflow.models.organization import Organization
 from tests.fixtures.factories import Factory, Member, make_settings
+from tests.web.helpers import HTMX, Browser, browser, signed_in
 
 API = "/api/v1"
 
@@ -75,6 +83,7 @@ ID_KINDS: dict[str, str] = {
     "other_ids": "other_lead",  # a lead merged into `lead`
     "user_ids": "user",
     "reassign_to": "user",
+    "import_batch_id": "import_batch",
 }
 
 # Path parameters that name no row of an organisation, and why. Their routes are left out of
@@ -139,16 +148,40 @@ def _api_routes(app: FastAPI) -> Iterator[Any]:
 ROUTES: dict[tuple[str, str], Any] = {
     (method, route.path_format): route
     for route in _api_routes(_SCHEMA_APP)
-    if route.include_in_schema
     for method in route.methods
 }
-OPERATIONS: list[tuple[str, str]] = [
+PUBLIC_OPERATIONS: list[tuple[str, str]] = [
     (method.upper(), path)
     for path, ops in SCHEMA["paths"].items()
     if "{" in path
     for method in ops
     if method in {"get", "post", "put", "patch", "delete"}
 ]
+
+
+def _twins() -> dict[tuple[str, str], tuple[str, str] | None]:
+    """Each API route left out of the schema (an alias kept for an older client) → the
+    schema's operation served by the same function, whose body and query it takes."""
+    public = {ROUTES[op].endpoint: op for op in PUBLIC_OPERATIONS}
+    return {
+        (method, path): public.get(route.endpoint)
+        for (method, path), route in ROUTES.items()
+        if path.startswith(API) and "{" in path and not route.include_in_schema
+    }
+
+
+# Hidden API routes are covered like the schema's: an alias is a second door to a row.
+TWINS = _twins()
+OPERATIONS: list[tuple[str, str]] = PUBLIC_OPERATIONS + sorted(TWINS)
+
+
+def _operation(method: str, path: str) -> dict[str, Any]:
+    """The schema's operation object for (method, path), through its twin when hidden."""
+    method, path = TWINS.get((method, path)) or (method, path)
+    op: dict[str, Any] = SCHEMA["paths"][path][method.lower()]
+    return op
+
+
 _PERMISSION_GUARDS = {f"require_{p.replace(':', '_')}": p for p in ALL_PERMISSIONS}
 
 
@@ -249,10 +282,10 @@ def _filled(value: Any, ids: dict[str, str]) -> Any:
 
 def request_body(method: str, path: str, ids: dict[str, str]) -> Any:
     """A minimal valid JSON body for the operation, or None when it takes none."""
-    if (method, path) in BODY_OVERRIDES:
-        return {k: _filled(v, ids) for k, v in BODY_OVERRIDES[(method, path)].items()}
-    op = SCHEMA["paths"][path][method.lower()]
-    content = op.get("requestBody", {}).get("content", {})
+    overrides = BODY_OVERRIDES.get(TWINS.get((method, path)) or (method, path))
+    if overrides is not None:
+        return {k: _filled(v, ids) for k, v in overrides.items()}
+    content = _operation(method, path).get("requestBody", {}).get("content", {})
     if "application/json" not in content:
         return None
     return example(content["application/json"]["schema"], ids)
@@ -260,7 +293,7 @@ def request_body(method: str, path: str, ids: dict[str, str]) -> Any:
 
 def query(method: str, path: str) -> dict[str, str]:
     """Query values for the operation's stream bounds, if it has any."""
-    op = SCHEMA["paths"][path][method.lower()]
+    op = _operation(method, path)
     names = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
     return {k: v for k, v in SHORT_STREAMS.items() if k in names}
 
@@ -288,6 +321,8 @@ class World:
     api_key: Member  # an API key of A holding every permission (no session)
     nobody: Member  # a role of A holding no permission at all
     all_but: dict[str, Member]  # permission → a role of A holding every other one
+    browser: Browser  # A's admin signed in to the web app
+    browser_nobody: Browser  # the role of A holding no permission, signed in
     ids_a: dict[str, str]
     ids_b: dict[str, str]
 
@@ -332,6 +367,16 @@ async def build_kinds(
     ids["webhook_delivery"] = (await _created(sent))["delivery"]["id"]
     stages = await client.get(f"{API}/pipeline/stages", headers=h)
     ids["stage"] = (await _created(stages))[-1]["id"]
+    own_key = f"s{uuid.uuid4().hex[:8]}"  # a stage only this organisation has
+    stage = await client.post(
+        f"{API}/pipeline/stages", headers=h, json={"key": own_key, "name": "Own"}
+    )
+    ids["stage_key"] = (await _created(stage))["key"]
+    me = await signed_in(factory, admin.user)
+    saved = await me.post(client, "/crm/views", {"name": "Mine", "status": "new"}, headers=HTMX)
+    found = re.search(r'href="/crm/views/([0-9a-f-]{36})"', saved.text)
+    assert saved.status_code == 200 and found, saved.text[:300]
+    ids["saved_view"] = found.group(1)
     field = await client.post(
         f"{API}/custom-fields", headers=h, json={"key": "size", "label": "Size", "type": "text"}
     )
@@ -379,7 +424,7 @@ async def build_kinds(
     ids["report_schedule"] = (await _created(schedule))["id"]
     logs = await client.get(f"{API}/admin/audit-logs", headers=h)
     ids["audit_log"] = (await _created(logs))["items"][0]["id"]
-    missing = set(ID_KINDS.values()) - set(ids)
+    missing = (set(ID_KINDS.values()) | set(PAGE_ID_KINDS.values())) - set(ids)
     assert not missing, f"build_kinds makes no row of kind(s) {sorted(missing)}"
     return ids
 
@@ -427,14 +472,17 @@ async def world(
             json={"name": "everything", "scopes": list(ALL_PERMISSIONS)},
         )
         api_key = Member(admin_a.user, {"X-API-Key": (await _created(key))["api_key"]}, "")
-        nobody = await factory.member(org_a, (await factory.role(org_a, [])).name)
+        nobody_role = (await factory.role(org_a, [])).name
+        nobody = await factory.member(org_a, nobody_role)
         all_but: dict[str, Member] = {}
         for permission in ALL_PERMISSIONS:
             others = [p for p in ALL_PERMISSIONS if p != permission]
             all_but[permission] = await factory.member(
                 org_a, (await factory.role(org_a, others)).name
             )
-        yield World(client, admin_a, api_key, nobody, all_but, ids_a, ids_b)
+        pages = await signed_in(factory, admin_a.user)
+        pages_nobody = await browser(factory, org_a, nobody_role)
+        yield World(client, admin_a, api_key, nobody, all_but, pages, pages_nobody, ids_a, ids_b)
     await session.close()
 
 
@@ -497,7 +545,9 @@ PERMISSION_CASES = [(m, p) for m, p in OPERATIONS if _applies(m, p, foreign=Fals
 def test_every_path_parameter_is_known() -> None:
     """Every `{…}` of the schema is an id kind or explained; every id route has a member
     door or is listed with what authenticates it."""
-    assert len(OPERATIONS) > 40  # the schema was read (45 paths with ids when written)
+    assert len(PUBLIC_OPERATIONS) > 40  # the schema was read (45 paths with ids when written)
+    twinless = [op for op, twin in TWINS.items() if twin is None]
+    assert not twinless, f"hidden API routes with no public twin to take a body from: {twinless}"
     # Few routes are left out of a check, each for a reason written in NOT_IDS/SIGNED_ROUTES.
     assert len(OPERATIONS) - len(FOREIGN_CASES) <= 10
     assert len(OPERATIONS) - len(PERMISSION_CASES) <= 10
@@ -615,6 +665,11 @@ PER_ITEM: set[tuple[str, str, str]] = {
     ("POST", f"{API}/leads/bulk", "ids"),
     ("POST", f"{API}/admin/users/bulk-action", "user_ids"),
 }
+# Body fields that filter (an export's rows): another organisation's row matches nothing,
+# exactly as a made-up id does.
+AS_FILTER: set[tuple[str, str, str]] = {
+    ("POST", f"{API}/leads/export", "import_batch_id"),
+}
 # Fields whose accepted value cannot be built from one id, so the control (A's own row
 # accepted) is not made; the refusal is still checked against a made-up id.
 NO_CONTROL: dict[tuple[str, str, str], str] = {
@@ -634,6 +689,16 @@ def _uuid_field(schema: dict[str, Any]) -> str | None:
     return "one" if schema.get("format") == "uuid" else None
 
 
+def _body_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON body's top-level properties (of its object branch when the body is optional)."""
+    schema = _resolve(schema)
+    for branch in schema.get("anyOf", []):
+        if _resolve(branch).get("type") == "object":
+            return _body_properties(branch)
+    props: dict[str, Any] = schema.get("properties", {})
+    return props
+
+
 def _body_id_cases() -> list[tuple[str, str, str, str]]:
     """(method, path, field, kind) for every top-level UUID field of a JSON body."""
     cases = []
@@ -644,13 +709,15 @@ def _body_id_cases() -> list[tuple[str, str, str, str]]:
             content = op.get("requestBody", {}).get("content", {}).get("application/json")
             if content is None:
                 continue
-            props = _resolve(content["schema"]).get("properties", {})
-            for name, prop in props.items():
+            for name, prop in _body_properties(content["schema"]).items():
                 if name in NOT_BODY_IDS or _uuid_field(prop) is None:
                     continue
                 key = (method.upper(), path, name)
                 kind = BODY_ID_KINDS.get(key) or ID_KINDS.get(name)
                 cases.append((*key, kind or f"unknown:{name}"))
+    # A hidden alias takes its twin's body, so its fields are tried at its own door too.
+    for (method, path), twin in sorted(TWINS.items()):
+        cases.extend((method, path, n, k) for m, p, n, k in list(cases) if (m, p) == twin)
     return cases
 
 
@@ -660,11 +727,13 @@ KNOWN_BODY_ID_CASES = [c for c in BODY_ID_CASES if not c[3].startswith("unknown:
 
 def body_with(method: str, path: str, name: str, value: str, ids: dict[str, str]) -> Any:
     """The operation's minimal body with `name` set to `value` (a list when it takes many)."""
-    op = SCHEMA["paths"][path][method.lower()]
+    op = _operation(method, path)
     schema = _resolve(op["requestBody"]["content"]["application/json"]["schema"])
+    props = _body_properties(schema)
+    method, path = TWINS.get((method, path)) or (method, path)
     found = BODY_ID_BASES.get((method, path, name)) or BODY_ID_BASES.get((method, path))
     base = {k: _filled(v, ids) for k, v in (found or example(schema, ids) or {}).items()}
-    many = _uuid_field(schema["properties"][name]) == "many"
+    many = _uuid_field(props[name]) == "many"
     base[name] = [value] if many else value
     return base
 
@@ -702,7 +771,7 @@ async def test_another_organisations_id_in_a_body_is_refused_as_unknown(
     foreign_id, made_up_id = world.ids_b[kind], str(uuid.uuid4())
     foreign, made_up = await send(foreign_id), await send(made_up_id)
     both = f"{_explain('B id', foreign)} / {_explain('made-up id', made_up)}"
-    if (method, path, name) in PER_ITEM:
+    if (method, path, name) in PER_ITEM | AS_FILTER:
         assert foreign.status_code == 200, both
         # The same answer, the id apart: nothing matched, nothing told.
         assert foreign.text.replace(foreign_id, "<id>") == made_up.text.replace(
@@ -719,4 +788,200 @@ async def test_another_organisations_id_in_a_body_is_refused_as_unknown(
     if (method, path, name) in NO_CONTROL:
         return
     own = await send(world.ids_a[kind])
+    assert own.status_code < 400 or own.status_code == 409, _explain("A's own id", own)
+
+
+# ---------------------------------------------------------------------------------------
+# The web app's pages: the same rows behind a login session's cookie and a CSRF-checked
+# form. Every page route with an id is found on the app itself (pages are not in the schema).
+
+PAGE_ID_KINDS: dict[str, str] = {
+    "view_id": "saved_view",  # a member's own saved list view
+    "stage": "stage_key",  # a pipeline column, named by its stage's key
+}
+PAGE_NOT_IDS: dict[str, str] = {"type_": NOT_IDS["type"]}
+
+
+def _page_operations() -> list[tuple[str, str]]:
+    ops: list[tuple[str, str]] = []
+    for route in _api_routes(_SCHEMA_APP):
+        path = route.path_format
+        if path.startswith(API) or "{" not in path or route.include_in_schema:
+            continue
+        ops.extend((m, path) for m in sorted(route.methods) if m in {"GET", "POST"})
+    return ops
+
+
+PAGE_OPERATIONS = _page_operations()
+PAGE_CASES = [
+    (m, p) for m, p in PAGE_OPERATIONS if not any(x in PAGE_NOT_IDS for x in path_params(p))
+]
+
+
+def page_url(path: str, ids: dict[str, str]) -> str:
+    """The page's path with every id parameter filled from `ids`."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return ids[PAGE_ID_KINDS.get(name) or ID_KINDS[name]]
+
+    return re.sub(r"{([^}]+)}", value, path)
+
+
+async def open_page(
+    world: World, who: Browser, method: str, path: str, ids: dict[str, str]
+) -> httpx.Response:
+    """GET the page, or POST its form (the CSRF token only) as `who`."""
+    url = page_url(path, ids)
+    if method == "GET":
+        return await who.get(world.client, url)
+    return await who.post(world.client, url, {})
+
+
+def test_every_page_parameter_is_known() -> None:
+    """The app's page routes were found, and each `{…}` is an id kind or explained."""
+    assert len(PAGE_OPERATIONS) > 30  # 40 page routes with ids when written
+    known = set(ID_KINDS) | set(PAGE_ID_KINDS) | set(PAGE_NOT_IDS)
+    unknown = {x for _, p in PAGE_OPERATIONS for x in path_params(p) if x not in known}
+    assert not unknown, f"add {sorted(unknown)} to PAGE_ID_KINDS (and build_kinds) or PAGE_NOT_IDS"
+
+
+@pytest.mark.parametrize(("method", "path"), PAGE_CASES, ids=[f"{m} {p}" for m, p in PAGE_CASES])
+async def test_another_organisations_ids_are_404_on_pages(
+    world: World, rolled_back: None, method: str, path: str
+) -> None:
+    """A's admin gets 404 for a page of B's rows, and a role of A without permissions 403 or
+    404; with A's own rows the admin's page is found."""
+    r = await open_page(world, world.browser, method, path, world.ids_b)
+    assert r.status_code == 404, _explain("A's admin with B's ids", r)
+    r = await open_page(world, world.browser_nobody, method, path, world.ids_b)
+    assert r.status_code in {403, 404}, _explain("A's role without permissions, B's ids", r)
+    r = await open_page(world, world.browser_nobody, method, path, world.ids_a)
+    assert r.status_code in {403, 404}, _explain("A's role without permissions, A's ids", r)
+    # The control: the same page with A's own rows is there (the ids are of the right kind).
+    r = await open_page(world, world.browser, method, path, world.ids_a)
+    assert r.status_code != 404 and r.status_code < 500, _explain("A's admin with A's ids", r)
+
+
+# ---------------------------------------------------------------------------------------
+# Ids one level down: filters in a query string (`?lead_id=`, `?team_id=`) and ids nested in
+# a body (a bulk action's filter, an AI request's `data`). Another organisation's row must
+# behave exactly as a made-up id does: the same status and the same answer, the id apart
+# (an empty page, 404, 422), so a filter can neither reach nor reveal it.
+
+# Filters that hold an id as a plain string (they also take words: "me", "none").
+STRING_FILTER_IDS: dict[tuple[str, str, str], str] = {
+    ("GET", f"{API}/leads", "query.assigned_to"): "user",
+    ("POST", f"{API}/leads/export", "body.assigned_to"): "user",
+    ("POST", f"{API}/leads/bulk", "body.filter.assigned_to"): "user",
+}
+# Where a filter's kind is not its name's.
+FILTER_ID_KINDS: dict[tuple[str, str, str], str] = {
+    ("GET", f"{API}/admin/audit-logs", "query.user_id"): "admin",
+    ("DELETE", f"{API}/admin/users/{{user_id}}", "query.reassign_to"): "admin",
+    ("GET", f"{API}/notifications/stream", "query.after"): "notification",
+}
+
+
+def _nested_uuid_fields(schema: dict[str, Any], trail: str, depth: int = 0) -> Iterator[str]:
+    schema = _resolve(schema)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for branch in schema.get(key, []):
+            yield from _nested_uuid_fields(branch, trail, depth)
+    for name, prop in schema.get("properties", {}).items():
+        if depth > 0 and _uuid_field(prop) == "one":
+            yield f"{trail}.{name}"
+        if depth < 3:
+            yield from _nested_uuid_fields(prop, f"{trail}.{name}", depth + 1)
+
+
+def _filter_id_cases() -> list[tuple[str, str, str, str]]:
+    """(method, path, where, kind): every UUID query parameter, every UUID nested in a JSON
+    body, and the string ids above; `where` is "query.<name>" or "body.<dotted path>"."""
+    found: dict[tuple[str, str, str], None] = dict.fromkeys(STRING_FILTER_IDS)
+    for path, ops in SCHEMA["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                if p["in"] == "query" and _uuid_field(p.get("schema", {})):
+                    found[(method.upper(), path, f"query.{p['name']}")] = None
+            content = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if content is not None:
+                for where in _nested_uuid_fields(content["schema"], "body"):
+                    found[(method.upper(), path, where)] = None
+    cases = []
+    for key in found:
+        name = key[2].rsplit(".", 1)[1]
+        kind = STRING_FILTER_IDS.get(key) or FILTER_ID_KINDS.get(key) or ID_KINDS.get(name)
+        cases.append((*key, kind or f"unknown:{name}"))
+    return cases
+
+
+FILTER_ID_CASES = _filter_id_cases()
+KNOWN_FILTER_ID_CASES = [c for c in FILTER_ID_CASES if not c[3].startswith("unknown:")]
+
+
+def test_every_filter_id_is_known() -> None:
+    """Query and nested body ids were found, and each names a known kind of row."""
+    assert len(FILTER_ID_CASES) >= 12  # 14 when written
+    unknown = [c for c in FILTER_ID_CASES if c[3].startswith("unknown:")]
+    assert not unknown, f"filter ids {unknown}: add each to ID_KINDS or FILTER_ID_KINDS"
+
+
+def _set(body: dict[str, Any], dotted: str, value: str) -> dict[str, Any]:
+    node = body
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return body
+
+
+def _answer(r: httpx.Response, value: str) -> Any:
+    """The response's JSON with `value` and the per-request id masked (its text if not JSON)."""
+    text = r.text.replace(value, "<id>")
+    if not r.headers.get("content-type", "").endswith("json"):
+        return text
+    body = json.loads(text)
+    if isinstance(body, dict):
+        body.pop("request_id", None)
+    return body
+
+
+async def _with_filter_id(
+    world: World, method: str, path: str, where: str, value: str
+) -> httpx.Response:
+    params = query(method, path)
+    body = request_body(method, path, world.ids_a)
+    place, dotted = where.split(".", 1)
+    if place == "query":
+        params[dotted] = value
+    else:
+        base = BODY_ID_BASES.get((method, path))
+        body = {k: _filled(v, world.ids_a) for k, v in base.items()} if base else body or {}
+        body = _set(body, dotted, value)
+    return await world.client.request(
+        method,
+        url_for(path, world.ids_a),
+        headers=world.admin.headers,
+        params=params,
+        json=body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "where", "kind"),
+    KNOWN_FILTER_ID_CASES,
+    ids=[f"{m} {p} {w}" for m, p, w, _ in KNOWN_FILTER_ID_CASES],
+)
+async def test_another_organisations_id_in_a_filter_is_a_made_up_one(
+    world: World, rolled_back: None, method: str, path: str, where: str, kind: str
+) -> None:
+    """B's row in a filter gets exactly the made-up id's answer; A's own row is accepted."""
+    foreign_id, made_up_id = world.ids_b[kind], str(uuid.uuid4())
+    foreign = await _with_filter_id(world, method, path, where, foreign_id)
+    made_up = await _with_filter_id(world, method, path, where, made_up_id)
+    both = f"{_explain('B id', foreign)} / {_explain('made-up id', made_up)}"
+    assert foreign.status_code < 500 and foreign.status_code == made_up.status_code, both
+    assert _answer(foreign, foreign_id) == _answer(made_up, made_up_id), both
+    own = await _with_filter_id(world, method, path, where, world.ids_a[kind])
     assert own.status_code < 400 or own.status_code == 409, _explain("A's own id", own)

@@ -59,7 +59,11 @@ class Browser:
 
 async def browser(factory: Factory, org: Organization, role: str = "admin") -> Browser:
     """A new user of `org` with `role`, signed in (a login session of their own)."""
-    user = await factory.user(org, role)
+    return await signed_in(factory, await factory.user(org, role))
+
+
+async def signed_in(factory: Factory, user: User) -> Browser:
+    """`user` signed in to the web app with a new login session."""
     pair = await start_session(factory.session, factory.settings, user)
     await factory.session.commit()
     claims = decode_access_token(factory.settings, pair.access_token)
