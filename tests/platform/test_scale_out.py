@@ -1,7 +1,8 @@
-"""Scale-out with real processes: two `leadflow serve` (one of them with `--workers 2`) on one
-PostgreSQL and one Redis. A notification written through one process reaches an event stream
-held by the other through Redis pub/sub, and the login throttle and the AI calls per
-organisation and minute count across both."""
+"""Scale-out with real processes: two `leadflow serve` (one of them with `--workers 2`) and a
+`leadflow worker` on one PostgreSQL and one Redis. A notification written through one API
+process, or by the worker, reaches an event stream held by the other API process through
+Redis pub/sub, and the login throttle and the AI calls per organisation and minute count
+across both."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ from leadflow.config import Settings
 from leadflow.db.engine import Database
 from tests.conftest import migrated_pg_database
 from tests.fixtures.factories import Factory, Member
+from tests.fixtures.processes import worker
 from tests.fixtures.server import Served, serve
 from tests.fixtures.services import require
 
@@ -93,35 +97,53 @@ def cluster(
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-async def test_notification_through_a_reaches_stream_on_b(cluster: Cluster) -> None:
+async def _stream_on_b_sees(
+    cluster: Cluster, needle: str, act: Callable[[], Awaitable[None]], within: float
+) -> tuple[str, float]:
+    """Hold the rep's notification stream on B, run `act` once the stream waits for a
+    wake-up, and return the data of the first notification holding `needle` and the
+    seconds it took (the stream first replays unread ones: `needle` must be new)."""
     waiting = asyncio.Event()
-    events: list[tuple[str, str]] = []
+    found: list[str] = []
 
     async def listen() -> None:
         async with (
-            httpx.AsyncClient(base_url=cluster.b.base_url, timeout=60) as b,
+            httpx.AsyncClient(base_url=cluster.b.base_url, timeout=within + 30) as b,
             b.stream(
                 "GET",
                 "/api/v1/notifications/stream",
                 headers=cluster.rep.headers,
-                params={"max_events": 1, "max_seconds": 60},
+                params={"max_events": 20, "max_seconds": within + 30},
             ) as r,
         ):
             assert r.status_code == 200
-            kind = ""
+            event = ""
             async for line in r.aiter_lines():
                 if line.startswith(": keep-alive"):
                     waiting.set()  # read once, now waiting for a wake-up
                 elif line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: ") and kind:
-                    events.append((kind, line.removeprefix("data: ")))
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event == "notification":
+                    data = line.removeprefix("data: ")
+                    if needle in data:
+                        found.append(data)
+                        return
 
     reader = asyncio.create_task(listen())
     try:
         await asyncio.wait_for(waiting.wait(), 30)
-        assert events == []
         started = time.monotonic()
+        await act()
+        await asyncio.wait_for(reader, within + 30)
+        elapsed = time.monotonic() - started
+    finally:
+        reader.cancel()
+    assert found, f"no notification with {needle!r} on the stream"
+    return found[0], elapsed
+
+
+async def test_notification_through_a_reaches_stream_on_b(cluster: Cluster) -> None:
+    async def assign() -> None:
         async with httpx.AsyncClient(base_url=cluster.a.base_url, timeout=30) as a:
             r = await a.post(
                 f"/api/v1/leads/{cluster.lead_id}/assign",
@@ -129,13 +151,49 @@ async def test_notification_through_a_reaches_stream_on_b(cluster: Cluster) -> N
                 json={"assignee_id": cluster.rep.id},
             )
             assert r.status_code == 200, r.text
-        await asyncio.wait_for(reader, WAKE_WITHIN + 30)
-        elapsed = time.monotonic() - started
-    finally:
-        reader.cancel()
-    assert [kind for kind, _ in events] == ["notification"]
-    assert "lead_assigned" in events[0][1] and str(cluster.lead_id) in events[0][1]
+
+    data, elapsed = await _stream_on_b_sees(cluster, "lead_assigned", assign, WAKE_WITHIN)
+    assert str(cluster.lead_id) in data
     # Delivered by the wake-up, not by the stream's own fallback re-read.
+    assert elapsed < WAKE_WITHIN < FALLBACK_SECONDS, elapsed
+
+
+async def test_a_standalone_workers_notification_reaches_stream_on_b(
+    cluster: Cluster, pg_url: str, tmp_path: Path
+) -> None:
+    """A `leadflow worker` process (no API in it) notifies the rep of a task that fell due;
+    the stream held by API process B wakes through Redis pub/sub, not by its re-read."""
+
+    async def due_task(title: str) -> None:
+        async with httpx.AsyncClient(base_url=cluster.a.base_url, timeout=30) as a:
+            r = await a.post(
+                "/api/v1/tasks",
+                headers=cluster.admin.headers,
+                json={
+                    "title": title,
+                    "lead_id": str(cluster.lead_id),
+                    "assignee_id": str(cluster.rep.id),
+                    "due_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                },
+            )
+            assert r.status_code == 201, r.text
+
+    with worker(
+        pg_url,
+        tmp_path / "data",
+        tmp_path / "worker.log",
+        redis_url=REDIS_URL,
+        task_due_seconds="1",
+        worker_threads="1",
+    ) as w:
+        # The first due task shows the worker is up (it may take seconds to start) ...
+        await _stream_on_b_sees(cluster, "Task due: First", lambda: due_task("First"), 90)
+        # ... the second how fast a worker's write reaches another process's stream.
+        data, elapsed = await _stream_on_b_sees(
+            cluster, "Task due: Second", lambda: due_task("Second"), WAKE_WITHIN
+        )
+        assert w.proc.poll() is None, w.output()
+    assert '"kind": "task_due"' in data or '"kind":"task_due"' in data, data
     assert elapsed < WAKE_WITHIN < FALLBACK_SECONDS, elapsed
 
 
