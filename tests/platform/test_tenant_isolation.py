@@ -17,8 +17,8 @@ the row. A new UUID field must name its kind (ID_KINDS, BODY_ID_KINDS) or say wh
 Beyond the schema: an API route kept out of it (an alias for an older client) is covered
 with the body of its public twin; every page of the web app with an id is opened (GET) or
 posted to (its form with the CSRF token) with B's rows behind A's login session; and ids one
-level down (query filters such as `?lead_id=`, ids nested in a body's `filter` or `data`)
-must get exactly the answer a made-up id gets.
+level down (query filters such as `?lead_id=`, ids nested in a body's `filter` or `data`,
+the row ids a web form posts) must get exactly the answer a made-up id gets.
 
 One world (two organisations with a row of every kind) is built per engine; each test runs
 in a savepoint rolled back afterwards, so a route that wrongly succeeds changes nothing for
@@ -985,3 +985,48 @@ async def test_another_organisations_id_in_a_filter_is_a_made_up_one(
     assert _answer(foreign, foreign_id) == _answer(made_up, made_up_id), both
     own = await _with_filter_id(world, method, path, where, world.ids_a[kind])
     assert own.status_code < 400 or own.status_code == 409, _explain("A's own id", own)
+
+
+# Ids in the web app's forms (a field naming a row, not the page's path): the page must answer
+# another organisation's row exactly as it answers a made-up id, and accept A's own.
+FORM_IDS: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
+    ("/crm/leads/{lead_id}/assign", "assignee_id"): ("user", {}),
+    ("/crm/leads/{lead_id}/merge", "other_ids"): ("other_lead", {}),
+    ("/crm/leads/bulk", "ids"): ("lead", {"action": "tag_add", "value": "vip"}),
+    # Another member than the one deactivated (the leads' new owner).
+    ("/admin/users/{user_id}/deactivate", "reassign_to"): ("admin", {}),
+}
+_FORM_FIELD = re.compile(r'form_(?:text|list)\(form, "([a-z_]+)"\)')
+
+
+def test_every_form_id_is_known() -> None:
+    """Every form field of the web routes named like a row id is in FORM_IDS."""
+    routes = Path(__file__).resolve().parents[2] / "src" / "leadflow" / "web" / "routes"
+    names = {
+        name
+        for source in routes.glob("*.py")
+        for name in _FORM_FIELD.findall(source.read_text())
+        if name.endswith(("_id", "ids", "_to"))
+    }
+    assert names, "no form fields found: has form_text/form_list been renamed?"
+    assert names == {field for _, field in FORM_IDS}, f"form id fields: {sorted(names)}"
+
+
+@pytest.mark.parametrize(("path", "field"), sorted(FORM_IDS), ids=[p for p, _ in sorted(FORM_IDS)])
+async def test_another_organisations_id_in_a_form_is_a_made_up_one(
+    world: World, rolled_back: None, path: str, field: str
+) -> None:
+    """B's row in a form gets exactly the made-up id's answer; A's own row is accepted."""
+    kind, base = FORM_IDS[(path, field)]
+    url = page_url(path, world.ids_a)
+
+    async def post(value: str) -> httpx.Response:
+        return await world.browser.post(world.client, url, {**base, field: value}, headers=HTMX)
+
+    foreign_id, made_up_id = world.ids_b[kind], str(uuid.uuid4())
+    foreign, made_up = await post(foreign_id), await post(made_up_id)
+    both = f"{_explain('B id', foreign)} / {_explain('made-up id', made_up)}"
+    assert foreign.status_code < 500 and foreign.status_code == made_up.status_code, both
+    assert foreign.text.replace(foreign_id, "<id>") == made_up.text.replace(made_up_id, "<id>")
+    own = await post(world.ids_a[kind])
+    assert own.status_code < 400, _explain("A's own id", own)
