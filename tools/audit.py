@@ -1,10 +1,14 @@
 """`make audit`: known vulnerabilities in the installed dependencies, by pip-audit.
 
-A known vulnerability fails the step. Dependencies that could not be checked (the
-vulnerability service unreachable, or a package index without its per-version data) are
-reported loudly; they fail the step only with AUDIT_REQUIRED=1, so that `make test` still
-runs where no vulnerability data can be had. AUDIT_SERVICE picks pip-audit's service
-(`pypi`, the default, or `osv`).
+A known vulnerability fails the step. pip-audit asks PyPI for each installed version's page
+(`/pypi/NAME/VERSION/json`); a package index or proxy that serves only the projects' own pages
+(`/pypi/NAME/json`) answers those with 404. For each dependency pip-audit skipped that way,
+the project's page is asked instead: it carries PyPI's vulnerability records for the newest
+release, so it decides for a dependency installed at that release, and only for it.
+Dependencies still unchecked (no page, an older release, the service unreachable) are reported
+loudly; they fail the step only with AUDIT_REQUIRED=1, so that `make test` still runs where no
+vulnerability data can be had. AUDIT_SERVICE picks pip-audit's service (`pypi`, the default,
+or `osv`).
 """
 
 from __future__ import annotations
@@ -13,13 +17,79 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from typing import Any
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 BANNER = "!" * 78
+PROJECT_PAGE = "https://pypi.org/pypi/{name}/json"
+TIMEOUT_SECONDS = 20
+OWN = {"leadflow"}
 
 
 def _loud(lines: list[str]) -> None:
     print(BANNER, *(f"!! {line}" for line in lines), BANNER, sep="\n", file=sys.stderr)
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def vulns_from_project_page(version: str, page: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The vulnerabilities PyPI's project page records for `version`, in pip-audit's shape;
+    None when the page cannot tell (its records are the newest release's, not `version`'s)."""
+    if not _same_version(version, str(page.get("info", {}).get("version", ""))):
+        return None
+    found = []
+    for v in page.get("vulnerabilities") or []:
+        if v.get("withdrawn") is not None:
+            continue
+        found.append(
+            {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fixed_in", [])}
+        )
+    return found
+
+
+def _project_page(name: str, page_url: str) -> dict[str, Any] | None:
+    url = page_url.format(name=canonicalize_name(name))
+    try:
+        # A fixed https URL on PyPI, the name from our own installed packages.
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            page: dict[str, Any] = json.load(response)
+            return page
+    except (OSError, ValueError):  # unreachable, 404, not JSON
+        return None
+
+
+def recheck_skipped(deps: list[dict[str, Any]], page_url: str = PROJECT_PAGE) -> None:
+    """Give each dependency pip-audit skipped its project page's verdict when that page can
+    tell (in place: `vulns` set and `skip_reason` dropped). Our own editable package is left
+    out of `deps` altogether: it is not on PyPI."""
+    deps[:] = [d for d in deps if canonicalize_name(d["name"]) not in OWN]
+    # pip-audit reports a skipped dependency by name only; this interpreter is the one audited.
+    skipped = [d for d in deps if "skip_reason" in d]
+    for dep in skipped:
+        try:
+            dep.setdefault("version", metadata.version(dep["name"]))
+        except metadata.PackageNotFoundError:
+            dep.setdefault("version", "")
+    with ThreadPoolExecutor(8) as pool:
+        pages = list(pool.map(lambda d: _project_page(d["name"], page_url), skipped))
+    for dep, page in zip(skipped, pages, strict=True):
+        if page is None or not dep["version"]:
+            continue
+        vulns = vulns_from_project_page(dep["version"], page)
+        if vulns is not None:
+            dep.pop("skip_reason")
+            dep["vulns"] = vulns
+            dep["checked_by"] = "project page"
 
 
 def main() -> int:
@@ -47,21 +117,24 @@ def main() -> int:
         _loud([f"pip-audit could not reach its vulnerability service ({service}):", *tail])
         return 1 if required else 0
     deps = report["dependencies"]
+    if service == "pypi":
+        recheck_skipped(deps)
     vulns = [(d, v) for d in deps for v in d.get("vulns", [])]
     skipped = [d for d in deps if "skip_reason" in d]
+    by_page = sum(1 for d in deps if d.get("checked_by") == "project page")
     for dep, vuln in vulns:
         fixes = ", ".join(vuln.get("fix_versions", [])) or "no fixed version"
         print(f"{dep['name']} {dep['version']}: {vuln['id']} (fixed in {fixes})")
     audited = len(deps) - len(skipped)
     print(
-        f"pip-audit ({service}): {audited} of {len(deps)} dependencies audited, "
-        f"{len(vulns)} known vulnerabilities"
+        f"pip-audit ({service}): {audited} of {len(deps)} dependencies audited "
+        f"({by_page} from their project page), {len(vulns)} known vulnerabilities"
     )
     if skipped:
         _loud(
             [
-                f"{len(skipped)} of {len(deps)} dependencies could NOT be audited, e.g.:",
-                *(d["skip_reason"] for d in skipped[:3]),
+                f"{len(skipped)} of {len(deps)} dependencies could NOT be audited:",
+                *(f"{d['name']} {d.get('version', '')}: {d['skip_reason']}" for d in skipped),
                 "no vulnerability data for them: set AUDIT_REQUIRED=1 to fail on this",
             ]
         )
