@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     or_,
     select,
     true,
@@ -329,7 +330,14 @@ def _page_statement(shape: tuple[Any, ...], sort: _Sort, keyset: bool) -> Select
 
 @lru_cache(maxsize=_SHAPES)
 def _count_statement(shape: tuple[Any, ...]) -> Select[Any]:
-    limited = select(Lead.id).where(*_conditions(shape)).limit(_int_param("lf_cap")).subquery()
+    # A constant, not the id: the filter's index alone can then answer the count (SQLite
+    # reads no table row; PostgreSQL may scan the index only).
+    limited = (
+        select(literal_column("1").label("one"))
+        .where(*_conditions(shape))
+        .limit(_int_param("lf_cap"))
+        .subquery()
+    )
     return select(func.count().label("n")).select_from(limited)
 
 

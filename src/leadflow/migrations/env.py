@@ -22,8 +22,9 @@ def _url() -> str:
 
 
 def _include_object(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
-    # PostgreSQL-only indexes (trigram, GIN) are created by hand in migrations as pgx_*.
-    return not (type_ == "index" and (name or "").startswith("pgx_"))
+    # Indexes of one engine (PostgreSQL's trigram and GIN, pgx_*; SQLite's sqx_*) are created
+    # by hand in migrations.
+    return not (type_ == "index" and (name or "").startswith(("pgx_", "sqx_")))
 
 
 def _configure(connection: Connection | None = None) -> None:

@@ -1,0 +1,104 @@
+"""SQLite plans of the lead list: the text search tests its index (`sqx_leads_search`,
+migration 0029), and a capped count reads no table row.
+
+SQLite has no substring index; without this one the search walked an organisation index and
+read every lead's table row to test its search_text. The plans are SQLite's own choice for
+the statements the endpoint sends (captured as sent, explained with their parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from leadflow.db.engine import Database
+from tests.fixtures.factories import Factory
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
+
+@contextmanager
+def _captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    seen: list[tuple[str, Any]] = []
+
+    def listen(_c: object, _cur: object, statement: str, params: Any, *_: object) -> None:
+        seen.append((statement, params))
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+
+
+async def _plan(conn: AsyncConnection, statement: str, params: Any) -> str:
+    rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+    return "\n".join(str(r[-1]) for r in rows)
+
+
+async def _reads_lead_rows(conn: AsyncConnection, statement: str, params: Any) -> bool:
+    """Whether the statement's program reads a column from a `leads` table row (an index
+    entry is not a row: its cursor opens another root page)."""
+    root = (
+        await conn.exec_driver_sql("SELECT rootpage FROM sqlite_master WHERE name = 'leads'")
+    ).scalar_one()
+    result = await conn.exec_driver_sql("EXPLAIN " + statement, params)
+    program: list[tuple[Any, ...]] = [tuple(r) for r in result]
+    # (addr, opcode, p1, p2, ...): OpenRead p1 = cursor, p2 = root page; Column p1 = cursor.
+    table_cursors = {r[2] for r in program if r[1] == "OpenRead" and r[3] == root}
+    return any(r[1] == "Column" and r[2] in table_cursors for r in program)
+
+
+async def _plans_of(
+    client: httpx.AsyncClient,
+    database: Database,
+    conn: AsyncConnection,
+    headers: dict[str, str],
+    params: dict[str, str],
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    with _captured(database) as seen:
+        r = await client.get("/api/v1/leads", headers=headers, params=params)
+    assert r.status_code == 200, r.text
+    on_leads = [(s, p) for s, p in seen if "FROM leads" in s]
+    return r.json(), [(s, await _plan(conn, s, p)) for s, p in on_leads]
+
+
+async def test_the_search_reads_its_covering_index(
+    client: httpx.AsyncClient, factory: Factory, database: Database, conn: AsyncConnection
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    for i in range(30):
+        await factory.lead(org, first_name=f"Kramer{i}" if i % 3 == 0 else f"Lea{i}")
+    body, plans = await _plans_of(client, database, conn, admin.headers, {"q": "kramer"})
+    assert body["total"] == 10 and body["total_is_estimate"] is False
+    search = [plan for sql, plan in plans if "LIKE" in sql]
+    assert search, plans
+    assert "USING INDEX sqx_leads_search" in search[0], search[0]
+
+
+async def test_a_capped_count_reads_no_lead_row(
+    client: httpx.AsyncClient, factory: Factory, database: Database, conn: AsyncConnection
+) -> None:
+    org = await factory.org()
+    admin = await factory.member(org)
+    for i in range(6):
+        await factory.lead(org, status="contacted" if i % 2 else "new")
+    with _captured(database) as seen:
+        r = await client.get(
+            "/api/v1/leads", headers=admin.headers, params={"status": "contacted", "limit": "2"}
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 3 and body["total_is_estimate"] is False  # counted, not a short page
+    counts = [(sql, params) for sql, params in seen if "count(" in sql]
+    assert len(counts) == 1, seen
+    assert "ix_leads_org_status_created" in await _plan(conn, *counts[0])
+    assert not await _reads_lead_rows(conn, *counts[0]), counts[0][0]
