@@ -5,10 +5,15 @@
     LEADFLOW_BENCH_ROWS=200000 .venv/bin/python -m bench leads_list   # smaller run
     LEADFLOW_BENCH_REUSE=1 .venv/bin/python -m bench leads_list       # keep a loaded database
 
-Loads LEADFLOW_BENCH_ROWS leads (default 1,000,000) into a scratch database with COPY,
-merges the GIN pending lists and runs ANALYZE (as the import path does; no VACUUM), then
-measures p50/p95 of
+Loads LEADFLOW_BENCH_ROWS leads (default 1,000,000) into a scratch database with COPY, laid
+out as an import writes them (each chunk of the import's size in `layout_key` order: surname
+first), merges the GIN pending lists and runs ANALYZE (as the import path does; no VACUUM),
+then measures p50/p95 of
 (a) a status filter, (b) a `q` search, (c) both plus sort=name, each at limit=50.
+
+For (b) and (c) the page query is also timed on a copy of the leads in the order they were
+made (`bench_leads_arrival`, with the trigram index and primary key: leads created one at a
+time lie so), after checking it returns the same page and total.
 
 For (b) and (c) it also builds a narrow search table in the scratch database (the searched
 and sorted columns of each live lead, with its own trigram index: `bench_lead_search`) and
@@ -25,6 +30,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -49,7 +55,8 @@ from leadflow.app import create_app
 from leadflow.auth.service import start_session
 from leadflow.config import Settings
 from leadflow.db.engine import Database, session_scope
-from leadflow.leads.repository import LIST_COLUMNS
+from leadflow.imports.prepare import CHUNK_ROWS
+from leadflow.leads.repository import LIST_COLUMNS, layout_key
 from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.organizations.service import create_organization
@@ -202,6 +209,8 @@ async def _reuse(admin_url: str = PG_ADMIN_URL) -> tuple[Database, str] | None:
     try:
         if await conn.fetchval("SELECT count(*) FROM leads") != ROWS:
             return None
+        if await conn.fetchval("SELECT obj_description('leads'::regclass)") != LAYOUT:
+            return None
     finally:
         await conn.close()
     db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
@@ -235,6 +244,22 @@ async def _bench_admin(session: AsyncSession) -> User:
     return user
 
 
+# The leads are laid out as an import writes them: each chunk of CHUNK_ROWS in the order
+# of `layout_key` (surname first), ids and times in the order of the input. `_reuse` takes
+# an earlier database only if it was loaded so.
+LAYOUT = f"bench layout: import chunks of {CHUNK_ROWS} by layout_key"
+
+
+def _import_layout(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    def key(r: tuple[object, ...]) -> str:
+        return layout_key({"last_name": r[3], "company": r[7], "full_name": r[4]})
+
+    out: list[tuple[object, ...]] = []
+    for start in range(0, len(rows), CHUNK_ROWS):
+        out += sorted(rows[start : start + CHUNK_ROWS], key=key)
+    return out
+
+
 async def _load(url: str) -> tuple[Database, str]:
     db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
     async with session_scope(db) as session:
@@ -243,10 +268,11 @@ async def _load(url: str) -> tuple[Database, str]:
         org_id, user_id = user.organization_id, user.id
     conn = await asyncpg.connect(url)
     t = time.perf_counter()
-    batch = 100_000
+    batch = 100_000  # a multiple of the import's chunk
     for offset in range(0, ROWS, batch):
-        rows = _rows(org_id, user_id, min(batch, ROWS - offset))
+        rows = _import_layout(_rows(org_id, user_id, min(batch, ROWS - offset)))
         await conn.copy_records_to_table("leads", records=rows, columns=COLUMNS)
+    await conn.execute(f"COMMENT ON TABLE leads IS '{LAYOUT}'")
     # As the import path ends a bulk load: merge the trigram/tag GIN pending lists, then
     # fresh planner statistics. No VACUUM.
     await conn.execute("SELECT gin_clean_pending_list('pgx_leads_search_trgm'::regclass)")
@@ -268,7 +294,7 @@ async def load_sqlite(database_url: str, n: int) -> None:
     async with session_scope(db) as session:
         user = await _bench_admin(session)
         org_id, user_id = user.organization_id, user.id
-    rows = [dict(zip(COLUMNS, r, strict=True)) for r in _rows(org_id, user_id, n)]
+    rows = [dict(zip(COLUMNS, r, strict=True)) for r in _import_layout(_rows(org_id, user_id, n))]
     for row in rows:
         row["tags"] = json.loads(str(row["tags"]))
         row["custom"] = {}
@@ -380,6 +406,41 @@ _NARROW_CASES: dict[str, dict[str, str]] = {
 }
 
 
+# The same leads in the order they were made (their uuid7 ids), as leads created one at a
+# time lie, with the indexes the search uses.
+_ARRIVAL_TABLE = (
+    "CREATE TABLE bench_leads_arrival AS SELECT * FROM leads ORDER BY id",
+    "ALTER TABLE bench_leads_arrival ADD PRIMARY KEY (id)",
+    "CREATE INDEX bench_leads_arrival_trgm ON bench_leads_arrival"
+    " USING gin (search_text gin_trgm_ops) WHERE deleted_at IS NULL",
+    "ANALYZE bench_leads_arrival",
+)
+
+
+async def _arrival_table(conn: asyncpg.Connection) -> None:
+    t = time.perf_counter()
+    await conn.execute("DROP TABLE IF EXISTS bench_leads_arrival")
+    for sql in _ARRIVAL_TABLE:
+        await conn.execute(sql)
+    print(f"the leads in arrival order copied in {time.perf_counter() - t:.1f} s")
+
+
+def _arrival_sql(sql: str) -> str:
+    return re.sub(r"\bleads\b", "bench_leads_arrival", sql)
+
+
+def _arrival_call(
+    raw: asyncpg.Connection, page_sql: tuple[str, str, tuple]
+) -> Callable[[], Awaitable[list[asyncpg.Record]]]:
+    """The endpoint's page query on the arrival-order copy."""
+    sql = _arrival_sql(page_sql[1])
+
+    async def call() -> list[asyncpg.Record]:
+        return await raw.fetch(sql, *page_sql[2])
+
+    return call
+
+
 async def _narrow_table(conn: asyncpg.Connection) -> None:
     """(Re)build `bench_lead_search` from the loaded leads and print its size beside theirs."""
     t = time.perf_counter()
@@ -443,6 +504,7 @@ async def measure(label: str, admin_url: str) -> None:
     # Same planner setting as the application's pool, so both run the same plans.
     raw = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
     await _narrow_table(raw)
+    await _arrival_table(raw)
     org = await raw.fetchval("SELECT organization_id FROM users WHERE email = 'bench@example.com'")
     transport = httpx.ASGITransport(app=app)
     print(f"{RUNS} runs each after 10 warm-up runs; limit=50")
@@ -479,10 +541,12 @@ async def measure(label: str, admin_url: str) -> None:
 
             calls: list[Callable[[], Awaitable[object]]] = [api, via_httpx, same_sql, page]
             if name in _NARROW_CASES:
+                ours = [dict(r) for r in await raw.fetch(page_sql[1], *page_sql[2])]
                 narrow = _narrow_call(raw, name, params, org)
-                ours, theirs = await raw.fetch(page_sql[1], *page_sql[2]), await narrow()
-                assert [dict(r) for r in ours] == [dict(r) for r in theirs], name
-                calls.append(narrow)
+                arrival = _arrival_call(raw, page_sql)
+                for other in (narrow, arrival):
+                    assert ours == [dict(r) for r in await other()], name
+                calls += [narrow, arrival]
             a, h, r, p, *n = await timed_together(calls, runs=RUNS)
             print(
                 f"{name:<15} {summary(a):<28} {summary(h):<28} {summary(r):<28} {summary(p):<28}"
@@ -496,6 +560,11 @@ async def measure(label: str, admin_url: str) -> None:
                 print(
                     f"{'':<15} narrow search table, same page and total: {summary(n[0])}"
                     f" ({pct(n[0], 95) / pct(p, 95):.2f}x the page query's p95)"
+                )
+                print(
+                    f"{'':<15} page query on the leads in arrival order: {summary(n[1])}"
+                    f" ({pct(n[1], 95) / pct(p, 95):.2f}x the page query's p95);"
+                    f" {await _buffers(raw, _arrival_sql(page_sql[1]), page_sql[2])}"
                 )
     await raw.close()
     await db.dispose()
