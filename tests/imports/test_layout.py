@@ -35,17 +35,18 @@ async def test_an_import_writes_its_leads_grouped_by_surname(
     assert r.status_code == 200, r.text
     assert r.json()["imported_count"] == len(NAMES)
     position = "ctid" if dialect == "postgresql" else "rowid"
+    org_key = {"org": org.id if dialect == "postgresql" else org.id.hex}
     written = await session.execute(
         text(
-            f"SELECT first_name, last_name FROM leads WHERE organization_id = :org ORDER BY {position}"
+            "SELECT first_name, last_name FROM leads WHERE organization_id = :org"
+            f" ORDER BY {position}"
         ),
-        {"org": org.id if dialect == "postgresql" else org.id.hex},
+        org_key,
     )
     physical = [tuple(row) for row in written]
     assert [last for _, last in physical] == sorted((last for _, last in NAMES), key=str.casefold)
     # The three Kramers are neighbours; the ids still follow the file.
     by_id = await session.execute(
-        text("SELECT first_name FROM leads WHERE organization_id = :org ORDER BY id"),
-        {"org": org.id if dialect == "postgresql" else org.id.hex},
+        text("SELECT first_name FROM leads WHERE organization_id = :org ORDER BY id"), org_key
     )
     assert [first for (first,) in by_id] == [first for first, _ in NAMES]
