@@ -723,7 +723,7 @@ def layout_key(rec: Mapping[str, Any]) -> str:
     A text search checks every match on its row (no trigram index can answer it alone); a
     name's matches written in the order they arrived sit one to a page, written together
     they share a few. An import writes its leads a chunk at a time in this order, and a
-    search for a name reads about a fifth of the pages (docs/performance.md). Only the
+    search for a name reads about a quarter of the pages (docs/performance.md). Only the
     physical order changes: ids, timestamps and events keep the order of the input.
     """
     name = rec.get("last_name") or rec.get("company") or rec.get("full_name") or ""

@@ -1,4 +1,4 @@
-"""leads (SQLite): a covering index for the text search
+"""leads (SQLite): an index the text search scans instead of the rows
 
 Revision ID: 0029
 Revises: 0028
