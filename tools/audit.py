@@ -13,6 +13,7 @@ or `osv`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -42,13 +43,22 @@ def _same_version(a: str, b: str) -> bool:
         return a == b
 
 
-def vulns_from_project_page(version: str, page: dict[str, Any]) -> list[dict[str, Any]] | None:
+def vulns_from_project_page(version: str, page: Any) -> list[dict[str, Any]] | None:
     """The vulnerabilities PyPI's project page records for `version`, in pip-audit's shape;
-    None when the page cannot tell (its records are the newest release's, not `version`'s)."""
-    if not _same_version(version, str(page.get("info", {}).get("version", ""))):
+    None when the page cannot tell: its records are the newest release's, not `version`'s, or
+    it carries no `vulnerabilities` list (PyPI always sends one; a page without it is not
+    evidence of none), or it is not shaped as PyPI's."""
+    if not isinstance(page, dict) or not isinstance(page.get("info"), dict):
+        return None
+    if not _same_version(version, str(page["info"].get("version", ""))):
+        return None
+    records = page.get("vulnerabilities")
+    if not isinstance(records, list):
         return None
     found = []
-    for v in page.get("vulnerabilities") or []:
+    for v in records:
+        if not isinstance(v, dict) or not isinstance(v.get("id"), str):
+            return None
         if v.get("withdrawn") is not None:
             continue
         found.append(
@@ -57,24 +67,29 @@ def vulns_from_project_page(version: str, page: dict[str, Any]) -> list[dict[str
     return found
 
 
-def _project_page(name: str, page_url: str) -> dict[str, Any] | None:
+def _project_page(name: str, page_url: str) -> Any:
     url = page_url.format(name=canonicalize_name(name))
     try:
         # A fixed https URL on PyPI, the name from our own installed packages.
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            page: dict[str, Any] = json.load(response)
-            return page
-    except (OSError, ValueError):  # unreachable, 404, not JSON
+            return json.load(response)
+    except (OSError, ValueError, http.client.HTTPException):  # unreachable, 404, cut, not JSON
         return None
 
 
+# pip-audit's reason for a dependency PyPI has no per-version page of; only these are asked
+# again (an editable checkout or a private package of the same name is not PyPI's release).
+NOT_FOUND = "not found on PyPI"
+
+
 def recheck_skipped(deps: list[dict[str, Any]], page_url: str = PROJECT_PAGE) -> None:
-    """Give each dependency pip-audit skipped its project page's verdict when that page can
-    tell (in place: `vulns` set and `skip_reason` dropped). Our own editable package is left
-    out of `deps` altogether: it is not on PyPI."""
+    """Give each dependency pip-audit skipped for want of PyPI's per-version page the
+    verdict of its project page, when that page can tell (in place: `vulns` set and
+    `skip_reason` dropped). Our own editable package is left out of `deps` altogether: it is
+    not on PyPI."""
     deps[:] = [d for d in deps if canonicalize_name(d["name"]) not in OWN]
     # pip-audit reports a skipped dependency by name only; this interpreter is the one audited.
-    skipped = [d for d in deps if "skip_reason" in d]
+    skipped = [d for d in deps if NOT_FOUND in d.get("skip_reason", "")]
     for dep in skipped:
         try:
             dep.setdefault("version", metadata.version(dep["name"]))

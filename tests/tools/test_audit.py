@@ -27,14 +27,25 @@ def test_an_older_release_is_not_judged_by_the_newest_ones_records() -> None:
     assert vulns_from_project_page("2.0", page) is None
 
 
-def test_no_records_on_the_installed_release_is_clean() -> None:
-    assert vulns_from_project_page("3.0", {"info": {"version": "3.0"}}) == []
+def test_an_empty_list_on_the_installed_release_is_clean() -> None:
+    page = {"info": {"version": "3.0"}, "vulnerabilities": []}
+    assert vulns_from_project_page("3.0", page) == []
+
+
+def test_a_page_without_records_or_of_another_shape_cannot_tell() -> None:
+    assert vulns_from_project_page("3.0", {"info": {"version": "3.0"}}) is None
+    no_list = {"info": {"version": "3.0"}, "vulnerabilities": None}
+    assert vulns_from_project_page("3.0", no_list) is None
+    no_id = {"info": {"version": "3.0"}, "vulnerabilities": [{"aliases": []}]}
+    assert vulns_from_project_page("3.0", no_id) is None
+    assert vulns_from_project_page("3.0", ["not", "a", "page"]) is None
 
 
 PAGES: dict[str, dict[str, Any]] = {
     "current-pkg": {"info": {"version": "1.0"}, "vulnerabilities": []},
     "vulnerable-pkg": {"info": {"version": "1.0"}, "vulnerabilities": [VULN]},
     "old-pkg": {"info": {"version": "9.0"}, "vulnerabilities": []},
+    "current-pkg-checkout": {"info": {"version": "1.0"}, "vulnerabilities": []},
 }
 
 
@@ -56,7 +67,11 @@ class _Index(BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def index_url() -> Iterator[str]:
+def index_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # urllib honours *_proxy variables; the local index is reached directly.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Index)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -69,13 +84,15 @@ def index_url() -> Iterator[str]:
 
 def test_skipped_dependencies_are_judged_by_a_served_project_page(index_url: str) -> None:
     reason = "Dependency not found on PyPI and could not be audited"
+    editable = "distribution marked as editable"
     deps: list[dict[str, Any]] = [
         {"name": "current-pkg", "version": "1.0", "skip_reason": reason},
         {"name": "Vulnerable_Pkg", "version": "1.0", "skip_reason": reason},
         {"name": "old-pkg", "version": "1.0", "skip_reason": reason},
         {"name": "gone-pkg", "version": "1.0", "skip_reason": reason},
         {"name": "audited-pkg", "version": "1.0", "vulns": []},
-        {"name": "leadflow", "skip_reason": "distribution marked as editable"},
+        {"name": "leadflow", "skip_reason": editable},
+        {"name": "current-pkg-checkout", "version": "1.0", "skip_reason": editable},
     ]
     recheck_skipped(deps, index_url)
     by_name = {d["name"]: d for d in deps}
@@ -85,3 +102,5 @@ def test_skipped_dependencies_are_judged_by_a_served_project_page(index_url: str
     assert "skip_reason" in by_name["old-pkg"]  # its page is about 9.0
     assert "skip_reason" in by_name["gone-pkg"]  # no page
     assert by_name["audited-pkg"] == {"name": "audited-pkg", "version": "1.0", "vulns": []}
+    # An editable checkout is not PyPI's release, whatever its name: it stays unchecked.
+    assert by_name["current-pkg-checkout"]["skip_reason"] == editable

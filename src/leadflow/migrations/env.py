@@ -23,8 +23,11 @@ def _url() -> str:
 
 def _include_object(obj: object, name: str | None, type_: str, reflected: bool, _: object) -> bool:
     # Indexes of one engine (PostgreSQL's trigram and GIN, pgx_*; SQLite's sqx_*) are created
-    # by hand in migrations.
-    return not (type_ == "index" and (name or "").startswith(("pgx_", "sqx_")))
+    # by hand in migrations. Only a reflected sqx_* is ignored: one declared in the models
+    # would be compared as usual.
+    if type_ != "index" or not name:
+        return True
+    return not (name.startswith("pgx_") or (reflected and name.startswith("sqx_")))
 
 
 def _configure(connection: Connection | None = None) -> None:
