@@ -15,6 +15,8 @@ from leadflow.db import migrate
 PG_ADMIN_URL = os.environ.get(
     "LEADFLOW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The secret key every benchmark signs its tokens with (a scratch database's only users).
+BENCH_SECRET = "bench-secret-" + "x" * 40
 
 
 async def fresh_database(name: str, *, admin_url: str = PG_ADMIN_URL) -> str:

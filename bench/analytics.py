@@ -29,7 +29,7 @@ import asyncpg
 from sqlalchemy import select
 from uuid_utils.compat import uuid7
 
-from bench._common import PG_ADMIN_URL, fresh_database, pct, summary, timed_together
+from bench._common import BENCH_SECRET, PG_ADMIN_URL, fresh_database, pct, summary, timed_together
 from bench.leads_list import _capture, asgi_get
 from leadflow.analytics import rollups
 from leadflow.app import create_app
@@ -224,7 +224,7 @@ def _batch(
 
 
 def _settings(db: Database) -> Settings:
-    return Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
+    return Settings(secret_key=BENCH_SECRET, database_url=db.url)
 
 
 async def _tokens(db: Database) -> tuple[str, str]:

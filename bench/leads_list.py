@@ -44,6 +44,7 @@ from uuid_utils.compat import uuid7
 
 from bench._cluster import bench_targets
 from bench._common import (
+    BENCH_SECRET,
     PG_ADMIN_URL,
     asgi_scope,
     fresh_database,
@@ -223,7 +224,7 @@ async def _reuse(admin_url: str = PG_ADMIN_URL) -> tuple[Database, str] | None:
 
 
 def _settings(db: Database) -> Settings:
-    return Settings(secret_key="bench-secret-" + "x" * 40, database_url=db.url)
+    return Settings(secret_key=BENCH_SECRET, database_url=db.url)
 
 
 async def _bench_admin(session: AsyncSession) -> User:

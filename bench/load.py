@@ -38,7 +38,7 @@ from statistics import median
 import asyncpg
 import httpx
 
-from bench._common import PG_ADMIN_URL, pct
+from bench._common import BENCH_SECRET, PG_ADMIN_URL, pct
 
 SECONDS = float(os.environ.get("LEADFLOW_LOAD_SECONDS", "300"))
 RATES = [int(r) for r in os.environ.get("LEADFLOW_LOAD_RATES", "25,50,100,150,200").split(",")]
@@ -46,7 +46,6 @@ SQLITE_ROWS = int(os.environ.get("LEADFLOW_LOAD_SQLITE_ROWS", "50000"))
 ENGINES = os.environ.get("LEADFLOW_LOAD_ENGINES", "postgresql,sqlite").split(",")
 P99_LIMIT_MS = 100.0
 IN_FLIGHT = int(os.environ.get("LEADFLOW_LOAD_IN_FLIGHT", "64"))
-SECRET = "bench-secret-" + "x" * 40
 MEMORY_WINDOW = 30  # samples (2 s apart) compared at the start and at the end of a run
 WORDS = ("kramer", "müller", "schmidt", "weber", "fischer", "lea", "jonas")
 STATUSES = ("new", "contacted", "qualified", "proposal", "won", "lost")
@@ -257,7 +256,7 @@ def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "LEADFLOW_DATABASE_URL": database_url,
-        "LEADFLOW_SECRET_KEY": SECRET,
+        "LEADFLOW_SECRET_KEY": BENCH_SECRET,
         "LEADFLOW_DATA_DIR": str(data_dir),
         "LEADFLOW_LOG_LEVEL": "WARNING",
         "LEADFLOW_AI_RATE_LIMIT_PER_MINUTE": "1000000",
@@ -274,7 +273,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _session_token(database_url: str, email: str, secret: str) -> tuple[str, list[str]]:
+async def session_token(database_url: str, email: str, secret: str) -> tuple[str, list[str]]:
     """An access token for `email` and up to 5,000 of its organisation's lead ids."""
     from sqlalchemy import select
 
@@ -354,7 +353,7 @@ async def postgres(tmp: Path) -> None:
         await leads_list._load(await leads_list.fresh_database(leads_list.DB_NAME))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{leads_list.DB_NAME}"
     db_url = url.replace("postgresql://", "postgresql+asyncpg://")
-    token, ids = await _session_token(db_url, "bench@example.com", SECRET)
+    token, ids = await session_token(db_url, "bench@example.com", BENCH_SECRET)
     port = _free_port()
     env = _env(
         db_url,
@@ -394,7 +393,7 @@ async def sqlite(tmp: Path) -> None:
     db_url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(migrate.upgrade, db_url)
     await leads_list.load_sqlite(db_url, SQLITE_ROWS)
-    token, ids = await _session_token(db_url, "bench@example.com", SECRET)
+    token, ids = await session_token(db_url, "bench@example.com", BENCH_SECRET)
     port = _free_port()
     env = _env(db_url, tmp / "sqlite", LEADFLOW_REDIS_URL="")
     api = _start(["serve", "--port", str(port)], env, tmp / "sqlite-api.log")

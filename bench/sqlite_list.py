@@ -23,9 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench._common import summary, timed_together
+from bench._common import BENCH_SECRET, summary, timed_together
 from bench.leads_list import asgi_get, load_sqlite
-from bench.load import _session_token
+from bench.load import session_token
 from leadflow.app import create_app
 from leadflow.config import Settings
 from leadflow.db import migrate
@@ -33,7 +33,6 @@ from leadflow.db.engine import Database
 
 ROWS = int(os.environ.get("LEADFLOW_BENCH_SQLITE_LIST_ROWS", "50000"))
 RUNS = int(os.environ.get("LEADFLOW_BENCH_RUNS", "100"))
-SECRET = "bench-secret-" + "x" * 40
 CASES: dict[str, dict[str, str]] = {
     "list": {},
     "status": {"status": "contacted"},
@@ -75,7 +74,7 @@ async def run() -> None:
         await asyncio.to_thread(migrate.upgrade, url)
         await load_sqlite(url, ROWS)
         print(f"loaded {ROWS:,} leads in {time.perf_counter() - t:.1f} s")
-        token, _ = await _session_token(url, "bench@example.com", SECRET)
+        token, _ = await session_token(url, "bench@example.com", BENCH_SECRET)
         shutil.copy(with_index, without)
         conn = sqlite3.connect(without)
         conn.execute("DROP INDEX sqx_leads_search")
@@ -85,7 +84,9 @@ async def run() -> None:
         for path in (with_index, without):
             file_url = f"sqlite+aiosqlite:///{path}"
             db = Database(file_url)
-            served.append((db, create_app(Settings(secret_key=SECRET, database_url=file_url), db)))
+            served.append(
+                (db, create_app(Settings(secret_key=BENCH_SECRET, database_url=file_url), db))
+            )
         print(f"{RUNS} rounds per case after 10 warm-up rounds, limit=50, API server time (ASGI)")
         print(f"{'case':<15} {'with sqx_leads_search':<30} {'without':<30} with/without p50")
         for name, params in CASES.items():

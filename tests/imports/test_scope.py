@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
@@ -20,6 +20,7 @@ from leadflow.models.user import User
 from leadflow.organizations import repository as org_repo
 from leadflow.worker.jobs import JobContext
 from tests.fixtures.factories import Factory, Member
+from tests.fixtures.sql import sent_statements
 
 UPDATE = "/api/v1/leads/import?on_duplicate=update&analyze=false"
 
@@ -253,10 +254,6 @@ async def test_updates_cost_the_same_statements_for_few_and_many_leads(
     admin = await factory.member(org)
     for i in range(30):
         await factory.lead(org, email=f"u{i}@example.com", company="Alt", status="new")
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        statements.append(sql)
 
     async def run(n: int) -> int:
         statements.clear()
@@ -268,11 +265,8 @@ async def test_updates_cost_the_same_statements_for_few_and_many_leads(
         assert body["updated_count"] == n
         return len(statements)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(database) as statements:
         few, many = await run(3), await run(30)
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
     assert few == many
 
 

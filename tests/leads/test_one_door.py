@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.engine import Database
@@ -27,6 +27,7 @@ from leadflow.models.audit_log import AuditLog
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadAssignment, LeadStatusChange
 from tests.fixtures.factories import Factory, Member
+from tests.fixtures.sql import sent_statements
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, inside business hours
 
@@ -307,10 +308,6 @@ async def test_a_bulk_action_costs_the_same_statements_for_few_and_many_leads(
     admin = await factory.member(org)
     rep = await factory.user(org, "counselor")
     leads = [await factory.lead(org) for _ in range(24)]
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        statements.append(sql)
 
     async def run(chosen: list[Lead], action: str, value: Any) -> int:
         statements.clear()
@@ -322,14 +319,11 @@ async def test_a_bulk_action_costs_the_same_statements_for_few_and_many_leads(
         assert r.status_code == 200 and r.json()["updated"] == len(chosen), r.text
         return len(statements)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(database) as statements:
         for action, value in (("assign", str(rep.id)), ("status", "contacted"), ("tag_add", "t")):
             few = await run(leads[:2], action, value)
             many = await run(leads[2:], action, value)
             assert few == many, (action, few, many)
-    finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_answers_show_what_subscribers_wrote(

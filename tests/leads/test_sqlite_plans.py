@@ -9,34 +9,17 @@ the statements the endpoint sends (captured as sent, explained with their parame
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from leadflow.db.engine import Database
 from tests.fixtures.factories import Factory
+from tests.fixtures.sql import sent_statements
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-@contextmanager
-def _captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def listen(_c: object, _cur: object, statement: str, params: Any, *_: object) -> None:
-        seen.append((statement, params))
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", listen)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listen)
 
 
 async def _plan(conn: AsyncConnection, statement: str, params: Any) -> str:
@@ -64,7 +47,7 @@ async def test_the_search_tests_its_index(
     admin = await factory.member(org)
     for i in range(30):
         await factory.lead(org, first_name=f"Kramer{i}" if i % 3 == 0 else f"Lea{i}")
-    with _captured(database) as seen:
+    with sent_statements(database) as seen:
         r = await client.get("/api/v1/leads", headers=admin.headers, params={"q": "kramer"})
     assert r.status_code == 200, r.text
     assert r.json()["total"] == 10 and r.json()["total_is_estimate"] is False
@@ -81,7 +64,7 @@ async def test_a_capped_count_reads_no_lead_row(
     admin = await factory.member(org)
     for i in range(6):
         await factory.lead(org, status="contacted" if i % 2 else "new")
-    with _captured(database) as seen:
+    with sent_statements(database) as seen:
         r = await client.get(
             "/api/v1/leads", headers=admin.headers, params={"status": "contacted", "limit": "2"}
         )
