@@ -21,6 +21,7 @@ from leadflow.db.engine import Database
 from leadflow.imports import pipeline
 from leadflow.imports.errors import REFUSED_BY_DATABASE
 from leadflow.models.assignment_rule import AssignmentRule
+from leadflow.models.custom_field import CustomFieldDefinition
 from leadflow.models.import_batch import ImportBatch, ImportRowError
 from leadflow.models.lead import Lead
 from leadflow.models.lead_history import LeadStatusChange
@@ -256,3 +257,24 @@ async def test_refused_inserts_and_updates_of_a_chunk_share_one_limit(
     )
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "rows_refused"
+
+
+async def test_a_field_only_refused_rows_fill_is_not_defined(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    # A second e-mail column fills the custom field `email_2`, which the import defines. Here
+    # only row 2 (refused) fills it, and only row 3 (kept) fills `mobile`.
+    await _refuse(session)
+    admin = await factory.member(await factory.org())
+    body = (
+        "Name,E-Mail,E-Mail 2,Telefon,Mobil,Firma\n"
+        "Person 1,person1@example.com,,+49 30 1234567,,Firma 1\n"
+        f"Person 2,person2@example.com,second@example.com,,,{REFUSED}\n"
+        "Person 3,person3@example.com,,+49 30 7654321,+49 151 2345678,Firma 3\n"
+    )
+    out = await sync_import(client, admin.headers, body)
+    assert (out["imported_count"], out["error_count"]) == (2, 1), out
+    keys = set(await session.scalars(select(CustomFieldDefinition.key)))
+    assert keys == {"mobile"}
+    fields = await client.get("/api/v1/custom-fields", headers=admin.headers)
+    assert [f["key"] for f in fields.json()] == ["mobile"], fields.text

@@ -349,6 +349,38 @@ async def test_test_event_answers_with_the_receivers_reply(
     assert got["consecutive_failures"] == 0 and got["status"] == "active"
 
 
+async def test_a_test_event_cut_off_with_its_request_is_not_sent_by_the_worker(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    jobs: JobContext,
+    receiver: Receiver,
+    frozen: object,
+) -> None:
+    # The request wrote and claimed the test's delivery, then died before sending it (or
+    # before recording the answer). Once its claim runs out the worker settles it as failed,
+    # and sends neither it nor anything in its name.
+    org = await factory.org()
+    admin = await factory.member(org)
+    endpoint = await subscribe(client, admin.headers, receiver)
+    actor = actor_for_user(admin.user)
+    await service.prepare_test(session, jobs.settings, actor, uuid.UUID(endpoint["id"]))
+    await session.commit()
+    assert await dispatch(jobs) == {"delivered": 0, "failed": 0}  # still its request's
+    clock.advance(timedelta(seconds=jobs.settings.webhooks_lock_seconds + 1))
+    assert await dispatch(jobs) == {"delivered": 0, "failed": 0}
+    assert receiver.received == []
+    listed = await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)
+    [row] = listed.json()["items"]
+    assert (row["event_type"], row["status"], row["attempts"]) == ("webhook.test", "failed", 1)
+    assert row["last_error"] == delivery.ABANDONED_TEST
+    assert [a["error"] for a in row["attempt_log"]] == [delivery.TEST_INTERRUPTED]
+    # Later events of the endpoint go out as usual.
+    await _lead(client, admin.headers)
+    assert (await dispatch(jobs))["delivered"] == 1
+    assert [p["type"] for p in receiver.verified()] == ["lead.created"]
+
+
 async def test_rotation_signs_with_both_secrets_for_a_day(
     client: httpx.AsyncClient,
     factory: Factory,

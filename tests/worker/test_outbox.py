@@ -146,6 +146,11 @@ async def test_retries_then_fails_and_tells_admins(
     ).json()
     assert failed["total"] == 1 and failed["items"][0]["attempts"] == 3
     assert failed["items"][0]["last_error"]
+    # Every attempt's reason is kept, not only the last one's.
+    logged = failed["items"][0]["errors"]
+    assert [e["attempt"] for e in logged] == [1, 2, 3]
+    assert all("SMTP delivery failed" in e["error"] for e in logged), logged
+    assert logged[-1]["error"] in failed["items"][0]["last_error"]
     alerts = (
         await client.get("/api/v1/notifications", headers=admin.headers, params={"unread": "true"})
     ).json()
@@ -157,6 +162,8 @@ async def test_retries_then_fails_and_tells_admins(
     assert r.status_code == 200 and r.json()["status"] == "retry"
     assert await outbox.relay(jobs) == 1
     assert len(inbox.messages) == 1
+    sent = (await client.get("/api/v1/admin/emails", headers=admin.headers)).json()["items"]
+    assert [(e["status"], e["last_error"], len(e["errors"])) for e in sent] == [("sent", None, 3)]
     again = await client.post(f"/api/v1/admin/jobs/{row.id}/retry", headers=admin.headers)
     assert again.status_code == 409
 

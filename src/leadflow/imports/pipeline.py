@@ -592,7 +592,6 @@ async def _write(
     prepared, errors, updates = decision.prepared, decision.errors, decision.updates
     built, inserts, todo = prepared.built, decision.new.records, decision.todo
     batch_id = batch.id if batch is not None else None
-    await ensure_fields(session, ctx, todo)
     new = decision.new
 
     async def write_new(start: int, stop: int) -> int:
@@ -622,6 +621,9 @@ async def _write(
         inserts = [rec for rec in inserts if id(rec) not in dropped]
         todo = [rec for rec in todo if id(rec) not in dropped]
         updates = [u for u in updates if id(u[1]) not in dropped]
+    # Custom values are stored with the lead, not through their definition, so the fields
+    # the file fills are defined after the writes: one that only refused rows used is not.
+    await ensure_fields(session, ctx, todo)
     report.updated_count += updated
     report.skipped_count += len(updates) - updated  # gone (deleted) since they were matched
     if batch is not None:

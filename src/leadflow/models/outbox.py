@@ -14,6 +14,8 @@ from leadflow.db.base import Base, IdMixin
 from leadflow.db.types import JSONType, UTCDateTime
 from leadflow.kit.clock import utcnow
 
+MAX_LOGGED_ERRORS = 10
+
 
 class OutboxMessage(IdMixin, Base):
     """One delivery. `delivery_key` makes it idempotent: the same key is never sent twice."""
@@ -50,6 +52,10 @@ class OutboxMessage(IdMixin, Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Each failed attempt's error, oldest first ({"attempt", "at", "error"}), the newest
+    # MAX_LOGGED_ERRORS kept: a retry from the admin API starts a new set of attempts, and
+    # the earlier ones' reasons stay readable beside the new ones.
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -197,6 +197,14 @@ async def expand_batches(ctx: JobContext, limit: int = 20) -> int:
 
 # What an attempt's row says until the attempt's outcome is recorded: a worker that stops
 # (killed, out of memory) between the claim and the outcome leaves it so.
+ABANDONED_TEST = (
+    "test event: the request that sent it ended before recording the answer; "
+    "a test is not sent again"
+)
+TEST_INTERRUPTED = (
+    "no outcome recorded: in flight, or cut off with the request that sent it (a test is not "
+    "sent again)"
+)
 INTERRUPTED = (
     "no outcome recorded: in flight, or cut off by a worker that stopped (then sent again)"
 )
@@ -227,6 +235,7 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
     settings = ctx.settings
     now = utcnow()
     async with ctx.session_factory() as session:
+        await repository.fail_abandoned_tests(session, now, ABANDONED_TEST)
         ids = await repository.due_ids(session, now, limit)
         won = await repository.claim(
             session, ids, now, now + timedelta(seconds=settings.webhooks_lock_seconds)

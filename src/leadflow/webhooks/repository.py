@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from leadflow.db.dialect import bulk_insert, update_by_id
 from leadflow.kit.pagination import PageParams
 from leadflow.models.webhook import WebhookAttempt, WebhookBatch, WebhookDelivery, WebhookEndpoint
+from leadflow.webhooks.catalogue import TEST_EVENT
 
 B = WebhookBatch
 D = WebhookDelivery
@@ -253,6 +254,23 @@ async def get_delivery(
     return None if row is None else (row[0], row[1])
 
 
+async def fail_abandoned_tests(session: AsyncSession, now: datetime, error: str) -> int:
+    """Settle as failed the test events whose request ended (a crash, a cut connection)
+    before it recorded the answer: their claim ran out. A test is sent once, by its request,
+    never by the worker. Returns how many."""
+    result = await session.execute(
+        update(D)
+        .where(
+            is_due(D),
+            D.event_type == TEST_EVENT,
+            D.locked_until < now,
+        )
+        .values(status="failed", last_error=error, locked_until=None, next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
     """Deliveries that may go now: due, not held by a live claim, their endpoint active, and
     first in line — no earlier delivery about the same subject to the same endpoint is still
@@ -277,6 +295,8 @@ async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid
             D.next_attempt_at <= now,
             or_(D.locked_until.is_(None), D.locked_until < now),
             E.status == "active",
+            # A test event is its request's to send (fail_abandoned_tests settles the rest).
+            D.event_type != TEST_EVENT,
             ~blocked,
             ~select(B.id).where(B.endpoint_id == D.endpoint_id, B.id < D.id).exists(),
         )

@@ -485,7 +485,7 @@ async def prepare_test(
     )
     sent = delivery.outgoing(settings, row, endpoint, now, retry=False)
     await repository.insert_attempts(
-        session, [delivery.open_attempt(sent.attempt_id, row.id, now, delivery.INTERRUPTED)]
+        session, [delivery.open_attempt(sent.attempt_id, row.id, now, delivery.TEST_INTERRUPTED)]
     )
     return sent
 

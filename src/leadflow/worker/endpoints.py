@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
@@ -19,6 +19,14 @@ jobs_router = APIRouter(tags=["admin"])
 emails_router = APIRouter(tags=["admin"])
 Admin = Annotated[Actor, Depends(require_permission("admin:settings"))]
 Paging = Annotated[PageParams, Depends(page_params)]
+
+
+class AttemptError(BaseModel):
+    """Why one attempt of a delivery failed."""
+
+    attempt: int
+    at: datetime
+    error: str
 
 
 class JobRead(BaseModel):
@@ -34,8 +42,16 @@ class JobRead(BaseModel):
     max_attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    errors: list[AttemptError] = Field(
+        default_factory=list, description="each failed attempt's error, oldest first"
+    )
     created_at: datetime
     sent_at: datetime | None
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return value or []
 
 
 class EmailRead(BaseModel):
@@ -50,6 +66,9 @@ class EmailRead(BaseModel):
     status: str
     attempts: int
     last_error: str | None
+    errors: list[AttemptError] = Field(
+        default_factory=list, description="each failed attempt's error, oldest first"
+    )
     message_id: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -101,6 +120,7 @@ async def list_emails(
             status=r.status,
             attempts=r.attempts,
             last_error=r.last_error,
+            errors=[AttemptError.model_validate(e) for e in r.errors or []],
             message_id=(r.result or {}).get("message_id"),
             created_at=r.created_at,
             sent_at=r.sent_at,

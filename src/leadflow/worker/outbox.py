@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadflow.db.claims import claim_returning
 from leadflow.kit.clock import utcnow
-from leadflow.models.outbox import OutboxMessage
+from leadflow.models.outbox import MAX_LOGGED_ERRORS, OutboxMessage
 from leadflow.worker.jobs import JobContext, enqueue_job, job
 
 log = logging.getLogger("leadflow.outbox")
@@ -117,6 +117,10 @@ async def deliver(ctx: JobContext, message_id: str) -> str:
         fresh = await session.get(OutboxMessage, row.id)
         assert fresh is not None
         fresh.locked_until = None
+        if error is not None:
+            # A new list: the JSON column is not mutation-tracked.
+            logged = {"attempt": fresh.attempts, "at": now.isoformat(), "error": error[:500]}
+            fresh.errors = [*(fresh.errors or []), logged][-MAX_LOGGED_ERRORS:]
         if error is None:
             fresh.status = str((result or {}).pop("status", "sent"))
             fresh.result = result
