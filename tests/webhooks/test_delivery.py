@@ -13,17 +13,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from leadflow.auth.service import actor_for_user
+from leadflow.db.engine import Database
 from leadflow.exceptions import NotFound
 from leadflow.kit.clock import clock
 from leadflow.models.outbox import Notification
 from leadflow.models.webhook import WebhookDelivery, WebhookEndpoint
-from leadflow.webhooks import delivery, service
+from leadflow.webhooks import delivery, repository, service
 from leadflow.webhooks.delivery import SECRET_UNREADABLE, backoff, dispatch
 from leadflow.worker.jobs import JobContext, RecordingQueue
 from tests.fixtures.factories import Factory
+from tests.fixtures.sql import sent_statements
 from tests.webhooks.conftest import API, T0, subscribe
 from tests.webhooks.receiver import Receiver
 
@@ -366,8 +368,14 @@ async def test_a_test_event_cut_off_with_its_request_is_not_sent_by_the_worker(
     actor = actor_for_user(admin.user)
     await service.prepare_test(session, jobs.settings, actor, uuid.UUID(endpoint["id"]))
     await session.commit()
+    settings = jobs.settings
     assert await dispatch(jobs) == {"delivered": 0, "failed": 0}  # still its request's
-    clock.advance(timedelta(seconds=jobs.settings.webhooks_lock_seconds + 1))
+    # Past its claim, but the request may still be waiting for a slow answer.
+    clock.advance(timedelta(seconds=settings.webhooks_lock_seconds + 1))
+    assert await dispatch(jobs) == {"delivered": 0, "failed": 0}
+    waiting = await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)
+    assert waiting.json()["items"][0]["status"] == "pending"
+    clock.advance(timedelta(seconds=settings.webhooks_timeout_seconds))
     assert await dispatch(jobs) == {"delivered": 0, "failed": 0}
     assert receiver.received == []
     listed = await client.get(f"{API}/{endpoint['id']}/deliveries", headers=admin.headers)
@@ -375,10 +383,30 @@ async def test_a_test_event_cut_off_with_its_request_is_not_sent_by_the_worker(
     assert (row["event_type"], row["status"], row["attempts"]) == ("webhook.test", "failed", 1)
     assert row["last_error"] == delivery.ABANDONED_TEST
     assert [a["error"] for a in row["attempt_log"]] == [delivery.TEST_INTERRUPTED]
-    # Later events of the endpoint go out as usual.
+    # Later events of the endpoint go out as usual, and a replayed test goes like one.
     await _lead(client, admin.headers)
     assert (await dispatch(jobs))["delivered"] == 1
-    assert [p["type"] for p in receiver.verified()] == ["lead.created"]
+    replayed = await client.post(f"{API}/deliveries/{row['id']}/replay", headers=admin.headers)
+    assert replayed.status_code == 200, replayed.text
+    assert (await dispatch(jobs))["delivered"] == 1
+    assert [p["type"] for p in receiver.verified()] == ["lead.created", "webhook.test"]
+
+
+async def test_the_scan_for_abandoned_tests_reads_only_its_partial_index(
+    session: AsyncSession, database: Database, conn: AsyncConnection
+) -> None:
+    # It runs at every dispatch: with an import's deliveries queued it must not read them.
+    with sent_statements(database) as seen:
+        await repository.fail_abandoned_tests(session, T0, "x")
+    [(statement, params)] = [(sql, p) for sql, p in seen if sql.startswith("UPDATE")]
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table
+        rows = await conn.exec_driver_sql("EXPLAIN " + statement, params)
+        plan = "\n".join(str(r[0]) for r in rows)
+    else:
+        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+        plan = "\n".join(str(r[-1]) for r in rows)
+    assert "ix_webhook_deliveries_test_claims" in plan, plan
 
 
 async def test_rotation_signs_with_both_secrets_for_a_day(

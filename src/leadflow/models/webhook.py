@@ -13,6 +13,7 @@ from leadflow.db.types import JSONType, UTCDateTime
 from leadflow.kit.clock import utcnow
 
 _DUE = text("status IN ('pending', 'retry')")
+_TEST_CLAIMS = text("event_type = 'webhook.test' AND status IN ('pending', 'retry')")
 
 
 class WebhookEndpoint(IdMixin, TimestampMixin, Base):
@@ -65,6 +66,13 @@ class WebhookDelivery(IdMixin, Base):
             sqlite_where=_DUE,
         ),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        # Test events claimed and still queued: the worker's scan for abandoned tests.
+        Index(
+            "ix_webhook_deliveries_test_claims",
+            "locked_until",
+            postgresql_where=_TEST_CLAIMS,
+            sqlite_where=_TEST_CLAIMS,
+        ),
     )
 
     # No foreign key: its check per row doubled the cost of an import's COPY of deliveries

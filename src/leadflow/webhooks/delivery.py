@@ -195,18 +195,20 @@ async def expand_batches(ctx: JobContext, limit: int = 20) -> int:
     return made
 
 
+# A test event's delivery once its sender (the request, or the worker for a replay) stopped
+# before recording the answer and its claim ran out.
+ABANDONED_TEST = (
+    "test event: its sender stopped before recording the answer; a test is not sent again by itself"
+)
 # What an attempt's row says until the attempt's outcome is recorded: a worker that stops
 # (killed, out of memory) between the claim and the outcome leaves it so.
-ABANDONED_TEST = (
-    "test event: the request that sent it ended before recording the answer; "
-    "a test is not sent again"
+INTERRUPTED = (
+    "no outcome recorded: in flight, or cut off by a worker that stopped (then sent again)"
 )
+# The same for the attempt of a test event sent by its request.
 TEST_INTERRUPTED = (
     "no outcome recorded: in flight, or cut off with the request that sent it (a test is not "
     "sent again)"
-)
-INTERRUPTED = (
-    "no outcome recorded: in flight, or cut off by a worker that stopped (then sent again)"
 )
 
 
@@ -235,7 +237,6 @@ async def claim_due(ctx: JobContext, limit: int) -> list[Outgoing]:
     settings = ctx.settings
     now = utcnow()
     async with ctx.session_factory() as session:
-        await repository.fail_abandoned_tests(session, now, ABANDONED_TEST)
         ids = await repository.due_ids(session, now, limit)
         won = await repository.claim(
             session, ids, now, now + timedelta(seconds=settings.webhooks_lock_seconds)
@@ -407,6 +408,12 @@ async def dispatch(ctx: JobContext) -> dict[str, int]:
         async with slots:
             return await send(client, out)
 
+    # A claimed test's sender may still be waiting for a slow answer when the claim runs
+    # out: it is abandoned only once a whole timeout longer has passed.
+    cutoff = utcnow() - timedelta(seconds=settings.webhooks_timeout_seconds)
+    async with ctx.session_factory() as session:
+        await repository.fail_abandoned_tests(session, cutoff, ABANDONED_TEST)
+        await session.commit()
     async with client_for(settings) as client:
         for _ in range(MAX_ROUNDS):
             await expand_batches(ctx)

@@ -254,18 +254,19 @@ async def get_delivery(
     return None if row is None else (row[0], row[1])
 
 
-async def fail_abandoned_tests(session: AsyncSession, now: datetime, error: str) -> int:
-    """Settle as failed the test events whose request ended (a crash, a cut connection)
-    before it recorded the answer: their claim ran out. A test is sent once, by its request,
-    never by the worker. Returns how many."""
+# Literal, as in DUE_STATUSES: the partial index of claimed tests is then seen to apply.
+_IS_TEST: ColumnElement[str] = literal_column(f"'{TEST_EVENT}'")
+
+
+async def fail_abandoned_tests(session: AsyncSession, cutoff: datetime, error: str) -> int:
+    """Settle as failed the test events whose sender stopped before it recorded the answer
+    (a request cut off or crashed; a worker that stopped while sending a replayed test):
+    their claim ran out before `cutoff`. A test is never sent again by itself. Returns how
+    many. Reads only the partial index `ix_webhook_deliveries_test_claims`."""
     result = await session.execute(
         update(D)
-        .where(
-            is_due(D),
-            D.event_type == TEST_EVENT,
-            D.locked_until < now,
-        )
-        .values(status="failed", last_error=error, locked_until=None, next_attempt_at=now)
+        .where(D.event_type == _IS_TEST, is_due(D), D.locked_until < cutoff)
+        .values(status="failed", last_error=error, locked_until=None, next_attempt_at=cutoff)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -295,8 +296,9 @@ async def due_ids(session: AsyncSession, now: datetime, limit: int) -> list[uuid
             D.next_attempt_at <= now,
             or_(D.locked_until.is_(None), D.locked_until < now),
             E.status == "active",
-            # A test event is its request's to send (fail_abandoned_tests settles the rest).
-            D.event_type != TEST_EVENT,
+            # A claimed test event is its sender's (fail_abandoned_tests settles one whose
+            # claim ran out); a replayed one, not claimed yet, goes like any delivery.
+            or_(D.locked_until.is_(None), D.event_type != TEST_EVENT),
             ~blocked,
             ~select(B.id).where(B.endpoint_id == D.endpoint_id, B.id < D.id).exists(),
         )
