@@ -329,6 +329,12 @@ def _report(title: str, steps: list[Step], memory: dict[int, list[float]]) -> No
                 f" {window * 2} s {first:.0f} MB, last {window * 2} s {last:.0f} MB"
                 f" ({last - first:+.0f} MB)"
             )
+            # The median of each minute, to tell a plateau from a steady climb.
+            minutes = [
+                f"{median(live[i : i + MEMORY_WINDOW]):.0f}"
+                for i in range(0, len(live), MEMORY_WINDOW)
+            ]
+            print(f"      per minute (MB): {' '.join(minutes)}")
 
 
 async def _drive(title: str, bases: list[str], roots: list[int], mix: Mix) -> None:
