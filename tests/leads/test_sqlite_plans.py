@@ -17,14 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from leadflow.db.engine import Database
 from tests.fixtures.factories import Factory
-from tests.fixtures.sql import sent_statements
+from tests.fixtures.sql import plan_of, sent_statements
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-
-
-async def _plan(conn: AsyncConnection, statement: str, params: Any) -> str:
-    rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
-    return "\n".join(str(r[-1]) for r in rows)
 
 
 async def _reads_lead_rows(conn: AsyncConnection, statement: str, params: Any) -> bool:
@@ -53,7 +48,7 @@ async def test_the_search_tests_its_index(
     assert r.json()["total"] == 10 and r.json()["total_is_estimate"] is False
     searches = [(sql, params) for sql, params in seen if "LIKE" in sql]
     assert len(searches) == 1, seen
-    plan = await _plan(conn, *searches[0])
+    plan = await plan_of(conn, *searches[0])
     assert re.search(r"USING (COVERING )?INDEX sqx_leads_search\b", plan), plan
 
 
@@ -73,5 +68,5 @@ async def test_a_capped_count_reads_no_lead_row(
     assert body["total"] == 3 and body["total_is_estimate"] is False  # counted, not a short page
     counts = [(sql, params) for sql, params in seen if "count(" in sql]
     assert len(counts) == 1, seen
-    assert "ix_leads_org_status_created" in await _plan(conn, *counts[0])
+    assert "ix_leads_org_status_created" in await plan_of(conn, *counts[0])
     assert not await _reads_lead_rows(conn, *counts[0]), counts[0][0]

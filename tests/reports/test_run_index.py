@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leadflow.db.dialect import is_postgres
+from leadflow.db.engine import Database
 from leadflow.reports import repository
+from tests.fixtures.sql import plan_of, sent_statements
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -24,29 +24,11 @@ SCANS: dict[str, Callable[[AsyncSession], Awaitable[Any]]] = {
 
 @pytest.mark.parametrize("scan", sorted(SCANS))
 async def test_the_stale_run_scans_use_the_index_of_running_runs(
-    session: AsyncSession, scan: str
+    session: AsyncSession, database: Database, scan: str
 ) -> None:
-    sent: list[tuple[str, Any]] = []
-
-    def grab(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
-        sent.append((statement, params))
-
-    conn = await session.connection()
-    event.listen(conn.sync_connection, "before_cursor_execute", grab)
-    try:
+    with sent_statements(database) as sent:
         await SCANS[scan](session)
-    finally:
-        event.remove(conn.sync_connection, "before_cursor_execute", grab)
     statement, params = next((s, p) for s, p in sent if "report_runs" in s)
-    if is_postgres(session):
-        # The table is empty here: the question is whether the index can answer the scan.
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(
-            row[0] for row in await conn.exec_driver_sql("EXPLAIN " + statement, params)
-        )
-    else:
-        plan = "\n".join(
-            str(row[-1])
-            for row in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
-        )
+    # The table is empty here: the question is whether the index can answer the scan.
+    plan = await plan_of(await session.connection(), statement, params)
     assert "ix_report_runs_running" in plan, plan

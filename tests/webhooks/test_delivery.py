@@ -25,7 +25,7 @@ from leadflow.webhooks import delivery, repository, service
 from leadflow.webhooks.delivery import SECRET_UNREADABLE, backoff, dispatch
 from leadflow.worker.jobs import JobContext, RecordingQueue
 from tests.fixtures.factories import Factory
-from tests.fixtures.sql import sent_statements
+from tests.fixtures.sql import plan_of, sent_statements
 from tests.webhooks.conftest import API, T0, subscribe
 from tests.webhooks.receiver import Receiver
 
@@ -399,13 +399,7 @@ async def test_the_scan_for_abandoned_tests_reads_only_its_partial_index(
     with sent_statements(database) as seen:
         await repository.fail_abandoned_tests(session, T0, "x")
     [(statement, params)] = [(sql, p) for sql, p in seen if sql.startswith("UPDATE")]
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table
-        rows = await conn.exec_driver_sql("EXPLAIN " + statement, params)
-        plan = "\n".join(str(r[0]) for r in rows)
-    else:
-        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
-        plan = "\n".join(str(r[-1]) for r in rows)
+    plan = await plan_of(conn, statement, params)
     assert "ix_webhook_deliveries_test_claims" in plan, plan
 
 

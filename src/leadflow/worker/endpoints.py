@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from leadflow.auth.dependencies import require_permission
 from leadflow.authz.actor import Actor
@@ -29,6 +29,14 @@ class AttemptError(BaseModel):
     error: str
 
 
+# Each failed attempt's error, oldest first; a row written before the log existed has none.
+AttemptErrors = Annotated[
+    list[AttemptError],
+    BeforeValidator(lambda value: value or []),
+    Field(description="each failed attempt's error, oldest first"),
+]
+
+
 class JobRead(BaseModel):
     """A background delivery and its attempts."""
 
@@ -42,16 +50,9 @@ class JobRead(BaseModel):
     max_attempts: int
     next_attempt_at: datetime
     last_error: str | None
-    errors: list[AttemptError] = Field(
-        default_factory=list, description="each failed attempt's error, oldest first"
-    )
+    errors: AttemptErrors
     created_at: datetime
     sent_at: datetime | None
-
-    @field_validator("errors", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: object) -> object:
-        return value or []
 
 
 class EmailRead(BaseModel):
@@ -66,9 +67,7 @@ class EmailRead(BaseModel):
     status: str
     attempts: int
     last_error: str | None
-    errors: list[AttemptError] = Field(
-        default_factory=list, description="each failed attempt's error, oldest first"
-    )
+    errors: AttemptErrors
     message_id: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -120,7 +119,7 @@ async def list_emails(
             status=r.status,
             attempts=r.attempts,
             last_error=r.last_error,
-            errors=[AttemptError.model_validate(e) for e in r.errors or []],
+            errors=r.errors,  # validated into AttemptError
             message_id=(r.result or {}).get("message_id"),
             created_at=r.created_at,
             sent_at=r.sent_at,

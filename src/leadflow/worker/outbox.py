@@ -117,29 +117,29 @@ async def deliver(ctx: JobContext, message_id: str) -> str:
         fresh = await session.get(OutboxMessage, row.id)
         assert fresh is not None
         fresh.locked_until = None
-        if error is not None:
-            # A new list: the JSON column is not mutation-tracked.
-            logged = {"attempt": fresh.attempts, "at": now.isoformat(), "error": error[:500]}
-            fresh.errors = [*(fresh.errors or []), logged][-MAX_LOGGED_ERRORS:]
         if error is None:
             fresh.status = str((result or {}).pop("status", "sent"))
             fresh.result = result
             fresh.sent_at = now
             fresh.last_error = None
-        elif permanent or fresh.attempts >= fresh.max_attempts:
-            fresh.status = "failed"
-            fresh.last_error = error[:2000]
-            hook = _ON_FAILURE.get(fresh.kind)
-            if hook is not None:
-                await hook(session, fresh)
-            log.warning(
-                "delivery failed for good", extra={"outbox_id": str(fresh.id), "kind": fresh.kind}
-            )
         else:
-            backoff = ctx.settings.outbox_backoff_seconds * (2 ** (fresh.attempts - 1))
-            fresh.status = "retry"
             fresh.last_error = error[:2000]
-            fresh.next_attempt_at = now + timedelta(seconds=backoff)
+            # A new list: the JSON column is not mutation-tracked.
+            logged = {"attempt": fresh.attempts, "at": now.isoformat(), "error": error[:500]}
+            fresh.errors = [*(fresh.errors or []), logged][-MAX_LOGGED_ERRORS:]
+            if permanent or fresh.attempts >= fresh.max_attempts:
+                fresh.status = "failed"
+                hook = _ON_FAILURE.get(fresh.kind)
+                if hook is not None:
+                    await hook(session, fresh)
+                log.warning(
+                    "delivery failed for good",
+                    extra={"outbox_id": str(fresh.id), "kind": fresh.kind},
+                )
+            else:
+                backoff = ctx.settings.outbox_backoff_seconds * (2 ** (fresh.attempts - 1))
+                fresh.status = "retry"
+                fresh.next_attempt_at = now + timedelta(seconds=backoff)
         await session.commit()
         return fresh.status
 
